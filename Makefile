@@ -33,7 +33,7 @@ demo: install
 test: install
 	$(VPY) -m pytest -q
 
-# Rebuild the committed tiny teacher from its seed (about 10 minutes on 2 cores).
+# Rebuild the committed tiny teacher from its seed (about 25-30 minutes on 2 cores).
 teacher: install
 	$(VPY) -m jobs.build_tiny_teacher --out pipeline/tiny_teacher/model
 

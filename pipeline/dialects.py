@@ -1,0 +1,130 @@
+"""Teacher dialects: how a teacher family is prompted into a mode and how its output splits.
+
+One base class does the work; each family is a tiny subclass registered by name,
+the way ``vllm/reasoning/`` registers its parsers. A dialect owns:
+
+- its think tags and the text a thinking budget forces (Qwen3's early-stop sentence);
+- ``render``: a conversation + mode -> the exact prompt text the engine sees, through
+  the teacher's own chat template (``enable_thinking``, soft flags);
+- ``completion``: prompt-side prefill + generated text -> the assistant turn as the
+  teacher wrote it (think block included), which is what ``messages`` stores;
+- ``split``: that assistant turn -> thinking / answer.
+
+Adding a teacher family is one subclass with ``name`` and what differs.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from .thinking import ThinkSplit, split_thinking
+
+EARLY_STOP = (
+    "Considering the limited time by the user, I have to give the solution "
+    "based on the thinking directly now."
+)
+
+_REGISTRY: dict[str, type["Dialect"]] = {}
+
+
+def register(cls: type["Dialect"]) -> type["Dialect"]:
+    _REGISTRY[cls.name] = cls
+    return cls
+
+
+def get_dialect(name: str) -> "Dialect":
+    try:
+        return _REGISTRY[name]()
+    except KeyError:
+        raise ValueError(f"dialect must be one of {sorted(_REGISTRY)}, got {name!r}") from None
+
+
+def dialect_names() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+class Dialect:
+    name: ClassVar[str] = ""
+    think_start: ClassVar[str] = "<think>"
+    think_end: ClassVar[str] = "</think>"
+    #: What an empty think block looks like when the model (or the template) writes one.
+    empty_block: ClassVar[str] = "<think>\n\n</think>\n\n"
+    #: vLLM reasoning parser name for the engine-native budget.
+    reasoning_parser: ClassVar[str] = "qwen3"
+    #: Whether ``enable_thinking`` in the chat template is the hard switch.
+    has_thinking_switch: ClassVar[bool] = True
+
+    def budget_end_str(self) -> str:
+        """Forced when a thinking budget runs out: early-stop sentence, then the closing tag."""
+        return f"\n\n{EARLY_STOP}\n{self.think_end}"
+
+    # -- prompting ---------------------------------------------------------------------------
+    def with_flag(self, messages: list[dict], flag: str | None, turn: str = "user") -> list[dict]:
+        """Append a soft flag (``/think``, ``/no_think``) to the latest user turn or the system turn."""
+        if not flag:
+            return messages
+        msgs = [dict(m) for m in messages]
+        if turn == "system":
+            if msgs and msgs[0]["role"] == "system":
+                msgs[0]["content"] = f"{msgs[0]['content']} {flag}"
+            else:
+                msgs.insert(0, {"role": "system", "content": flag})
+            return msgs
+        for m in reversed(msgs):
+            if m["role"] == "user":
+                m["content"] = f"{m['content']} {flag}"
+                return msgs
+        raise ValueError("cannot place a user-turn flag: the conversation has no user turn")
+
+    def render(self, tokenizer, messages: list[dict], thinking: bool) -> str:
+        """The prompt text for ``messages`` in the given mode (generation prompt included)."""
+        return tokenizer.apply_chat_template(
+            messages, tokenize=False, add_generation_prompt=True, enable_thinking=thinking)
+
+    def prefill(self, prompt: str) -> str:
+        """Part of the assistant turn already in the prompt (an open or empty think block)."""
+        if prompt.endswith(self.empty_block):
+            return self.empty_block
+        if prompt.endswith(f"{self.think_start}\n"):
+            return f"{self.think_start}\n"
+        return ""
+
+    # -- reading -----------------------------------------------------------------------------
+    def completion(self, prompt: str, generated: str) -> str:
+        """The assistant turn as the teacher wrote it: prompt-side prefill + generated text."""
+        return self.prefill(prompt) + generated
+
+    def split(self, assistant_text: str) -> ThinkSplit:
+        return split_thinking(assistant_text, self.think_start, self.think_end)
+
+
+@register
+class Qwen3(Dialect):
+    """Qwen3 hybrid: ``enable_thinking`` hard switch, ``/think`` ``/no_think`` soft flags."""
+
+    name = "qwen3"
+
+
+@register
+class Tiny(Qwen3):
+    """The repo's tiny teacher: Qwen3's format in miniature."""
+
+    name = "tiny"
+
+
+@register
+class R1(Dialect):
+    """DeepSeek-R1-style think-only teachers: the template opens ``<think>\\n`` itself and has no
+    switch, so no-think is made by prefilling an empty think block (as AdaptThink does)."""
+
+    name = "r1"
+    reasoning_parser = "deepseek_r1"
+    has_thinking_switch = False
+
+    def render(self, tokenizer, messages: list[dict], thinking: bool) -> str:
+        prompt = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        if thinking:
+            return prompt
+        if prompt.endswith(f"{self.think_start}\n"):
+            prompt = prompt[: -len(f"{self.think_start}\n")]
+        return prompt + self.empty_block

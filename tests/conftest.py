@@ -1,0 +1,34 @@
+"""Shared fixtures. Engines are expensive (about 30-60 s to start on this CPU), so every
+test that needs the real vLLM engine shares one per session."""
+
+from __future__ import annotations
+
+import os
+
+# Set before vLLM is imported anywhere: small KV cache so engines fit beside each other,
+# and never reach for a hub.
+os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import pytest
+
+from pipeline.tiny_teacher import ARTIFACT_DIR
+
+
+@pytest.fixture(scope="session")
+def tiny_tokenizer():
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(str(ARTIFACT_DIR))
+
+
+@pytest.fixture(scope="session")
+def tiny_llm():
+    """One vLLM engine (CPU build) over the committed tiny teacher, for the whole session."""
+    from pipeline.tiny_teacher.evaluate import close_llm, load_llm
+
+    llm = load_llm(ARTIFACT_DIR)
+    yield llm
+    close_llm(llm)

@@ -1,0 +1,115 @@
+"""The tiny teacher served by the real vLLM engine (CPU build): modes, flags, budget, round trip."""
+
+from __future__ import annotations
+
+import pytest
+
+from pipeline.thinking import last_boxed, split_thinking
+from pipeline.tiny_teacher import EARLY_STOP
+from pipeline.tiny_teacher.evaluate import generate, held_out_problems
+
+pytestmark = pytest.mark.engine
+
+PROBLEMS = held_out_problems(120, seed=2024)  # fixed set, disjoint from training
+REFS = [p.reference for p in PROBLEMS]
+PLAIN = [[{"role": "user", "content": p.prompt}] for p in PROBLEMS]
+
+
+@pytest.fixture(scope="module")
+def by_mode(tiny_llm):
+    return {
+        "think": generate(tiny_llm, PLAIN, REFS, enable_thinking=True),
+        "no_think": generate(tiny_llm, PLAIN, REFS, enable_thinking=False),
+    }
+
+
+def test_think_mode_writes_work_then_boxed_answer(by_mode):
+    outs = by_mode["think"]
+    assert all(o.closed for o in outs), "every think-mode sample should close its block"
+    assert sum(bool(o.thinking) for o in outs) >= 0.95 * len(outs)
+    assert sum(last_boxed(o.answer) is not None for o in outs) >= 0.95 * len(outs)
+
+
+def test_no_think_mode_answers_directly(by_mode):
+    # enable_thinking=False prefills the empty block, so the completion is the answer alone.
+    outs = by_mode["no_think"]
+    assert all("<think>" not in o.text and "</think>" not in o.text for o in outs)
+    assert sum(last_boxed(o.text) is not None for o in outs) >= 0.95 * len(outs)
+
+
+def test_thinking_beats_not_thinking(by_mode):
+    think = sum(o.correct for o in by_mode["think"]) / len(PROBLEMS)
+    no_think = sum(o.correct for o in by_mode["no_think"]) / len(PROBLEMS)
+    assert think >= 0.75, f"think accuracy {think:.2f}"
+    assert think - no_think >= 0.15, f"think {think:.2f} vs no-think {no_think:.2f}"
+    assert think < 1.0 or no_think < 1.0, "some answers should be wrong"
+
+
+@pytest.mark.parametrize("where", ["user", "system"])
+def test_no_think_flag_gives_empty_think_block(tiny_llm, where):
+    n = 40
+    if where == "user":
+        convs = [[{"role": "user", "content": f"{p.prompt} /no_think"}] for p in PROBLEMS[:n]]
+    else:
+        convs = [[{"role": "system", "content": "You are a helpful assistant. /no_think"},
+                  {"role": "user", "content": p.prompt}] for p in PROBLEMS[:n]]
+    outs = generate(tiny_llm, convs, REFS[:n], enable_thinking=True)
+    empty = [o.closed and o.thinking == "" for o in outs]
+    assert sum(empty) >= 0.95 * n, [o.text for o, e in zip(outs, empty) if not e][:3]
+    assert all(o.text.startswith("<think>\n\n</think>\n\n") for o, e in zip(outs, empty) if e)
+
+
+def test_latest_flag_wins(tiny_llm):
+    n = 40
+    convs = [[{"role": "system", "content": "You are a helpful assistant. /no_think"},
+              {"role": "user", "content": f"{p.prompt} /think"}] for p in PROBLEMS[:n]]
+    outs = generate(tiny_llm, convs, REFS[:n])
+    assert sum(o.closed and o.thinking != "" for o in outs) >= 0.95 * n
+
+
+def test_engine_budget_forces_early_stop_and_model_still_answers(tiny_llm, by_mode):
+    from pipeline.tiny_teacher.data import budget_end_str
+
+    budget = 8
+    tok = tiny_llm.get_tokenizer()
+    forced = tok.encode(budget_end_str(), add_special_tokens=False)
+    start_id = tok.convert_tokens_to_ids("<think>")
+    outs = generate(tiny_llm, PLAIN, REFS, enable_thinking=True, thinking_token_budget=budget)
+    # Every problem's natural thinking is far longer than 8 tokens, so all of them hit the budget.
+    for o in outs:
+        ids = o.token_ids
+        at = next((i for i in range(len(ids)) if ids[i:i + len(forced)] == forced), None)
+        assert at is not None, f"forced end string not in output: {o.text!r}"
+        written = at - (ids.index(start_id) + 1)
+        assert written == budget, f"{written} thinking tokens before the forced text, budget {budget}"
+        assert o.closed and EARLY_STOP in o.thinking
+    answered = sum(last_boxed(o.answer) is not None for o in outs)
+    assert answered >= 0.9 * len(outs), f"only {answered}/{len(outs)} budget-cut samples answered"
+    # cutting thinking this short costs accuracy
+    assert sum(o.correct for o in outs) < sum(o.correct for o in by_mode["think"])
+
+
+@pytest.mark.parametrize("enable_thinking", [True, False])
+def test_chat_template_round_trip(tiny_llm, tiny_tokenizer, enable_thinking):
+    """Rendering the finished conversation gives exactly what the engine saw plus what it wrote."""
+    from vllm import SamplingParams
+
+    convs = PLAIN[:30]
+    outs = tiny_llm.chat(convs, SamplingParams(temperature=0.0, max_tokens=400), use_tqdm=False,
+                         chat_template_kwargs={"enable_thinking": enable_thinking})
+    for conv, out in zip(convs, outs):
+        seen = tiny_tokenizer.decode(out.prompt_token_ids)
+        wrote = out.outputs[0].text
+        completion = wrote if enable_thinking else "<think>\n\n</think>\n\n" + wrote
+        assert split_thinking(completion).closed
+        rendered = tiny_tokenizer.apply_chat_template(
+            conv + [{"role": "assistant", "content": completion}], tokenize=False)
+        assert rendered == seen + wrote + "<|im_end|>\n"
+
+
+def test_budget_above_natural_length_changes_nothing(tiny_llm, by_mode):
+    """A sample that closes its thinking under budget must come out identical: the engine must
+    recognise the natural ``</think>`` even though the forced end string is longer."""
+    outs = generate(tiny_llm, PLAIN, REFS, enable_thinking=True, thinking_token_budget=600)
+    changed = [(a.text, b.text) for a, b in zip(outs, by_mode["think"]) if a.text != b.text]
+    assert not changed, changed[:2]
