@@ -1,0 +1,283 @@
+"""Job configuration: strict pydantic models loaded from YAML.
+
+Config flows one way: YAML -> ``JobConfig`` (validated here, at load time) -> stage
+configs -> constructors. Unknown keys are errors; every error names its key path
+(``teacher.engine.max_model_len``) and what was expected, before any engine starts.
+
+>>> cfg = JobConfig.model_validate({"input": {"path": "p.jsonl"}, "teacher": {"model": "m"}})
+>>> [m.name for m in cfg.generation.modes]
+['think', 'no_think']
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+
+class ConfigError(ValueError):
+    """A config that cannot run. The message names every bad key path."""
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+
+
+# ------------------------------------------------------------------------ input
+
+class ColumnMap(Strict):
+    """Which input columns hold what. A column set to ``null`` is not read."""
+
+    prompt: str | None = "prompt"
+    """Column with the prompt text (one user turn). Either this or ``messages``."""
+    messages: str | None = None
+    """Column with a list of ``{role, content}`` turns ending in a user turn; wins over ``prompt``."""
+    reference: str | None = "reference"
+    """Column with the reference answer; missing or null means no reference."""
+    id: str | None = "id"
+    """Column with a prompt id; when absent or empty the id is a content hash."""
+    system: str | None = None
+    """Column with a per-row system prompt (prepended as a system turn)."""
+    source: str | None = "source"
+    """Column naming the row's source/dataset, used for per-source reporting."""
+
+
+class InputConfig(Strict):
+    path: str
+    """Local path, glob, fsspec URL (``s3://...``), or a folder saved by ``datasets.save_to_disk``."""
+    format: Literal["auto", "jsonl", "parquet", "hf_saved"] = "auto"
+    """``auto`` picks by extension (``.jsonl``/``.json`` or ``.parquet``) or a saved-dataset folder."""
+    columns: ColumnMap = ColumnMap()
+    system_prompt: str | None = None
+    """System prompt for rows without one of their own; ``null`` = none."""
+    default_source: str = "default"
+    """Source label for rows whose source column is missing or empty."""
+    limit: int | None = Field(default=None, gt=0)
+    """Read at most this many rows; ``null`` = all."""
+
+
+# ---------------------------------------------------------------------- teacher
+
+class EngineConfig(Strict):
+    """vLLM engine arguments (one engine per replica)."""
+
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    max_model_len: int = Field(default=4096, gt=0)
+    """Context window in tokens (prompt + completion). Longer prompts go to errors/."""
+    tensor_parallel_size: int = Field(default=1, ge=1)
+    """GPUs per replica. On CPU must be 1."""
+    max_num_seqs: int = Field(default=64, ge=1)
+    """Sequences decoded at once in one engine."""
+    kv_cache_gib: float | None = Field(default=None, gt=0)
+    """KV cache per engine in GiB. ``null`` = vLLM's default (a fraction of GPU memory). On CPU
+    set it: otherwise vLLM reserves 92% of the memory node and a second engine cannot start."""
+    gpu_memory_utilization: float = Field(default=0.9, gt=0, le=1)
+    """Fraction of accelerator memory vLLM may use (ignored when ``kv_cache_gib`` is set on CPU)."""
+    enforce_eager: bool = False
+    """Skip CUDA-graph capture / compilation (faster start, slower decode)."""
+    enable_prefix_caching: bool = True
+    trust_remote_code: bool = False
+    """Run model code from the checkpoint. Off unless you trust the checkpoint."""
+    seed: int = 0
+    extra: dict[str, Any] = Field(default_factory=dict)
+    """Further ``vllm.LLM`` keyword arguments, passed through unchanged."""
+
+
+class ResourcesConfig(Strict):
+    """Ray resources per replica. ``null`` = derived: GPU engines take ``tensor_parallel_size``
+    GPUs and 1 CPU; CPU engines take ``num_cpus`` = 1."""
+
+    num_cpus: float | None = Field(default=None, gt=0)
+    num_gpus: float | None = Field(default=None, ge=0)
+
+
+class TeacherConfig(Strict):
+    model: str
+    """Model path (local folder). Nothing is downloaded at run time."""
+    dialect: str = "qwen3"
+    """How the teacher is rendered and parsed: ``qwen3``, ``r1``, ``tiny``."""
+    device: Literal["cpu", "gpu"] = "gpu"
+    replicas: int = Field(default=1, ge=1)
+    """Number of engine replicas (Ray actors), each one vLLM engine."""
+    max_in_flight: int = Field(default=256, ge=1)
+    """Requests submitted to one replica at once (across batches)."""
+    engine: EngineConfig = EngineConfig()
+    resources: ResourcesConfig = ResourcesConfig()
+
+    @model_validator(mode="after")
+    def _cpu_has_no_tp(self) -> "TeacherConfig":
+        if self.device == "cpu" and self.engine.tensor_parallel_size != 1:
+            raise ValueError(f"engine.tensor_parallel_size must be 1 on device 'cpu', "
+                             f"got {self.engine.tensor_parallel_size}")
+        return self
+
+
+# ------------------------------------------------------------------- generation
+
+class SamplingConfig(Strict):
+    """Sampling for one mode (vLLM ``SamplingParams``)."""
+
+    temperature: float = Field(default=0.6, ge=0)
+    """0 = greedy."""
+    top_p: float = Field(default=0.95, gt=0, le=1)
+    top_k: int = Field(default=20, ge=-1)
+    """-1 = off."""
+    min_p: float = Field(default=0.0, ge=0, le=1)
+    presence_penalty: float = Field(default=0.0, ge=-2, le=2)
+    repetition_penalty: float = Field(default=1.0, gt=0)
+    max_tokens: int = Field(default=2048, gt=0)
+    """Completion length cap (thinking + answer), tokens. Hitting it truncates the sample."""
+
+
+class ModeConfig(Strict):
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    thinking: bool = True
+    """Hard switch: ``false`` renders with ``enable_thinking=False`` (empty think block)."""
+    flag: Literal["/think", "/no_think"] | None = None
+    """Soft flag appended to a turn; ``null`` = no flag."""
+    flag_turn: Literal["user", "system"] = "user"
+    sampling: SamplingConfig = SamplingConfig()
+    thinking_budget: int | None = Field(default=None, gt=0)
+    """Max thinking tokens; at the cap the early-stop text and ``</think>`` are forced
+    (engine-native). ``null`` = no budget."""
+
+    @model_validator(mode="after")
+    def _budget_needs_thinking(self) -> "ModeConfig":
+        if self.thinking_budget is not None and not self.thinking:
+            raise ValueError("thinking_budget needs thinking: true (a no-think mode has no thinking to cap)")
+        return self
+
+
+def _default_modes() -> list[ModeConfig]:
+    return [ModeConfig(name="think"),
+            ModeConfig(name="no_think", thinking=False,
+                       sampling=SamplingConfig(temperature=0.7, top_p=0.8, top_k=20))]
+
+
+class GenerationConfig(Strict):
+    modes: list[ModeConfig] = Field(default_factory=_default_modes, min_length=1)
+    samples_per_prompt: int = Field(default=1, ge=1)
+    """``n``: samples per prompt and mode, each with its own seed."""
+    seed: int = 0
+    """Base seed; each sample's seed derives from it, the prompt id, mode and index."""
+
+    @field_validator("modes")
+    @classmethod
+    def _unique_names(cls, modes: list[ModeConfig]) -> list[ModeConfig]:
+        names = [m.name for m in modes]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ValueError(f"mode names must be unique, got duplicates {dup}")
+        return modes
+
+
+# ----------------------------------------------------------------------- output
+
+class OutputConfig(Strict):
+    path: str = "out"
+    """Local folder or fsspec URL; the run writes under ``<path>/<run_id>/``."""
+    run_id: str = Field(default="run", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    rows_per_file: int = Field(default=10_000, gt=0)
+
+
+class RayConfig(Strict):
+    address: str = ""
+    """Cluster address; empty = an embedded local Ray (or the job's cluster under ``ray job submit``)."""
+    batch_size: int = Field(default=32, gt=0)
+    """Rows per Ray Data batch for the CPU stages."""
+
+
+class JobConfig(Strict):
+    input: InputConfig
+    teacher: TeacherConfig
+    generation: GenerationConfig = GenerationConfig()
+    output: OutputConfig = OutputConfig()
+    ray: RayConfig = RayConfig()
+
+
+# ----------------------------------------------------------------------- loading
+
+def _format_errors(err: ValidationError) -> str:
+    lines = []
+    for e in err.errors():
+        path = ".".join(str(p) for p in e["loc"]) or "<root>"
+        msg = e["msg"]
+        if e["type"] == "extra_forbidden":
+            msg = "unknown key"
+        elif e["type"] == "literal_error":
+            msg = f"{msg}, got {e['input']!r}"
+        elif "input" in e and e["type"] not in ("missing",) and not isinstance(e["input"], dict):
+            msg = f"{msg}, got {e['input']!r}"
+        lines.append(f"  {path}: {msg}")
+    return "\n".join(lines)
+
+
+def _allowed_keys(model: type[BaseModel], loc: tuple) -> list[str]:
+    """Field names allowed at ``loc`` (for 'unknown key' errors)."""
+    for part in loc[:-1]:
+        if isinstance(part, int):
+            continue
+        field = model.model_fields.get(part)
+        if field is None:
+            return []
+        ann = field.annotation
+        args = getattr(ann, "__args__", ()) or (ann,)
+        nxt = next((a for a in args if isinstance(a, type) and issubclass(a, BaseModel)), None)
+        if nxt is None:
+            return []
+        model = nxt
+    return list(model.model_fields)
+
+
+def parse_override(item: str) -> tuple[list[str], Any]:
+    """``a.b.c=value`` -> (["a", "b", "c"], parsed YAML value)."""
+    if "=" not in item:
+        raise ConfigError(f"--set expects key.path=value, got {item!r}")
+    key, _, raw = item.partition("=")
+    if not key.strip():
+        raise ConfigError(f"--set expects key.path=value, got {item!r}")
+    return key.strip().split("."), yaml.safe_load(raw)
+
+
+def apply_overrides(data: dict, overrides: list[str]) -> dict:
+    for item in overrides:
+        path, value = parse_override(item)
+        node = data
+        for part in path[:-1]:
+            if not isinstance(node.setdefault(part, {}), dict):
+                raise ConfigError(f"--set {item!r}: {part!r} is not a section")
+            node = node[part]
+        node[path[-1]] = value
+    return data
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] = (), data: dict | None = None) -> JobConfig:
+    """Load and validate a job config. Raises ``ConfigError`` naming every bad key path."""
+    if data is None:
+        if path is None:
+            raise ConfigError("no config given")
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except OSError as e:
+            raise ConfigError(f"cannot read config {path}: {e.strerror}") from None
+        try:
+            data = yaml.safe_load(text) or {}
+        except yaml.YAMLError as e:
+            raise ConfigError(f"{path}: not valid YAML: {e}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of sections, got {type(data).__name__}")
+    data = apply_overrides(data, list(overrides))
+    try:
+        return JobConfig.model_validate(data)
+    except ValidationError as err:
+        extras = [e for e in err.errors() if e["type"] == "extra_forbidden"]
+        hint = ""
+        if extras:
+            loc = extras[0]["loc"]
+            allowed = _allowed_keys(JobConfig, loc)
+            if allowed:
+                hint = f"\n  allowed keys at {'.'.join(map(str, loc[:-1])) or '<root>'}: {', '.join(allowed)}"
+        raise ConfigError(f"invalid config {path or ''}:\n{_format_errors(err)}{hint}") from None

@@ -1,0 +1,74 @@
+"""Config loading: every error path names its key; the shipped configs validate."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pipeline.config import ConfigError, JobConfig, load_config
+
+MIN = {"input": {"path": "p.jsonl"}, "teacher": {"model": "m"}}
+
+
+def load(data, overrides=()):
+    import copy
+
+    return load_config(data=copy.deepcopy(data), overrides=list(overrides))
+
+
+def test_minimal_config_gets_documented_defaults():
+    cfg = load(MIN)
+    assert isinstance(cfg, JobConfig)
+    assert [m.name for m in cfg.generation.modes] == ["think", "no_think"]
+    assert cfg.teacher.engine.trust_remote_code is False
+
+
+@pytest.mark.parametrize("data, key, words", [
+    ({**MIN, "outptu": {}}, "outptu", ["unknown key", "allowed keys at <root>", "output"]),
+    ({**MIN, "teacher": {"model": "m", "engine": {"max_model_lenn": 5}}},
+     "teacher.engine.max_model_lenn", ["unknown key", "max_model_len"]),
+    ({**MIN, "teacher": {"model": "m", "engine": {"max_model_len": "long"}}},
+     "teacher.engine.max_model_len", ["integer", "'long'"]),
+    ({**MIN, "teacher": {"model": "m", "engine": {"max_model_len": 0}}},
+     "teacher.engine.max_model_len", ["greater than 0"]),
+    ({**MIN, "teacher": {"model": "m", "device": "tpu"}}, "teacher.device", ["'cpu' or 'gpu'", "'tpu'"]),
+    ({**MIN, "generation": {"modes": [{"name": "a", "sampling": {"top_p": 1.5}}]}},
+     "generation.modes.0.sampling.top_p", ["less than or equal to 1", "1.5"]),
+    ({**MIN, "generation": {"modes": [{"name": "a"}, {"name": "a"}]}}, "generation.modes", ["unique", "['a']"]),
+    ({**MIN, "generation": {"modes": [{"name": "nt", "thinking": False, "thinking_budget": 10}]}},
+     "generation.modes.0", ["thinking_budget needs thinking"]),
+    ({**MIN, "generation": {"samples_per_prompt": 0}}, "generation.samples_per_prompt", ["greater than or equal to 1"]),
+    ({**MIN, "output": {"run_id": "a/b"}}, "output.run_id", ["pattern"]),
+    ({"teacher": {"model": "m"}}, "input", ["Field required"]),
+    ({**MIN, "teacher": {"model": "m", "device": "cpu", "engine": {"tensor_parallel_size": 2}}},
+     "teacher", ["tensor_parallel_size must be 1 on device 'cpu', got 2"]),
+])
+def test_errors_name_the_key_path(data, key, words):
+    with pytest.raises(ConfigError) as exc:
+        load(data)
+    msg = str(exc.value)
+    assert f"  {key}: " in msg, msg
+    for w in words:
+        assert w in msg, (w, msg)
+
+
+def test_overrides_apply_and_are_validated():
+    cfg = load(MIN, ["generation.samples_per_prompt=4", "teacher.replicas=3", "output.run_id=nightly-1"])
+    assert (cfg.generation.samples_per_prompt, cfg.teacher.replicas, cfg.output.run_id) == (4, 3, "nightly-1")
+    with pytest.raises(ConfigError, match=r"generation.samples_per_prompt: .*got 'x'"):
+        load(MIN, ["generation.samples_per_prompt=x"])
+    with pytest.raises(ConfigError, match="key.path=value"):
+        load(MIN, ["novalue"])
+
+
+def test_yaml_errors_are_config_errors(tmp_path: Path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("input: [unclosed\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(bad)
+    with pytest.raises(ConfigError, match="cannot read config"):
+        load_config(tmp_path / "missing.yaml")
+    (tmp_path / "list.yaml").write_text("- a\n")
+    with pytest.raises(ConfigError, match="top level must be a mapping"):
+        load_config(tmp_path / "list.yaml")
