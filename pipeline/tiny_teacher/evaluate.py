@@ -73,13 +73,18 @@ def generate(llm, conversations: list[list[dict]], references: list[str], *,
     outs = llm.chat(conversations, params, use_tqdm=False,
                     chat_template_kwargs={"enable_thinking": enable_thinking})
     tok = llm.get_tokenizer()
-    end_id = tok.convert_tokens_to_ids("</think>")
+    start_id, end_id = tok.convert_tokens_to_ids("<think>"), tok.convert_tokens_to_ids("</think>")
     results = []
     for out, ref in zip(outs, references):
         c = out.outputs[0]
         split = split_thinking(c.text)
         ids = list(c.token_ids)
-        thinking_tokens = max(0, ids.index(end_id) - 1) if end_id in ids else len(ids)
+        # tokens between <think> and </think> in the output (forced budget text included);
+        # 0 when the output has no think block (no-think: the prompt prefilled it)
+        thinking_tokens = 0
+        if start_id in ids:
+            first = ids.index(start_id) + 1
+            thinking_tokens = (ids.index(end_id) if end_id in ids else len(ids)) - first
         results.append(Outcome(c.text, split.thinking, split.answer, split.closed,
                                last_boxed(split.answer) == ref, thinking_tokens, c.finish_reason, ids))
     return results
