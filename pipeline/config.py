@@ -107,6 +107,15 @@ class TeacherConfig(Strict):
     engine: EngineConfig = EngineConfig()
     resources: ResourcesConfig = ResourcesConfig()
 
+    @field_validator("dialect")
+    @classmethod
+    def _known_dialect(cls, name: str) -> str:
+        from .dialects import dialect_names
+
+        if name not in dialect_names():
+            raise ValueError(f"dialect must be one of {dialect_names()}, got {name!r}")
+        return name
+
     @model_validator(mode="after")
     def _cpu_has_no_tp(self) -> "TeacherConfig":
         if self.device == "cpu" and self.engine.tensor_parallel_size != 1:

@@ -41,6 +41,8 @@ def test_minimal_config_gets_documented_defaults():
     ({**MIN, "generation": {"samples_per_prompt": 0}}, "generation.samples_per_prompt", ["greater than or equal to 1"]),
     ({**MIN, "output": {"run_id": "a/b"}}, "output.run_id", ["pattern"]),
     ({"teacher": {"model": "m"}}, "input", ["Field required"]),
+    ({**MIN, "teacher": {"model": "m", "dialect": "llama"}}, "teacher.dialect",
+     ["dialect must be one of ['qwen3', 'r1', 'tiny'], got 'llama'"]),
     ({**MIN, "teacher": {"model": "m", "device": "cpu", "engine": {"tensor_parallel_size": 2}}},
      "teacher", ["tensor_parallel_size must be 1 on device 'cpu', got 2"]),
 ])
@@ -72,3 +74,31 @@ def test_yaml_errors_are_config_errors(tmp_path: Path):
     (tmp_path / "list.yaml").write_text("- a\n")
     with pytest.raises(ConfigError, match="top level must be a mapping"):
         load_config(tmp_path / "list.yaml")
+
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+
+
+@pytest.mark.parametrize("name", ["local.yaml", "qwen3-32b.yaml"])
+def test_shipped_configs_validate(name):
+    cfg = load_config(CONFIGS / name)
+    assert {m.name for m in cfg.generation.modes} == {"think", "no_think"}
+
+
+def test_local_config_points_at_the_committed_teacher():
+    from pipeline.dialects import get_dialect
+    from pipeline.tiny_teacher import ARTIFACT_DIR, PROMPTS_PATH
+
+    cfg = load_config(CONFIGS / "local.yaml")
+    root = CONFIGS.parent
+    assert (root / cfg.teacher.model).resolve() == ARTIFACT_DIR
+    assert (root / cfg.input.path).resolve() == PROMPTS_PATH
+    assert cfg.teacher.device == "cpu" and cfg.teacher.replicas == 2
+    get_dialect(cfg.teacher.dialect)
+
+
+def test_qwen3_32b_uses_qwen3_recommended_sampling():
+    modes = {m.name: m for m in load_config(CONFIGS / "qwen3-32b.yaml").generation.modes}
+    t, n = modes["think"].sampling, modes["no_think"].sampling
+    assert (t.temperature, t.top_p, t.top_k) == (0.6, 0.95, 20)
+    assert (n.temperature, n.top_p, n.top_k) == (0.7, 0.8, 20)
