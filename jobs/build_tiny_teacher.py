@@ -20,7 +20,7 @@ from dataclasses import asdict, replace
 from pathlib import Path
 
 from pipeline.tiny_teacher import EARLY_STOP, PROMPTS_PATH
-from pipeline.tiny_teacher.data import SYSTEM_PROMPTS, budget_end_str, sample_example
+from pipeline.tiny_teacher.data import SYSTEM_PROMPTS, budget_end_str
 from pipeline.tiny_teacher.tasks import sample_problem
 from pipeline.tiny_teacher.train import TrainConfig
 
@@ -93,7 +93,7 @@ Mean thinking length in think mode: {m['think_mean_thinking_tokens']} tokens.
 
 ## Architecture
 
-{json.dumps({k: v for k, v in asdict(cfg).items()}, indent=1)}
+{json.dumps(asdict(cfg), indent=1)}
 """, encoding="utf-8")
 
 

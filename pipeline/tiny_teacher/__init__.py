@@ -9,7 +9,9 @@ more accurate when it thinks. Rebuild with ``python -m jobs.build_tiny_teacher``
 
 from pathlib import Path
 
-from ..dialects import EARLY_STOP  # noqa: F401  (re-exported: the sentence the teacher answers after)
+from ..dialects import EARLY_STOP  # the sentence the teacher answers after a budget cut
+
+__all__ = ["ARTIFACT_DIR", "EARLY_STOP", "PROMPTS_PATH"]
 
 #: Where the committed artifact (weights, tokenizer, card) lives.
 ARTIFACT_DIR = Path(__file__).resolve().parent / "model"

@@ -10,6 +10,7 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..dialects import EARLY_STOP
 from ..thinking import last_boxed, split_thinking
 from .data import budget_end_str
 from .tasks import Problem, sample_problem
@@ -121,7 +122,7 @@ def measure(llm, n: int = 300, seed: int = 12345, budgets: tuple[int, ...] = (16
         report["budgets"][str(b)] = {
             "accuracy": acc(outs),
             "answered": round(sum(bool(last_boxed(o.answer)) for o in outs) / n, 4),
-            "budget_hit": round(sum("Considering the limited time" in o.thinking for o in outs) / n, 4),
+            "budget_hit": round(sum(EARLY_STOP in o.thinking for o in outs) / n, 4),
         }
 
     # Flags: /no_think must give an empty think block, /think a non-empty one, in the user

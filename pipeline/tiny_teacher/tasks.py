@@ -139,18 +139,6 @@ def _column_steps(a: int, b: int, op: str, zh: bool) -> list[str]:
     return lines
 
 
-def _add_steps(a: int, b: int, zh: bool) -> list[str]:
-    return _column_steps(a, b, "+", zh)
-
-
-def _sub_steps(a: int, b: int, zh: bool) -> list[str]:
-    return _column_steps(a, b, "-", zh)
-
-
-def _mul_steps(a: int, b: int, zh: bool) -> list[str]:
-    return _column_steps(a, b, "*", zh)
-
-
 def _cmp_steps(a: int, b: int, zh: bool) -> list[str]:
     sa, sb = str(a), str(b)
     big = max(a, b)
@@ -193,13 +181,13 @@ def make_problem(kind: str, operands: tuple[int, ...], language: str) -> Problem
     else:
         a, b = operands
         if kind == "add":
-            value, steps = a + b, _add_steps(a, b, zh)
+            value, steps = a + b, _column_steps(a, b, "+", zh)
             prompt = f"计算 {a}+{b} 等于多少？" if zh else f"What is {a}+{b}?"
         elif kind == "sub":
-            value, steps = a - b, _sub_steps(a, b, zh)
+            value, steps = a - b, _column_steps(a, b, "-", zh)
             prompt = f"计算 {a}-{b} 等于多少？" if zh else f"What is {a}-{b}?"
         elif kind == "mul":
-            value, steps = a * b, _mul_steps(a, b, zh)
+            value, steps = a * b, _column_steps(a, b, "*", zh)
             prompt = f"计算 {a}*{b} 等于多少？" if zh else f"What is {a}*{b}?"
         elif kind == "cmp":
             value, steps = max(a, b), _cmp_steps(a, b, zh)
