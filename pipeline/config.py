@@ -82,6 +82,8 @@ class EngineConfig(Strict):
     trust_remote_code: bool = False
     """Run model code from the checkpoint. Off unless you trust the checkpoint."""
     seed: int = 0
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "WARNING"
+    """vLLM's log level inside the replicas (``VLLM_LOGGING_LEVEL``); INFO shows engine start-up."""
     extra: dict[str, Any] = Field(default_factory=dict)
     """Further ``vllm.LLM`` keyword arguments, passed through unchanged."""
 
@@ -190,13 +192,24 @@ class OutputConfig(Strict):
     """Local folder or fsspec URL; the run writes under ``<path>/<run_id>/``."""
     run_id: str = Field(default="run", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
     rows_per_file: int = Field(default=10_000, gt=0)
+    """Rows buffered per Parquet file (per output folder)."""
+    keep_prompt_text: bool = False
+    """Also store the exact rendered prompt the engine saw (column ``prompt_text``). Off by
+    default: it repeats what ``messages`` renders to."""
+    overwrite: bool = False
+    """Replace an existing ``<path>/<run_id>/``. Off = refuse to write into a used run folder."""
 
 
 class RayConfig(Strict):
     address: str = ""
     """Cluster address; empty = an embedded local Ray (or the job's cluster under ``ray job submit``)."""
     batch_size: int = Field(default=32, gt=0)
-    """Rows per Ray Data batch for the CPU stages."""
+    """Rows per Ray Data batch (input rows for prepare; samples for generate and parse)."""
+    cpu_stage_actors: int = Field(default=2, ge=1)
+    """Most workers for each CPU stage (prepare, parse); the pool grows from 1 as needed."""
+    num_cpus: int | None = Field(default=None, gt=0)
+    """Logical CPUs of the embedded Ray (ignored when joining a cluster). ``null`` = enough for
+    the replicas plus the CPU stages; on a CPU teacher the engines share the real cores."""
 
 
 class JobConfig(Strict):

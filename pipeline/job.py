@@ -1,0 +1,246 @@
+"""The generation job: read -> prepare -> generate -> parse -> write, one streaming Ray Data pipeline.
+
+``plan`` describes what a config will do without starting anything (``--dry-run``); ``run``
+does it and returns the summary that is also written as ``<output>/<run_id>/summary.json``.
+The summary is written last, so its existence means the run completed.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import dataclass
+
+from .config import JobConfig
+from .prepare import plan_samples
+from .read import InputFiles, resolve_input
+
+#: Logical CPUs per CPU-stage worker (prepare, parse). Their work per row is small.
+CPU_STAGE_CPUS = 1
+
+
+class OutputError(ValueError):
+    """The output location cannot be used (a previous run is there and overwrite is off)."""
+
+
+@dataclass(frozen=True)
+class Plan:
+    files: InputFiles
+    inputs: int            # rows that will be read (after input.limit)
+    samples_per_input: int
+    replica_resources: dict
+    batches_per_replica: int
+    run_url: str
+    ray_cpus: int | None   # logical CPUs of the embedded Ray; None when joining a cluster
+
+    @property
+    def expected_samples(self) -> int:
+        return self.inputs * self.samples_per_input
+
+
+def count_rows(files: InputFiles) -> int:
+    """Input rows, counted straight from the files (independently of the Ray pipeline)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    n = 0
+    fs = files.filesystem
+    for path in files.paths:
+        if files.format == "parquet":
+            with fs.open(path, "rb") as f:
+                n += pq.ParquetFile(f).metadata.num_rows
+        elif files.format == "hf_saved":
+            with fs.open(path, "rb") as f:
+                n += sum(b.num_rows for b in pa.ipc.open_stream(f))
+        else:
+            with fs.open(path, "rb", compression="infer") as f:
+                n += sum(1 for line in f if line.strip())
+    return n
+
+
+def replica_resources(cfg: JobConfig) -> dict:
+    t = cfg.teacher
+    if t.device == "gpu":
+        return {"num_cpus": t.resources.num_cpus or 1,
+                "num_gpus": t.resources.num_gpus if t.resources.num_gpus is not None else t.engine.tensor_parallel_size}
+    return {"num_cpus": t.resources.num_cpus or 1, "num_gpus": 0}
+
+
+def make_plan(cfg: JobConfig) -> Plan:
+    files = resolve_input(cfg.input.path, cfg.input.format)
+    inputs = count_rows(files)
+    if cfg.input.limit is not None:
+        inputs = min(inputs, cfg.input.limit)
+    res = replica_resources(cfg)
+    # Enough batches per replica that max_in_flight requests are always waiting to enter the engine.
+    batches = max(2, math.ceil(2 * cfg.teacher.max_in_flight / cfg.ray.batch_size))
+    ray_cpus = None
+    if not cfg.ray.address and not os.environ.get("RAY_ADDRESS"):
+        needed = cfg.teacher.replicas * res["num_cpus"] + 2 * cfg.ray.cpu_stage_actors * CPU_STAGE_CPUS + 2
+        ray_cpus = cfg.ray.num_cpus or max(os.cpu_count() or 1, math.ceil(needed))
+    return Plan(files, inputs, len(plan_samples(cfg)), res, batches,
+                f"{cfg.output.path.rstrip('/')}/{cfg.output.run_id}", ray_cpus)
+
+
+def describe(cfg: JobConfig, p: Plan) -> str:
+    modes = []
+    for m in cfg.generation.modes:
+        s = m.sampling
+        bits = ["thinking" if m.thinking else "no thinking"]
+        if m.flag:
+            bits.append(f"flag {m.flag} in {m.flag_turn} turn")
+        bits.append(f"budget {m.thinking_budget}" if m.thinking_budget else "no budget")
+        bits.append(f"T={s.temperature} top_p={s.top_p} top_k={s.top_k} max_tokens={s.max_tokens}")
+        modes.append(f"    {m.name}: {', '.join(bits)}")
+    res = ", ".join(f"{k}={v}" for k, v in p.replica_resources.items())
+    ray = f"embedded local Ray ({p.ray_cpus} logical CPUs)" if p.ray_cpus else (cfg.ray.address or "$RAY_ADDRESS")
+    return "\n".join([
+        f"input     {p.files.format}, {len(p.files.paths)} file(s) at {cfg.input.path} -> {p.inputs} prompts"
+        + (f" (limit {cfg.input.limit})" if cfg.input.limit else ""),
+        f"samples   {len(cfg.generation.modes)} mode(s) x {cfg.generation.samples_per_prompt} per prompt"
+        f" = {p.samples_per_input} per prompt -> {p.expected_samples} expected",
+        "modes", *modes,
+        "stages    read -> prepare (render, tokenize; <= {a} CPU workers) -> generate ({r} replica(s), each one"
+        " vLLM engine, {res}; {f} requests in flight, {b} batches of {bs}) -> parse (<= {a} CPU workers) -> write"
+        .format(a=cfg.ray.cpu_stage_actors, r=cfg.teacher.replicas, res=res, f=cfg.teacher.max_in_flight,
+                b=p.batches_per_replica, bs=cfg.ray.batch_size),
+        f"teacher   {cfg.teacher.model} (dialect {cfg.teacher.dialect}, device {cfg.teacher.device}, "
+        f"TP {cfg.teacher.engine.tensor_parallel_size})",
+        f"output    {p.run_url}/{{accepted,rejected,errors}}/ + summary.json",
+        f"ray       {ray}",
+    ])
+
+
+def prepare_output(run_url: str, overwrite: bool) -> None:
+    import fsspec
+
+    fs, root = fsspec.core.url_to_fs(run_url)
+    if fs.exists(root) and fs.ls(root):
+        if not overwrite:
+            raise OutputError(f"output: {run_url} already holds a run; choose another output.run_id "
+                              f"or set output.overwrite=true")
+        fs.rm(root, recursive=True)
+
+
+def init_ray(cfg: JobConfig, p: Plan) -> None:
+    import ray
+
+    if ray.is_initialized():
+        return
+    if p.ray_cpus is None:  # a cluster: given address, or the one `ray job submit` runs us in
+        ray.init(address=cfg.ray.address or None)
+    else:
+        ray.init(num_cpus=p.ray_cpus, include_dashboard=False)
+
+
+def build(cfg: JobConfig, p: Plan, sink):
+    """The pipeline as a lazy Ray dataset ending in ``sink``'s write (returns the write thunk)."""
+    import ray
+    import ray.data
+
+    from .parse import Parse
+    from .prepare import IdLedger, Prepare
+    from .read import read_input
+    from .teacher import TeacherReplica
+
+    ledger = ray.remote(IdLedger).options(num_cpus=0).remote()
+
+    def cpu_stage():
+        return dict(compute=ray.data.ActorPoolStrategy(min_size=1, max_size=cfg.ray.cpu_stage_actors),
+                    num_cpus=CPU_STAGE_CPUS, batch_format="pyarrow", batch_size=cfg.ray.batch_size)
+
+    k = p.batches_per_replica
+    ds = read_input(p.files, cfg.input.limit)
+    ds = ds.map_batches(Prepare, fn_constructor_kwargs={"cfg": cfg, "ledger": ledger}, **cpu_stage())
+    ds = ds.map_batches(
+        TeacherReplica, fn_constructor_kwargs={"cfg": cfg}, batch_format="pyarrow", batch_size=cfg.ray.batch_size,
+        compute=ray.data.ActorPoolStrategy(size=cfg.teacher.replicas, max_tasks_in_flight_per_actor=k,
+                                           max_concurrent_calls_per_actor=k),
+        runtime_env={"env_vars": {"VLLM_LOGGING_LEVEL": cfg.teacher.engine.log_level}},
+        **p.replica_resources)
+    ds = ds.map_batches(Parse, fn_constructor_kwargs={"cfg": cfg}, **cpu_stage())
+    return lambda: ds.write_datasink(sink)
+
+
+def run(cfg: JobConfig, p: Plan | None = None) -> dict:
+    """Run the job; returns the summary (also written to ``summary.json``)."""
+    from .write import SplitParquetSink
+
+    p = p or make_plan(cfg)
+    prepare_output(p.run_url, cfg.output.overwrite)
+    init_ray(cfg, p)
+    sink = SplitParquetSink(p.run_url, cfg.output.rows_per_file)
+    started = time.time()
+    build(cfg, p, sink)()
+    wall = time.time() - started
+    summary = make_summary(cfg, p, sink.tally, wall)
+    _finish_output(p.run_url, summary)
+    return summary
+
+
+def make_summary(cfg: JobConfig, p: Plan, tally: dict | None, wall_s: float) -> dict:
+    from .write import merge_tallies
+
+    t = tally or merge_tallies([])
+    accepted, rejected, errors = (t["status"].get(s, 0) for s in ("accepted", "rejected", "error"))
+    accounted = accepted + rejected + errors
+    modes: dict[str, dict] = {}
+    for key, n in sorted(t["by_mode"].items()):
+        mode, _, status = key.rpartition("/")
+        modes.setdefault(mode, {})[status] = n
+    sources: dict[str, dict] = {}
+    for key, n in sorted(t["by_source"].items()):
+        src, _, status = key.rpartition("/")
+        sources.setdefault(src, {})[status] = n
+    tokens = {k.removesuffix("_tokens"): int(t["tokens"].get(k, 0))
+              for k in ("prompt_tokens", "thinking_tokens", "answer_tokens", "completion_tokens")}
+    return {
+        "run_id": cfg.output.run_id, "output": p.run_url, "teacher": cfg.teacher.model,
+        "dialect": cfg.teacher.dialect, "replicas": cfg.teacher.replicas,
+        "inputs": p.inputs, "samples_per_input": p.samples_per_input, "expected_samples": p.expected_samples,
+        "accepted": accepted,
+        "rejected": {"total": rejected, "by_reason": dict(sorted(t["rejected"].items()))},
+        "errors": {"total": errors, "by_reason": dict(sorted(t["errors"].items()))},
+        "accounted": accounted == p.expected_samples, "missing": p.expected_samples - accounted,
+        "by_mode": modes, "by_source": sources, "budget_hit": t["budget_hit"],
+        "tokens": tokens, "wall_s": round(wall_s, 2),
+        "completion_tokens_per_s": round(tokens["completion"] / wall_s, 1) if wall_s > 0 else None,
+        "files": t.get("files", 0),
+    }
+
+
+def _finish_output(run_url: str, summary: dict) -> None:
+    import fsspec
+
+    fs, root = fsspec.core.url_to_fs(run_url)
+    if fs.exists(f"{root}/_tmp"):
+        fs.rm(f"{root}/_tmp", recursive=True)
+    with fs.open(f"{root}/.summary.json.tmp", "w") as f:
+        json.dump(summary, f, indent=2)
+    fs.mv(f"{root}/.summary.json.tmp", f"{root}/summary.json")
+
+
+def format_summary(s: dict) -> str:
+    def reasons(d: dict) -> str:
+        return ", ".join(f"{k} {v}" for k, v in d["by_reason"].items()) or "none"
+
+    tok = s["tokens"]
+    lines = [
+        f"run {s['run_id']} -> {s['output']}",
+        f"  inputs    {s['inputs']} prompts x {s['samples_per_input']} = {s['expected_samples']} samples",
+        f"  accepted  {s['accepted']}",
+        f"  rejected  {s['rejected']['total']} ({reasons(s['rejected'])})",
+        f"  errors    {s['errors']['total']} ({reasons(s['errors'])})",
+        f"  accounted {'yes' if s['accounted'] else 'NO - ' + str(s['missing']) + ' samples missing'}"
+        f" (accepted + rejected + errors = {s['expected_samples'] - s['missing']})",
+    ]
+    for mode, counts in s["by_mode"].items():
+        lines.append(f"  mode {mode}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+    lines += [
+        f"  tokens    prompt {tok['prompt']}, thinking {tok['thinking']}, answer {tok['answer']}, "
+        f"generated {tok['completion']}; budget hit {s['budget_hit']}",
+        f"  time      {s['wall_s']} s, {s['completion_tokens_per_s']} generated tokens/s",
+    ]
+    return "\n".join(lines)

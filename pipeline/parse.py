@@ -1,0 +1,107 @@
+"""Parse stage: the engine's output -> a sample of the data contract.
+
+The assistant turn is the prompt-side prefill (an open or empty think block the template
+wrote) plus the generated text, exactly as the teacher produced it; it is appended to the
+prompt's ``messages``. The dialect splits it into thinking and answer; token counts come from
+the engine's own token ids, so ``thinking_tokens`` is exact and comparable to the budget.
+
+Until the rejection filters land, the only rejection is ``truncated``: ``finish_reason ==
+"length"`` with the think block still open.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple, Sequence
+
+from .config import JobConfig
+from .dialects import Dialect, get_dialect
+from .schema import to_table
+from .thinking import last_boxed
+
+
+class TokenCounts(NamedTuple):
+    thinking: int
+    answer: int
+    budget_hit: bool
+
+
+def count_tokens(ids: Sequence[int], *, opened_in_prompt: bool, start_id: int, end_id: int,
+                 forced: Sequence[int], budget: int | None) -> TokenCounts:
+    """Thinking / answer token counts of one completion, from its token ids.
+
+    Thinking tokens are those between the think tags, not counting the tags; when the budget
+    forced the end (the ``forced`` ids, ending in ``</think>``, follow exactly ``budget``
+    thinking tokens) the forced early-stop text is not counted and ``budget_hit`` is true.
+    ``opened_in_prompt``: the prompt already holds ``<think>`` (R1-style templates).
+
+    >>> S, E = 1, 2
+    >>> count_tokens([S, 5, 6, E, 9], opened_in_prompt=False, start_id=S, end_id=E, forced=[E], budget=None)
+    TokenCounts(thinking=2, answer=1, budget_hit=False)
+    >>> count_tokens([S, 5, 6, 7, 8, E, 9, 9], opened_in_prompt=False, start_id=S, end_id=E, forced=[7, 8, E], budget=2)
+    TokenCounts(thinking=2, answer=2, budget_hit=True)
+    >>> count_tokens([5, 6], opened_in_prompt=True, start_id=S, end_id=E, forced=[E], budget=None)
+    TokenCounts(thinking=2, answer=0, budget_hit=False)
+    >>> count_tokens([9, 9], opened_in_prompt=False, start_id=S, end_id=E, forced=[E], budget=None)
+    TokenCounts(thinking=0, answer=2, budget_hit=False)
+    """
+    ids = list(ids)
+    if opened_in_prompt:
+        start = 0
+    elif start_id in ids:
+        start = ids.index(start_id) + 1
+    else:  # no think block in the generated text (no-think mode: the prompt held the empty block)
+        return TokenCounts(0, len(ids), False)
+    try:
+        end = ids.index(end_id, start)
+    except ValueError:  # never closed
+        return TokenCounts(len(ids) - start, 0, False)
+    answer = len(ids) - end - 1
+    forced = list(forced)
+    if budget is not None and end - start == budget + len(forced) - 1 and ids[start + budget:end + 1] == forced:
+        return TokenCounts(budget, answer, True)
+    return TokenCounts(end - start, answer, False)
+
+
+class Parse:
+    """Ray Data worker: generated rows -> accepted / rejected samples (``STREAM`` schema)."""
+
+    def __init__(self, cfg: JobConfig):
+        from transformers import AutoTokenizer
+
+        self.dialect: Dialect = get_dialect(cfg.teacher.dialect)
+        tok = AutoTokenizer.from_pretrained(cfg.teacher.model, trust_remote_code=cfg.teacher.engine.trust_remote_code)
+        self.start_id, self.end_id = (_single_token(tok, t) for t in (self.dialect.think_start, self.dialect.think_end))
+        self.forced = tok.encode(self.dialect.budget_end_str(), add_special_tokens=False)
+
+    def __call__(self, batch):
+        rows = batch.to_pylist()
+        return to_table([self.parse(r) if r["status"] == "pending" else r for r in rows])
+
+    def parse(self, row: dict) -> dict:
+        d = self.dialect
+        completion = d.completion(row["prefill"], row["generated"])
+        split = d.split(completion)
+        counts = count_tokens(row["completion_token_ids"], opened_in_prompt=row["prefill"].endswith(f"{d.think_start}\n"),
+                              start_id=self.start_id, end_id=self.end_id, forced=self.forced,
+                              budget=row["thinking_budget"])
+        truncated = row["finish_reason"] == "length" and split.opened and not split.closed
+        row.update(
+            messages=list(row["messages"]) + [{"role": "assistant", "content": completion}],
+            thinking=split.thinking, answer=split.answer, budget_hit=counts.budget_hit,
+            thinking_tokens=counts.thinking, answer_tokens=counts.answer,
+            completion_tokens=len(row["completion_token_ids"]), extracted_answer=last_boxed(split.answer),
+            verdicts=[{"filter": "truncation", "passed": not truncated, "reason": "truncated" if truncated else None,
+                       "score": float(counts.thinking)}],
+            reject_reason="truncated" if truncated else None,
+            status="rejected" if truncated else "accepted",
+            completion_token_ids=None, generated=None,
+        )
+        return row
+
+
+def _single_token(tok, text: str) -> int:
+    ids = tok.encode(text, add_special_tokens=False)
+    if len(ids) != 1:
+        raise ValueError(f"the dialect's think tag {text!r} is not one token in this tokenizer ({ids}); "
+                         f"token counts need it to be")
+    return ids[0]

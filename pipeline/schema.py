@@ -1,0 +1,77 @@
+"""The data contract, as Arrow schemas.
+
+Every row that flows between stages has the ``STREAM`` schema: the sample columns of the
+contract, the error columns, and a few working columns that are never written. The writer
+projects each row onto one of the output schemas according to its ``status``:
+
+- ``accepted/`` and ``rejected/``: ``SAMPLE`` (one row per generated sample);
+- ``errors/``: ``ERROR`` (one row per sample that could not be made, with the reason).
+
+A fixed schema per stage keeps blocks concatenable whatever mix of rows a batch holds
+(an all-errors batch has the same columns as a clean one).
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+MESSAGES = pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())]))
+
+SAMPLING = pa.struct([
+    ("temperature", pa.float64()), ("top_p", pa.float64()), ("top_k", pa.int64()),
+    ("min_p", pa.float64()), ("presence_penalty", pa.float64()),
+    ("repetition_penalty", pa.float64()), ("max_tokens", pa.int64()),
+])
+
+VERDICTS = pa.list_(pa.struct([
+    ("filter", pa.string()), ("passed", pa.bool_()), ("reason", pa.string()), ("score", pa.float64()),
+]))
+
+#: accepted/ and rejected/ rows (GUIDE "Data contract").
+SAMPLE = pa.schema([
+    # identity
+    ("sample_id", pa.string()), ("prompt_id", pa.string()), ("run_id", pa.string()),
+    ("source", pa.string()),
+    # training: the conversation, ending in the assistant turn exactly as the teacher wrote it
+    ("messages", MESSAGES),
+    # analysis
+    ("thinking", pa.string()), ("answer", pa.string()), ("mode", pa.string()), ("flag", pa.string()),
+    ("thinking_budget", pa.int64()), ("budget_hit", pa.bool_()), ("finish_reason", pa.string()),
+    ("prompt_tokens", pa.int64()), ("thinking_tokens", pa.int64()), ("answer_tokens", pa.int64()),
+    ("completion_tokens", pa.int64()),
+    ("reference", pa.string()), ("extracted_answer", pa.string()), ("teacher", pa.string()),
+    ("sampling", SAMPLING), ("seed", pa.int64()), ("sample_index", pa.int64()),
+    ("verdicts", VERDICTS), ("reject_reason", pa.string()),
+    # the exact prompt text the engine saw; only filled when output.keep_prompt_text is on
+    ("prompt_text", pa.string()),
+])
+
+#: errors/ rows: a sample that could not be made, and why.
+ERROR = pa.schema([
+    ("sample_id", pa.string()), ("prompt_id", pa.string()), ("run_id", pa.string()),
+    ("source", pa.string()), ("mode", pa.string()), ("sample_index", pa.int64()),
+    ("stage", pa.string()),      # read / prepare / render / generate / parse
+    ("error", pa.string()),      # stable snake_case reason, e.g. missing_prompt
+    ("field", pa.string()),      # the input field at fault, when there is one
+    ("detail", pa.string()),     # what was found and what was expected
+    ("location", pa.string()),   # file:line (JSONL) or file#row (Parquet, saved datasets)
+    ("input", pa.string()),      # the raw input row (JSON), so nothing is lost
+])
+
+#: Working columns, dropped by the writer.
+_WORKING = [
+    ("status", pa.string()),             # pending / accepted / rejected / error
+    ("prompt_token_ids", pa.list_(pa.int32())),
+    ("prefill", pa.string()),            # assistant-side text already in the prompt
+    ("generated", pa.string()),          # raw engine text (without prefill)
+    ("completion_token_ids", pa.list_(pa.int32())),
+]
+
+STREAM = pa.schema(
+    list(SAMPLE) + [f for f in ERROR if f.name not in SAMPLE.names] + [pa.field(n, t) for n, t in _WORKING]
+)
+
+
+def to_table(rows: list[dict], schema: pa.Schema = STREAM) -> pa.Table:
+    """Rows (dicts, missing keys = null) -> a table with exactly ``schema``'s columns."""
+    return pa.Table.from_pylist([{k: r.get(k) for k in schema.names} for r in rows], schema=schema)
