@@ -9,7 +9,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install demo test teacher clean
+.PHONY: install demo test bench teacher clean
 
 install: $(STAMP)
 
@@ -25,13 +25,17 @@ $(STAMP): pyproject.toml
 	$(VPY) -c "import vllm, ray, transformers, datasets; print('install ok: vllm', vllm.__version__, 'ray', ray.__version__)"
 	touch $(STAMP)
 
-# Until the generation job lands (issue 3) the demo serves the tiny teacher through vLLM
-# and shows each mode side by side.
+# The real job on the embedded default: local Ray, 2 tiny-teacher replicas on this CPU,
+# think + no-think; writes out/local/{accepted,rejected,errors}/ and summary.json.
 demo: install
-	$(VPY) -m jobs.try_teacher -n 4
+	$(VPY) -m jobs.generate --config configs/local.yaml
 
 test: install
 	$(VPY) -m pytest -q
+
+# Throughput: bare vLLM vs the pipeline on the same prompts and engines -> docs/bench.md.
+bench: install
+	$(VPY) -m jobs.bench --out docs/bench.md
 
 # Rebuild the committed tiny teacher from its seed (about 25-30 minutes on 2 cores).
 teacher: install

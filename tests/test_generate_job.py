@@ -1,0 +1,191 @@
+"""End to end: the generation job on the real engine (tiny teacher, 2 replicas, both modes).
+
+One input file mixes good prompts with planted bad rows; the job runs twice with the same
+config (two run ids) and everything below reads the Parquet output back with `datasets`.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from pipeline.tiny_teacher import ARTIFACT_DIR, PROMPTS_PATH
+
+pytestmark = pytest.mark.engine
+
+GOOD = 20
+BUDGET = 48
+SAMPLES = 2
+MODES = 2
+
+# (line text, expected error, expected field); line numbers are computed below.
+PLANTED = [
+    ("this is not json", "invalid_json", None),
+    ('{"id": "x1", "reference": "3"}', "missing_prompt", "prompt"),
+    ('{"id": "x2", "prompt": "   "}', "empty_prompt", "prompt"),
+    ('{"id": "x3", "prompt": 42}', "non_text_prompt", "prompt"),
+    ('{"id": "x4", "messages": [{"role": "bot", "content": "hi"}]}', "malformed_messages", "messages"),
+    ('{"id": "x5", "messages": [{"role": "user", "content": "2+2?"}, {"role": "assistant", "content": "4"}]}',
+     "malformed_messages", "messages"),
+    (json.dumps({"id": "x6", "prompt": "What is 1 + 1? " * 400}), "prompt_too_long", "prompt"),
+    ("[1, 2]", "invalid_json", None),
+]
+
+
+@pytest.fixture(scope="session")
+def planted_input(tmp_path_factory) -> dict:
+    good = PROMPTS_PATH.read_text(encoding="utf-8").splitlines()[:GOOD]
+    first = json.loads(good[0])
+    lines = list(good)
+    expected = {}
+    for text, error, field in PLANTED:
+        lines.append(text)
+        expected[len(lines)] = (error, field)
+    lines.append("")  # a blank line is not a row
+    dup = dict(first, prompt="What is 5 + 5?")  # same id as line 1, other text
+    lines.append(json.dumps(dup))
+    expected[len(lines)] = ("duplicate_id", "id")
+    msgs = {"messages": [{"role": "system", "content": "Answer briefly."},
+                         {"role": "user", "content": "What is 12 + 7?"}], "reference": "19"}
+    lines.append(json.dumps(msgs))  # valid, no id: gets a content hash id
+    path = tmp_path_factory.mktemp("input") / "prompts.jsonl"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return {"path": path, "errors": expected, "inputs": len([l for l in lines if l.strip()])}
+
+
+def job_config(input_path: Path, out: Path, run_id: str):
+    from pipeline.config import load_config
+
+    return load_config(data={
+        "input": {"path": str(input_path), "columns": {"messages": "messages"}},
+        "teacher": {"model": str(ARTIFACT_DIR), "dialect": "tiny", "device": "cpu", "replicas": 2,
+                    "max_in_flight": 32,
+                    "engine": {"dtype": "float32", "max_model_len": 1024, "max_num_seqs": 32,
+                               "kv_cache_gib": 0.5, "enforce_eager": True}},
+        "generation": {"samples_per_prompt": SAMPLES, "seed": 7, "modes": [
+            {"name": "think", "thinking": True, "thinking_budget": BUDGET,
+             "sampling": {"temperature": 0.6, "top_p": 0.95, "top_k": 20, "max_tokens": 300}},
+            {"name": "no_think", "thinking": False,
+             "sampling": {"temperature": 0.7, "top_p": 0.8, "top_k": 20, "max_tokens": 64}}]},
+        "output": {"path": str(out), "run_id": run_id, "keep_prompt_text": True},
+        "ray": {"batch_size": 8},
+    })
+
+
+@pytest.fixture(scope="session")
+def runs(planted_input, tmp_path_factory):
+    import ray
+
+    from pipeline.job import run
+
+    out = tmp_path_factory.mktemp("out")
+    summaries = {rid: run(job_config(planted_input["path"], out, rid)) for rid in ("a", "b")}
+    yield {"out": out, "summaries": summaries}
+    ray.shutdown()
+
+
+def load(out: Path, run_id: str, folder: str):
+    import datasets
+
+    files = sorted(str(p) for p in (out / run_id / folder).glob("*.parquet"))
+    if not files:
+        return []
+    return list(datasets.load_dataset("parquet", data_files=files, split="train"))
+
+
+def test_every_input_is_accounted_for(runs, planted_input):
+    s = runs["summaries"]["a"]
+    assert s["inputs"] == planted_input["inputs"]
+    assert s["expected_samples"] == planted_input["inputs"] * MODES * SAMPLES
+    assert s["accounted"] and s["missing"] == 0
+    rows = {f: load(runs["out"], "a", f) for f in ("accepted", "rejected", "errors")}
+    assert sum(len(v) for v in rows.values()) == s["expected_samples"]
+    assert len(rows["accepted"]) == s["accepted"] and len(rows["errors"]) == s["errors"]["total"]
+    summary_file = json.loads((runs["out"] / "a" / "summary.json").read_text())
+    assert summary_file == s
+    assert not (runs["out"] / "a" / "_tmp").exists()
+
+
+def test_planted_bad_rows_land_in_errors_with_reasons(runs, planted_input):
+    errors = load(runs["out"], "a", "errors")
+    by_line: dict[int, list[dict]] = {}
+    for e in errors:
+        by_line.setdefault(int(e["location"].rsplit(":", 1)[1]), []).append(e)
+    assert set(by_line) == set(planted_input["errors"])
+    for line, (error, field) in planted_input["errors"].items():
+        got = by_line[line]
+        assert len(got) == MODES * SAMPLES, line  # one error row per sample the row would have made
+        assert {e["error"] for e in got} == {error}, (line, got[0]["detail"])
+        assert {e["field"] for e in got} == {field}
+        assert all(e["detail"] and e["input"] for e in got)
+    dup = by_line[max(planted_input["errors"])][0]
+    assert "already came from" in dup["detail"] and dup["detail"].endswith("unique")
+
+
+def test_samples_follow_the_data_contract(runs, tiny_tokenizer):
+    accepted = load(runs["out"], "a", "accepted")
+    assert accepted
+    for r in accepted:
+        final = r["messages"][-1]
+        assert final["role"] == "assistant"
+        if r["mode"] == "no_think":
+            assert final["content"].startswith("<think>\n\n</think>\n\n") and r["thinking"] == ""
+            assert r["thinking_tokens"] == 0 and r["thinking_budget"] is None
+        else:
+            assert final["content"].startswith("<think>\n") and r["thinking"]
+            assert r["thinking_budget"] == BUDGET
+        assert r["prompt_tokens"] == len(tiny_tokenizer.encode(r["prompt_text"], add_special_tokens=False))
+        assert r["thinking_tokens"] + r["answer_tokens"] < r["completion_tokens"] or r["mode"] == "no_think"
+        assert r["finish_reason"] in ("stop", "length") and r["run_id"] == "a"
+
+
+def test_budget_caps_thinking_and_hit_samples_still_answer(runs):
+    think = [r for r in load(runs["out"], "a", "accepted") if r["mode"] == "think"]
+    hit = [r for r in think if r["budget_hit"]]
+    assert hit, "budget 48 is below the tiny teacher's typical thinking; some samples must hit it"
+    assert all(r["thinking_tokens"] <= BUDGET for r in think)
+    for r in hit:
+        assert r["thinking_tokens"] == BUDGET
+        assert "Considering the limited time by the user" in r["thinking"]
+        assert r["answer"].strip(), r["sample_id"]
+
+
+def test_round_trip_through_the_chat_template(runs, tiny_tokenizer):
+    """Rendering ``messages`` gives back exactly the prompt the engine saw + what it wrote."""
+    accepted = load(runs["out"], "a", "accepted")
+    bad = []
+    for r in accepted:
+        rendered = tiny_tokenizer.apply_chat_template(r["messages"], tokenize=False)
+        assistant = r["messages"][-1]["content"]
+        prefill = "<think>\n\n</think>\n\n" if r["mode"] == "no_think" else ""
+        expected = r["prompt_text"] + assistant[len(prefill):] + "<|im_end|>\n"
+        if rendered != expected:
+            bad.append(r["sample_id"])
+    assert not bad, f"{len(bad)}/{len(accepted)} samples do not round-trip, e.g. {bad[:3]}"
+
+
+def test_ids_are_unique_and_stable_across_runs(runs):
+    a = {f: load(runs["out"], "a", f) for f in ("accepted", "rejected", "errors")}
+    b = {f: load(runs["out"], "b", f) for f in ("accepted", "rejected", "errors")}
+    ids_a = [r["sample_id"] for f in ("accepted", "rejected") for r in a[f]]
+    assert len(ids_a) == len(set(ids_a))
+    assert sorted(ids_a) == sorted(r["sample_id"] for f in ("accepted", "rejected") for r in b[f])
+    assert sorted(r["prompt_id"] for r in a["accepted"]) == sorted(r["prompt_id"] for r in b["accepted"])
+    assert all(r["run_id"] == "b" for r in b["accepted"])
+
+
+def test_same_seed_gives_the_same_text_on_the_cpu_engine(runs):
+    """Per-sample seeds make a sample independent of batching and of which replica ran it."""
+    a = {r["sample_id"]: r["messages"][-1]["content"] for r in load(runs["out"], "a", "accepted")}
+    b = {r["sample_id"]: r["messages"][-1]["content"] for r in load(runs["out"], "b", "accepted")}
+    differ = [k for k in a if k in b and a[k] != b[k]]
+    assert not differ, f"{len(differ)}/{len(a)} samples differ between two identical runs"
+
+
+def test_a_used_run_folder_is_refused(runs, planted_input):
+    from pipeline.job import OutputError, prepare_output
+
+    with pytest.raises(OutputError, match="already holds a run"):
+        prepare_output(str(runs["out"] / "a"), overwrite=False)

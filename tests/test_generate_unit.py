@@ -1,0 +1,295 @@
+"""Fast tests of the generation job's pieces: row validation, ids, input resolution, parsing,
+the replica's error handling (fake engine), the sink's tally and the CLI's dry run."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from pipeline.config import ColumnMap, load_config
+from pipeline.ids import content_prompt_id, sample_id, sample_seed
+from pipeline.prepare import RowError, normalize, plan_samples
+from pipeline.read import InputError, resolve_input
+from pipeline.tiny_teacher import ARTIFACT_DIR
+
+COLS = ColumnMap(messages="messages", system="system")
+
+
+# ------------------------------------------------------------------ row validation
+
+@pytest.mark.parametrize("raw, error, field, words", [
+    ("{not json", "invalid_json", None, "not valid JSON"),
+    ("[1, 2]", "invalid_json", None, "expected a JSON object per row, got list"),
+    ('{"text": "hi"}', "missing_prompt", "prompt", "the row has columns ['text']"),
+    ('{"prompt": null}', "missing_prompt", "prompt", "expected a prompt in column 'prompt' or 'messages'"),
+    ('{"prompt": ""}', "empty_prompt", "prompt", "expected a non-empty string"),
+    ('{"prompt": ["a"]}', "non_text_prompt", "prompt", "got list"),
+    ('{"messages": "hi"}', "malformed_messages", "messages", "expected a non-empty list"),
+    ('{"messages": []}', "malformed_messages", "messages", "expected a non-empty list"),
+    ('{"messages": ["hi"]}', "malformed_messages", "messages", "messages[0]: expected an object"),
+    ('{"messages": [{"role": "user", "content": 3}]}', "malformed_messages", "messages",
+     "messages[0].content: expected a string, got int 3"),
+    ('{"messages": [{"role": "user", "content": "a"}, {"role": "system", "content": "s"}, '
+     '{"role": "user", "content": "b"}]}', "malformed_messages", "messages", "messages[1]: a system turn may only come first"),
+    ('{"messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}]}',
+     "malformed_messages", "messages", "the last turn must be the user's"),
+    ('{"messages": [{"role": "user", "content": " "}]}', "empty_prompt", "messages", "the last user turn is empty"),
+    ('{"prompt": "q", "reference": {"a": 1}}', "invalid_reference", "reference", "expected a string or number"),
+    ('{"prompt": "q", "id": 1.5}', "invalid_id", "id", "expected a string or integer, got float"),
+    ('{"prompt": "q", "id": true}', "invalid_id", "id", "got bool"),
+    ('{"prompt": "q", "system": 5}', "invalid_system", "system", "expected a string"),
+])
+def test_bad_rows_name_the_field_and_what_was_expected(raw, error, field, words):
+    with pytest.raises(RowError) as e:
+        normalize(raw, COLS)
+    assert (e.value.error, e.value.field) == (error, field)
+    assert words in e.value.detail
+
+
+def test_good_rows_normalize():
+    p = normalize('{"messages": [{"role": "user", "content": "q"}], "id": 12, "reference": 2.5, "source": "gsm"}', COLS)
+    assert (p.prompt_id, p.reference, p.source, p.id_given, p.field) == ("12", "2.5", "gsm", True, "messages")
+    # system prompt: the row's own wins over the config's; a messages list with its own system turn keeps it
+    p = normalize('{"prompt": "q", "system": "row sys"}', COLS, system_prompt="cfg sys")
+    assert p.messages[0] == {"role": "system", "content": "row sys"}
+    p = normalize('{"prompt": "q"}', COLS, system_prompt="cfg sys", default_source="fallback")
+    assert p.messages[0]["content"] == "cfg sys" and p.source == "fallback"
+    # an empty id falls back to the content hash, which covers the system turn too
+    a = normalize('{"prompt": "q", "id": ""}', COLS)
+    b = normalize('{"prompt": "q"}', COLS, system_prompt="cfg sys")
+    assert a.prompt_id.startswith("h-") and not a.id_given and a.prompt_id != b.prompt_id
+
+
+# --------------------------------------------------------------------------- ids
+
+def test_ids_are_stable_and_sensitive_to_each_part():
+    # pinned: a change here changes every sample_id of every dataset ever written
+    assert sample_id("p1", "think", 200, 0, "fp") == "3b7e63356f29fd79387af10f"
+    assert sample_seed(0, "p1", "think", None, 0) == 1602044294
+    base = sample_id("p1", "think", 200, 0, "fp")
+    variants = [sample_id("p2", "think", 200, 0, "fp"), sample_id("p1", "no_think", 200, 0, "fp"),
+                sample_id("p1", "think", None, 0, "fp"), sample_id("p1", "think", 200, 1, "fp"),
+                sample_id("p1", "think", 200, 0, "fp2")]
+    assert len({base, *variants}) == 6
+    assert 0 <= sample_seed(0, "p1", "think", None, 0) < 2**31
+    assert content_prompt_id([{"role": "user", "content": "x"}]) != content_prompt_id([{"role": "user", "content": "y"}])
+
+
+def test_generation_fingerprint_follows_the_mode_settings():
+    base = {"input": {"path": "p"}, "teacher": {"model": "m"}}
+    a = plan_samples(load_config(data=base))
+    b = plan_samples(load_config(data=base, overrides=["generation.seed=1"]))
+    c = plan_samples(load_config(data={**base, "generation": {"samples_per_prompt": 3}}))
+    assert len(a) == 2 and len(c) == 6
+    assert a[0].generation_fp != b[0].generation_fp  # another seed is another sample
+    assert a[0].generation_fp == c[0].generation_fp  # drawing more samples keeps the first ones' ids
+    assert a[0].generation_fp != a[1].generation_fp  # modes differ
+
+
+# ---------------------------------------------------------------- input resolution
+
+def test_resolve_input_globs_folders_and_saved_datasets(tmp_path: Path):
+    import datasets
+
+    for i in range(2):
+        (tmp_path / f"p{i}.jsonl").write_text('{"prompt": "q"}\n')
+    assert resolve_input(str(tmp_path / "*.jsonl")).paths == [str(tmp_path / "p0.jsonl"), str(tmp_path / "p1.jsonl")]
+    pq.write_table(pa.table({"prompt": ["q"]}), tmp_path / "x.parquet")
+    with pytest.raises(InputError, match="several formats"):
+        resolve_input(str(tmp_path))
+    assert resolve_input(str(tmp_path / "x.parquet")).format == "parquet"
+    datasets.Dataset.from_dict({"prompt": ["a", "b"]}).save_to_disk(str(tmp_path / "saved"))
+    files = resolve_input(str(tmp_path / "saved"))
+    assert files.format == "hf_saved" and files.paths[0].endswith(".arrow")
+    with pytest.raises(InputError, match="nothing at"):
+        resolve_input(str(tmp_path / "missing.jsonl"))
+    with pytest.raises(InputError, match="no JSONL, Parquet"):
+        resolve_input(str(tmp_path / "*.csv"))
+
+
+def test_count_rows_matches_each_format(tmp_path: Path):
+    import datasets
+
+    from pipeline.job import count_rows
+
+    (tmp_path / "a.jsonl").write_text('{"prompt": "q"}\n\nnot json\n{"prompt": "r"}\n')
+    pq.write_table(pa.table({"prompt": ["q"] * 5}), tmp_path / "b.parquet")
+    datasets.Dataset.from_dict({"prompt": ["a", "b", "c"]}).save_to_disk(str(tmp_path / "saved"))
+    assert count_rows(resolve_input(str(tmp_path / "a.jsonl"))) == 3  # blank lines are not rows
+    assert count_rows(resolve_input(str(tmp_path / "b.parquet"))) == 5
+    assert count_rows(resolve_input(str(tmp_path / "saved"))) == 3
+
+
+# ------------------------------------------------------------------------- parse
+
+def _parse_stage():
+    from pipeline.parse import Parse
+
+    cfg = load_config(data={"input": {"path": "p"}, "teacher": {"model": str(ARTIFACT_DIR), "dialect": "tiny"}})
+    return Parse(cfg)
+
+
+def _row(tok, generated: str, prefill: str = "", finish: str = "stop", budget: int | None = None) -> dict:
+    return {"status": "pending", "messages": [{"role": "user", "content": "q"}], "prefill": prefill,
+            "generated": generated, "completion_token_ids": tok.encode(generated, add_special_tokens=False),
+            "finish_reason": finish, "thinking_budget": budget}
+
+
+@pytest.mark.parametrize("generated, prefill, finish, expect", [
+    # closed block, natural stop
+    ("<think>\n1+1=2\n</think>\n\n\\boxed{2}", "", "stop",
+     dict(status="accepted", thinking="1+1=2", answer="\\boxed{2}", extracted_answer="2", thinking_tokens=7)),  # \n 1 + 1 = 2 \n
+    # unclosed and cut by length: truncated
+    ("<think>\n1+1=", "", "length", dict(status="rejected", reject_reason="truncated", answer="", thinking="1+1=")),
+    # unclosed but stopped (not a length cut): not this stage's rejection
+    ("<think>\n1+1=", "", "stop", dict(status="accepted", reject_reason=None)),
+    # no-think: the empty block is in the prompt, the completion keeps it
+    ("\\boxed{2}", "<think>\n\n</think>\n\n", "stop",
+     dict(status="accepted", thinking="", answer="\\boxed{2}", thinking_tokens=0)),
+    # empty thinking
+    ("<think>\n\n</think>\n\n2", "", "stop", dict(status="accepted", thinking="", answer="2", thinking_tokens=2)),
+    # two think blocks: answer after the last, thinking from the first
+    ("<think>\na\n</think>\n\nx<think>\nb\n</think>\n\n2", "", "stop", dict(thinking="a", answer="2")),
+    # a stray closing tag inside the answer
+    ("<think>\na\n</think>\n\n2 </think> 3", "", "stop", dict(thinking="a", answer=" 3")),
+])
+def test_parse_table(tiny_tokenizer, generated, prefill, finish, expect):
+    out = _parse_stage().parse(_row(tiny_tokenizer, generated, prefill, finish))
+    for k, v in expect.items():
+        assert out[k] == v, (k, out[k])
+    assert out["messages"][-1] == {"role": "assistant", "content": prefill + generated}
+    assert out["completion_tokens"] == len(tiny_tokenizer.encode(generated, add_special_tokens=False))
+
+
+def test_parse_detects_the_forced_budget_end(tiny_tokenizer):
+    from pipeline.dialects import get_dialect
+
+    stage = _parse_stage()
+    thought = "3+4=7, 7*2=14"
+    n = len(tiny_tokenizer.encode("\n" + thought, add_special_tokens=False))
+    forced = "<think>\n" + thought + get_dialect("tiny").budget_end_str() + "\n\n\\boxed{14}"
+    hit = stage.parse(_row(tiny_tokenizer, forced, budget=n))
+    assert hit["budget_hit"] and hit["thinking_tokens"] == n and hit["answer"] == "\\boxed{14}"
+    natural = stage.parse(_row(tiny_tokenizer, "<think>\n" + thought + "\n</think>\n\n\\boxed{14}", budget=n + 5))
+    assert not natural["budget_hit"] and natural["thinking_tokens"] == n + 1
+
+
+# ------------------------------------------------------------ replica error handling
+
+class FakeEngine:
+    """Stands in for AsyncLLM: fails the request whose prompt starts with token 666."""
+
+    async def generate(self, prompt, params, request_id):
+        if prompt["prompt_token_ids"][0] == 666:
+            raise ValueError("token id 666 is out of vocabulary")
+        from types import SimpleNamespace
+
+        yield SimpleNamespace(outputs=[SimpleNamespace(text="ok", token_ids=[1, 2], finish_reason="stop")])
+
+    def shutdown(self):
+        pass
+
+
+def test_a_failed_request_becomes_an_error_row_and_the_batch_goes_on():
+    from pipeline.schema import to_table
+    from pipeline.teacher import TeacherReplica
+
+    rep = TeacherReplica.__new__(TeacherReplica)
+    rep.engine, rep.max_in_flight, rep._sem = FakeEngine(), 4, None
+    import itertools
+
+    rep._ids = itertools.count()
+    sampling = {"temperature": 0.0, "top_p": 1.0, "top_k": -1, "min_p": 0.0, "presence_penalty": 0.0,
+                "repetition_penalty": 1.0, "max_tokens": 8}
+    rows = [{"status": "pending", "sample_id": f"s{i}", "prompt_token_ids": [ids, 5], "sampling": sampling,
+             "seed": 1, "thinking_budget": None, "messages": [{"role": "user", "content": "q"}], "reference": None}
+            for i, ids in enumerate([5, 666, 7])]
+    rows.append({"status": "error", "sample_id": "s3", "error": "empty_prompt"})
+
+    async def go():
+        return [t async for t in rep(to_table(rows))]
+
+    out = asyncio.run(go())[0].to_pylist()
+    assert [r["status"] for r in out] == ["pending", "error", "pending", "error"]
+    assert out[1]["error"] == "engine_error" and "out of vocabulary" in out[1]["detail"]
+    assert out[1]["stage"] == "generate" and json.loads(out[1]["input"])["messages"][0]["content"] == "q"
+    assert out[0]["generated"] == "ok" and out[0]["finish_reason"] == "stop"
+    assert out[3]["error"] == "empty_prompt"  # rows that were already errors pass through untouched
+
+
+# ------------------------------------------------------------------ sink tally, CLI
+
+def test_tally_counts_every_row_once():
+    from pipeline.schema import to_table
+    from pipeline.write import merge_tallies, tally
+
+    rows = [{"status": "accepted", "mode": "think", "source": "s", "thinking_tokens": 5, "completion_tokens": 9},
+            {"status": "rejected", "reject_reason": "truncated", "mode": "think", "source": "s"},
+            {"status": "error", "error": "empty_prompt"},
+            {"status": "pending"}]
+    t = merge_tallies([tally(to_table(rows[:2])), tally(to_table(rows[2:]))])
+    assert t["rows"] == 4 and sum(t["status"].values()) == 4
+    assert t["rejected"] == {"truncated": 1} and t["errors"] == {"empty_prompt": 1, "unfinished": 1}
+    assert t["tokens"]["thinking_tokens"] == 5 and t["by_mode"] == {"think/accepted": 1, "think/rejected": 1}
+
+
+@pytest.mark.parametrize("config", ["configs/local.yaml", "configs/qwen3-32b.yaml"])
+def test_dry_run_prints_the_plan_and_starts_nothing(config, capsys, tmp_path):
+    from jobs.generate import main
+
+    argv = ["--config", config, "--dry-run"]
+    if "qwen3" in config:  # the cluster config reads from object storage; point it at a local file
+        (tmp_path / "p.jsonl").write_text('{"messages": [{"role": "user", "content": "q"}]}\n' * 3)
+        argv += ["--set", f"input.path={tmp_path / 'p.jsonl'}"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "plan (dry run: nothing started)" in out and "resolved config" in out
+    if "local" in config:
+        assert "256 prompts" in out and "1024 expected" in out and "2 replica(s)" in out
+    else:
+        assert "3 prompts" in out and "8 replica(s)" in out and "num_gpus=2" in out
+
+
+def test_cli_rejects_bad_config_and_input_with_exit_2(capsys, tmp_path):
+    from jobs.generate import main
+
+    assert main(["--config", "configs/local.yaml", "--set", "teacher.replica=3", "--dry-run"]) == 2
+    assert "teacher.replica: unknown key" in capsys.readouterr().err
+    assert main(["--config", "configs/local.yaml", "--set", f"input.path={tmp_path}/none.jsonl", "--dry-run"]) == 2
+    assert "input.path: nothing at" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------- the read stage on Ray
+
+@pytest.fixture(scope="module")
+def local_ray():
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False)
+    yield
+    ray.shutdown()
+
+
+def test_read_stage_reads_every_format_with_row_locations(local_ray, tmp_path: Path):
+    import datasets
+
+    from pipeline.read import read_input
+
+    rows = [{"prompt": f"q{i}", "reference": i} for i in range(3)]
+    (tmp_path / "j").mkdir()
+    (tmp_path / "j" / "a.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n\n{broken\n")
+    pq.write_table(pa.Table.from_pylist(rows), tmp_path / "b.parquet")
+    datasets.Dataset.from_list(rows).save_to_disk(str(tmp_path / "saved"))
+
+    jsonl = read_input(resolve_input(f"file://{tmp_path}/j/*.jsonl")).take_all()
+    assert [r["_row"] for r in jsonl] == [1, 2, 3, 5]  # line numbers; the blank line is skipped
+    assert jsonl[-1]["_raw"] == "{broken"  # kept raw: prepare turns it into an error row
+    for spec in (str(tmp_path / "b.parquet"), str(tmp_path / "saved")):
+        got = sorted(read_input(resolve_input(spec)).take_all(), key=lambda r: r["_row"])
+        assert [json.loads(r["_raw"]) for r in got] == rows and [r["_row"] for r in got] == [0, 1, 2]
+    assert len(read_input(resolve_input(str(tmp_path / "b.parquet")), limit=2).take_all()) == 2
