@@ -194,6 +194,7 @@ def make_summary(cfg: JobConfig, p: Plan, tally: dict | None, wall_s: float) -> 
     for key, n in sorted(t["by_source"].items()):
         src, _, status = key.rpartition("/")
         sources.setdefault(src, {})[status] = n
+    window = (t["t_last"] - t["t_first"]) if t["t_first"] is not None and t["t_last"] is not None else None
     tokens = {k.removesuffix("_tokens"): int(t["tokens"].get(k, 0))
               for k in ("prompt_tokens", "thinking_tokens", "answer_tokens", "completion_tokens")}
     return {
@@ -207,6 +208,9 @@ def make_summary(cfg: JobConfig, p: Plan, tally: dict | None, wall_s: float) -> 
         "by_mode": modes, "by_source": sources, "budget_hit": t["budget_hit"],
         "tokens": tokens, "wall_s": round(wall_s, 2),
         "completion_tokens_per_s": round(tokens["completion"] / wall_s, 1) if wall_s > 0 else None,
+        # first request into an engine -> last token out: generation without start-up
+        "engine_window_s": round(window, 2) if window else None,
+        "engine_window_tokens_per_s": round(tokens["completion"] / window, 1) if window else None,
         "files": t.get("files", 0),
     }
 
@@ -241,6 +245,7 @@ def format_summary(s: dict) -> str:
     lines += [
         f"  tokens    prompt {tok['prompt']}, thinking {tok['thinking']}, answer {tok['answer']}, "
         f"generated {tok['completion']}; budget hit {s['budget_hit']}",
-        f"  time      {s['wall_s']} s, {s['completion_tokens_per_s']} generated tokens/s",
+        f"  time      {s['wall_s']} s wall, {s['completion_tokens_per_s']} generated tokens/s; engines busy "
+        f"{s['engine_window_s']} s, {s['engine_window_tokens_per_s']} tokens/s (start-up excluded)",
     ]
     return "\n".join(lines)

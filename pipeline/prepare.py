@@ -37,6 +37,7 @@ class Prompt:
     reference: str | None
     source: str
     id_given: bool
+    field: str | None = None  # the input column the conversation came from
 
 
 def _describe(value: Any) -> str:
@@ -101,6 +102,7 @@ def normalize(raw: str, columns: ColumnMap, system_prompt: str | None = None,
 
     if columns.messages and row.get(columns.messages) is not None:
         messages = check_messages(row[columns.messages], columns.messages)
+        from_field = columns.messages
     else:
         field = columns.prompt
         if field is None or row.get(field) is None:
@@ -113,6 +115,7 @@ def normalize(raw: str, columns: ColumnMap, system_prompt: str | None = None,
         if not prompt.strip():
             raise RowError("empty_prompt", field, f"{field}: expected a non-empty string, got {prompt!r}")
         messages = [{"role": "user", "content": prompt}]
+        from_field = field
 
     system = system_prompt
     if columns.system and row.get(columns.system) is not None:
@@ -137,7 +140,7 @@ def normalize(raw: str, columns: ColumnMap, system_prompt: str | None = None,
 
     source = row.get(columns.source) if columns.source else None
     source = source if isinstance(source, str) and source.strip() else default_source
-    return Prompt(prompt_id, messages, reference, source, id_given)
+    return Prompt(prompt_id, messages, reference, source, id_given, from_field)
 
 
 # ------------------------------------------------------------------------ the plan
@@ -219,7 +222,7 @@ class Prepare:
         for raw, loc, p in zip(raws, locations, prompts):
             if isinstance(p, Prompt) and (owner := next(owners)) is not None:
                 what = "id" if p.id_given else "prompt"
-                field = self.cfg.input.columns.id if p.id_given else (self.cfg.input.columns.prompt or "messages")
+                field = self.cfg.input.columns.id if p.id_given else p.field
                 p = RowError(f"duplicate_{what}", field,
                              f"{what} {p.prompt_id!r} already came from {owner}; each prompt must be unique")
             if isinstance(p, RowError):
@@ -255,7 +258,7 @@ class Prepare:
         return rows
 
     def _render(self, p: Prompt, mode: ModeConfig):
-        field = self.cfg.input.columns.messages or self.cfg.input.columns.prompt
+        field = p.field
         try:
             messages = self.dialect.with_flag(p.messages, mode.flag, mode.flag_turn)
             text = self.dialect.render(self.tokenizer, messages, mode.thinking)

@@ -65,6 +65,8 @@ _WORKING = [
     ("prefill", pa.string()),            # assistant-side text already in the prompt
     ("generated", pa.string()),          # raw engine text (without prefill)
     ("completion_token_ids", pa.list_(pa.int32())),
+    ("t_submit", pa.float64()),          # wall clock when the request entered the engine
+    ("t_done", pa.float64()),            # ... and when its last token came back
 ]
 
 STREAM = pa.schema(

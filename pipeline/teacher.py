@@ -17,6 +17,7 @@ import contextlib
 import itertools
 import logging
 import os
+import time
 
 from .config import JobConfig
 from .dialects import get_dialect
@@ -92,6 +93,7 @@ class TeacherReplica:
         final = None
         try:
             async with self._sem:
+                row["t_submit"] = time.time()
                 prompt = TokensPrompt(prompt_token_ids=row["prompt_token_ids"])
                 async for out in self.engine.generate(prompt, sampling_params(row),
                                                       request_id=f"{row['sample_id']}-{next(self._ids)}"):
@@ -108,7 +110,7 @@ class TeacherReplica:
             return _failed(row, "engine_no_output", "the engine finished the request without an output")
         c = final.outputs[0]
         row.update(generated=c.text, completion_token_ids=list(c.token_ids), finish_reason=c.finish_reason,
-                   prompt_token_ids=None)
+                   prompt_token_ids=None, t_done=time.time())
         return row
 
     def __del__(self):

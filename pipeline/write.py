@@ -27,8 +27,11 @@ TOKEN_COLUMNS = ("prompt_tokens", "thinking_tokens", "answer_tokens", "completio
 def tally(table: pa.Table) -> dict:
     """What a table of ``STREAM`` rows holds: counts by status, reason, mode, source; token sums."""
     rows = table.select(["status", "reject_reason", "error", "mode", "source", "budget_hit", *TOKEN_COLUMNS]).to_pylist()
-    t = {"rows": len(rows), "status": Counter(), "rejected": Counter(), "errors": Counter(),
-         "by_mode": Counter(), "by_source": Counter(), "budget_hit": 0, "tokens": Counter()}
+    t = _empty()
+    t["rows"] = len(rows)
+    # the engines' busy window: first request in to last token out (min/max, not sums)
+    t["t_first"] = pc.min(table["t_submit"]).as_py()
+    t["t_last"] = pc.max(table["t_done"]).as_py()
     for r in rows:
         status = r["status"] if r["status"] in FOLDERS else "error"
         t["status"][status] += 1
@@ -45,12 +48,19 @@ def tally(table: pa.Table) -> dict:
     return t
 
 
+def _empty() -> dict:
+    return {"rows": 0, "status": Counter(), "rejected": Counter(), "errors": Counter(), "by_mode": Counter(),
+            "by_source": Counter(), "budget_hit": 0, "tokens": Counter(), "files": 0, "t_first": None, "t_last": None}
+
+
 def merge_tallies(tallies: Iterable[dict]) -> dict:
-    total = {"rows": 0, "status": Counter(), "rejected": Counter(), "errors": Counter(),
-             "by_mode": Counter(), "by_source": Counter(), "budget_hit": 0, "tokens": Counter(), "files": 0}
+    total = _empty()
     for t in tallies:
         for k, v in t.items():
-            if isinstance(v, dict):
+            if k in ("t_first", "t_last"):
+                pick = min if k == "t_first" else max
+                total[k] = v if total[k] is None else (total[k] if v is None else pick(total[k], v))
+            elif isinstance(v, dict):
                 total[k].update(v)
             else:
                 total[k] += v

@@ -1,0 +1,178 @@
+"""Benchmark: the pipeline against bare vLLM on the same prompts, engines and sampling.
+
+Usage:
+    python -m jobs.bench [--config configs/local.yaml] [--prompts 512] [--out docs/bench.md]
+
+Both sides get the same requests: the config's prompts (first ``--prompts``), rendered and
+tokenized once by the pipeline's own prepare stage, every mode, one sample each, with the same
+per-sample seeds and thinking budgets, on ``teacher.replicas`` engines with the same engine
+arguments.
+
+- bare vLLM: one process per engine, each ``LLM.generate`` over its share of the requests
+  (all submitted at once: the engine's best case), started together after both engines load;
+- pipeline: ``jobs.generate`` on the same config (Ray Data, async replicas, parse, Parquet).
+
+Reported: generated tokens per second over the engines' busy window (first request in to last
+token out; start-up excluded on both sides) and over the whole wall time (start-up included),
+and the pipeline / bare ratio. Run side by side in one process tree, so the ratio is what to
+quote on a shared machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def build_requests(cfg) -> list[dict]:
+    """Pending request rows exactly as the pipeline's prepare stage makes them."""
+    from pipeline.prepare import Prepare
+    from pipeline.read import READ_SCHEMA, resolve_input
+    import pyarrow as pa
+
+    files = resolve_input(cfg.input.path, cfg.input.format)
+    raws = []
+    for path in files.paths:
+        with open(path, encoding="utf-8") as f:
+            for i, line in enumerate(f, 1):
+                if line.strip():
+                    raws.append({"_path": path, "_row": i, "_raw": line.rstrip("\n")})
+    raws = raws[: cfg.input.limit]
+    rows = Prepare(cfg)(pa.Table.from_pylist(raws, schema=READ_SCHEMA)).to_pylist()
+    return [r for r in rows if r["status"] == "pending"]
+
+
+def _bare_engine(cfg, requests, barrier, results) -> None:
+    from vllm import LLM
+    from vllm.config import ReasoningConfig
+    from vllm.inputs import TokensPrompt
+
+    from pipeline.teacher import engine_kwargs, sampling_params
+
+    kw = engine_kwargs(cfg)
+    if "reasoning_end_str" in kw:
+        kw["reasoning_config"] = ReasoningConfig(reasoning_end_str=kw.pop("reasoning_end_str"))
+    llm = LLM(**kw)
+    prompts = [TokensPrompt(prompt_token_ids=r["prompt_token_ids"]) for r in requests]
+    params = [sampling_params(r) for r in requests]
+    barrier.wait()
+    t0 = time.time()
+    outs = llm.generate(prompts, params, use_tqdm=False)
+    t1 = time.time()
+    results.put((t0, t1, sum(len(o.outputs[0].token_ids) for o in outs)))
+    llm.llm_engine.engine_core.shutdown()
+
+
+def bench_bare(cfg, requests) -> dict:
+    ctx = mp.get_context("spawn")
+    n = cfg.teacher.replicas
+    barrier, results = ctx.Barrier(n), ctx.Queue()
+    started = time.time()
+    procs = [ctx.Process(target=_bare_engine, args=(cfg, requests[i::n], barrier, results)) for i in range(n)]
+    for p in procs:
+        p.start()
+    got = [results.get() for _ in procs]
+    for p in procs:
+        p.join()
+    wall = time.time() - started
+    window = max(t1 for _, t1, _ in got) - min(t0 for t0, _, _ in got)
+    tokens = sum(t for _, _, t in got)
+    return {"tokens": tokens, "window_s": window, "wall_s": wall}
+
+
+def bench_pipeline(cfg) -> dict:
+    from pipeline.job import run
+
+    s = run(cfg)
+    if not s["accounted"]:
+        raise RuntimeError(f"pipeline lost samples: {s['missing']}")
+    return {"tokens": s["tokens"]["completion"], "window_s": s["engine_window_s"], "wall_s": s["wall_s"]}
+
+
+def versions() -> str:
+    import ray
+    import torch
+    import vllm
+
+    cpu = "unknown CPU"
+    try:
+        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return (f"{os.cpu_count()} cores ({cpu}), {mem:.0f} GiB RAM, no GPU; Python {platform.python_version()}, "
+            f"vLLM {vllm.__version__}, Ray {ray.__version__}, torch {torch.__version__}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--config", default="configs/local.yaml")
+    ap.add_argument("--prompts", type=int, default=512)
+    ap.add_argument("--out", type=Path, default=Path("docs/bench.md"))
+    args = ap.parse_args(argv)
+
+    from pipeline.config import load_config
+
+    tmp = tempfile.mkdtemp(prefix="thinkmill-bench-")
+    cfg = load_config(args.config, [f"input.limit={args.prompts}", "generation.samples_per_prompt=1",
+                                    f"output.path={tmp}", "output.run_id=bench", "output.overwrite=true"])
+    requests = build_requests(cfg)
+    print(f"{len(requests)} requests ({args.prompts} prompts x {len(cfg.generation.modes)} modes), "
+          f"{cfg.teacher.replicas} engines", flush=True)
+    bare = bench_bare(cfg, requests)
+    print(f"bare vLLM: {bare}", flush=True)
+    pipe = bench_pipeline(cfg)
+    print(f"pipeline:  {pipe}", flush=True)
+
+    def rate(r, key):
+        return r["tokens"] / r[key]
+
+    ratio_window = rate(pipe, "window_s") / rate(bare, "window_s")
+    ratio_wall = rate(pipe, "wall_s") / rate(bare, "wall_s")
+    cmd = f"python -m jobs.bench --config {args.config} --prompts {args.prompts}"
+    table = "\n".join([
+        "| | generated tokens | engines busy (s) | tokens/s (busy) | wall incl. start-up (s) | tokens/s (wall) |",
+        "|---|---:|---:|---:|---:|---:|",
+        *(f"| {name} | {r['tokens']} | {r['window_s']:.1f} | {rate(r, 'window_s'):.0f} | {r['wall_s']:.1f} | "
+          f"{rate(r, 'wall_s'):.0f} |" for name, r in (("bare vLLM `LLM.generate`", bare), ("thinkmill pipeline", pipe))),
+    ])
+    verdict = "met" if ratio_window >= 0.85 else "NOT met"
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    section = f"""## Generation throughput: pipeline vs bare vLLM
+
+Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} with `{cmd}` (`make bench`).
+Machine: {versions()}.
+Teacher: `{cfg.teacher.model}` ({cfg.teacher.replicas} engines, {cfg.teacher.device}); {len(requests)} requests
+= {args.prompts} demo prompts x modes {', '.join(m.name for m in cfg.generation.modes)}, same seeds, budgets and
+engine arguments on both sides.
+
+{table}
+
+**Ratio pipeline / bare: {ratio_window:.2f} over the engines' busy window** (target >= 0.85: {verdict}),
+{ratio_wall:.2f} over the whole wall time including start-up.
+"""
+    _replace_section(args.out, "## Generation throughput", section)
+    print(section)
+    return 0
+
+
+def _replace_section(path: Path, heading: str, section: str) -> None:
+    """Write ``section`` into ``path``, replacing an earlier one with the same heading."""
+    text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n\nWritten by `make bench`.\n"
+    if heading in text:
+        head, _, rest = text.partition(heading)
+        nxt = rest.find("\n## ")
+        text = head + section.rstrip("\n") + ("\n" + rest[nxt:] if nxt >= 0 else "\n")
+    else:
+        text = text.rstrip("\n") + "\n\n" + section
+    path.write_text(text, encoding="utf-8")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
