@@ -32,3 +32,14 @@ def tiny_llm():
     llm = load_llm(ARTIFACT_DIR)
     yield llm
     close_llm(llm)
+
+
+@pytest.fixture(scope="session")
+def ray_session():
+    """One embedded Ray for the session, with logical CPUs for 2 replicas plus the CPU stages
+    (the job joins an already running Ray instead of starting its own)."""
+    import ray
+
+    ray.init(num_cpus=8, include_dashboard=False)
+    yield
+    ray.shutdown()

@@ -75,15 +75,12 @@ def job_config(input_path: Path, out: Path, run_id: str):
 
 
 @pytest.fixture(scope="session")
-def runs(planted_input, tmp_path_factory):
-    import ray
-
+def runs(planted_input, tmp_path_factory, ray_session):
     from pipeline.job import run
 
     out = tmp_path_factory.mktemp("out")
     summaries = {rid: run(job_config(planted_input["path"], out, rid)) for rid in ("a", "b")}
-    yield {"out": out, "summaries": summaries}
-    ray.shutdown()
+    return {"out": out, "summaries": summaries}
 
 
 def load(out: Path, run_id: str, folder: str):

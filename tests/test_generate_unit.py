@@ -266,16 +266,7 @@ def test_cli_rejects_bad_config_and_input_with_exit_2(capsys, tmp_path):
 
 # ------------------------------------------------------------- the read stage on Ray
 
-@pytest.fixture(scope="module")
-def local_ray():
-    import ray
-
-    ray.init(num_cpus=2, include_dashboard=False)
-    yield
-    ray.shutdown()
-
-
-def test_read_stage_reads_every_format_with_row_locations(local_ray, tmp_path: Path):
+def test_read_stage_reads_every_format_with_row_locations(ray_session, tmp_path: Path):
     import datasets
 
     from pipeline.read import read_input
