@@ -1,0 +1,147 @@
+"""``language_mixing``: thinking or answer switching into another language mid-way.
+
+Works offline on Unicode scripts, not a downloaded language-ID model: the expected script comes
+from the prompt (or config), and each sentence of the thinking and of the answer is assigned
+the script most of its letters are in. Before that, what is not prose is removed: code blocks
+and inline code, LaTeX, URLs, numbers, identifiers (``snake_case``, ``camelCase``, ``x2``). A
+sentence counts as foreign only if it is mostly another script *and* long enough to be prose
+(``min_foreign_words`` Latin words, or ``min_foreign_chars`` characters of another script), so
+"GPU" or a Python keyword inside Chinese text is not mixing, but an English sentence is.
+A prompt that asks for a translation is skipped (``skipped_translation``).
+
+>>> f = LanguageMixingFilter()
+>>> zh = "计算 3 加 4 的结果"
+>>> f.check(Sample("<think>\\n先算个位，再用 GPU 验证。3+4=7。\\n</think>\\n\\n答案是 7。", True, prompt=zh)).passed
+True
+>>> v = f.check(Sample("<think>\\n先算个位。Now I will add the tens digits and carry the one over.\\n</think>\\n\\n答案是 7。", True, prompt=zh))
+>>> v.reason, v.detail.split(":")[0]
+('language_mixing', 'thinking')
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+
+from .base import Filter, Sample, Verdict
+
+SCRIPTS = ("latin", "cjk", "kana", "hangul", "cyrillic", "greek", "arabic", "devanagari", "other")
+
+_STRIP = [
+    re.compile(r"```.*?(```|$)", re.S),                     # fenced code (also unterminated)
+    re.compile(r"`[^`\n]*`"),                               # inline code
+    re.compile(r"\$\$.*?\$\$|\\\[.*?\\\]|\\\(.*?\\\)", re.S),  # display / inline LaTeX
+    re.compile(r"\$[^$\n]*\$"),
+    re.compile(r"\\[A-Za-z]+(\{[^{}]*\})*"),                # \commands with their arguments
+    re.compile(r"https?://\S+|www\.\S+|\S+@\S+\.\w+"),      # URLs, e-mails
+    # identifiers, numbers, camelCase (ASCII classes: \w would also eat adjacent CJK text)
+    re.compile(r"(?<![A-Za-z0-9_])(?:[A-Za-z0-9_]*[_0-9][A-Za-z0-9_]*|[a-z]+[A-Z][A-Za-z0-9]*)(?![A-Za-z0-9_])"),
+]
+_SENTENCE = re.compile(r"[.!?;。！？；\n]+")
+_LATIN_WORD = re.compile(r"[A-Za-zÀ-ɏ]{2,}")
+_TRANSLATION = re.compile(
+    r"translat|翻译|译成|译为|用英文|用英语|用中文|用日语|in english|into (english|chinese|french|german|spanish|japanese)",
+    re.IGNORECASE)
+
+
+def script_of(ch: str) -> str | None:
+    """The script of one letter, or None for anything that is not a letter."""
+    o = ord(ch)
+    if ch.isascii():
+        return "latin" if ch.isalpha() else None
+    if 0x4E00 <= o <= 0x9FFF or 0x3400 <= o <= 0x4DBF or 0xF900 <= o <= 0xFAFF:
+        return "cjk"
+    if 0x3040 <= o <= 0x30FF:
+        return "kana"
+    if 0xAC00 <= o <= 0xD7AF or 0x1100 <= o <= 0x11FF:
+        return "hangul"
+    if not ch.isalpha():
+        return None
+    name = unicodedata.name(ch, "")
+    for script in ("LATIN", "CYRILLIC", "GREEK", "ARABIC", "DEVANAGARI"):
+        if name.startswith(script):
+            return script.lower()
+    return "other"
+
+
+def prose(text: str) -> str:
+    for pattern in _STRIP:
+        text = pattern.sub(" ", text)
+    return text
+
+
+def letter_counts(text: str) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for ch in text:
+        s = script_of(ch)
+        if s:
+            counts[s] = counts.get(s, 0) + 1
+    return counts
+
+
+def dominant(counts: dict[str, int]) -> str | None:
+    return max(counts, key=counts.get) if counts else None
+
+
+@dataclass(frozen=True)
+class LanguageSettings:
+    expected: str = "auto"          # a script name, or auto = the prompt's dominant script
+    max_foreign_share: float = 0.05  # of the region's letters in foreign sentences
+    max_foreign_sentences: int = 3
+    min_foreign_words: int = 4       # Latin words in a sentence for it to be an English (etc.) sentence
+    min_foreign_chars: int = 4       # letters of a non-Latin script for it to be a foreign sentence
+    min_share_in_sentence: float = 0.6  # the foreign script's share of the sentence's letters
+
+
+class LanguageMixingFilter(Filter):
+    name = "language_mixing"
+
+    def __init__(self, settings: LanguageSettings | None = None):
+        self.s = settings or LanguageSettings()
+
+    def check(self, sample: Sample) -> Verdict:
+        if _TRANSLATION.search(sample.prompt or ""):
+            return self.skip("skipped_translation", "the prompt asks for a translation")
+        expected = self.s.expected
+        if expected == "auto":
+            expected = dominant(letter_counts(prose(sample.prompt or "")))
+        if expected is None:  # a prompt without words: hold the completion to its own main script
+            expected = dominant(letter_counts(prose(sample.thinking + " " + sample.answer)))
+        if expected is None:
+            return self.ok(0.0, "no prose to check")
+        worst = None
+        for where, text in (("thinking", sample.thinking), ("answer", sample.answer)):
+            v = self._region(text, where, expected)
+            if v is not None and not v.passed:
+                return v
+            worst = v if worst is None or (v and (v.score or 0) > (worst.score or 0)) else worst
+        return worst or self.ok(0.0)
+
+    def _region(self, text: str, where: str, expected: str) -> Verdict | None:
+        s = self.s
+        total, foreign, first, n_sent = 0, 0, None, 0
+        for sentence in _SENTENCE.split(prose(text)):
+            counts = letter_counts(sentence)
+            if not counts:
+                continue
+            n = sum(counts.values())
+            total += n
+            script = dominant(counts)
+            if script == expected or counts[script] / n < s.min_share_in_sentence:
+                continue
+            long_enough = (len(_LATIN_WORD.findall(sentence)) >= s.min_foreign_words if script == "latin"
+                           else counts[script] >= s.min_foreign_chars)
+            if long_enough:
+                foreign += n
+                n_sent += 1
+                first = first or (script, sentence.strip())
+        if not total:
+            return None
+        share = foreign / total
+        if n_sent and (share >= s.max_foreign_share or n_sent >= s.max_foreign_sentences):
+            script, sentence = first
+            return self.reject("language_mixing", round(share, 3),
+                               f"{where}: {n_sent} sentence(s) in {script} where {expected} is expected, "
+                               f"{share:.0%} of its letters; first: {sentence[:80]!r}")
+        return self.ok(round(share, 3), f"{where}: {expected}")
