@@ -185,6 +185,102 @@ class GenerationConfig(Strict):
         return modes
 
 
+# ---------------------------------------------------------------------- filters
+
+FILTER_NAMES = ("format", "wrong_answer", "repetition", "language_mixing", "think_answer_mismatch",
+                "guesswork", "contamination")
+AnswerMethod = Literal["auto", "math", "choice", "exact", "number"]
+
+
+class FilterBase(Strict):
+    keep_skipped: bool = True
+    """Keep a sample this filter could not judge (``passed: null``, reason ``skipped_*``, e.g. no
+    reference). ``false`` rejects it with the skip reason."""
+
+
+class FormatFilterConfig(FilterBase):
+    pass
+
+
+class WrongAnswerConfig(FilterBase):
+    method: AnswerMethod = "auto"
+    """How answers are compared: ``math`` (math-verify equivalence), ``choice`` (letters),
+    ``exact`` (normalized strings), ``number`` (tolerance), ``auto`` (per row)."""
+    by_source: dict[str, AnswerMethod] = Field(default_factory=dict)
+    """Method per source name, overriding ``method``."""
+    timeout_s: float = Field(default=5.0, gt=0)
+    """Wall-clock bound per math-verify comparison (it runs in a child process that is killed
+    when it overruns; the sample is then ``skipped_undecided``)."""
+
+
+class RepetitionConfig(FilterBase):
+    max_paragraph_repeats: int = Field(default=3, ge=2)
+    min_paragraph_chars: int = Field(default=50, ge=1)
+    max_sentence_repeats: int = Field(default=5, ge=2)
+    min_sentence_chars: int = Field(default=20, ge=1)
+    span_chars: Literal[32, 64, 128] = 64
+    """Length of the character spans counted by the ``repeated_ngram`` detector."""
+    max_ngram_repeats: int = Field(default=6, ge=2)
+    min_ngram_coverage: float = Field(default=0.2, gt=0, le=1)
+    """Share of the text covered by spans repeated ``max_ngram_repeats`` times or more."""
+    window_chars: int = Field(default=1000, ge=100)
+    tail_chars: int = Field(default=8000, ge=100)
+    min_compression_ratio: float = Field(default=0.1, gt=0, lt=1)
+    """A tail window whose zlib size is below this share of its size is a loop."""
+
+
+class LanguageMixingConfig(FilterBase):
+    expected: Literal["auto", "latin", "cjk", "kana", "hangul", "cyrillic", "greek", "arabic", "devanagari"] = "auto"
+    """Expected script; ``auto`` = the prompt's dominant script."""
+    max_foreign_share: float = Field(default=0.05, ge=0, le=1)
+    """Reject when foreign sentences hold this share of a region's letters ..."""
+    max_foreign_sentences: int = Field(default=3, ge=1)
+    """... or when there are this many foreign sentences."""
+    min_foreign_words: int = Field(default=4, ge=1)
+    min_foreign_chars: int = Field(default=4, ge=1)
+
+
+class ThinkAnswerMismatchConfig(FilterBase):
+    method: AnswerMethod = "auto"
+
+
+class GuessworkConfig(FilterBase):
+    min_thinking_words: int = Field(default=5, ge=0)
+    """Thinking shorter than this (words; a CJK character counts as one) that still states an
+    answer is ``thinking_too_short``. 0 = off."""
+
+
+class ContaminationConfig(FilterBase):
+    eval_files: list[str] = Field(default_factory=list)
+    """Evaluation sets: JSONL / Parquet (column ``field``) or text files (one item per line)."""
+    field: str = "prompt"
+    n: int = Field(default=13, ge=3)
+    """n-gram length in tokens (GPT-3's decontamination used 13)."""
+
+
+class FiltersConfig(Strict):
+    order: list[Literal[FILTER_NAMES]] = Field(  # type: ignore[valid-type]
+        default_factory=lambda: ["format", "wrong_answer", "repetition", "language_mixing",
+                                 "think_answer_mismatch", "guesswork"])
+    """Filters to run, in order. Every sample gets every filter's verdict; ``reject_reason`` is
+    the first failing one's reason. ``[]`` = keep every sample that was generated."""
+    format: FormatFilterConfig = FormatFilterConfig()
+    wrong_answer: WrongAnswerConfig = WrongAnswerConfig()
+    repetition: RepetitionConfig = RepetitionConfig()
+    language_mixing: LanguageMixingConfig = LanguageMixingConfig()
+    think_answer_mismatch: ThinkAnswerMismatchConfig = ThinkAnswerMismatchConfig()
+    guesswork: GuessworkConfig = GuessworkConfig()
+    contamination: ContaminationConfig = ContaminationConfig()
+
+    @model_validator(mode="after")
+    def _contamination_needs_files(self) -> "FiltersConfig":
+        if "contamination" in self.order and not self.contamination.eval_files:
+            raise ValueError("contamination.eval_files: required when 'contamination' is in filters.order")
+        if len(set(self.order)) != len(self.order):
+            raise ValueError(f"order: each filter at most once, got {self.order}")
+        return self
+
+
 # ----------------------------------------------------------------------- output
 
 class OutputConfig(Strict):
@@ -216,6 +312,7 @@ class JobConfig(Strict):
     input: InputConfig
     teacher: TeacherConfig
     generation: GenerationConfig = GenerationConfig()
+    filters: FiltersConfig = FiltersConfig()
     output: OutputConfig = OutputConfig()
     ray: RayConfig = RayConfig()
 

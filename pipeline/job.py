@@ -105,7 +105,7 @@ def describe(cfg: JobConfig, p: Plan) -> str:
         "stages    read -> prepare (render, tokenize; <= {a} CPU workers) -> generate ({r} replica(s), each one"
         " vLLM engine, {res}; {f} requests in flight, {b} batches of {bs}) -> parse (<= {a} CPU workers) -> write"
         .format(a=cfg.ray.cpu_stage_actors, r=cfg.teacher.replicas, res=res, f=cfg.teacher.max_in_flight,
-                b=p.batches_per_replica, bs=cfg.ray.batch_size),
+                b=p.batches_per_replica, bs=cfg.ray.batch_size, flt=", ".join(cfg.filters.order) or "none"),
         f"teacher   {cfg.teacher.model} (dialect {cfg.teacher.dialect}, device {cfg.teacher.device}, "
         f"TP {cfg.teacher.engine.tensor_parallel_size})",
         f"output    {p.run_url}/{{accepted,rejected,errors}}/ + summary.json",
@@ -140,6 +140,7 @@ def build(cfg: JobConfig, p: Plan, sink):
     import ray
     import ray.data
 
+    from .judge import FilterStage
     from .parse import Parse
     from .prepare import IdLedger, Prepare
     from .read import read_input
@@ -161,6 +162,8 @@ def build(cfg: JobConfig, p: Plan, sink):
         runtime_env={"env_vars": {"VLLM_LOGGING_LEVEL": cfg.teacher.engine.log_level}},
         **p.replica_resources)
     ds = ds.map_batches(Parse, fn_constructor_kwargs={"cfg": cfg}, **cpu_stage())
+    ds = ds.map_batches(FilterStage, fn_constructor_kwargs={"filters": cfg.filters, "dialect": cfg.teacher.dialect},
+                        **cpu_stage())
     return lambda: ds.write_datasink(sink)
 
 
@@ -180,38 +183,59 @@ def run(cfg: JobConfig, p: Plan | None = None) -> dict:
     return summary
 
 
-def make_summary(cfg: JobConfig, p: Plan, tally: dict | None, wall_s: float) -> dict:
+def _by_status(counter, split) -> dict[str, dict]:
+    out: dict[str, dict] = {}
+    for key, n in sorted(counter.items()):
+        group, _, status = split(key)
+        out.setdefault(group, {})[status] = n
+    return out
+
+
+def count_summary(tally: dict | None, inputs: int, per_input: int, filter_order: list[str]) -> dict:
+    """The accounting part of a summary (shared by the generation and the filter jobs)."""
     from .write import merge_tallies
 
     t = tally or merge_tallies([])
     accepted, rejected, errors = (t["status"].get(s, 0) for s in ("accepted", "rejected", "error"))
-    accounted = accepted + rejected + errors
-    modes: dict[str, dict] = {}
-    for key, n in sorted(t["by_mode"].items()):
-        mode, _, status = key.rpartition("/")
-        modes.setdefault(mode, {})[status] = n
-    sources: dict[str, dict] = {}
-    for key, n in sorted(t["by_source"].items()):
-        src, _, status = key.rpartition("/")
-        sources.setdefault(src, {})[status] = n
+    expected = inputs * per_input
+    filters: dict[str, dict] = {}
+    for key, n in sorted(t["filters"].items()):
+        name, _, rest = key.partition("/")
+        f = filters.setdefault(name, {"passed": 0, "failed": 0, "skipped": 0, "reasons": {}})
+        if rest.startswith("reason/"):
+            f["reasons"][rest.removeprefix("reason/")] = n
+        else:
+            f[rest] = n
+    return {
+        "inputs": inputs, "samples_per_input": per_input, "expected_samples": expected,
+        "accepted": accepted,
+        "rejected": {"total": rejected, "by_reason": dict(sorted(t["rejected"].items()))},
+        "errors": {"total": errors, "by_reason": dict(sorted(t["errors"].items()))},
+        "accounted": accepted + rejected + errors == expected, "missing": expected - (accepted + rejected + errors),
+        "by_mode": _by_status(t["by_mode"], lambda k: k.rpartition("/")),
+        "by_source": _by_status(t["by_source"], lambda k: k.rpartition("/")),
+        "filters": {name: filters[name] for name in filter_order if name in filters},
+        "files": t.get("files", 0),
+    }
+
+
+def make_summary(cfg: JobConfig, p: Plan, tally: dict | None, wall_s: float) -> dict:
+    from .write import merge_tallies
+
+    t = tally or merge_tallies([])
     window = (t["t_last"] - t["t_first"]) if t["t_first"] is not None and t["t_last"] is not None else None
     tokens = {k.removesuffix("_tokens"): int(t["tokens"].get(k, 0))
               for k in ("prompt_tokens", "thinking_tokens", "answer_tokens", "completion_tokens")}
     return {
         "run_id": cfg.output.run_id, "output": p.run_url, "teacher": cfg.teacher.model,
         "dialect": cfg.teacher.dialect, "replicas": cfg.teacher.replicas,
-        "inputs": p.inputs, "samples_per_input": p.samples_per_input, "expected_samples": p.expected_samples,
-        "accepted": accepted,
-        "rejected": {"total": rejected, "by_reason": dict(sorted(t["rejected"].items()))},
-        "errors": {"total": errors, "by_reason": dict(sorted(t["errors"].items()))},
-        "accounted": accounted == p.expected_samples, "missing": p.expected_samples - accounted,
-        "by_mode": modes, "by_source": sources, "budget_hit": t["budget_hit"],
+        **count_summary(t, p.inputs, p.samples_per_input, cfg.filters.order),
+        "budget_hit": t["budget_hit"],
         "tokens": tokens, "wall_s": round(wall_s, 2),
         "completion_tokens_per_s": round(tokens["completion"] / wall_s, 1) if wall_s > 0 else None,
         # first request into an engine -> last token out: generation without start-up
         "engine_window_s": round(window, 2) if window else None,
         "engine_window_tokens_per_s": round(tokens["completion"] / window, 1) if window else None,
-        "files": t.get("files", 0),
     }
 
 
@@ -240,6 +264,10 @@ def format_summary(s: dict) -> str:
         f"  accounted {'yes' if s['accounted'] else 'NO - ' + str(s['missing']) + ' samples missing'}"
         f" (accepted + rejected + errors = {s['expected_samples'] - s['missing']})",
     ]
+    for name, f in s.get("filters", {}).items():
+        why = ", ".join(f"{k} {v}" for k, v in f["reasons"].items())
+        lines.append(f"  filter {name}: passed {f['passed']}, failed {f['failed']}, skipped {f['skipped']}"
+                     + (f" ({why})" if why else ""))
     for mode, counts in s["by_mode"].items():
         lines.append(f"  mode {mode}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
     lines += [

@@ -5,8 +5,7 @@ wrote) plus the generated text, exactly as the teacher produced it; it is append
 prompt's ``messages``. The dialect splits it into thinking and answer; token counts come from
 the engine's own token ids, so ``thinking_tokens`` is exact and comparable to the budget.
 
-Until the rejection filters land, the only rejection is ``truncated``: ``finish_reason ==
-"length"`` with the think block still open.
+Judging the sample is the next stage's work (``pipeline/judge.py``); parse only describes it.
 """
 
 from __future__ import annotations
@@ -63,7 +62,7 @@ def count_tokens(ids: Sequence[int], *, opened_in_prompt: bool, start_id: int, e
 
 
 class Parse:
-    """Ray Data worker: generated rows -> accepted / rejected samples (``STREAM`` schema)."""
+    """Ray Data worker: generated rows -> parsed samples (``STREAM`` schema)."""
 
     def __init__(self, cfg: JobConfig):
         from transformers import AutoTokenizer
@@ -84,17 +83,12 @@ class Parse:
         counts = count_tokens(row["completion_token_ids"], opened_in_prompt=row["prefill"].endswith(f"{d.think_start}\n"),
                               start_id=self.start_id, end_id=self.end_id, forced=self.forced,
                               budget=row["thinking_budget"])
-        truncated = row["finish_reason"] == "length" and split.opened and not split.closed
         row.update(
             messages=list(row["messages"]) + [{"role": "assistant", "content": completion}],
             thinking=split.thinking, answer=split.answer, budget_hit=counts.budget_hit,
             thinking_tokens=counts.thinking, answer_tokens=counts.answer,
             completion_tokens=len(row["completion_token_ids"]), extracted_answer=last_boxed(split.answer),
-            verdicts=[{"filter": "truncation", "passed": not truncated, "reason": "truncated" if truncated else None,
-                       "score": float(counts.thinking)}],
-            reject_reason="truncated" if truncated else None,
-            status="rejected" if truncated else "accepted",
-            completion_token_ids=None, generated=None,
+            status="parsed", completion_token_ids=None, generated=None,
         )
         return row
 

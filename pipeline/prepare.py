@@ -248,6 +248,7 @@ class Prepare:
                 "sample_id": sample_id(p.prompt_id, mode.name, spec.budget, spec.index, spec.generation_fp),
                 "prompt_id": p.prompt_id, "run_id": self.cfg.output.run_id, "source": p.source,
                 "messages": messages, "mode": mode.name, "flag": mode.flag,
+                "thinking_expected": mode.thinking and mode.flag != "/no_think",
                 "thinking_budget": spec.budget, "reference": p.reference, "teacher": self.cfg.teacher.model,
                 "sampling": mode.sampling.model_dump(),
                 "seed": sample_seed(self.cfg.generation.seed, p.prompt_id, mode.name, spec.budget, spec.index),

@@ -25,6 +25,7 @@ SAMPLING = pa.struct([
 
 VERDICTS = pa.list_(pa.struct([
     ("filter", pa.string()), ("passed", pa.bool_()), ("reason", pa.string()), ("score", pa.float64()),
+    ("detail", pa.string()),
 ]))
 
 #: accepted/ and rejected/ rows (GUIDE "Data contract").
@@ -60,7 +61,8 @@ ERROR = pa.schema([
 
 #: Working columns, dropped by the writer.
 _WORKING = [
-    ("status", pa.string()),             # pending / accepted / rejected / error
+    ("status", pa.string()),             # pending -> parsed -> accepted / rejected; or error
+    ("thinking_expected", pa.bool_()),   # the mode promises a non-empty think block
     ("prompt_token_ids", pa.list_(pa.int32())),
     ("prefill", pa.string()),            # assistant-side text already in the prompt
     ("generated", pa.string()),          # raw engine text (without prefill)

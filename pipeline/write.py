@@ -26,7 +26,8 @@ TOKEN_COLUMNS = ("prompt_tokens", "thinking_tokens", "answer_tokens", "completio
 
 def tally(table: pa.Table) -> dict:
     """What a table of ``STREAM`` rows holds: counts by status, reason, mode, source; token sums."""
-    rows = table.select(["status", "reject_reason", "error", "mode", "source", "budget_hit", *TOKEN_COLUMNS]).to_pylist()
+    rows = table.select(["status", "reject_reason", "error", "mode", "source", "budget_hit", "verdicts",
+                         *TOKEN_COLUMNS]).to_pylist()
     t = _empty()
     t["rows"] = len(rows)
     # the engines' busy window: first request in to last token out (min/max, not sums)
@@ -45,12 +46,18 @@ def tally(table: pa.Table) -> dict:
             t["budget_hit"] += bool(r["budget_hit"])
             for c in TOKEN_COLUMNS:
                 t["tokens"][c] += r[c] or 0
+            for v in r["verdicts"] or []:
+                outcome = {True: "passed", False: "failed", None: "skipped"}[v["passed"]]
+                t["filters"][f"{v['filter']}/{outcome}"] += 1
+                if v["reason"]:
+                    t["filters"][f"{v['filter']}/reason/{v['reason']}"] += 1
     return t
 
 
 def _empty() -> dict:
     return {"rows": 0, "status": Counter(), "rejected": Counter(), "errors": Counter(), "by_mode": Counter(),
-            "by_source": Counter(), "budget_hit": 0, "tokens": Counter(), "files": 0, "t_first": None, "t_last": None}
+            "by_source": Counter(), "budget_hit": 0, "tokens": Counter(), "files": 0, "t_first": None, "t_last": None,
+            "filters": Counter()}
 
 
 def merge_tallies(tallies: Iterable[dict]) -> dict:

@@ -16,9 +16,10 @@ from pipeline.tiny_teacher import ARTIFACT_DIR, PROMPTS_PATH
 pytestmark = pytest.mark.engine
 
 GOOD = 20
-BUDGET = 48
+BUDGET = 48        # below the tiny teacher's typical thinking (~90 tokens): hits
+LOOSE_BUDGET = 100  # above its thinking, below thinking + answer: where vLLM's CPU budget misfires
 SAMPLES = 2
-MODES = 2
+MODES = 3
 
 # (line text, expected error, expected field); line numbers are computed below.
 PLANTED = [
@@ -66,6 +67,8 @@ def job_config(input_path: Path, out: Path, run_id: str):
                                "kv_cache_gib": 0.5, "enforce_eager": True}},
         "generation": {"samples_per_prompt": SAMPLES, "seed": 7, "modes": [
             {"name": "think", "thinking": True, "thinking_budget": BUDGET,
+             "sampling": {"temperature": 0.6, "top_p": 0.95, "top_k": 20, "max_tokens": 300}},
+            {"name": "think_loose", "thinking": True, "thinking_budget": LOOSE_BUDGET,
              "sampling": {"temperature": 0.6, "top_p": 0.95, "top_k": 20, "max_tokens": 300}},
             {"name": "no_think", "thinking": False,
              "sampling": {"temperature": 0.7, "top_p": 0.8, "top_k": 20, "max_tokens": 64}}]},
@@ -121,25 +124,29 @@ def test_planted_bad_rows_land_in_errors_with_reasons(runs, planted_input):
     assert "already came from" in dup["detail"] and dup["detail"].endswith("unique")
 
 
+def generated(runs, run_id="a"):
+    return load(runs["out"], run_id, "accepted") + load(runs["out"], run_id, "rejected")
+
+
 def test_samples_follow_the_data_contract(runs, tiny_tokenizer):
-    accepted = load(runs["out"], "a", "accepted")
-    assert accepted
-    for r in accepted:
+    rows = generated(runs)
+    assert rows and load(runs["out"], "a", "accepted")
+    for r in rows:
         final = r["messages"][-1]
         assert final["role"] == "assistant"
         if r["mode"] == "no_think":
             assert final["content"].startswith("<think>\n\n</think>\n\n") and r["thinking"] == ""
             assert r["thinking_tokens"] == 0 and r["thinking_budget"] is None
         else:
-            assert final["content"].startswith("<think>\n") and r["thinking"]
-            assert r["thinking_budget"] == BUDGET
+            assert final["content"].startswith("<think>\n")
+            assert r["thinking_budget"] == {"think": BUDGET, "think_loose": LOOSE_BUDGET}[r["mode"]]
         assert r["prompt_tokens"] == len(tiny_tokenizer.encode(r["prompt_text"], add_special_tokens=False))
         assert r["thinking_tokens"] + r["answer_tokens"] < r["completion_tokens"] or r["mode"] == "no_think"
         assert r["finish_reason"] in ("stop", "length") and r["run_id"] == "a"
 
 
 def test_budget_caps_thinking_and_hit_samples_still_answer(runs):
-    think = [r for r in load(runs["out"], "a", "accepted") if r["mode"] == "think"]
+    think = [r for r in generated(runs) if r["mode"] == "think"]
     hit = [r for r in think if r["budget_hit"]]
     assert hit, "budget 48 is below the tiny teacher's typical thinking; some samples must hit it"
     assert all(r["thinking_tokens"] <= BUDGET for r in think)
@@ -147,6 +154,37 @@ def test_budget_caps_thinking_and_hit_samples_still_answer(runs):
         assert r["thinking_tokens"] == BUDGET
         assert "Considering the limited time by the user" in r["thinking"]
         assert r["answer"].strip(), r["sample_id"]
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "vLLM 0.32's CPU sampler (v1/sample/thinking_budget_state.py) detects the end of thinking by the "
+    "whole forced string (early-stop sentence + </think>), not by the natural </think>, so a sample "
+    "whose thinking closed under budget gets the forced text in its answer once thinking + answer "
+    "exceed the budget. The format filter rejects these as budget_forced_in_answer."))
+def test_no_forced_early_stop_after_a_natural_close(runs):
+    from pipeline.dialects import EARLY_STOP
+
+    think = [r for r in generated(runs) if r["mode"] == "think_loose"]
+    late = [r for r in think if EARLY_STOP in r["messages"][-1]["content"].split("</think>", 1)[1]]
+    assert not late, f"{len(late)}/{len(think)} samples got the early-stop text after their answer began"
+
+
+def test_every_sample_is_judged_by_every_filter(runs):
+    from pipeline.config import FiltersConfig
+
+    order = FiltersConfig().order
+    summary = runs["summaries"]["a"]
+    rejected = load(runs["out"], "a", "rejected")
+    for r in generated(runs):
+        assert [v["filter"] for v in r["verdicts"]] == order
+        first_fail = next((v["reason"] for v in r["verdicts"] if v["passed"] is False), None)
+        assert r["reject_reason"] == first_fail
+    assert sum(summary["rejected"]["by_reason"].values()) == len(rejected)
+    for name in order:
+        f = summary["filters"][name]
+        assert f["passed"] + f["failed"] + f["skipped"] == len(generated(runs))
+    # the tiny teacher is weak without thinking: wrong answers must be among the rejections
+    assert summary["filters"]["wrong_answer"]["failed"] > 0
 
 
 def test_round_trip_through_the_chat_template(runs, tiny_tokenizer):

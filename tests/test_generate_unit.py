@@ -143,16 +143,13 @@ def _row(tok, generated: str, prefill: str = "", finish: str = "stop", budget: i
 @pytest.mark.parametrize("generated, prefill, finish, expect", [
     # closed block, natural stop
     ("<think>\n1+1=2\n</think>\n\n\\boxed{2}", "", "stop",
-     dict(status="accepted", thinking="1+1=2", answer="\\boxed{2}", extracted_answer="2", thinking_tokens=7)),  # \n 1 + 1 = 2 \n
-    # unclosed and cut by length: truncated
-    ("<think>\n1+1=", "", "length", dict(status="rejected", reject_reason="truncated", answer="", thinking="1+1=")),
-    # unclosed but stopped (not a length cut): not this stage's rejection
-    ("<think>\n1+1=", "", "stop", dict(status="accepted", reject_reason=None)),
+     dict(thinking="1+1=2", answer="\\boxed{2}", extracted_answer="2", thinking_tokens=7)),
+    # unclosed and cut by length: all thinking, no answer (the format filter rejects it)
+    ("<think>\n1+1=", "", "length", dict(answer="", thinking="1+1=", answer_tokens=0, finish_reason="length")),
     # no-think: the empty block is in the prompt, the completion keeps it
-    ("\\boxed{2}", "<think>\n\n</think>\n\n", "stop",
-     dict(status="accepted", thinking="", answer="\\boxed{2}", thinking_tokens=0)),
+    ("\\boxed{2}", "<think>\n\n</think>\n\n", "stop", dict(thinking="", answer="\\boxed{2}", thinking_tokens=0)),
     # empty thinking
-    ("<think>\n\n</think>\n\n2", "", "stop", dict(status="accepted", thinking="", answer="2", thinking_tokens=2)),
+    ("<think>\n\n</think>\n\n2", "", "stop", dict(thinking="", answer="2", thinking_tokens=2)),
     # two think blocks: answer after the last, thinking from the first
     ("<think>\na\n</think>\n\nx<think>\nb\n</think>\n\n2", "", "stop", dict(thinking="a", answer="2")),
     # a stray closing tag inside the answer
@@ -160,10 +157,13 @@ def _row(tok, generated: str, prefill: str = "", finish: str = "stop", budget: i
 ])
 def test_parse_table(tiny_tokenizer, generated, prefill, finish, expect):
     out = _parse_stage().parse(_row(tiny_tokenizer, generated, prefill, finish))
+    assert out["status"] == "parsed"
     for k, v in expect.items():
         assert out[k] == v, (k, out[k])
     assert out["messages"][-1] == {"role": "assistant", "content": prefill + generated}
     assert out["completion_tokens"] == len(tiny_tokenizer.encode(generated, add_special_tokens=False))
+    if generated.startswith("<think>") and "</think>" in generated:  # every token is in exactly one part
+        assert out["thinking_tokens"] + out["answer_tokens"] + 2 == out["completion_tokens"]
 
 
 def test_parse_detects_the_forced_budget_end(tiny_tokenizer):
