@@ -56,12 +56,14 @@ def run(cfg, input_path: str, output: str, overwrite: bool = False) -> dict:
     import ray
     import ray.data
 
-    from pipeline.job import CPU_STAGE_CPUS, _finish_output, count_rows, count_summary, prepare_output
+    from pipeline.job import (CPU_STAGE_CPUS, _finish_output, check_filter_files, count_rows, count_summary,
+                              prepare_output)
     from pipeline.judge import FilterStage
     from pipeline.read import read_input, resolve_input
     from pipeline.rejudge import LoadSamples
     from pipeline.write import SplitParquetSink
 
+    check_filter_files(cfg.filters)
     files = resolve_input(input_path)
     inputs = count_rows(files)
     prepare_output(output, overwrite)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from .config import JobConfig
 from .prepare import plan_samples
-from .read import InputFiles, resolve_input
+from .read import InputError, InputFiles, resolve_input
 
 #: Logical CPUs per CPU-stage worker (prepare, parse). Their work per row is small.
 CPU_STAGE_CPUS = 1
@@ -68,7 +68,20 @@ def replica_resources(cfg: JobConfig) -> dict:
     return {"num_cpus": t.resources.num_cpus or 1, "num_gpus": 0}
 
 
+def check_filter_files(filters) -> None:
+    """Evaluation sets named in the config must exist before any worker tries to load them."""
+    import fsspec
+
+    if "contamination" not in filters.order:
+        return
+    for i, path in enumerate(filters.contamination.eval_files):
+        fs, root = fsspec.core.url_to_fs(path)
+        if not fs.exists(root):
+            raise InputError(f"filters.contamination.eval_files.{i}: nothing at {path!r}")
+
+
 def make_plan(cfg: JobConfig) -> Plan:
+    check_filter_files(cfg.filters)
     files = resolve_input(cfg.input.path, cfg.input.format)
     inputs = count_rows(files)
     if cfg.input.limit is not None:

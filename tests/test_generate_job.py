@@ -224,3 +224,45 @@ def test_a_used_run_folder_is_refused(runs, planted_input):
 
     with pytest.raises(OutputError, match="already holds a run"):
         prepare_output(str(runs["out"] / "a"), overwrite=False)
+
+
+def test_wrong_answer_verdicts_agree_with_an_independent_check(runs):
+    """Precision on the tiny teacher's real outputs: every wrong_answer rejection is truly wrong and
+    every accepted sample is right, judged by plain integer comparison of the last boxed value."""
+    import re
+
+    def truly_right(r) -> bool:
+        m = re.findall(r"\\boxed\{(-?\d+)\}", r["answer"])
+        return bool(m) and int(m[-1]) == int(r["reference"])
+
+    rows = [r for r in generated(runs) if r["reference"] is not None]
+    rejected_wrong = [r for r in rows if r["reject_reason"] == "wrong_answer"]
+    accepted = [r for r in rows if r["reject_reason"] is None]
+    assert rejected_wrong and accepted
+    assert [r["sample_id"] for r in rejected_wrong if truly_right(r)] == []
+    assert [r["sample_id"] for r in accepted if not truly_right(r)] == []
+
+
+def test_rejudging_the_output_reproduces_its_verdicts(runs, tmp_path):
+    """jobs.filter over what the job wrote (Parquet, the data contract) gives the same verdicts."""
+    from jobs.filter import load_filter_config, run as rejudge
+
+    src = runs["out"] / "a"
+    cfg = load_filter_config(str(CONFIG_FOR_FILTER(tmp_path)), [])
+    before = {r["sample_id"]: r for r in generated(runs)}
+    for folder in ("accepted", "rejected"):
+        s = rejudge(cfg, str(src / folder), str(tmp_path / folder))
+        assert s["accounted"] and s["errors"]["total"] == 0
+        after = load(tmp_path, folder, "accepted") + load(tmp_path, folder, "rejected")
+        assert len(after) == s["inputs"]
+        for r in after:
+            old = before[r["sample_id"]]
+            assert r["reject_reason"] == old["reject_reason"], r["sample_id"]
+            assert [v["reason"] for v in r["verdicts"]] == [v["reason"] for v in old["verdicts"]]
+            assert r["prompt_id"] == old["prompt_id"] and r["thinking_tokens"] == old["thinking_tokens"]
+
+
+def CONFIG_FOR_FILTER(tmp_path):
+    p = tmp_path / "filter.yaml"
+    p.write_text("dialect: tiny\nray: {batch_size: 16}\n")
+    return p

@@ -262,6 +262,9 @@ def test_cli_rejects_bad_config_and_input_with_exit_2(capsys, tmp_path):
     assert "teacher.replica: unknown key" in capsys.readouterr().err
     assert main(["--config", "configs/local.yaml", "--set", f"input.path={tmp_path}/none.jsonl", "--dry-run"]) == 2
     assert "input.path: nothing at" in capsys.readouterr().err
+    assert main(["--config", "configs/local.yaml", "--set", "filters.order=[format, contamination]",
+                 "--set", f"filters.contamination.eval_files=[{tmp_path}/gsm8k.jsonl]", "--dry-run"]) == 2
+    assert "filters.contamination.eval_files.0: nothing at" in capsys.readouterr().err
 
 
 # ------------------------------------------------------------- the read stage on Ray
