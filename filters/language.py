@@ -24,6 +24,8 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
+import numpy as np
+
 from .base import Filter, Sample, Verdict
 
 SCRIPTS = ("latin", "cjk", "kana", "hangul", "cyrillic", "greek", "arabic", "devanagari", "other")
@@ -34,11 +36,12 @@ _STRIP = [
     re.compile(r"\$\$.*?\$\$|\\\[.*?\\\]|\\\(.*?\\\)", re.S),  # display / inline LaTeX
     re.compile(r"\$[^$\n]*\$"),
     re.compile(r"\\[A-Za-z]+(\{[^{}]*\})*"),                # \commands with their arguments
-    re.compile(r"https?://\S+|www\.\S+|\S+@\S+\.\w+"),      # URLs, e-mails
-    # identifiers, numbers, camelCase (ASCII classes: \w would also eat adjacent CJK text)
-    re.compile(r"(?<![A-Za-z0-9_])(?:[A-Za-z0-9_]*[_0-9][A-Za-z0-9_]*|[a-z]+[A-Z][A-Za-z0-9]*)(?![A-Za-z0-9_])"),
+    # identifiers, numbers, camelCase (ASCII \b and classes: \w would also eat adjacent CJK text)
+    re.compile(r"\b(?:[A-Za-z_]*[0-9_][A-Za-z0-9_]*|[a-z]+[A-Z][A-Za-z0-9]*)\b", re.ASCII),
 ]
+_URL = re.compile(r"https?://\S+|www\.\S+|\S+@\S+\.\w+")  # URLs, e-mails (only run when present)
 _SENTENCE = re.compile(r"[.!?;。！？；\n]+")
+_LETTER = re.compile(r"[^\W\d_]")  # any Unicode letter
 _LATIN_WORD = re.compile(r"[A-Za-zÀ-ɏ]{2,}")
 _TRANSLATION = re.compile(
     r"translat|翻译|译成|译为|用英文|用英语|用中文|用日语|in english|into (english|chinese|french|german|spanish|japanese)",
@@ -66,17 +69,43 @@ def script_of(ch: str) -> str | None:
 
 
 def prose(text: str) -> str:
-    for pattern in _STRIP:
+    """``text`` without what is not prose (code, LaTeX, URLs, numbers, identifiers)."""
+    for pattern in _STRIP[:-1]:
         text = pattern.sub(" ", text)
-    return text
+    if "://" in text or "www." in text or "@" in text:
+        text = _URL.sub(" ", text)
+    return _STRIP[-1].sub(" ", text)
+
+
+_FAST = {  # scripts counted with one C-level regex each; the rest per character (rare)
+    "latin": re.compile(r"[A-Za-z]"),
+    "cjk": re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]"),
+    "kana": re.compile(r"[\u3040-\u30ff]"),
+    "hangul": re.compile(r"[\uac00-\ud7af\u1100-\u11ff]"),
+}
+_RANGES = {  # the same scripts as code point ranges, for counting whole regions with numpy
+    "latin": [(0x41, 0x5A), (0x61, 0x7A)],
+    "cjk": [(0x3400, 0x4DBF), (0x4E00, 0x9FFF), (0xF900, 0xFAFF)],
+    "kana": [(0x3040, 0x30FF)],
+    "hangul": [(0xAC00, 0xD7AF), (0x1100, 0x11FF)],
+}
 
 
 def letter_counts(text: str) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for ch in text:
-        s = script_of(ch)
-        if s:
-            counts[s] = counts.get(s, 0) + 1
+    """Letters per script (punctuation, digits, symbols and spaces are not letters)."""
+    cp = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
+    counts, known = {}, np.zeros(len(cp), dtype=bool)
+    for name, ranges in _RANGES.items():
+        mask = np.zeros(len(cp), dtype=bool)
+        for lo, hi in ranges:
+            mask |= (cp >= lo) & (cp <= hi)
+        if n := int(np.count_nonzero(mask)):
+            counts[name] = n
+        known |= mask
+    for code in cp[(cp >= 0x80) & ~known]:  # other scripts, letter by letter (rare)
+        sc = script_of(chr(code))
+        if sc:
+            counts[sc] = counts.get(sc, 0) + 1
     return counts
 
 
@@ -120,13 +149,22 @@ class LanguageMixingFilter(Filter):
 
     def _region(self, text: str, where: str, expected: str) -> Verdict | None:
         s = self.s
-        total, foreign, first, n_sent = 0, 0, None, 0
-        for sentence in _SENTENCE.split(prose(text)):
-            counts = letter_counts(sentence)
-            if not counts:
+        text = prose(text)
+        region = letter_counts(text)
+        total = sum(region.values())
+        if not total:
+            return None
+        if set(region) <= {expected}:  # one script throughout: nothing can be foreign
+            return self.ok(0.0, f"{where}: {expected}")
+        own = _FAST.get(expected)
+        foreign, first, n_sent = 0, None, 0
+        for sentence in _SENTENCE.split(text):
+            n = len(_LETTER.findall(sentence))
+            if not n:
                 continue
-            n = sum(counts.values())
-            total += n
+            if own is not None and len(own.findall(sentence)) / n > 1 - s.min_share_in_sentence:
+                continue  # mostly the expected script: cannot be a foreign sentence
+            counts = letter_counts(sentence)
             script = dominant(counts)
             if script == expected or counts[script] / n < s.min_share_in_sentence:
                 continue
@@ -136,8 +174,6 @@ class LanguageMixingFilter(Filter):
                 foreign += n
                 n_sent += 1
                 first = first or (script, sentence.strip())
-        if not total:
-            return None
         share = foreign / total
         if n_sent and (share >= s.max_foreign_share or n_sent >= s.max_foreign_sentences):
             script, sentence = first
