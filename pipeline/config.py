@@ -151,13 +151,33 @@ class ModeConfig(Strict):
     """Soft flag appended to a turn; ``null`` = no flag."""
     flag_turn: Literal["user", "system"] = "user"
     sampling: SamplingConfig = SamplingConfig()
-    thinking_budget: int | None = Field(default=None, gt=0)
-    """Max thinking tokens; at the cap the early-stop text and ``</think>`` are forced
-    (engine-native). ``null`` = no budget."""
+    thinking_budget: int | list[int | None] | None = None
+    """Max thinking tokens; at the cap the early-stop text and ``</think>`` are forced and the
+    model answers from the thinking it has. ``null`` = no budget. A list is a sweep: every prompt
+    is generated at each budget (``null`` in the list = unbounded), with the same seed per draw,
+    so the samples of one prompt differ only by where the budget cut them."""
+    budget_strategy: Literal["two_stage", "engine"] = "two_stage"
+    """``two_stage``: Qwen3's recipe - generate up to the budget, append the early-stop text and
+    ``</think>`` if the thinking is still open, continue in the same replica (its prefix cache
+    holds the first part); works with any engine. ``engine``: vLLM's ``thinking_token_budget``,
+    one pass. On vLLM 0.32's CPU build ``engine`` forces the text into the answer when the
+    thinking ended under budget but thinking + answer run past it (see README)."""
+
+    @property
+    def budgets(self) -> list[int | None]:
+        """The budgets this mode is generated at (``[None]`` without a budget)."""
+        if isinstance(self.thinking_budget, list):
+            return list(self.thinking_budget)
+        return [self.thinking_budget]
 
     @model_validator(mode="after")
-    def _budget_needs_thinking(self) -> "ModeConfig":
-        if self.thinking_budget is not None and not self.thinking:
+    def _budgets_are_valid(self) -> "ModeConfig":
+        budgets = self.budgets
+        if any(b is not None and b <= 0 for b in budgets):
+            raise ValueError(f"thinking_budget: budgets must be > 0 (null = unbounded), got {self.thinking_budget}")
+        if isinstance(self.thinking_budget, list) and (not budgets or len(set(budgets)) != len(budgets)):
+            raise ValueError(f"thinking_budget: a sweep needs distinct budgets, got {self.thinking_budget}")
+        if any(b is not None for b in budgets) and not self.thinking:
             raise ValueError("thinking_budget needs thinking: true (a no-think mode has no thinking to cap)")
         return self
 

@@ -7,7 +7,7 @@ with the same config and input give the same ids, on any machine, in any order.
 True
 >>> content_prompt_id([{"role": "user", "content": "1+1?"}])
 'h-cc65b384f235935dd378e28b'
->>> sample_seed(0, "p1", "think", None, 0) != sample_seed(0, "p1", "think", None, 1)
+>>> sample_seed(0, "p1", "think", 0) != sample_seed(0, "p1", "think", 1)
 True
 """
 
@@ -38,6 +38,7 @@ def sample_id(prompt_id: str, mode: str, budget: int | None, index: int, generat
     return _digest([prompt_id, mode, budget, index, generation_fp])
 
 
-def sample_seed(base_seed: int, prompt_id: str, mode: str, budget: int | None, index: int) -> int:
-    """Per-sample sampling seed (31 bits), independent of batching and replica."""
-    return int(_digest([base_seed, prompt_id, mode, budget, index], 8), 16) & 0x7FFFFFFF
+def sample_seed(base_seed: int, prompt_id: str, mode: str, index: int) -> int:
+    """Per-draw sampling seed (31 bits), independent of batching and replica. Not of the budget
+    either: in a sweep, draw ``index`` of a prompt is the same draw at every budget."""
+    return int(_digest([base_seed, prompt_id, mode, index], 8), 16) & 0x7FFFFFFF

@@ -104,7 +104,11 @@ def describe(cfg: JobConfig, p: Plan) -> str:
         bits = ["thinking" if m.thinking else "no thinking"]
         if m.flag:
             bits.append(f"flag {m.flag} in {m.flag_turn} turn")
-        bits.append(f"budget {m.thinking_budget}" if m.thinking_budget else "no budget")
+        if any(b is not None for b in m.budgets):
+            sweep = ", ".join("none" if b is None else str(b) for b in m.budgets)
+            bits.append(f"budget {sweep} ({m.budget_strategy})")
+        else:
+            bits.append("no budget")
         bits.append(f"T={s.temperature} top_p={s.top_p} top_k={s.top_k} max_tokens={s.max_tokens}")
         modes.append(f"    {m.name}: {', '.join(bits)}")
     res = ", ".join(f"{k}={v}" for k, v in p.replica_resources.items())
@@ -192,8 +196,21 @@ def run(cfg: JobConfig, p: Plan | None = None) -> dict:
     build(cfg, p, sink)()
     wall = time.time() - started
     summary = make_summary(cfg, p, sink.tally, wall)
+    if any(len(m.budgets) > 1 for m in cfg.generation.modes):  # a sweep: plot it beside the data
+        _write_plot(p.run_url, summary)
     _finish_output(p.run_url, summary)
     return summary
+
+
+def _write_plot(run_url: str, summary: dict) -> None:
+    import fsspec
+
+    from .report import plot_png
+
+    fs, root = fsspec.core.url_to_fs(run_url)
+    with fs.open(f"{root}/budget_report.png", "wb") as f:
+        f.write(plot_png(summary["budget_report"], f"thinking budget sweep: {summary['teacher']}"))
+    summary["budget_plot"] = f"{run_url}/budget_report.png"
 
 
 def _by_status(counter, split) -> dict[str, dict]:
@@ -233,6 +250,7 @@ def count_summary(tally: dict | None, inputs: int, per_input: int, filter_order:
 
 
 def make_summary(cfg: JobConfig, p: Plan, tally: dict | None, wall_s: float) -> dict:
+    from .report import budget_rows
     from .write import merge_tallies
 
     t = tally or merge_tallies([])
@@ -244,6 +262,7 @@ def make_summary(cfg: JobConfig, p: Plan, tally: dict | None, wall_s: float) -> 
         "dialect": cfg.teacher.dialect, "replicas": cfg.teacher.replicas,
         **count_summary(t, p.inputs, p.samples_per_input, cfg.filters.order),
         "budget_hit": t["budget_hit"],
+        "budget_report": budget_rows(t["budgets"]),
         "tokens": tokens, "wall_s": round(wall_s, 2),
         "completion_tokens_per_s": round(tokens["completion"] / wall_s, 1) if wall_s > 0 else None,
         # first request into an engine -> last token out: generation without start-up
@@ -283,6 +302,11 @@ def format_summary(s: dict) -> str:
                      + (f" ({why})" if why else ""))
     for mode, counts in s["by_mode"].items():
         lines.append(f"  mode {mode}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+    if any(r["budget"] is not None for r in s.get("budget_report", [])):
+        from .report import format_table
+
+        lines.append("  budget report")
+        lines.append(format_table(s["budget_report"]))
     lines += [
         f"  tokens    prompt {tok['prompt']}, thinking {tok['thinking']}, answer {tok['answer']}, "
         f"generated {tok['completion']}; budget hit {s['budget_hit']}",

@@ -156,13 +156,16 @@ class SampleSpec:
 
 
 def plan_samples(cfg: JobConfig) -> list[SampleSpec]:
-    """The samples drawn per prompt: every mode x ``samples_per_prompt``."""
+    """The samples drawn per prompt: every mode x budget (a sweep) x ``samples_per_prompt``."""
     specs = []
     for mode in cfg.generation.modes:
+        # the budget is part of the sample id, not of the fingerprint: adding a budget to a sweep
+        # keeps the ids of the samples already made at the others
         fp = fingerprint({"teacher": cfg.teacher.model, "dialect": cfg.teacher.dialect,
-                          "mode": mode.model_dump(), "seed": cfg.generation.seed})
-        for i in range(cfg.generation.samples_per_prompt):
-            specs.append(SampleSpec(mode, mode.thinking_budget, i, fp))
+                          "mode": mode.model_dump(exclude={"thinking_budget"}), "seed": cfg.generation.seed})
+        for budget in mode.budgets:
+            for i in range(cfg.generation.samples_per_prompt):
+                specs.append(SampleSpec(mode, budget, i, fp))
     return specs
 
 
@@ -251,7 +254,8 @@ class Prepare:
                 "thinking_expected": mode.thinking and mode.flag != "/no_think",
                 "thinking_budget": spec.budget, "reference": p.reference, "teacher": self.cfg.teacher.model,
                 "sampling": mode.sampling.model_dump(),
-                "seed": sample_seed(self.cfg.generation.seed, p.prompt_id, mode.name, spec.budget, spec.index),
+                "seed": sample_seed(self.cfg.generation.seed, p.prompt_id, mode.name, spec.index),
+                "budget_strategy": mode.budget_strategy if spec.budget is not None else None,
                 "sample_index": spec.index, "prompt_tokens": len(ids), "prompt_token_ids": ids,
                 "prefill": self.dialect.prefill(prompt_text), "location": loc,
                 "prompt_text": prompt_text if self.cfg.output.keep_prompt_text else None,

@@ -35,7 +35,7 @@ class FilterJobConfig(Strict):
 # Contract columns copied from an input row when present, with the Python types they must have.
 _COPY: dict[str, tuple[type, ...]] = {
     "prompt_id": (str,), "run_id": (str,), "source": (str,), "flag": (str,), "finish_reason": (str,),
-    "teacher": (str,), "thinking_budget": (int,), "budget_hit": (bool,), "prompt_tokens": (int,),
+    "teacher": (str,), "thinking_budget": (int,), "budget_strategy": (str,), "budget_hit": (bool,), "prompt_tokens": (int,),
     "thinking_tokens": (int,), "answer_tokens": (int,), "completion_tokens": (int,), "seed": (int,),
     "sample_index": (int,), "sampling": (dict,), "prompt_text": (str,),
 }

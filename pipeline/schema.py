@@ -37,7 +37,8 @@ SAMPLE = pa.schema([
     ("messages", MESSAGES),
     # analysis
     ("thinking", pa.string()), ("answer", pa.string()), ("mode", pa.string()), ("flag", pa.string()),
-    ("thinking_budget", pa.int64()), ("budget_hit", pa.bool_()), ("finish_reason", pa.string()),
+    ("thinking_budget", pa.int64()), ("budget_strategy", pa.string()), ("budget_hit", pa.bool_()),
+    ("finish_reason", pa.string()),
     ("prompt_tokens", pa.int64()), ("thinking_tokens", pa.int64()), ("answer_tokens", pa.int64()),
     ("completion_tokens", pa.int64()),
     ("reference", pa.string()), ("extracted_answer", pa.string()), ("teacher", pa.string()),

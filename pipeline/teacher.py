@@ -5,9 +5,11 @@ every batch is submitted to the engine as its own request, and a semaphore keeps
 ``teacher.max_in_flight`` requests in the engine. So one long reasoning trace holds back only
 its own batch's output, never the engine: the other batches keep it full.
 
-Each request carries its own seed (``sample_seed``) and, for thinking modes with a budget,
-vLLM's ``thinking_token_budget``: after that many thinking tokens the engine forces the
-dialect's end string (Qwen3's early-stop sentence + ``</think>``) and the model answers.
+Each request carries its own seed (``sample_seed``). A thinking budget is enforced one of two
+ways (``budget_strategy`` per mode): ``two_stage`` generates up to the budget, appends the
+dialect's end string (Qwen3's early-stop sentence + ``</think>``) if the thinking is still open,
+and continues in this replica; ``engine`` passes vLLM's ``thinking_token_budget`` and lets the
+engine force the same string (one pass; see the README for its CPU-build caveat).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import itertools
 import logging
 import os
 import time
+from typing import NamedTuple
 
 from .config import JobConfig
 from .dialects import get_dialect
@@ -44,7 +47,7 @@ def engine_kwargs(cfg: JobConfig) -> dict:
               disable_log_stats=True)
     if e.kv_cache_gib is not None:
         kw["kv_cache_memory_bytes"] = int(e.kv_cache_gib * 2**30)
-    if any(m.thinking_budget is not None for m in cfg.generation.modes):
+    if any(m.budget_strategy == "engine" and any(b is not None for b in m.budgets) for m in cfg.generation.modes):
         dialect = get_dialect(t.dialect)
         kw["reasoning_parser"] = dialect.reasoning_parser
         kw["reasoning_end_str"] = dialect.budget_end_str()  # turned into a ReasoningConfig in the worker
@@ -52,15 +55,24 @@ def engine_kwargs(cfg: JobConfig) -> dict:
     return kw
 
 
-def sampling_params(row: dict):
+def sampling_params(row: dict, *, max_tokens: int | None = None, seed: int | None = None,
+                    engine_budget: bool = True):
     """The vLLM ``SamplingParams`` of one request row (mode sampling + seed + budget)."""
     from vllm import SamplingParams
 
     s = row["sampling"]
+    budget = row["thinking_budget"] if engine_budget and row.get("budget_strategy") == "engine" else None
     return SamplingParams(
         temperature=s["temperature"], top_p=s["top_p"], top_k=s["top_k"], min_p=s["min_p"],
         presence_penalty=s["presence_penalty"], repetition_penalty=s["repetition_penalty"],
-        max_tokens=s["max_tokens"], seed=row["seed"], thinking_token_budget=row["thinking_budget"])
+        max_tokens=max_tokens or s["max_tokens"], seed=row["seed"] if seed is None else seed,
+        thinking_token_budget=budget)
+
+
+class Completion(NamedTuple):
+    text: str
+    token_ids: list[int]
+    finish_reason: str | None
 
 
 class TeacherReplica:
@@ -68,6 +80,7 @@ class TeacherReplica:
 
     def __init__(self, cfg: JobConfig):
         import vllm
+        from transformers import AutoTokenizer
         from vllm.config import ReasoningConfig
 
         kw = engine_kwargs(cfg)
@@ -77,6 +90,12 @@ class TeacherReplica:
         self.max_in_flight = cfg.teacher.max_in_flight
         self._sem: asyncio.Semaphore | None = None
         self._ids = itertools.count()
+        # for two-stage budgets: the forced text as ids, and the ids that open / close thinking
+        self.dialect = get_dialect(cfg.teacher.dialect)
+        self.tokenizer = AutoTokenizer.from_pretrained(cfg.teacher.model,
+                                                       trust_remote_code=cfg.teacher.engine.trust_remote_code)
+        self.forced_ids = self.tokenizer.encode(self.dialect.budget_end_str(), add_special_tokens=False)
+        self.think_end_ids = self.tokenizer.encode(self.dialect.think_end, add_special_tokens=False)
 
     async def __call__(self, batch):
         if self._sem is None:  # created in the event loop Ray Data runs this worker's batches on
@@ -87,31 +106,68 @@ class TeacherReplica:
     async def _one(self, row: dict) -> dict:
         if row["status"] != "pending":
             return row
-        from vllm.inputs import TokensPrompt
         from vllm.v1.engine.exceptions import EngineDeadError
 
-        final = None
         try:
             async with self._sem:
                 row["t_submit"] = time.time()
-                prompt = TokensPrompt(prompt_token_ids=row["prompt_token_ids"])
-                async for out in self.engine.generate(prompt, sampling_params(row),
-                                                      request_id=f"{row['sample_id']}-{next(self._ids)}"):
-                    final = out
+                if row["thinking_budget"] is not None and row.get("budget_strategy") == "two_stage":
+                    c = await self._two_stage(row)
+                else:
+                    c = await self._complete(row["prompt_token_ids"], sampling_params(row), row["sample_id"])
         except EngineDeadError as e:
             # The engine process is gone and every later request would fail too. Exit the actor
             # so Ray restarts it with a fresh engine and retries the batch (as ray.data.llm does;
             # os._exit makes it a system error, which Ray retries, unlike exit_actor()).
             log.error("teacher engine died, restarting the replica: %s", e)
             os._exit(1)
+        except EmptyOutput as e:
+            return _failed(row, "engine_no_output", str(e))
         except Exception as e:  # noqa: BLE001 - any per-request failure becomes an error row
             return _failed(row, "engine_error", f"{type(e).__name__}: {e}")
-        if final is None or not final.outputs:
-            return _failed(row, "engine_no_output", "the engine finished the request without an output")
-        c = final.outputs[0]
-        row.update(generated=c.text, completion_token_ids=list(c.token_ids), finish_reason=c.finish_reason,
+        row.update(generated=c.text, completion_token_ids=c.token_ids, finish_reason=c.finish_reason,
                    prompt_token_ids=None, t_done=time.time())
         return row
+
+    async def _complete(self, prompt_ids: list[int], params, sample_id: str) -> Completion:
+        from vllm.inputs import TokensPrompt
+
+        final = None
+        async for out in self.engine.generate(TokensPrompt(prompt_token_ids=prompt_ids), params,
+                                              request_id=f"{sample_id}-{next(self._ids)}"):
+            final = out
+        if final is None or not final.outputs:
+            raise EmptyOutput("the engine finished the request without an output")
+        c = final.outputs[0]
+        return Completion(c.text, list(c.token_ids), c.finish_reason)
+
+    async def _two_stage(self, row: dict) -> Completion:
+        """Qwen3's budget recipe: think up to the budget; if the thinking is still open, append
+        the early-stop text and ``</think>``; continue from there in this replica (the prefix
+        cache holds prompt + first part, so the second request only decodes the answer)."""
+        budget, cap = row["thinking_budget"], row["sampling"]["max_tokens"]
+        # the model opens the block itself (one <think> token) unless the prompt already did
+        opened_in_prompt = row["prefill"].endswith(f"{self.dialect.think_start}\n")
+        first_cap = min(cap, budget + (0 if opened_in_prompt else 1))
+        first = await self._complete(row["prompt_token_ids"], sampling_params(row, max_tokens=first_cap),
+                                     row["sample_id"])
+        if first.finish_reason != "length" or first_cap == cap:
+            return first  # finished inside the budget (or the length cap is the budget)
+        closed = _contains(first.token_ids, self.think_end_ids)
+        forced = [] if closed else self.forced_ids  # thinking ended under budget: just let it answer
+        ids = first.token_ids + forced
+        if cap - len(ids) <= 0:  # no room left to answer: cut at the length cap like one pass would
+            ids = ids[:cap]
+            return Completion(self._decode(ids), ids, "length")
+        # a new request restarts the seeded sampler; derive the seed so the continuation is its own draw
+        second = await self._complete(row["prompt_token_ids"] + ids,
+                                      sampling_params(row, max_tokens=cap - len(ids), seed=row["seed"] + 1),
+                                      row["sample_id"])
+        ids = ids + second.token_ids
+        return Completion(self._decode(ids), ids, second.finish_reason)
+
+    def _decode(self, ids: list[int]) -> str:
+        return self.tokenizer.decode(ids, skip_special_tokens=True)
 
     def __del__(self):
         # Ray Data drops the worker when the stage is done. Stop the engine's output loop
@@ -129,6 +185,15 @@ class TeacherReplica:
             with contextlib.suppress(Exception):
                 asyncio.run_coroutine_threadsafe(cancel(), handler.get_loop()).result(timeout=10)
         engine.shutdown()
+
+
+class EmptyOutput(RuntimeError):
+    """The engine finished a request without an output."""
+
+
+def _contains(ids: list[int], seq: list[int]) -> bool:
+    n = len(seq)
+    return any(ids[i:i + n] == seq for i in range(len(ids) - n + 1))
 
 
 def _failed(row: dict, error: str, detail: str) -> dict:

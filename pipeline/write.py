@@ -27,7 +27,7 @@ TOKEN_COLUMNS = ("prompt_tokens", "thinking_tokens", "answer_tokens", "completio
 def tally(table: pa.Table) -> dict:
     """What a table of ``STREAM`` rows holds: counts by status, reason, mode, source; token sums."""
     rows = table.select(["status", "reject_reason", "error", "mode", "source", "budget_hit", "verdicts",
-                         *TOKEN_COLUMNS]).to_pylist()
+                         "thinking_budget", *TOKEN_COLUMNS]).to_pylist()
     t = _empty()
     t["rows"] = len(rows)
     # the engines' busy window: first request in to last token out (min/max, not sums)
@@ -46,6 +46,15 @@ def tally(table: pa.Table) -> dict:
             t["budget_hit"] += bool(r["budget_hit"])
             for c in TOKEN_COLUMNS:
                 t["tokens"][c] += r[c] or 0
+            # per mode and budget, for the budget report: samples, thinking, hits, verified accuracy
+            key = f"{r['mode']}/{r['thinking_budget']}"
+            t["budgets"][f"{key}/samples"] += 1
+            t["budgets"][f"{key}/thinking"] += r["thinking_tokens"] or 0
+            t["budgets"][f"{key}/hit"] += bool(r["budget_hit"])
+            for v in r["verdicts"] or []:
+                if v["filter"] == "wrong_answer" and v["passed"] is not None:
+                    t["budgets"][f"{key}/judged"] += 1
+                    t["budgets"][f"{key}/correct"] += bool(v["passed"])
             for v in r["verdicts"] or []:
                 outcome = {True: "passed", False: "failed", None: "skipped"}[v["passed"]]
                 t["filters"][f"{v['filter']}/{outcome}"] += 1
@@ -57,7 +66,7 @@ def tally(table: pa.Table) -> dict:
 def _empty() -> dict:
     return {"rows": 0, "status": Counter(), "rejected": Counter(), "errors": Counter(), "by_mode": Counter(),
             "by_source": Counter(), "budget_hit": 0, "tokens": Counter(), "files": 0, "t_first": None, "t_last": None,
-            "filters": Counter()}
+            "filters": Counter(), "budgets": Counter()}
 
 
 def merge_tallies(tallies: Iterable[dict]) -> dict:

@@ -79,7 +79,7 @@ def test_yaml_errors_are_config_errors(tmp_path: Path):
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
 
-@pytest.mark.parametrize("name", ["local.yaml", "qwen3-32b.yaml"])
+@pytest.mark.parametrize("name", ["local.yaml", "qwen3-32b.yaml", "sweep.yaml"])
 def test_shipped_configs_validate(name):
     cfg = load_config(CONFIGS / name)
     assert {m.name for m in cfg.generation.modes} == {"think", "no_think"}
@@ -102,3 +102,18 @@ def test_qwen3_32b_uses_qwen3_recommended_sampling():
     t, n = modes["think"].sampling, modes["no_think"].sampling
     assert (t.temperature, t.top_p, t.top_k) == (0.6, 0.95, 20)
     assert (n.temperature, n.top_p, n.top_k) == (0.7, 0.8, 20)
+
+
+def test_budget_sweeps_and_strategies_validate():
+    from pipeline.config import ModeConfig
+
+    m = ModeConfig(name="think", thinking_budget=[16, 64, None])
+    assert m.budgets == [16, 64, None] and m.budget_strategy == "two_stage"
+    assert ModeConfig(name="t", thinking_budget=32).budgets == [32] and ModeConfig(name="t").budgets == [None]
+    for bad, words in (([16, 16], "distinct budgets"), ([0, 8], "must be > 0"), ([], "distinct budgets")):
+        with pytest.raises(ConfigError, match=words):
+            load_config(data={"input": {"path": "p"}, "teacher": {"model": "m"},
+                              "generation": {"modes": [{"name": "t", "thinking_budget": bad}]}})
+    with pytest.raises(ConfigError, match=r"generation.modes.0.budget_strategy: .*'two_stage' or 'engine'"):
+        load_config(data={"input": {"path": "p"}, "teacher": {"model": "m"},
+                          "generation": {"modes": [{"name": "t", "budget_strategy": "forced"}]}})

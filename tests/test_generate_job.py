@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.dialects import EARLY_STOP
 from pipeline.tiny_teacher import ARTIFACT_DIR, PROMPTS_PATH
 
 pytestmark = pytest.mark.engine
@@ -19,7 +20,11 @@ GOOD = 20
 BUDGET = 48        # below the tiny teacher's typical thinking (~90 tokens): hits
 LOOSE_BUDGET = 100  # above its thinking, below thinking + answer: where vLLM's CPU budget misfires
 SAMPLES = 2
-MODES = 3
+# Only two-stage budgets here: on vLLM 0.32's CPU build the engine-native budget also leaks into
+# unbudgeted requests of the same engine (seen: 2 of 42), which would make runs differ. The
+# engine strategy is tested on the shared engine in tests/test_tiny_teacher_engine.py.
+BUDGETS = {"think": [BUDGET, LOOSE_BUDGET, None], "no_think": [None]}
+PER_PROMPT = SAMPLES * sum(len(b) for b in BUDGETS.values())
 
 # (line text, expected error, expected field); line numbers are computed below.
 PLANTED = [
@@ -66,9 +71,7 @@ def job_config(input_path: Path, out: Path, run_id: str):
                     "engine": {"dtype": "float32", "max_model_len": 1024, "max_num_seqs": 32,
                                "kv_cache_gib": 0.5, "enforce_eager": True}},
         "generation": {"samples_per_prompt": SAMPLES, "seed": 7, "modes": [
-            {"name": "think", "thinking": True, "thinking_budget": BUDGET,
-             "sampling": {"temperature": 0.6, "top_p": 0.95, "top_k": 20, "max_tokens": 300}},
-            {"name": "think_loose", "thinking": True, "thinking_budget": LOOSE_BUDGET,
+            {"name": "think", "thinking": True, "thinking_budget": BUDGETS["think"], "budget_strategy": "two_stage",
              "sampling": {"temperature": 0.6, "top_p": 0.95, "top_k": 20, "max_tokens": 300}},
             {"name": "no_think", "thinking": False,
              "sampling": {"temperature": 0.7, "top_p": 0.8, "top_k": 20, "max_tokens": 64}}]},
@@ -98,7 +101,7 @@ def load(out: Path, run_id: str, folder: str):
 def test_every_input_is_accounted_for(runs, planted_input):
     s = runs["summaries"]["a"]
     assert s["inputs"] == planted_input["inputs"]
-    assert s["expected_samples"] == planted_input["inputs"] * MODES * SAMPLES
+    assert s["expected_samples"] == planted_input["inputs"] * PER_PROMPT
     assert s["accounted"] and s["missing"] == 0
     rows = {f: load(runs["out"], "a", f) for f in ("accepted", "rejected", "errors")}
     assert sum(len(v) for v in rows.values()) == s["expected_samples"]
@@ -116,7 +119,7 @@ def test_planted_bad_rows_land_in_errors_with_reasons(runs, planted_input):
     assert set(by_line) == set(planted_input["errors"])
     for line, (error, field) in planted_input["errors"].items():
         got = by_line[line]
-        assert len(got) == MODES * SAMPLES, line  # one error row per sample the row would have made
+        assert len(got) == PER_PROMPT, line  # one error row per sample the row would have made
         assert {e["error"] for e in got} == {error}, (line, got[0]["detail"])
         assert {e["field"] for e in got} == {field}
         assert all(e["detail"] and e["input"] for e in got)
@@ -139,34 +142,56 @@ def test_samples_follow_the_data_contract(runs, tiny_tokenizer):
             assert r["thinking_tokens"] == 0 and r["thinking_budget"] is None
         else:
             assert final["content"].startswith("<think>\n")
-            assert r["thinking_budget"] == {"think": BUDGET, "think_loose": LOOSE_BUDGET}[r["mode"]]
+            assert r["thinking_budget"] in BUDGETS[r["mode"]]
+            assert r["budget_strategy"] == (None if r["thinking_budget"] is None else "two_stage")
         assert r["prompt_tokens"] == len(tiny_tokenizer.encode(r["prompt_text"], add_special_tokens=False))
         assert r["thinking_tokens"] + r["answer_tokens"] < r["completion_tokens"] or r["mode"] == "no_think"
         assert r["finish_reason"] in ("stop", "length") and r["run_id"] == "a"
 
 
 def test_budget_caps_thinking_and_hit_samples_still_answer(runs):
-    think = [r for r in generated(runs) if r["mode"] == "think"]
-    hit = [r for r in think if r["budget_hit"]]
-    assert hit, "budget 48 is below the tiny teacher's typical thinking; some samples must hit it"
-    assert all(r["thinking_tokens"] <= BUDGET for r in think)
-    for r in hit:
-        assert r["thinking_tokens"] == BUDGET
-        assert "Considering the limited time by the user" in r["thinking"]
-        assert r["answer"].strip(), r["sample_id"]
+    for mode in ("think",):
+        capped = [r for r in generated(runs) if r["mode"] == mode and r["thinking_budget"] is not None]
+        hit = [r for r in capped if r["budget_hit"]]
+        assert hit, f"{mode}: budget {BUDGET} is below the tiny teacher's typical thinking; some samples must hit it"
+        assert all(r["thinking_tokens"] <= r["thinking_budget"] for r in capped)
+        for r in hit:
+            assert r["thinking_tokens"] == r["thinking_budget"]
+            assert r["thinking"].endswith(EARLY_STOP)
+            assert r["answer"].strip(), r["sample_id"]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "vLLM 0.32's CPU sampler (v1/sample/thinking_budget_state.py) detects the end of thinking by the "
-    "whole forced string (early-stop sentence + </think>), not by the natural </think>, so a sample "
-    "whose thinking closed under budget gets the forced text in its answer once thinking + answer "
-    "exceed the budget. The format filter rejects these as budget_forced_in_answer."))
-def test_no_forced_early_stop_after_a_natural_close(runs):
-    from pipeline.dialects import EARLY_STOP
-
-    think = [r for r in generated(runs) if r["mode"] == "think_loose"]
+def test_two_stage_never_forces_the_early_stop_into_an_answer(runs):
+    think = [r for r in generated(runs) if r["mode"] == "think" and r["thinking_budget"] is not None]
     late = [r for r in think if EARLY_STOP in r["messages"][-1]["content"].split("</think>", 1)[1]]
-    assert not late, f"{len(late)}/{len(think)} samples got the early-stop text after their answer began"
+    assert not late and len(think) == 2 * SAMPLES * (GOOD + 1)
+
+
+def test_a_sample_that_finishes_under_budget_is_the_unbounded_sample(runs):
+    """The same draw (prompt, index) at budget 100 and unbounded: when the whole completion fits in
+    the budget, the budget changed nothing."""
+    rows = {(r["prompt_id"], r["sample_index"], r["thinking_budget"]): r
+            for r in generated(runs) if r["mode"] == "think"}
+    compared = 0
+    for (pid, idx, budget), r in rows.items():
+        if budget is not None and r["completion_tokens"] <= budget + 1:
+            assert r["messages"][-1]["content"] == rows[(pid, idx, None)]["messages"][-1]["content"]
+            compared += 1
+    assert compared > 0
+
+
+def test_budget_report_and_plot(runs):
+    s = runs["summaries"]["a"]
+    report = {(r["mode"], r["budget"]): r for r in s["budget_report"]}
+    assert set(report) == {(m, b) for m, bs in BUDGETS.items() for b in bs}
+    for r in report.values():
+        assert r["samples"] == SAMPLES * (GOOD + 1)  # every good prompt, incl. the messages row
+        assert 0 <= r["budget_hit_rate"] <= 1 and r["accuracy"] is not None
+    assert report[("think", BUDGET)]["budget_hit_rate"] > report[("think", LOOSE_BUDGET)]["budget_hit_rate"]
+    assert report[("think", BUDGET)]["accuracy"] < report[("think", None)]["accuracy"]
+    assert report[("think", BUDGET)]["mean_thinking_tokens"] <= BUDGET
+    png = runs["out"] / "a" / "budget_report.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and s["budget_plot"].endswith("budget_report.png")
 
 
 def test_every_sample_is_judged_by_every_filter(runs):
@@ -213,8 +238,9 @@ def test_ids_are_unique_and_stable_across_runs(runs):
 
 def test_same_seed_gives_the_same_text_on_the_cpu_engine(runs):
     """Per-sample seeds make a sample independent of batching and of which replica ran it."""
-    a = {r["sample_id"]: r["messages"][-1]["content"] for r in load(runs["out"], "a", "accepted")}
-    b = {r["sample_id"]: r["messages"][-1]["content"] for r in load(runs["out"], "b", "accepted")}
+    a = {r["sample_id"]: r["messages"][-1]["content"] for r in generated(runs, "a")}
+    b = {r["sample_id"]: r["messages"][-1]["content"] for r in generated(runs, "b")}
+    assert set(a) == set(b)
     differ = [k for k in a if k in b and a[k] != b[k]]
     assert not differ, f"{len(differ)}/{len(a)} samples differ between two identical runs"
 

@@ -70,13 +70,13 @@ def test_good_rows_normalize():
 def test_ids_are_stable_and_sensitive_to_each_part():
     # pinned: a change here changes every sample_id of every dataset ever written
     assert sample_id("p1", "think", 200, 0, "fp") == "3b7e63356f29fd79387af10f"
-    assert sample_seed(0, "p1", "think", None, 0) == 1602044294
+    assert sample_seed(0, "p1", "think", 0) == 1779911278
     base = sample_id("p1", "think", 200, 0, "fp")
     variants = [sample_id("p2", "think", 200, 0, "fp"), sample_id("p1", "no_think", 200, 0, "fp"),
                 sample_id("p1", "think", None, 0, "fp"), sample_id("p1", "think", 200, 1, "fp"),
                 sample_id("p1", "think", 200, 0, "fp2")]
     assert len({base, *variants}) == 6
-    assert 0 <= sample_seed(0, "p1", "think", None, 0) < 2**31
+    assert 0 <= sample_seed(0, "p1", "think", 0) < 2**31
     assert content_prompt_id([{"role": "user", "content": "x"}]) != content_prompt_id([{"role": "user", "content": "y"}])
 
 
@@ -287,3 +287,85 @@ def test_read_stage_reads_every_format_with_row_locations(ray_session, tmp_path:
         got = sorted(read_input(resolve_input(spec)).take_all(), key=lambda r: r["_row"])
         assert [json.loads(r["_raw"]) for r in got] == rows and [r["_row"] for r in got] == [0, 1, 2]
     assert len(read_input(resolve_input(str(tmp_path / "b.parquet")), limit=2).take_all()) == 2
+
+
+# ----------------------------------------------------------- two-stage budget (fake engine)
+
+class ScriptedEngine:
+    """A fake engine whose 'model' always writes FULL for the base prompt and ANSWER after a forced end."""
+
+    THINK, END, EOS = 1, 2, 99
+    FULL = [1] + list(range(10, 20)) + [2, 50, 51, 52]  # <think>, 10 thinking tokens, </think>, answer
+    FORCED = [7, 8, 2]                                   # early-stop text ids ending in </think>
+    ANSWER = [60, 61]
+
+    def __init__(self):
+        self.requests = []
+
+    async def generate(self, prompt, params, request_id):
+        from types import SimpleNamespace
+
+        ids = prompt["prompt_token_ids"]
+        prefix = ids[1:]  # the base prompt is one token
+        self.requests.append((list(prefix), params.max_tokens, params.seed))
+        if prefix[-len(self.FORCED):] == self.FORCED:
+            out = self.ANSWER
+        else:
+            out = self.FULL[len(prefix):]
+        finish = "stop" if len(out) <= params.max_tokens else "length"
+        out = out[:params.max_tokens]
+        yield SimpleNamespace(outputs=[SimpleNamespace(text=" ".join(map(str, out)), token_ids=out,
+                                                       finish_reason=finish)])
+
+    def shutdown(self):
+        pass
+
+
+def _two_stage(budget: int, max_tokens: int = 100):
+    import itertools
+
+    from pipeline.dialects import get_dialect
+    from pipeline.teacher import TeacherReplica
+
+    rep = TeacherReplica.__new__(TeacherReplica)
+    rep.engine, rep._ids, rep.dialect = ScriptedEngine(), itertools.count(), get_dialect("tiny")
+    rep.forced_ids, rep.think_end_ids = ScriptedEngine.FORCED, [ScriptedEngine.END]
+    rep._decode = lambda ids: " ".join(map(str, ids))
+    sampling = {"temperature": 0.6, "top_p": 0.95, "top_k": 20, "min_p": 0.0, "presence_penalty": 0.0,
+                "repetition_penalty": 1.0, "max_tokens": max_tokens}
+    row = {"sample_id": "s", "prompt_token_ids": [0], "prefill": "", "thinking_budget": budget,
+           "budget_strategy": "two_stage", "sampling": sampling, "seed": 5}
+    return asyncio.run(rep._two_stage(row)), rep.engine.requests
+
+
+def test_two_stage_under_budget_is_one_request_and_untouched():
+    c, reqs = _two_stage(budget=30)
+    assert c.token_ids == ScriptedEngine.FULL and c.finish_reason == "stop" and len(reqs) == 1
+
+
+def test_two_stage_forces_the_end_when_thinking_is_still_open():
+    c, reqs = _two_stage(budget=4)
+    assert c.token_ids == [1, 10, 11, 12, 13] + ScriptedEngine.FORCED + ScriptedEngine.ANSWER
+    assert reqs[0][1] == 5  # <think> + 4 thinking tokens
+    assert reqs[1][0] == [1, 10, 11, 12, 13] + ScriptedEngine.FORCED and reqs[1][2] == 6  # own seed
+
+
+def test_two_stage_lets_a_closed_thinking_answer_without_forcing():
+    c, reqs = _two_stage(budget=11)  # thinking (10) + </think> fit; the answer crosses the budget
+    assert c.token_ids == ScriptedEngine.FULL and len(reqs) == 2
+    assert ScriptedEngine.FORCED[0] not in c.token_ids
+
+
+def test_two_stage_respects_max_tokens():
+    c, _ = _two_stage(budget=4, max_tokens=7)
+    assert len(c.token_ids) <= 7 and c.finish_reason == "length"
+
+
+def test_only_the_engine_strategy_passes_an_engine_budget():
+    from pipeline.teacher import sampling_params
+
+    sampling = {"temperature": 0.6, "top_p": 0.95, "top_k": 20, "min_p": 0.0, "presence_penalty": 0.0,
+                "repetition_penalty": 1.0, "max_tokens": 50}
+    row = {"sampling": sampling, "seed": 3, "thinking_budget": 32}
+    assert sampling_params({**row, "budget_strategy": "engine"}).thinking_token_budget == 32
+    assert sampling_params({**row, "budget_strategy": "two_stage"}).thinking_token_budget is None

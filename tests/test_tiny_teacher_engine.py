@@ -113,3 +113,16 @@ def test_budget_above_natural_length_changes_nothing(tiny_llm, by_mode):
     outs = generate(tiny_llm, PLAIN, REFS, enable_thinking=True, thinking_token_budget=600)
     changed = [(a.text, b.text) for a, b in zip(outs, by_mode["think"]) if a.text != b.text]
     assert not changed, changed[:2]
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "vLLM 0.32's CPU sampler (v1/sample/thinking_budget_state.py) detects the end of thinking by the "
+    "whole forced string (early-stop sentence + </think>), not by the natural </think>: a sample whose "
+    "thinking closed under budget gets the forced text in its answer once thinking + answer exceed the "
+    "budget. thinkmill's default two_stage strategy avoids it; the format filter rejects such samples "
+    "as budget_forced_in_answer."))
+def test_engine_budget_leaves_naturally_closed_thinking_alone(tiny_llm, by_mode):
+    budget = 100  # above the tiny teacher's thinking (~90 tokens), below thinking + answer
+    outs = generate(tiny_llm, PLAIN, REFS, enable_thinking=True, thinking_token_budget=budget)
+    late = [o.text for o in outs if EARLY_STOP in o.text.split("</think>", 1)[-1]]
+    assert not late, f"{len(late)}/{len(outs)} answers got the early-stop text forced into them"
