@@ -26,6 +26,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from pipeline.dialects import EARLY_STOP
+
 from .base import Filter, Sample, Verdict
 
 SCRIPTS = ("latin", "cjk", "kana", "hangul", "cyrillic", "greek", "arabic", "devanagari", "other")
@@ -140,7 +142,10 @@ class LanguageMixingFilter(Filter):
         if expected is None:
             return self.ok(0.0, "no prose to check")
         worst = None
-        for where, text in (("thinking", sample.thinking), ("answer", sample.answer)):
+        # the budget's forced early-stop sentence is not the model's writing (and is English whatever
+        # the prompt's language): judge what the model wrote
+        thinking = sample.thinking.replace(EARLY_STOP, " ")
+        for where, text in (("thinking", thinking), ("answer", sample.answer)):
             v = self._region(text, where, expected)
             if v is not None and not v.passed:
                 return v

@@ -153,6 +153,7 @@ ZH = "请计算 37 乘以 12 的结果。"
      "Use the identifier total_sum and camelCase variable fooBar; it is 444.", "\\boxed{444}", None),
     ("Translate into English: 我喜欢数学。", "这句话的意思是我喜欢数学。", "I like mathematics.", "skipped_translation"),
     ("请把这句话翻译成英文：我喜欢数学。", "直译即可。", "I like mathematics very much indeed.", "skipped_translation"),
+    (ZH, f"先算 37×10=370，再算\n\n{EARLY_STOP}", "答案是 \\boxed{444}。", None),  # the forced budget text
 ])
 def test_language_mixing(prompt, thinking, answer, reason):
     v = LanguageMixingFilter().check(think(thinking, answer, prompt=prompt))
