@@ -386,10 +386,20 @@ def apply_overrides(data: dict, overrides: list[str]) -> dict:
         path, value = parse_override(item)
         node = data
         for part in path[:-1]:
-            if not isinstance(node.setdefault(part, {}), dict):
+            if isinstance(node, list):  # a list item by index: generation.modes.0.thinking_budget
+                if not part.isdigit() or int(part) >= len(node):
+                    raise ConfigError(f"--set {item!r}: {part!r} is not an index of that list (0-{len(node) - 1})")
+                node = node[int(part)]
+                continue
+            if not isinstance(node.setdefault(part, {}), (dict, list)):
                 raise ConfigError(f"--set {item!r}: {part!r} is not a section")
             node = node[part]
-        node[path[-1]] = value
+        if isinstance(node, list):
+            if not path[-1].isdigit() or int(path[-1]) >= len(node):
+                raise ConfigError(f"--set {item!r}: {path[-1]!r} is not an index of that list")
+            node[int(path[-1])] = value
+        else:
+            node[path[-1]] = value
     return data
 
 

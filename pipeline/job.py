@@ -268,6 +268,11 @@ def make_summary(cfg: JobConfig, p: Plan, tally: dict | None, wall_s: float) -> 
         # first request into an engine -> last token out: generation without start-up
         "engine_window_s": round(window, 2) if window else None,
         "engine_window_tokens_per_s": round(tokens["completion"] / window, 1) if window else None,
+        # the sum over replicas of each one's tokens / its own busy window: how fast the engines
+        # generate while they have work, independent of when each finished starting up
+        "replica_tokens_per_s": round(sum(n / (b - a) for a, b, n in t["replicas"].values() if b > a), 1)
+        if t["replicas"] else None,
+        "replicas_seen": len(t["replicas"]),
     }
 
 

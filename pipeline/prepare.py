@@ -45,6 +45,17 @@ def _describe(value: Any) -> str:
     return f"{type(value).__name__} {text[:60]}{'...' if len(text) > 60 else ''}"
 
 
+def parse_json_row(raw: str) -> dict:
+    """One input row's JSON text -> a dict, or ``RowError`` (``invalid_json``)."""
+    try:
+        row = json.loads(raw)
+    except json.JSONDecodeError as e:
+        raise RowError("invalid_json", None, f"not valid JSON: {e.msg} (char {e.pos})") from None
+    if not isinstance(row, dict):
+        raise RowError("invalid_json", None, f"expected a JSON object per row, got {_describe(row)}")
+    return row
+
+
 def check_messages(value: Any, field: str) -> list[dict]:
     """A conversation ending in a user turn, as ``[{role, content}]``; raises ``RowError``.
 
@@ -93,13 +104,7 @@ def normalize(raw: str, columns: ColumnMap, system_prompt: str | None = None,
     ...
     pipeline.prepare.RowError: prompt: expected a non-empty string, got int 7
     """
-    try:
-        row = json.loads(raw)
-    except json.JSONDecodeError as e:
-        raise RowError("invalid_json", None, f"not valid JSON: {e.msg} (line char {e.pos})") from None
-    if not isinstance(row, dict):
-        raise RowError("invalid_json", None, f"expected a JSON object per row, got {_describe(row)}")
-
+    row = parse_json_row(raw)
     if columns.messages and row.get(columns.messages) is not None:
         messages = check_messages(row[columns.messages], columns.messages)
         from_field = columns.messages

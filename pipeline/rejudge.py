@@ -9,7 +9,6 @@ counts, sampling and so on are copied through, the verdicts and ``reject_reason`
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from pydantic import Field
@@ -17,7 +16,7 @@ from pydantic import Field
 from .config import FiltersConfig, RayConfig, Strict
 from .dialects import get_dialect
 from .ids import content_prompt_id
-from .prepare import ROLES, RowError, _describe, _location
+from .prepare import ROLES, RowError, _describe, _location, parse_json_row
 from .schema import to_table
 from .thinking import last_boxed
 
@@ -43,12 +42,7 @@ _COPY: dict[str, tuple[type, ...]] = {
 
 def load_row(raw: str, dialect) -> dict:
     """One raw input row -> a ``parsed`` stream row, or ``RowError`` naming the field."""
-    try:
-        row = json.loads(raw)
-    except json.JSONDecodeError as e:
-        raise RowError("invalid_json", None, f"not valid JSON: {e.msg} (char {e.pos})") from None
-    if not isinstance(row, dict):
-        raise RowError("invalid_json", None, f"expected a JSON object per row, got {_describe(row)}")
+    row = parse_json_row(raw)
     messages = row.get("messages")
     if not isinstance(messages, list) or not messages:
         raise RowError("malformed_messages", "messages",

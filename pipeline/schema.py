@@ -70,6 +70,7 @@ _WORKING = [
     ("completion_token_ids", pa.list_(pa.int32())),
     ("t_submit", pa.float64()),          # wall clock when the request entered the engine
     ("t_done", pa.float64()),            # ... and when its last token came back
+    ("replica", pa.string()),            # which replica generated it (host:pid)
 ]
 
 STREAM = pa.schema(

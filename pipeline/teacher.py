@@ -19,6 +19,7 @@ import contextlib
 import itertools
 import logging
 import os
+import socket
 import time
 from typing import NamedTuple
 
@@ -88,6 +89,7 @@ class TeacherReplica:
             kw["reasoning_config"] = ReasoningConfig(reasoning_end_str=kw.pop("reasoning_end_str"))
         self.engine = vllm.AsyncLLMEngine.from_engine_args(vllm.AsyncEngineArgs(**kw))
         self.max_in_flight = cfg.teacher.max_in_flight
+        self.name = f"{socket.gethostname()}:{os.getpid()}"
         self._sem: asyncio.Semaphore | None = None
         self._ids = itertools.count()
         # for two-stage budgets: the forced text as ids, and the ids that open / close thinking
@@ -126,7 +128,7 @@ class TeacherReplica:
         except Exception as e:  # noqa: BLE001 - any per-request failure becomes an error row
             return _failed(row, "engine_error", f"{type(e).__name__}: {e}")
         row.update(generated=c.text, completion_token_ids=c.token_ids, finish_reason=c.finish_reason,
-                   prompt_token_ids=None, t_done=time.time())
+                   prompt_token_ids=None, t_done=time.time(), replica=self.name)
         return row
 
     async def _complete(self, prompt_ids: list[int], params, sample_id: str) -> Completion:

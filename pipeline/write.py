@@ -33,6 +33,12 @@ def tally(table: pa.Table) -> dict:
     # the engines' busy window: first request in to last token out (min/max, not sums)
     t["t_first"] = pc.min(table["t_submit"]).as_py()
     t["t_last"] = pc.max(table["t_done"]).as_py()
+    # per replica: its own busy window and tokens (replicas start at different times)
+    for r in table.select(["replica", "t_submit", "t_done", "completion_tokens"]).to_pylist():
+        if r["replica"] is None or r["t_submit"] is None:
+            continue
+        w = t["replicas"].setdefault(r["replica"], [r["t_submit"], r["t_done"], 0])
+        w[0], w[1], w[2] = min(w[0], r["t_submit"]), max(w[1], r["t_done"]), w[2] + (r["completion_tokens"] or 0)
     for r in rows:
         status = r["status"] if r["status"] in FOLDERS else "error"
         t["status"][status] += 1
@@ -66,14 +72,18 @@ def tally(table: pa.Table) -> dict:
 def _empty() -> dict:
     return {"rows": 0, "status": Counter(), "rejected": Counter(), "errors": Counter(), "by_mode": Counter(),
             "by_source": Counter(), "budget_hit": 0, "tokens": Counter(), "files": 0, "t_first": None, "t_last": None,
-            "filters": Counter(), "budgets": Counter()}
+            "filters": Counter(), "budgets": Counter(), "replicas": {}}
 
 
 def merge_tallies(tallies: Iterable[dict]) -> dict:
     total = _empty()
     for t in tallies:
         for k, v in t.items():
-            if k in ("t_first", "t_last"):
+            if k == "replicas":
+                for name, (a, b, n) in v.items():
+                    w = total["replicas"].setdefault(name, [a, b, 0])
+                    w[0], w[1], w[2] = min(w[0], a), max(w[1], b), w[2] + n
+            elif k in ("t_first", "t_last"):
                 pick = min if k == "t_first" else max
                 total[k] = v if total[k] is None else (total[k] if v is None else pick(total[k], v))
             elif isinstance(v, dict):

@@ -117,3 +117,11 @@ def test_budget_sweeps_and_strategies_validate():
     with pytest.raises(ConfigError, match=r"generation.modes.0.budget_strategy: .*'two_stage' or 'engine'"):
         load_config(data={"input": {"path": "p"}, "teacher": {"model": "m"},
                           "generation": {"modes": [{"name": "t", "budget_strategy": "forced"}]}})
+
+
+def test_overrides_reach_into_lists(tmp_path):
+    cfg = load_config("configs/local.yaml", ["generation.modes.0.thinking_budget=null",
+                                             "generation.modes.1.sampling.max_tokens=32"])
+    assert cfg.generation.modes[0].thinking_budget is None and cfg.generation.modes[1].sampling.max_tokens == 32
+    with pytest.raises(ConfigError, match="is not an index of that list"):
+        load_config("configs/local.yaml", ["generation.modes.5.thinking_budget=8"])
