@@ -200,7 +200,7 @@ def test_a_failed_request_becomes_an_error_row_and_the_batch_goes_on():
     from pipeline.teacher import TeacherReplica
 
     rep = TeacherReplica.__new__(TeacherReplica)
-    rep.engine, rep.max_in_flight, rep._sem = FakeEngine(), 4, None
+    rep.engine, rep.max_in_flight, rep._sem, rep.name = FakeEngine(), 4, None, "fake:1"
     import itertools
 
     rep._ids = itertools.count()
@@ -218,7 +218,7 @@ def test_a_failed_request_becomes_an_error_row_and_the_batch_goes_on():
     assert [r["status"] for r in out] == ["pending", "error", "pending", "error"]
     assert out[1]["error"] == "engine_error" and "out of vocabulary" in out[1]["detail"]
     assert out[1]["stage"] == "generate" and json.loads(out[1]["input"])["messages"][0]["content"] == "q"
-    assert out[0]["generated"] == "ok" and out[0]["finish_reason"] == "stop"
+    assert out[0]["generated"] == "ok" and out[0]["finish_reason"] == "stop" and out[0]["replica"] == "fake:1"
     assert out[3]["error"] == "empty_prompt"  # rows that were already errors pass through untouched
 
 
