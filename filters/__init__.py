@@ -14,8 +14,8 @@ from .consistency import GuessworkFilter, ThinkAnswerMismatchFilter
 from .contamination import ContaminationFilter
 from .correctness import WrongAnswerFilter
 from .format import FormatFilter
-from .language import LanguageMixingFilter, LanguageSettings
-from .repetition import RepetitionFilter, RepetitionSettings
+from .language import LanguageMixingFilter
+from .repetition import RepetitionFilter
 
 __all__ = ["Filter", "Sample", "Verdict", "Judge", "build_filters"]
 
@@ -26,10 +26,8 @@ def build_filters(cfg) -> list[Filter]:
     make = {
         "format": lambda: FormatFilter(),
         "wrong_answer": lambda: WrongAnswerFilter(verifier, cfg.wrong_answer.method, cfg.wrong_answer.by_source),
-        "repetition": lambda: RepetitionFilter(RepetitionSettings(
-            **cfg.repetition.model_dump(exclude={"keep_skipped"}))),
-        "language_mixing": lambda: LanguageMixingFilter(LanguageSettings(
-            **cfg.language_mixing.model_dump(exclude={"keep_skipped"}))),
+        "repetition": lambda: RepetitionFilter(cfg.repetition),
+        "language_mixing": lambda: LanguageMixingFilter(cfg.language_mixing),
         "think_answer_mismatch": lambda: ThinkAnswerMismatchFilter(verifier, cfg.think_answer_mismatch.method),
         "guesswork": lambda: GuessworkFilter(cfg.guesswork.min_thinking_words),
         "contamination": lambda: ContaminationFilter(cfg.contamination.eval_files, cfg.contamination.field,

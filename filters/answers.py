@@ -137,6 +137,7 @@ class MathVerifier:
         self.timeout_s = timeout_s
         self._proc = None
         self._conn = None
+        self._warm = False  # the first call of a fresh child also pays its start-up (importing sympy)
 
     def _start(self) -> None:
         ctx = mp.get_context("spawn")  # no fork: Ray workers and vLLM hold threads
@@ -144,14 +145,14 @@ class MathVerifier:
         self._proc = ctx.Process(target=_verify_loop, args=(child,), daemon=True)
         self._proc.start()
         child.close()
+        self._warm = False
 
     def equal(self, gold: str, pred: str) -> tuple[bool | None, str, str]:
         """(equivalent?, gold as parsed, prediction as parsed)."""
         if self._proc is None or not self._proc.is_alive():
             self._start()
         self._conn.send((gold, pred))
-        # the first call also pays the child's start-up (importing sympy): allow for it
-        if self._conn.poll(self.timeout_s + (10 if not getattr(self, "_warm", False) else 0)):
+        if self._conn.poll(self.timeout_s + (0 if self._warm else 10)):
             self._warm = True
             return self._conn.recv()
         self.close()

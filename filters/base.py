@@ -10,6 +10,7 @@ reason for a rejection, or ``skipped_*`` for a filter that could not apply); ``s
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import ClassVar, NamedTuple
 
 from pipeline.thinking import split_thinking
@@ -40,7 +41,7 @@ class Sample:
     think_start: str = "<think>"
     think_end: str = "</think>"
 
-    @property
+    @cached_property  # every filter reads it; split once per sample
     def split(self):
         return split_thinking(self.completion, self.think_start, self.think_end)
 

@@ -22,10 +22,10 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from dataclasses import dataclass
 
 import numpy as np
 
+from pipeline.config import LanguageMixingConfig
 from pipeline.dialects import EARLY_STOP
 
 from .base import Filter, Sample, Verdict
@@ -115,21 +115,11 @@ def dominant(counts: dict[str, int]) -> str | None:
     return max(counts, key=counts.get) if counts else None
 
 
-@dataclass(frozen=True)
-class LanguageSettings:
-    expected: str = "auto"          # a script name, or auto = the prompt's dominant script
-    max_foreign_share: float = 0.05  # of the region's letters in foreign sentences
-    max_foreign_sentences: int = 3
-    min_foreign_words: int = 4       # Latin words in a sentence for it to be an English (etc.) sentence
-    min_foreign_chars: int = 4       # letters of a non-Latin script for it to be a foreign sentence
-    min_share_in_sentence: float = 0.6  # the foreign script's share of the sentence's letters
-
-
 class LanguageMixingFilter(Filter):
     name = "language_mixing"
 
-    def __init__(self, settings: LanguageSettings | None = None):
-        self.s = settings or LanguageSettings()
+    def __init__(self, settings: LanguageMixingConfig | None = None):
+        self.s = settings or LanguageMixingConfig()
 
     def check(self, sample: Sample) -> Verdict:
         if _TRANSLATION.search(sample.prompt or ""):

@@ -29,27 +29,14 @@ from __future__ import annotations
 import re
 import zlib
 from collections import Counter
-from dataclasses import dataclass
 
 import numpy as np
+
+from pipeline.config import RepetitionConfig
 
 from .base import Filter, Sample, Verdict
 
 _SENTENCE = re.compile(r"(?<=[.!?。！？])\s*|\n+")
-
-
-@dataclass(frozen=True)
-class RepetitionSettings:
-    max_paragraph_repeats: int = 3
-    min_paragraph_chars: int = 50
-    max_sentence_repeats: int = 5
-    min_sentence_chars: int = 20
-    span_chars: int = 64
-    max_ngram_repeats: int = 6
-    min_ngram_coverage: float = 0.2
-    window_chars: int = 1000
-    tail_chars: int = 8000
-    min_compression_ratio: float = 0.1
 
 
 _BASE = np.uint64(1_000_003)
@@ -90,8 +77,8 @@ def _short(s: str, n: int = 80) -> str:
 class RepetitionFilter(Filter):
     name = "repetition"
 
-    def __init__(self, settings: RepetitionSettings | None = None):
-        self.s = settings or RepetitionSettings()
+    def __init__(self, settings: RepetitionConfig | None = None):
+        self.s = settings or RepetitionConfig()
 
     def check(self, sample: Sample) -> Verdict:
         for where, text in (("thinking", sample.thinking), ("answer", sample.answer)):

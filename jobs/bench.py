@@ -33,32 +33,28 @@ from pathlib import Path
 def build_requests(cfg) -> list[dict]:
     """Pending request rows exactly as the pipeline's prepare stage makes them."""
     from pipeline.prepare import Prepare
-    from pipeline.read import READ_SCHEMA, resolve_input
+    from pipeline.read import _jsonl_blocks, resolve_input
     import pyarrow as pa
 
     files = resolve_input(cfg.input.path, cfg.input.format)
-    raws = []
+    if files.format != "jsonl":
+        raise SystemExit("the bench reads JSONL prompts (input.path)")
+    blocks = []
     for path in files.paths:
-        with open(path, encoding="utf-8") as f:
-            for i, line in enumerate(f, 1):
-                if line.strip():
-                    raws.append({"_path": path, "_row": i, "_raw": line.rstrip("\n")})
-    raws = raws[: cfg.input.limit]
-    rows = Prepare(cfg)(pa.Table.from_pylist(raws, schema=READ_SCHEMA)).to_pylist()
+        with open(path, "rb") as f:
+            blocks += list(_jsonl_blocks(f, path))
+    raws = pa.concat_tables(blocks).slice(0, cfg.input.limit or None)
+    rows = Prepare(cfg)(raws).to_pylist()
     return [r for r in rows if r["status"] == "pending"]
 
 
 def _bare_engine(cfg, requests, barrier, results) -> None:
     from vllm import LLM
-    from vllm.config import ReasoningConfig
     from vllm.inputs import TokensPrompt
 
-    from pipeline.teacher import engine_kwargs, sampling_params
+    from pipeline.teacher import sampling_params, vllm_engine_kwargs
 
-    kw = engine_kwargs(cfg)
-    if "reasoning_end_str" in kw:
-        kw["reasoning_config"] = ReasoningConfig(reasoning_end_str=kw.pop("reasoning_end_str"))
-    llm = LLM(**kw)
+    llm = LLM(**vllm_engine_kwargs(cfg))
     prompts = [TokensPrompt(prompt_token_ids=r["prompt_token_ids"]) for r in requests]
     params = [sampling_params(r) for r in requests]
     barrier.wait()

@@ -20,7 +20,6 @@ Exit codes: 0 done, 2 bad config / input / output, 3 rows missing from the accou
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 
@@ -53,11 +52,8 @@ def load_filter_config(path: str, overrides: list[str]):
 
 
 def run(cfg, input_path: str, output: str, overwrite: bool = False) -> dict:
-    import ray
-    import ray.data
-
-    from pipeline.job import (CPU_STAGE_CPUS, _finish_output, check_filter_files, count_rows, count_summary,
-                              prepare_output)
+    from pipeline.job import (_finish_output, check_filter_files, count_rows, count_summary, cpu_stage_args,
+                              embedded_ray_cpus, init_ray, prepare_output)
     from pipeline.judge import FilterStage
     from pipeline.read import read_input, resolve_input
     from pipeline.rejudge import LoadSamples
@@ -67,14 +63,8 @@ def run(cfg, input_path: str, output: str, overwrite: bool = False) -> dict:
     files = resolve_input(input_path)
     inputs = count_rows(files)
     prepare_output(output, overwrite)
-    if not ray.is_initialized():
-        if cfg.ray.address or os.environ.get("RAY_ADDRESS"):
-            ray.init(address=cfg.ray.address or None)
-        else:
-            ray.init(num_cpus=cfg.ray.num_cpus or max(os.cpu_count() or 1, 2 * cfg.ray.cpu_stage_actors + 2),
-                     include_dashboard=False)
-    stage = dict(compute=ray.data.ActorPoolStrategy(min_size=1, max_size=cfg.ray.cpu_stage_actors),
-                 num_cpus=CPU_STAGE_CPUS, batch_format="pyarrow", batch_size=cfg.ray.batch_size)
+    init_ray(cfg.ray.address, embedded_ray_cpus(cfg.ray))
+    stage = cpu_stage_args(cfg.ray)
     ds = read_input(files)
     ds = ds.map_batches(LoadSamples, fn_constructor_kwargs={"dialect": cfg.dialect}, **stage)
     ds = ds.map_batches(FilterStage, fn_constructor_kwargs={"filters": cfg.filters, "dialect": cfg.dialect}, **stage)

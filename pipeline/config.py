@@ -257,7 +257,11 @@ class LanguageMixingConfig(FilterBase):
     max_foreign_sentences: int = Field(default=3, ge=1)
     """... or when there are this many foreign sentences."""
     min_foreign_words: int = Field(default=4, ge=1)
+    """Latin words a sentence needs to count as an English (etc.) sentence, not a term like "GPU"."""
     min_foreign_chars: int = Field(default=4, ge=1)
+    """Letters of a non-Latin script a sentence needs to count as foreign."""
+    min_share_in_sentence: float = Field(default=0.6, gt=0, le=1)
+    """The foreign script's share of a sentence's letters for it to count as foreign."""
 
 
 class ThinkAnswerMismatchConfig(FilterBase):

@@ -89,12 +89,26 @@ def make_plan(cfg: JobConfig) -> Plan:
     res = replica_resources(cfg)
     # Enough batches per replica that max_in_flight requests are always waiting to enter the engine.
     batches = max(2, math.ceil(2 * cfg.teacher.max_in_flight / cfg.ray.batch_size))
-    ray_cpus = None
-    if not cfg.ray.address and not os.environ.get("RAY_ADDRESS"):
-        needed = cfg.teacher.replicas * res["num_cpus"] + 2 * cfg.ray.cpu_stage_actors * CPU_STAGE_CPUS + 2
-        ray_cpus = cfg.ray.num_cpus or max(os.cpu_count() or 1, math.ceil(needed))
+    ray_cpus = embedded_ray_cpus(cfg.ray, cfg.teacher.replicas * res["num_cpus"])
     return Plan(files, inputs, len(plan_samples(cfg)), res, batches,
                 f"{cfg.output.path.rstrip('/')}/{cfg.output.run_id}", ray_cpus)
+
+
+def embedded_ray_cpus(ray_cfg, replica_cpus: float = 0) -> int | None:
+    """Logical CPUs for an embedded Ray, or None when the job joins a cluster (``ray.address``, or
+    the one ``ray job submit`` runs it in): enough for the replicas, the CPU stages, reads, writes."""
+    if ray_cfg.address or os.environ.get("RAY_ADDRESS"):
+        return None
+    needed = replica_cpus + 2 * ray_cfg.cpu_stage_actors * CPU_STAGE_CPUS + 2
+    return ray_cfg.num_cpus or max(os.cpu_count() or 1, math.ceil(needed))
+
+
+def cpu_stage_args(ray_cfg) -> dict:
+    """``map_batches`` arguments of a CPU stage (prepare, parse, filter): a small autoscaling pool."""
+    import ray.data
+
+    return dict(compute=ray.data.ActorPoolStrategy(min_size=1, max_size=ray_cfg.cpu_stage_actors),
+                num_cpus=CPU_STAGE_CPUS, batch_format="pyarrow", batch_size=ray_cfg.batch_size)
 
 
 def describe(cfg: JobConfig, p: Plan) -> str:
@@ -141,15 +155,15 @@ def prepare_output(run_url: str, overwrite: bool) -> None:
         fs.rm(root, recursive=True)
 
 
-def init_ray(cfg: JobConfig, p: Plan) -> None:
+def init_ray(address: str, embedded_cpus: int | None) -> None:
     import ray
 
     if ray.is_initialized():
         return
-    if p.ray_cpus is None:  # a cluster: given address, or the one `ray job submit` runs us in
-        ray.init(address=cfg.ray.address or None)
+    if embedded_cpus is None:  # a cluster: given address, or the one `ray job submit` runs us in
+        ray.init(address=address or None)
     else:
-        ray.init(num_cpus=p.ray_cpus, include_dashboard=False)
+        ray.init(num_cpus=embedded_cpus, include_dashboard=False)
 
 
 def build(cfg: JobConfig, p: Plan, sink):
@@ -165,22 +179,18 @@ def build(cfg: JobConfig, p: Plan, sink):
 
     ledger = ray.remote(IdLedger).options(num_cpus=0).remote()
 
-    def cpu_stage():
-        return dict(compute=ray.data.ActorPoolStrategy(min_size=1, max_size=cfg.ray.cpu_stage_actors),
-                    num_cpus=CPU_STAGE_CPUS, batch_format="pyarrow", batch_size=cfg.ray.batch_size)
-
     k = p.batches_per_replica
     ds = read_input(p.files, cfg.input.limit)
-    ds = ds.map_batches(Prepare, fn_constructor_kwargs={"cfg": cfg, "ledger": ledger}, **cpu_stage())
+    ds = ds.map_batches(Prepare, fn_constructor_kwargs={"cfg": cfg, "ledger": ledger}, **cpu_stage_args(cfg.ray))
     ds = ds.map_batches(
         TeacherReplica, fn_constructor_kwargs={"cfg": cfg}, batch_format="pyarrow", batch_size=cfg.ray.batch_size,
         compute=ray.data.ActorPoolStrategy(size=cfg.teacher.replicas, max_tasks_in_flight_per_actor=k,
                                            max_concurrent_calls_per_actor=k),
         runtime_env={"env_vars": {"VLLM_LOGGING_LEVEL": cfg.teacher.engine.log_level}},
         **p.replica_resources)
-    ds = ds.map_batches(Parse, fn_constructor_kwargs={"cfg": cfg}, **cpu_stage())
+    ds = ds.map_batches(Parse, fn_constructor_kwargs={"cfg": cfg}, **cpu_stage_args(cfg.ray))
     ds = ds.map_batches(FilterStage, fn_constructor_kwargs={"filters": cfg.filters, "dialect": cfg.teacher.dialect},
-                        **cpu_stage())
+                        **cpu_stage_args(cfg.ray))
     return lambda: ds.write_datasink(sink)
 
 
@@ -190,7 +200,7 @@ def run(cfg: JobConfig, p: Plan | None = None) -> dict:
 
     p = p or make_plan(cfg)
     prepare_output(p.run_url, cfg.output.overwrite)
-    init_ray(cfg, p)
+    init_ray(cfg.ray.address, p.ray_cpus)
     sink = SplitParquetSink(p.run_url, cfg.output.rows_per_file)
     started = time.time()
     build(cfg, p, sink)()

@@ -51,8 +51,18 @@ def engine_kwargs(cfg: JobConfig) -> dict:
     if any(m.budget_strategy == "engine" and any(b is not None for b in m.budgets) for m in cfg.generation.modes):
         dialect = get_dialect(t.dialect)
         kw["reasoning_parser"] = dialect.reasoning_parser
-        kw["reasoning_end_str"] = dialect.budget_end_str()  # turned into a ReasoningConfig in the worker
+        kw["reasoning_end_str"] = dialect.budget_end_str()  # a ReasoningConfig in vllm_engine_kwargs
     kw.update(e.extra)
+    return kw
+
+
+def vllm_engine_kwargs(cfg: JobConfig) -> dict:
+    """``engine_kwargs`` with vLLM's own types in place (needs vLLM: call it in a worker)."""
+    from vllm.config import ReasoningConfig
+
+    kw = engine_kwargs(cfg)
+    if "reasoning_end_str" in kw:
+        kw["reasoning_config"] = ReasoningConfig(reasoning_end_str=kw.pop("reasoning_end_str"))
     return kw
 
 
@@ -82,12 +92,8 @@ class TeacherReplica:
     def __init__(self, cfg: JobConfig):
         import vllm
         from transformers import AutoTokenizer
-        from vllm.config import ReasoningConfig
 
-        kw = engine_kwargs(cfg)
-        if "reasoning_end_str" in kw:
-            kw["reasoning_config"] = ReasoningConfig(reasoning_end_str=kw.pop("reasoning_end_str"))
-        self.engine = vllm.AsyncLLMEngine.from_engine_args(vllm.AsyncEngineArgs(**kw))
+        self.engine = vllm.AsyncLLMEngine.from_engine_args(vllm.AsyncEngineArgs(**vllm_engine_kwargs(cfg)))
         self.max_in_flight = cfg.teacher.max_in_flight
         self.name = f"{socket.gethostname()}:{os.getpid()}"
         self._sem: asyncio.Semaphore | None = None

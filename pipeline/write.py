@@ -27,19 +27,17 @@ TOKEN_COLUMNS = ("prompt_tokens", "thinking_tokens", "answer_tokens", "completio
 def tally(table: pa.Table) -> dict:
     """What a table of ``STREAM`` rows holds: counts by status, reason, mode, source; token sums."""
     rows = table.select(["status", "reject_reason", "error", "mode", "source", "budget_hit", "verdicts",
-                         "thinking_budget", *TOKEN_COLUMNS]).to_pylist()
+                         "thinking_budget", "replica", "t_submit", "t_done", *TOKEN_COLUMNS]).to_pylist()
     t = _empty()
     t["rows"] = len(rows)
     # the engines' busy window: first request in to last token out (min/max, not sums)
     t["t_first"] = pc.min(table["t_submit"]).as_py()
     t["t_last"] = pc.max(table["t_done"]).as_py()
-    # per replica: its own busy window and tokens (replicas start at different times)
-    for r in table.select(["replica", "t_submit", "t_done", "completion_tokens"]).to_pylist():
-        if r["replica"] is None or r["t_submit"] is None:
-            continue
-        w = t["replicas"].setdefault(r["replica"], [r["t_submit"], r["t_done"], 0])
-        w[0], w[1], w[2] = min(w[0], r["t_submit"]), max(w[1], r["t_done"]), w[2] + (r["completion_tokens"] or 0)
     for r in rows:
+        if r["replica"] is not None and r["t_submit"] is not None:
+            # per replica: its own busy window and tokens (replicas start at different times)
+            w = t["replicas"].setdefault(r["replica"], [r["t_submit"], r["t_done"], 0])
+            w[0], w[1], w[2] = min(w[0], r["t_submit"]), max(w[1], r["t_done"]), w[2] + (r["completion_tokens"] or 0)
         status = r["status"] if r["status"] in FOLDERS else "error"
         t["status"][status] += 1
         if status == "rejected":
@@ -61,7 +59,6 @@ def tally(table: pa.Table) -> dict:
                 if v["filter"] == "wrong_answer" and v["passed"] is not None:
                     t["budgets"][f"{key}/judged"] += 1
                     t["budgets"][f"{key}/correct"] += bool(v["passed"])
-            for v in r["verdicts"] or []:
                 outcome = {True: "passed", False: "failed", None: "skipped"}[v["passed"]]
                 t["filters"][f"{v['filter']}/{outcome}"] += 1
                 if v["reason"]:
