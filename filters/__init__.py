@@ -13,6 +13,7 @@ from .base import Filter, Sample, Verdict
 from .consistency import GuessworkFilter, ThinkAnswerMismatchFilter
 from .contamination import ContaminationFilter
 from .correctness import WrongAnswerFilter
+from .flags import FlagFollowingFilter
 from .format import FormatFilter
 from .language import LanguageMixingFilter
 from .repetition import RepetitionFilter
@@ -24,6 +25,7 @@ def build_filters(cfg) -> list[Filter]:
     """The filters of a ``FiltersConfig``, in its order (one bounded math-verify child shared)."""
     verifier = MathVerifier(cfg.wrong_answer.timeout_s)
     make = {
+        "flag_following": lambda: FlagFollowingFilter(),
         "format": lambda: FormatFilter(),
         "wrong_answer": lambda: WrongAnswerFilter(verifier, cfg.wrong_answer.method, cfg.wrong_answer.by_source),
         "repetition": lambda: RepetitionFilter(cfg.repetition),

@@ -40,6 +40,7 @@ class Sample:
     budget_hit: bool = False
     think_start: str = "<think>"
     think_end: str = "</think>"
+    messages: list | None = None    # the whole conversation (multi-turn), ending in ``completion``
 
     @cached_property  # every filter reads it; split once per sample
     def split(self):

@@ -8,7 +8,8 @@ the way ``vllm/reasoning/`` registers its parsers. A dialect owns:
   the teacher's own chat template (``enable_thinking``, soft flags);
 - ``completion``: prompt-side prefill + generated text -> the assistant turn as the
   teacher wrote it (think block included), which is what ``messages`` stores;
-- ``split``: that assistant turn -> thinking / answer.
+- ``split``: that assistant turn -> thinking / answer;
+- its recommended sampling per mode (a mode's unset sampling fields take these).
 
 Adding a teacher family is one subclass with ``name`` and what differs.
 """
@@ -53,6 +54,23 @@ class Dialect:
     reasoning_parser: ClassVar[str] = "qwen3"
     #: Whether ``enable_thinking`` in the chat template is the hard switch.
     has_thinking_switch: ClassVar[bool] = True
+    #: Recommended sampling, thinking (True) and non-thinking (False). Plain sampling by default.
+    sampling_defaults: ClassVar[dict[bool, dict]] = {
+        True: {"temperature": 1.0, "top_p": 1.0, "top_k": -1, "min_p": 0.0},
+        False: {"temperature": 1.0, "top_p": 1.0, "top_k": -1, "min_p": 0.0},
+    }
+
+    def sampling(self, mode) -> dict:
+        """A mode's sampling with its unset (``null``) fields taken from this dialect's defaults.
+
+        >>> from pipeline.config import ModeConfig
+        >>> s = get_dialect("qwen3").sampling(ModeConfig(name="nt", thinking=False, sampling={"max_tokens": 64}))
+        >>> s["temperature"], s["top_p"], s["top_k"], s["max_tokens"]
+        (0.7, 0.8, 20, 64)
+        """
+        given = mode.sampling.model_dump()
+        defaults = self.sampling_defaults[mode.thinks]
+        return {k: defaults[k] if v is None else v for k, v in given.items()}
 
     def budget_end_str(self) -> str:
         """Forced when a thinking budget runs out: early-stop sentence, then the closing tag."""
@@ -103,6 +121,11 @@ class Qwen3(Dialect):
     """Qwen3 hybrid: ``enable_thinking`` hard switch, ``/think`` ``/no_think`` soft flags."""
 
     name = "qwen3"
+    # the Qwen3 model cards' recommendation
+    sampling_defaults = {
+        True: {"temperature": 0.6, "top_p": 0.95, "top_k": 20, "min_p": 0.0},
+        False: {"temperature": 0.7, "top_p": 0.8, "top_k": 20, "min_p": 0.0},
+    }
 
 
 @register
@@ -120,6 +143,11 @@ class R1(Dialect):
     name = "r1"
     reasoning_parser = "deepseek_r1"
     has_thinking_switch = False
+    # DeepSeek-R1's usage recommendation (temperature 0.5-0.7, 0.6 advised; top-p 0.95), either mode
+    sampling_defaults = {
+        True: {"temperature": 0.6, "top_p": 0.95, "top_k": -1, "min_p": 0.0},
+        False: {"temperature": 0.6, "top_p": 0.95, "top_k": -1, "min_p": 0.0},
+    }
 
     def render(self, tokenizer, messages: list[dict], thinking: bool) -> str:
         prompt = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)

@@ -42,3 +42,13 @@ def sample_seed(base_seed: int, prompt_id: str, mode: str, index: int) -> int:
     """Per-draw sampling seed (31 bits), independent of batching and replica. Not of the budget
     either: in a sweep, draw ``index`` of a prompt is the same draw at every budget."""
     return int(_digest([base_seed, prompt_id, mode, index], 8), 16) & 0x7FFFFFFF
+
+
+def draw(*key: Any) -> float:
+    """A uniform number in [0, 1) fixed by ``key``: per-prompt and per-sample choices (which mode
+    of a mix, whether a sample carries a flag) that are the same in every run and on every worker.
+
+    >>> draw(0, "p1", "mix") == draw(0, "p1", "mix"), 0 <= draw(0, "p1", "mix") < 1
+    (True, True)
+    """
+    return int(_digest(list(key), 13), 16) / 16**13

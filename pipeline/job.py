@@ -12,9 +12,11 @@ import math
 import os
 import time
 from dataclasses import dataclass
+from typing import Any, Callable, NamedTuple
 
 from .config import JobConfig
-from .prepare import plan_samples
+from .dialects import get_dialect
+from .prepare import samples_per_input
 from .read import InputError, InputFiles, resolve_input
 
 #: Logical CPUs per CPU-stage worker (prepare, parse). Their work per row is small.
@@ -90,7 +92,7 @@ def make_plan(cfg: JobConfig) -> Plan:
     # Enough batches per replica that max_in_flight requests are always waiting to enter the engine.
     batches = max(2, math.ceil(2 * cfg.teacher.max_in_flight / cfg.ray.batch_size))
     ray_cpus = embedded_ray_cpus(cfg.ray, cfg.teacher.replicas * res["num_cpus"])
-    return Plan(files, inputs, len(plan_samples(cfg)), res, batches,
+    return Plan(files, inputs, samples_per_input(cfg), res, batches,
                 f"{cfg.output.path.rstrip('/')}/{cfg.output.run_id}", ray_cpus)
 
 
@@ -113,29 +115,42 @@ def cpu_stage_args(ray_cfg) -> dict:
 
 def describe(cfg: JobConfig, p: Plan) -> str:
     modes = []
+    dialect = get_dialect(cfg.teacher.dialect)
     for m in cfg.generation.modes:
-        s = m.sampling
+        s = dialect.sampling(m)
         bits = ["thinking" if m.thinking else "no thinking"]
         if m.flag:
-            bits.append(f"flag {m.flag} in {m.flag_turn} turn")
+            share = "" if m.flag_share == 1 else f" on {m.flag_share:.0%} of samples"
+            bits.append(f"flag {m.flag} in {m.flag_turn} turn{share}")
+        if m.turns > 1:
+            bits.append(f"{m.turns} turns")
         if any(b is not None for b in m.budgets):
             sweep = ", ".join("none" if b is None else str(b) for b in m.budgets)
             bits.append(f"budget {sweep} ({m.budget_strategy})")
         else:
             bits.append("no budget")
-        bits.append(f"T={s.temperature} top_p={s.top_p} top_k={s.top_k} max_tokens={s.max_tokens}")
+        bits.append(f"T={s['temperature']} top_p={s['top_p']} top_k={s['top_k']} max_tokens={s['max_tokens']}")
         modes.append(f"    {m.name}: {', '.join(bits)}")
+    g = cfg.generation
+    if g.mix:
+        total = sum(g.mix.values())
+        modes.append("    mix: each prompt in one mode, " + ", ".join(f"{k} {w / total:.0%}" for k, w in g.mix.items()))
+    if g.adaptive:
+        a = g.adaptive
+        modes.append(f"    adaptive ({a.rule}): {g.samples_per_prompt} samples in {a.think_mode} and {a.no_think_mode}"
+                     f" per prompt; no-think chosen when acc_no_think + {a.delta} >= acc_think")
     res = ", ".join(f"{k}={v}" for k, v in p.replica_resources.items())
     ray = f"embedded local Ray ({p.ray_cpus} logical CPUs)" if p.ray_cpus else (cfg.ray.address or "$RAY_ADDRESS")
     return "\n".join([
         f"input     {p.files.format}, {len(p.files.paths)} file(s) at {cfg.input.path} -> {p.inputs} prompts"
         + (f" (limit {cfg.input.limit})" if cfg.input.limit else ""),
-        f"samples   {len(cfg.generation.modes)} mode(s) x {cfg.generation.samples_per_prompt} per prompt"
-        f" = {p.samples_per_input} per prompt -> {p.expected_samples} expected",
+        f"samples   {'1 mixed mode' if cfg.generation.mix else f'{len(cfg.generation.modes)} mode(s)'} x "
+        f"{cfg.generation.samples_per_prompt} per prompt = {p.samples_per_input} per prompt -> {p.expected_samples} expected",
         "modes", *modes,
         "stages    read -> prepare (render, tokenize; <= {a} CPU workers) -> generate ({r} replica(s), each one"
-        " vLLM engine, {res}; {f} requests in flight, {b} batches of {bs}) -> parse (<= {a} CPU workers) -> write"
-        .format(a=cfg.ray.cpu_stage_actors, r=cfg.teacher.replicas, res=res, f=cfg.teacher.max_in_flight,
+        " vLLM engine, {res}; {f} requests in flight, {b} batches of {bs}) -> parse -> filter ({flt})"
+        "{sel} -> write"
+        .format(sel=" -> select (adaptive mode choice, one worker)" if cfg.generation.adaptive else "",a=cfg.ray.cpu_stage_actors, r=cfg.teacher.replicas, res=res, f=cfg.teacher.max_in_flight,
                 b=p.batches_per_replica, bs=cfg.ray.batch_size, flt=", ".join(cfg.filters.order) or "none"),
         f"teacher   {cfg.teacher.model} (dialect {cfg.teacher.dialect}, device {cfg.teacher.device}, "
         f"TP {cfg.teacher.engine.tensor_parallel_size})",
@@ -166,8 +181,13 @@ def init_ray(address: str, embedded_cpus: int | None) -> None:
         ray.init(num_cpus=embedded_cpus, include_dashboard=False)
 
 
-def build(cfg: JobConfig, p: Plan, sink):
-    """The pipeline as a lazy Ray dataset ending in ``sink``'s write (returns the write thunk)."""
+class Pipeline(NamedTuple):
+    write: Callable[[], None]   # runs the whole pipeline into the sink
+    adaptive_report: Any        # the AdaptiveReport actor when the mode is chosen adaptively
+
+
+def build(cfg: JobConfig, p: Plan, sink) -> Pipeline:
+    """The pipeline as a lazy Ray dataset ending in ``sink``'s write."""
     import ray
     import ray.data
 
@@ -175,6 +195,7 @@ def build(cfg: JobConfig, p: Plan, sink):
     from .parse import Parse
     from .prepare import IdLedger, Prepare
     from .read import read_input
+    from .select import AdaptiveReport, Select
     from .teacher import TeacherReplica
 
     ledger = ray.remote(IdLedger).options(num_cpus=0).remote()
@@ -191,7 +212,13 @@ def build(cfg: JobConfig, p: Plan, sink):
     ds = ds.map_batches(Parse, fn_constructor_kwargs={"cfg": cfg}, **cpu_stage_args(cfg.ray))
     ds = ds.map_batches(FilterStage, fn_constructor_kwargs={"filters": cfg.filters, "dialect": cfg.teacher.dialect},
                         **cpu_stage_args(cfg.ray))
-    return lambda: ds.write_datasink(sink)
+    report = None
+    if cfg.generation.adaptive:
+        # one worker sees every row, so each prompt's group comes together there
+        report = ray.remote(AdaptiveReport).options(num_cpus=0).remote()
+        ds = ds.map_batches(Select, fn_constructor_kwargs={"cfg": cfg, "report": report},
+                            **{**cpu_stage_args(cfg.ray), "compute": ray.data.ActorPoolStrategy(size=1)})
+    return Pipeline(lambda: ds.write_datasink(sink), report)
 
 
 def run(cfg: JobConfig, p: Plan | None = None) -> dict:
@@ -203,11 +230,16 @@ def run(cfg: JobConfig, p: Plan | None = None) -> dict:
     init_ray(cfg.ray.address, p.ray_cpus)
     sink = SplitParquetSink(p.run_url, cfg.output.rows_per_file)
     started = time.time()
-    build(cfg, p, sink)()
+    pipeline = build(cfg, p, sink)
+    pipeline.write()
     wall = time.time() - started
     summary = make_summary(cfg, p, sink.tally, wall)
     if any(len(m.budgets) > 1 for m in cfg.generation.modes):  # a sweep: plot it beside the data
         _write_plot(p.run_url, summary)
+    if pipeline.adaptive_report is not None:
+        import ray
+
+        summary["adaptive"] = adaptive_summary(cfg, ray.get(pipeline.adaptive_report.result.remote()), p.run_url)
     _finish_output(p.run_url, summary)
     return summary
 
@@ -221,6 +253,57 @@ def _write_plot(run_url: str, summary: dict) -> None:
     with fs.open(f"{root}/budget_report.png", "wb") as f:
         f.write(plot_png(summary["budget_report"], f"thinking budget sweep: {summary['teacher']}"))
     summary["budget_plot"] = f"{run_url}/budget_report.png"
+
+
+def adaptive_summary(cfg: JobConfig, result: dict, run_url: str) -> dict:
+    """The adaptive choice in summary.json; the unsolved prompts go to ``unsolved.jsonl``."""
+    import fsspec
+
+    a = cfg.generation.adaptive
+    c = result["counts"]
+
+    def share(d: dict) -> float | None:
+        decided = d.get("think", 0) + d.get("no_think", 0)
+        return round(d.get("no_think", 0) / decided, 4) if decided else None
+
+    fs, root = fsspec.core.url_to_fs(run_url)
+    with fs.open(f"{root}/unsolved.jsonl", "w") as f:
+        for item in sorted(result["unsolved"], key=lambda u: u["prompt_id"]):
+            f.write(json.dumps(item, ensure_ascii=False) + "\n")
+    return {
+        "rule": a.rule, "delta": a.delta, "k": cfg.generation.samples_per_prompt,
+        "think_mode": a.think_mode, "no_think_mode": a.no_think_mode,
+        "prompts": c.get("prompts", 0),
+        **{f"chose_{k}": c.get(k, 0) for k in ("think", "no_think")},
+        "dropped": c.get("dropped", 0), "unverified": c.get("unverified", 0), "no_samples": c.get("no_samples", 0),
+        "unsolved": c.get("unsolved", 0), "unsolved_file": f"{run_url}/unsolved.jsonl",
+        "no_think_share": share(c),
+        "by_source": {src: {"prompts": d.get("prompts", 0), "chose_no_think": d.get("no_think", 0),
+                            "no_think_share": share(d), "unsolved": d.get("unsolved", 0)}
+                      for src, d in sorted(result["by_source"].items())},
+    }
+
+
+def fusion_summary(t: dict) -> dict:
+    """What the fused set is made of: written samples per mode and per flag (and where it sits),
+    with shares of the accepted ones; multi-turn turns by flag and whether they followed it."""
+    accepted: dict[str, int] = {}
+    flags: dict[str, dict] = {}
+    for key, n in t["flags"].items():
+        mode, flag, turn, status = key.split("|")
+        name = flag if flag == "none" else f"{flag} in {turn}"
+        flags.setdefault(name, {}).setdefault(status, 0)
+        flags[name][status] += n
+        if status == "accepted":
+            accepted[mode] = accepted.get(mode, 0) + n
+    total = sum(accepted.values())
+    n_acc = sum(d.get("accepted", 0) for d in flags.values())
+    return {
+        "accepted_by_mode": {m: {"samples": n, "share": round(n / total, 4)} for m, n in sorted(accepted.items())},
+        "flags": {f: {**d, "accepted_share": round(d.get("accepted", 0) / n_acc, 4) if n_acc else None}
+                  for f, d in sorted(flags.items())},
+        "turns": dict(sorted(t["turns"].items())),
+    }
 
 
 def _by_status(counter, split) -> dict[str, dict]:
@@ -273,6 +356,7 @@ def make_summary(cfg: JobConfig, p: Plan, tally: dict | None, wall_s: float) -> 
         **count_summary(t, p.inputs, p.samples_per_input, cfg.filters.order),
         "budget_hit": t["budget_hit"],
         "budget_report": budget_rows(t["budgets"]),
+        **({"fusion": fusion_summary(t)} if _fuses(cfg) else {}),
         "tokens": tokens, "wall_s": round(wall_s, 2),
         "completion_tokens_per_s": round(tokens["completion"] / wall_s, 1) if wall_s > 0 else None,
         # first request into an engine -> last token out: generation without start-up
@@ -284,6 +368,11 @@ def make_summary(cfg: JobConfig, p: Plan, tally: dict | None, wall_s: float) -> 
         if t["replicas"] else None,
         "replicas_seen": len(t["replicas"]),
     }
+
+
+def _fuses(cfg: JobConfig) -> bool:
+    g = cfg.generation
+    return bool(g.mix) or any(m.flag or m.turns > 1 for m in g.modes)
 
 
 def _finish_output(run_url: str, summary: dict) -> None:

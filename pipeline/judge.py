@@ -22,7 +22,7 @@ def to_sample(row: dict, think_start: str = "<think>", think_end: str = "</think
     return Sample(completion=messages[-1]["content"], thinking_expected=bool(row["thinking_expected"]),
                   prompt=prompt, reference=row.get("reference"), source=row.get("source"),
                   finish_reason=row.get("finish_reason"), budget_hit=bool(row.get("budget_hit")),
-                  think_start=think_start, think_end=think_end)
+                  think_start=think_start, think_end=think_end, messages=messages)
 
 
 class FilterStage:

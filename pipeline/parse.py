@@ -2,8 +2,9 @@
 
 The assistant turn is the prompt-side prefill (an open or empty think block the template
 wrote) plus the generated text, exactly as the teacher produced it; it is appended to the
-prompt's ``messages``. The dialect splits it into thinking and answer; token counts come from
-the engine's own token ids, so ``thinking_tokens`` is exact and comparable to the budget.
+prompt's ``messages`` (for a multi-turn sample the replica has put the earlier turns there). The dialect splits it into thinking and answer; token counts come from
+the engine's own token ids, so ``thinking_tokens`` is exact and comparable to the budget (the
+last turn's, in a multi-turn sample; ``completion_tokens`` counts all its turns).
 
 Judging the sample is the next stage's work (``pipeline/judge.py``); parse only describes it.
 """
@@ -11,6 +12,8 @@ Judging the sample is the next stage's work (``pipeline/judge.py``); parse only 
 from __future__ import annotations
 
 from typing import NamedTuple, Sequence
+
+from filters.flags import flag_turns
 
 from .config import JobConfig
 from .dialects import Dialect, get_dialect
@@ -83,11 +86,15 @@ class Parse:
         counts = count_tokens(row["completion_token_ids"], opened_in_prompt=row["prefill"].endswith(f"{d.think_start}\n"),
                               start_id=self.start_id, end_id=self.end_id, forced=self.forced,
                               budget=row["thinking_budget"])
+        messages = list(row["messages"]) + [{"role": "assistant", "content": completion}]
+        generated = row.get("completion_tokens")  # a multi-turn sample: all its turns (the replica counts)
         row.update(
-            messages=list(row["messages"]) + [{"role": "assistant", "content": completion}],
-            thinking=split.thinking, answer=split.answer, budget_hit=counts.budget_hit,
+            messages=messages, thinking=split.thinking, answer=split.answer, budget_hit=counts.budget_hit,
             thinking_tokens=counts.thinking, answer_tokens=counts.answer,
-            completion_tokens=len(row["completion_token_ids"]), extracted_answer=last_boxed(split.answer),
+            completion_tokens=generated if generated is not None else len(row["completion_token_ids"]),
+            extracted_answer=last_boxed(split.answer),
+            # which flag each turn had to follow and whether it did (the flag_following filter decides)
+            turns=flag_turns(messages, d.think_start, d.think_end) if row.get("turn_flags") else None,
             status="parsed", completion_token_ids=None, generated=None,
         )
         return row

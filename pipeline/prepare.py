@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from .config import ColumnMap, JobConfig, ModeConfig
-from .ids import content_prompt_id, fingerprint, sample_id, sample_seed
+from .ids import content_prompt_id, draw, fingerprint, sample_id, sample_seed
 from .schema import to_table
 
 ROLES = ("system", "user", "assistant")
@@ -38,6 +38,7 @@ class Prompt:
     source: str
     id_given: bool
     field: str | None = None  # the input column the conversation came from
+    follow_ups: tuple[tuple[str, str | None], ...] = ()  # (prompt, reference) for later turns
 
 
 def _describe(value: Any) -> str:
@@ -145,7 +146,31 @@ def normalize(raw: str, columns: ColumnMap, system_prompt: str | None = None,
 
     source = row.get(columns.source) if columns.source else None
     source = source if isinstance(source, str) and source.strip() else default_source
-    return Prompt(prompt_id, messages, reference, source, id_given, from_field)
+    follow_ups = check_follow_ups(row.get(columns.follow_ups), columns.follow_ups) if columns.follow_ups else ()
+    return Prompt(prompt_id, messages, reference, source, id_given, from_field, follow_ups)
+
+
+def check_follow_ups(value: Any, field: str) -> tuple[tuple[str, str | None], ...]:
+    """Follow-up prompts of one row: strings or ``{prompt, reference}`` objects; raises ``RowError``.
+
+    >>> check_follow_ups(["And times 2?", {"prompt": "Plus 1?", "reference": 9}], "follow_ups")
+    (('And times 2?', None), ('Plus 1?', '9'))
+    """
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        raise RowError("invalid_follow_ups", field, f"{field}: expected a list of prompts, got {_describe(value)}")
+    out = []
+    for i, item in enumerate(value):
+        prompt, reference = (item.get("prompt"), item.get("reference")) if isinstance(item, dict) else (item, None)
+        if not isinstance(prompt, str) or not prompt.strip():
+            raise RowError("invalid_follow_ups", field,
+                           f"{field}[{i}]: expected a non-empty string or {{prompt, reference}}, got {_describe(item)}")
+        if isinstance(reference, bool) or not (reference is None or isinstance(reference, (str, int, float))):
+            raise RowError("invalid_follow_ups", field,
+                           f"{field}[{i}].reference: expected a string or number, got {_describe(reference)}")
+        out.append((prompt, None if reference is None else str(reference)))
+    return tuple(out)
 
 
 # ------------------------------------------------------------------------ the plan
@@ -161,17 +186,92 @@ class SampleSpec:
 
 
 def plan_samples(cfg: JobConfig) -> list[SampleSpec]:
-    """The samples drawn per prompt: every mode x budget (a sweep) x ``samples_per_prompt``."""
+    """Every sample a prompt can get: each mode x budget (a sweep) x ``samples_per_prompt``.
+    With ``generation.mix`` a prompt gets only its drawn mode's samples (``Planner``)."""
     specs = []
     for mode in cfg.generation.modes:
         # the budget is part of the sample id, not of the fingerprint: adding a budget to a sweep
         # keeps the ids of the samples already made at the others
         fp = fingerprint({"teacher": cfg.teacher.model, "dialect": cfg.teacher.dialect,
-                          "mode": mode.model_dump(exclude={"thinking_budget"}), "seed": cfg.generation.seed})
+                          "mode": mode.model_dump(exclude={"thinking_budget"}), "seed": cfg.generation.seed,
+                          **({"mix": cfg.generation.mix} if cfg.generation.mix else {}),
+                          **({"follow_ups": cfg.generation.follow_ups} if mode.turns > 1 else {})})
         for budget in mode.budgets:
             for i in range(cfg.generation.samples_per_prompt):
                 specs.append(SampleSpec(mode, budget, i, fp))
     return specs
+
+
+def samples_per_input(cfg: JobConfig) -> int:
+    """Rows the job writes per input row (what the accounting expects)."""
+    if cfg.generation.mix:  # one mode per prompt, one budget per mixed mode
+        return cfg.generation.samples_per_prompt
+    return len(plan_samples(cfg))
+
+
+class Draw(NamedTuple):
+    """What chance decided for one sample: the flag of each turn, where the flag goes."""
+
+    flags: tuple[str | None, ...]
+    flag_turn: str | None
+
+    @property
+    def effective_flag(self) -> str | None:
+        """The flag the last turn must follow: the latest one given (Qwen3 follows the most recent)."""
+        return next((f for f in reversed(self.flags) if f), None)
+
+
+class Planner:
+    """Per prompt: which samples (the mix's mode draw) and, per sample, its flags. Every choice
+    is a ``draw`` keyed by the base seed and the prompt id, so it is the same in every run."""
+
+    def __init__(self, cfg: JobConfig):
+        self.seed = cfg.generation.seed
+        self.specs = plan_samples(cfg)
+        self.mix = cfg.generation.mix
+        if self.mix:
+            total = sum(self.mix.values())
+            self.cumulative, acc = [], 0.0
+            for name, w in self.mix.items():
+                acc += w / total
+                self.cumulative.append((acc, name))
+
+    def specs_for(self, prompt_id: str) -> list[SampleSpec]:
+        if not self.mix:
+            return self.specs
+        u = draw(self.seed, prompt_id, "mix")
+        name = next((n for c, n in self.cumulative if u < c), self.cumulative[-1][1])
+        return [s for s in self.specs if s.mode.name == name]
+
+    def flags_for(self, spec: SampleSpec, prompt_id: str) -> Draw:
+        m = spec.mode
+        key = (self.seed, prompt_id, m.name, spec.index)
+        flags = []
+        for turn in range(m.turns):
+            if m.flag is None or draw(*key, "flag_share", turn) >= m.flag_share:
+                flags.append(None)
+            elif m.flag == "random":
+                flags.append("/think" if draw(*key, "flag", turn) < 0.5 else "/no_think")
+            else:
+                flags.append(m.flag)
+        if not any(flags):
+            return Draw(tuple(flags), None)
+        turn = m.flag_turn if m.flag_turn != "random" else ("user" if draw(*key, "flag_turn") < 0.5 else "system")
+        return Draw(tuple(flags), turn)
+
+    def follow_ups_for(self, spec: SampleSpec, p: Prompt, templates: list[str]) -> list[tuple[str, str | None]]:
+        """The user prompts of turns 2..K: the row's own, or templates drawn per turn."""
+        need = spec.mode.turns - 1
+        if need <= 0:
+            return []
+        if p.follow_ups:
+            if len(p.follow_ups) < need:
+                raise RowError("too_few_follow_ups", "follow_ups",
+                               f"follow_ups: mode {spec.mode.name!r} has {spec.mode.turns} turns and needs {need} "
+                               f"follow-up prompts, the row has {len(p.follow_ups)}")
+            return list(p.follow_ups[:need])
+        key = (self.seed, p.prompt_id, spec.mode.name, spec.index)
+        return [(templates[int(draw(*key, "follow_up", t) * len(templates))], None) for t in range(need)]
 
 
 # ---------------------------------------------------------------- duplicate ids
@@ -205,7 +305,8 @@ class Prepare:
         from .dialects import get_dialect
 
         self.cfg = cfg
-        self.specs = plan_samples(cfg)
+        self.planner = Planner(cfg)
+        self.per_input = samples_per_input(cfg)
         self.dialect = get_dialect(cfg.teacher.dialect)
         self.tokenizer = AutoTokenizer.from_pretrained(
             cfg.teacher.model, trust_remote_code=cfg.teacher.engine.trust_remote_code)
@@ -240,37 +341,50 @@ class Prepare:
         return to_table(out)
 
     def _requests(self, raw: dict, loc: str, p: Prompt) -> list[dict]:
-        rendered: dict[str, tuple[list[dict], str, list[int]] | RowError] = {}
+        rendered: dict[tuple, tuple[list[dict], str, list[int]] | RowError] = {}
         rows = []
-        for spec in self.specs:
+        for spec in self.planner.specs_for(p.prompt_id):
             mode = spec.mode
-            if mode.name not in rendered:
-                rendered[mode.name] = self._render(p, mode)
-            r = rendered[mode.name]
+            d = self.planner.flags_for(spec, p.prompt_id)
+            key = (mode.name, d.flags[0], d.flag_turn)  # what the first turn's prompt depends on
+            if key not in rendered:
+                rendered[key] = self._render(p, mode, d.flags[0], d.flag_turn)
+            r = rendered[key]
+            try:
+                follow_ups = self.planner.follow_ups_for(spec, p, self.cfg.generation.follow_ups)
+            except RowError as e:
+                r = e
             if isinstance(r, RowError):
-                rows.extend(self._errors(raw, loc, r, p.prompt_id, [spec], p.source, stage="render"))
+                rows.extend(self._errors(raw, loc, r, p.prompt_id, [spec], p.source,
+                                         stage="prepare" if r.error.endswith("follow_ups") else "render"))
                 continue
             messages, prompt_text, ids = r
+            effective = d.effective_flag
             rows.append({
                 "status": "pending",
                 "sample_id": sample_id(p.prompt_id, mode.name, spec.budget, spec.index, spec.generation_fp),
                 "prompt_id": p.prompt_id, "run_id": self.cfg.output.run_id, "source": p.source,
-                "messages": messages, "mode": mode.name, "flag": mode.flag,
-                "thinking_expected": mode.thinking and mode.flag != "/no_think",
-                "thinking_budget": spec.budget, "reference": p.reference, "teacher": self.cfg.teacher.model,
-                "sampling": mode.sampling.model_dump(),
+                "messages": messages, "mode": mode.name, "flag": effective, "flag_turn": d.flag_turn,
+                "thinking_expected": mode.thinking and effective != "/no_think",
+                "thinking_budget": spec.budget,
+                # the reference belongs to the question the last turn answers
+                "reference": follow_ups[-1][1] if follow_ups else p.reference,
+                "teacher": self.cfg.teacher.model,
+                "sampling": self.dialect.sampling(mode),
                 "seed": sample_seed(self.cfg.generation.seed, p.prompt_id, mode.name, spec.index),
                 "budget_strategy": mode.budget_strategy if spec.budget is not None else None,
                 "sample_index": spec.index, "prompt_tokens": len(ids), "prompt_token_ids": ids,
                 "prefill": self.dialect.prefill(prompt_text), "location": loc,
                 "prompt_text": prompt_text if self.cfg.output.keep_prompt_text else None,
+                "turn_flags": list(d.flags) if mode.turns > 1 else None,
+                "follow_ups": [f for f, _ in follow_ups] if mode.turns > 1 else None,
             })
         return rows
 
-    def _render(self, p: Prompt, mode: ModeConfig):
+    def _render(self, p: Prompt, mode: ModeConfig, flag: str | None, flag_turn: str | None):
         field = p.field
         try:
-            messages = self.dialect.with_flag(p.messages, mode.flag, mode.flag_turn)
+            messages = self.dialect.with_flag(p.messages, flag, flag_turn or "user")
             text = self.dialect.render(self.tokenizer, messages, mode.thinking)
         except Exception as e:  # noqa: BLE001 - a template may raise anything (jinja raise_exception)
             return RowError("render_failed", field, f"the chat template failed in mode {mode.name!r}: {e}")
@@ -283,14 +397,21 @@ class Prepare:
 
     def _errors(self, raw: dict, loc: str, err: RowError, prompt_id: str | None,
                 specs: list[SampleSpec] | None = None, source: str | None = None, stage: str = "prepare"):
+        if specs is None:  # the row never became a prompt: as many error rows as it would have had samples
+            if prompt_id is not None:
+                specs = self.planner.specs_for(prompt_id)
+            else:  # in a mixed set no mode was drawn for it: error rows without a mode
+                specs = [None] * self.per_input if self.planner.mix else self.planner.specs
         rows = []
-        for spec in specs if specs is not None else self.specs:
+        for i, spec in enumerate(specs):
             rows.append({
                 "status": "error", "stage": stage, "error": err.error, "field": err.field, "detail": err.detail,
                 "location": loc, "input": raw["_raw"], "run_id": self.cfg.output.run_id,
-                "prompt_id": prompt_id, "source": source, "mode": spec.mode.name, "sample_index": spec.index,
+                "prompt_id": prompt_id, "source": source,
+                # a row without a prompt in a mixed set has no mode drawn yet
+                "mode": spec.mode.name if spec else None, "sample_index": spec.index if spec else i,
                 "sample_id": sample_id(prompt_id, spec.mode.name, spec.budget, spec.index, spec.generation_fp)
-                if prompt_id else None,
+                if prompt_id and spec else None,
             })
         return rows
 

@@ -28,6 +28,10 @@ VERDICTS = pa.list_(pa.struct([
     ("detail", pa.string()),
 ]))
 
+#: Per assistant turn of a multi-turn sample: the flag it had to follow (the latest given), whether
+#: its think block holds thinking, and whether that matches the flag (null: no flag to follow).
+TURNS = pa.list_(pa.struct([("flag", pa.string()), ("thinking", pa.bool_()), ("followed", pa.bool_())]))
+
 #: accepted/ and rejected/ rows (GUIDE "Data contract").
 SAMPLE = pa.schema([
     # identity
@@ -36,7 +40,10 @@ SAMPLE = pa.schema([
     # training: the conversation, ending in the assistant turn exactly as the teacher wrote it
     ("messages", MESSAGES),
     # analysis
-    ("thinking", pa.string()), ("answer", pa.string()), ("mode", pa.string()), ("flag", pa.string()),
+    ("thinking", pa.string()), ("answer", pa.string()), ("mode", pa.string()),
+    ("flag", pa.string()),         # the soft flag the last turn follows (null = none given)
+    ("flag_turn", pa.string()),    # where the flag was put: user / system
+    ("turns", TURNS),              # multi-turn samples: one entry per assistant turn
     ("thinking_budget", pa.int64()), ("budget_strategy", pa.string()), ("budget_hit", pa.bool_()),
     ("finish_reason", pa.string()),
     ("prompt_tokens", pa.int64()), ("thinking_tokens", pa.int64()), ("answer_tokens", pa.int64()),
@@ -44,6 +51,8 @@ SAMPLE = pa.schema([
     ("reference", pa.string()), ("extracted_answer", pa.string()), ("teacher", pa.string()),
     ("sampling", SAMPLING), ("seed", pa.int64()), ("sample_index", pa.int64()),
     ("verdicts", VERDICTS), ("reject_reason", pa.string()),
+    # adaptive mode choice: the prompt's verified accuracy per mode and the mode it chose
+    ("acc_think", pa.float64()), ("acc_no_think", pa.float64()), ("chosen_mode", pa.string()),
     # the exact prompt text the engine saw; only filled when output.keep_prompt_text is on
     ("prompt_text", pa.string()),
 ])
@@ -71,6 +80,8 @@ _WORKING = [
     ("t_submit", pa.float64()),          # wall clock when the request entered the engine
     ("t_done", pa.float64()),            # ... and when its last token came back
     ("replica", pa.string()),            # which replica generated it (host:pid)
+    ("turn_flags", pa.list_(pa.string())),  # multi-turn: the flag drawn for each turn
+    ("follow_ups", pa.list_(pa.string())),  # multi-turn: the user prompts of turns 2..K
 ]
 
 STREAM = pa.schema(

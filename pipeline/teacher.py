@@ -10,6 +10,11 @@ ways (``budget_strategy`` per mode): ``two_stage`` generates up to the budget, a
 dialect's end string (Qwen3's early-stop sentence + ``</think>``) if the thinking is still open,
 and continues in this replica; ``engine`` passes vLLM's ``thinking_token_budget`` and lets the
 engine force the same string (one pass; see the README for its CPU-build caveat).
+
+A multi-turn sample (a mode with ``turns`` > 1) is a conversation generated turn by turn in
+this replica: after each assistant turn the next follow-up prompt (with its drawn flag) is
+appended, the conversation is rendered again by the teacher's template (which strips earlier
+turns' thinking, as at inference) and generated, each turn with its budget.
 """
 
 from __future__ import annotations
@@ -104,6 +109,9 @@ class TeacherReplica:
                                                        trust_remote_code=cfg.teacher.engine.trust_remote_code)
         self.forced_ids = self.tokenizer.encode(self.dialect.budget_end_str(), add_special_tokens=False)
         self.think_end_ids = self.tokenizer.encode(self.dialect.think_end, add_special_tokens=False)
+        # for multi-turn samples: each mode's hard switch, and the context window
+        self.hard_switch = {m.name: m.thinking for m in cfg.generation.modes}
+        self.max_len = cfg.teacher.engine.max_model_len
 
     async def __call__(self, batch):
         if self._sem is None:  # created in the event loop Ray Data runs this worker's batches on
@@ -119,10 +127,10 @@ class TeacherReplica:
         try:
             async with self._sem:
                 row["t_submit"] = time.time()
-                if row["thinking_budget"] is not None and row.get("budget_strategy") == "two_stage":
-                    c = await self._two_stage(row)
+                if row.get("turn_flags"):
+                    c = await self._conversation(row)
                 else:
-                    c = await self._complete(row["prompt_token_ids"], sampling_params(row), row["sample_id"])
+                    c = await self._generate(row, row["prompt_token_ids"], row["prefill"], row["seed"])
         except EngineDeadError as e:
             # The engine process is gone and every later request would fail too. Exit the actor
             # so Ray restarts it with a fresh engine and retries the batch (as ray.data.llm does;
@@ -131,6 +139,8 @@ class TeacherReplica:
             os._exit(1)
         except EmptyOutput as e:
             return _failed(row, "engine_no_output", str(e))
+        except ContextFull as e:
+            return _failed(row, "conversation_too_long", str(e))
         except Exception as e:  # noqa: BLE001 - any per-request failure becomes an error row
             return _failed(row, "engine_error", f"{type(e).__name__}: {e}")
         row.update(generated=c.text, completion_token_ids=c.token_ids, finish_reason=c.finish_reason,
@@ -149,15 +159,21 @@ class TeacherReplica:
         c = final.outputs[0]
         return Completion(c.text, list(c.token_ids), c.finish_reason)
 
-    async def _two_stage(self, row: dict) -> Completion:
+    async def _generate(self, row: dict, prompt_ids: list[int], prefill: str, seed: int) -> Completion:
+        """One assistant turn of ``row`` for this prompt, with the row's budget and strategy."""
+        if row["thinking_budget"] is not None and row.get("budget_strategy") == "two_stage":
+            return await self._two_stage(row, prompt_ids, prefill, seed)
+        return await self._complete(prompt_ids, sampling_params(row, seed=seed), row["sample_id"])
+
+    async def _two_stage(self, row: dict, prompt_ids: list[int], prefill: str, seed: int) -> Completion:
         """Qwen3's budget recipe: think up to the budget; if the thinking is still open, append
         the early-stop text and ``</think>``; continue from there in this replica (the prefix
         cache holds prompt + first part, so the second request only decodes the answer)."""
         budget, cap = row["thinking_budget"], row["sampling"]["max_tokens"]
         # the model opens the block itself (one <think> token) unless the prompt already did
-        opened_in_prompt = row["prefill"].endswith(f"{self.dialect.think_start}\n")
+        opened_in_prompt = prefill.endswith(f"{self.dialect.think_start}\n")
         first_cap = min(cap, budget + (0 if opened_in_prompt else 1))
-        first = await self._complete(row["prompt_token_ids"], sampling_params(row, max_tokens=first_cap),
+        first = await self._complete(prompt_ids, sampling_params(row, max_tokens=first_cap, seed=seed),
                                      row["sample_id"])
         if first.finish_reason != "length" or first_cap == cap:
             return first  # finished inside the budget (or the length cap is the budget)
@@ -168,11 +184,42 @@ class TeacherReplica:
             ids = ids[:cap]
             return Completion(self._decode(ids), ids, "length")
         # a new request restarts the seeded sampler; derive the seed so the continuation is its own draw
-        second = await self._complete(row["prompt_token_ids"] + ids,
-                                      sampling_params(row, max_tokens=cap - len(ids), seed=row["seed"] + 1),
+        second = await self._complete(prompt_ids + ids,
+                                      sampling_params(row, max_tokens=cap - len(ids), seed=seed + 1),
                                       row["sample_id"])
         ids = ids + second.token_ids
         return Completion(self._decode(ids), ids, second.finish_reason)
+
+    async def _conversation(self, row: dict) -> Completion:
+        """A multi-turn sample, turn by turn. Leaves in ``row`` the conversation up to the last
+        user turn and that turn's prompt; returns the last turn (the one parse appends). A turn
+        cut by the length cap ends the conversation there (the format filter rejects it)."""
+        from .thinking import last_boxed
+
+        messages, prompt_ids, prefill = list(row["messages"]), row["prompt_token_ids"], row["prefill"]
+        prompt, generated = row.get("prompt_text"), 0
+        for turn, flag in enumerate(row["turn_flags"]):
+            if turn:
+                answer = self.dialect.split(previous).answer
+                text = row["follow_ups"][turn - 1].replace("{answer}", last_boxed(answer) or answer.strip())
+                messages = messages + [{"role": "assistant", "content": previous}, {"role": "user", "content": text}]
+                messages = self.dialect.with_flag(messages, flag, "user")
+                prompt = self.dialect.render(self.tokenizer, messages, self.hard_switch[row["mode"]])
+                prompt_ids = self.tokenizer.encode(prompt, add_special_tokens=False)
+                if len(prompt_ids) >= self.max_len:
+                    raise ContextFull(f"turn {turn + 1} of {len(row['turn_flags'])}: the conversation is "
+                                      f"{len(prompt_ids)} tokens, teacher.engine.max_model_len is {self.max_len}")
+                prefill = self.dialect.prefill(prompt)
+            # each turn its own draw (two_stage takes seed + 1 for a continuation)
+            c = await self._generate(row, prompt_ids, prefill, row["seed"] + 2 * turn)
+            generated += len(c.token_ids)
+            previous = self.dialect.completion(prefill, c.text)
+            if c.finish_reason == "length":
+                break
+        row.update(messages=messages, prefill=prefill, prompt_tokens=len(prompt_ids), completion_tokens=generated)
+        if row.get("prompt_text") is not None:  # output.keep_prompt_text: the prompt of the last turn
+            row["prompt_text"] = prompt
+        return c
 
     def _decode(self, ids: list[int]) -> str:
         return self.tokenizer.decode(ids, skip_special_tokens=True)
@@ -197,6 +244,10 @@ class TeacherReplica:
 
 class EmptyOutput(RuntimeError):
     """The engine finished a request without an output."""
+
+
+class ContextFull(RuntimeError):
+    """A multi-turn conversation outgrew the context window before its last turn."""
 
 
 def _contains(ids: list[int], seq: list[int]) -> bool:

@@ -27,7 +27,8 @@ TOKEN_COLUMNS = ("prompt_tokens", "thinking_tokens", "answer_tokens", "completio
 def tally(table: pa.Table) -> dict:
     """What a table of ``STREAM`` rows holds: counts by status, reason, mode, source; token sums."""
     rows = table.select(["status", "reject_reason", "error", "mode", "source", "budget_hit", "verdicts",
-                         "thinking_budget", "replica", "t_submit", "t_done", *TOKEN_COLUMNS]).to_pylist()
+                         "thinking_budget", "replica", "t_submit", "t_done", "flag", "flag_turn", "turns",
+                         *TOKEN_COLUMNS]).to_pylist()
     t = _empty()
     t["rows"] = len(rows)
     # the engines' busy window: first request in to last token out (min/max, not sums)
@@ -48,6 +49,10 @@ def tally(table: pa.Table) -> dict:
             t["by_mode"][f"{r['mode']}/{status}"] += 1
             t["by_source"][f"{r['source']}/{status}"] += 1
             t["budget_hit"] += bool(r["budget_hit"])
+            # the fusion mix: which mode and which flag (where) each written sample carries
+            t["flags"][f"{r['mode']}|{r['flag'] or 'none'}|{r['flag_turn'] or '-'}|{status}"] += 1
+            for turn in r["turns"] or []:
+                t["turns"][f"{turn['flag'] or 'none'} {_FOLLOWED[turn['followed']]}"] += 1
             for c in TOKEN_COLUMNS:
                 t["tokens"][c] += r[c] or 0
             # per mode and budget, for the budget report: samples, thinking, hits, verified accuracy
@@ -66,10 +71,13 @@ def tally(table: pa.Table) -> dict:
     return t
 
 
+_FOLLOWED = {True: "followed", False: "not_followed", None: "no_flag"}
+
+
 def _empty() -> dict:
     return {"rows": 0, "status": Counter(), "rejected": Counter(), "errors": Counter(), "by_mode": Counter(),
             "by_source": Counter(), "budget_hit": 0, "tokens": Counter(), "files": 0, "t_first": None, "t_last": None,
-            "filters": Counter(), "budgets": Counter(), "replicas": {}}
+            "filters": Counter(), "budgets": Counter(), "replicas": {}, "flags": Counter(), "turns": Counter()}
 
 
 def merge_tallies(tallies: Iterable[dict]) -> dict:

@@ -242,7 +242,7 @@ def test_judge_runs_every_filter_and_rejects_with_the_first_failure():
     assert {v.filter: v.reason for v in verdicts}["guesswork"] == "explicit_guess"
     # a skip rejects only where keep_skipped is off
     verdicts, reason = judge(think("3+4=7, so the answer is 7.", "\\boxed{7}"))
-    assert reason is None and verdicts[1].reason == "skipped_no_reference"
+    assert reason is None and {v.filter: v.reason for v in verdicts}["wrong_answer"] == "skipped_no_reference"
     strict = Judge(FiltersConfig(wrong_answer={"keep_skipped": False}))
     assert strict(think("3+4=7, so the answer is 7.", "\\boxed{7}"))[1] == "skipped_no_reference"
 

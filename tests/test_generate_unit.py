@@ -335,7 +335,7 @@ def _two_stage(budget: int, max_tokens: int = 100):
                 "repetition_penalty": 1.0, "max_tokens": max_tokens}
     row = {"sample_id": "s", "prompt_token_ids": [0], "prefill": "", "thinking_budget": budget,
            "budget_strategy": "two_stage", "sampling": sampling, "seed": 5}
-    return asyncio.run(rep._two_stage(row)), rep.engine.requests
+    return asyncio.run(rep._two_stage(row, row["prompt_token_ids"], row["prefill"], row["seed"])), rep.engine.requests
 
 
 def test_two_stage_under_budget_is_one_request_and_untouched():

@@ -1,0 +1,184 @@
+"""End to end: the shipped capability configs (fusion, adaptive, sweep) on the real engine.
+
+Each runs as shipped, on fewer prompts and into a temporary folder; the output is read back
+with `datasets` and checked against what the config promises.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter, defaultdict
+from pathlib import Path
+
+import pytest
+
+from filters.flags import latest_flag
+from pipeline.tiny_teacher import PROMPTS_PATH
+
+pytestmark = pytest.mark.engine
+
+FUSION_PROMPTS = 60
+ADAPTIVE_PROMPTS = 24
+SWEEP_PROMPTS = 12
+# the first rows of the fusion input bring their own follow-up questions (with references)
+OWN_FOLLOW_UPS = {i: [{"prompt": f"What is {10 + i}+{20 + i}?", "reference": str(30 + 2 * i)},
+                      {"prompt": f"What is {40 + i}-{i}?", "reference": "40"}] for i in range(20)}
+
+
+def _run(name: str, out: Path, *overrides: str) -> dict:
+    from pipeline.config import load_config
+    from pipeline.job import run
+
+    cfg = load_config(f"configs/{name}.yaml", [f"output.path={out}", "output.keep_prompt_text=true",
+                                               "teacher.max_in_flight=32", "teacher.engine.kv_cache_gib=0.5",
+                                               "ray.batch_size=8", *overrides])
+    return run(cfg)
+
+
+@pytest.fixture(scope="session")
+def capability_runs(tmp_path_factory, ray_session):
+    out = tmp_path_factory.mktemp("capabilities")
+    rows = [json.loads(line) for line in PROMPTS_PATH.read_text(encoding="utf-8").splitlines()[:FUSION_PROMPTS]]
+    for i, follow_ups in OWN_FOLLOW_UPS.items():
+        rows[i]["follow_ups"] = follow_ups
+    fusion_input = out / "fusion_input.jsonl"
+    fusion_input.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return {
+        "out": out, "fusion_rows": rows,
+        "fusion": _run("fusion", out, f"input.path={fusion_input}", f"input.limit={FUSION_PROMPTS}"),
+        "adaptive": _run("adaptive", out, f"input.limit={ADAPTIVE_PROMPTS}"),
+        "sweep": _run("sweep", out, f"input.limit={SWEEP_PROMPTS}"),
+    }
+
+
+def load(out: Path, run_id: str, *folders: str) -> list[dict]:
+    import datasets
+
+    files = sorted(str(p) for f in folders for p in (out / run_id / f).glob("*.parquet"))
+    return list(datasets.load_dataset("parquet", data_files=files, split="train")) if files else []
+
+
+# ------------------------------------------------------------------ fusion
+
+def test_fusion_answers_each_prompt_in_one_mode_by_the_mix(capability_runs):
+    s = capability_runs["fusion"]
+    samples = load(capability_runs["out"], "fusion", "accepted", "rejected")
+    assert s["accounted"] and s["expected_samples"] == FUSION_PROMPTS * 2 and s["errors"]["total"] == 0
+    modes = defaultdict(set)
+    for r in samples:
+        modes[r["prompt_id"]].add(r["mode"])
+    assert len(modes) == FUSION_PROMPTS and all(len(m) == 1 for m in modes.values())
+    per_mode = Counter(next(iter(m)) for m in modes.values())
+    assert set(per_mode) == {"think", "no_think", "multi_turn"}  # 0.5 / 0.3 / 0.2 of 60 prompts
+    assert per_mode["think"] > per_mode["multi_turn"]
+
+
+def test_fusion_flags_sit_where_drawn_and_no_think_keeps_the_empty_block(capability_runs):
+    samples = load(capability_runs["out"], "fusion", "accepted", "rejected")
+    think = [r for r in samples if r["mode"] == "think"]
+    assert {r["flag"] for r in think} == {"/think", None}  # flag_share 0.5: both kinds
+    assert {r["flag_turn"] for r in samples if r["flag"]} == {"user", "system"}
+    for r in samples:
+        if r["mode"] == "no_think":
+            assert r["flag"] == "/no_think" and r["messages"][-1]["content"].startswith("<think>\n\n</think>\n\n")
+        if r["flag"] and r["mode"] != "multi_turn":
+            placed = next(m["content"] for m in r["messages"] if m["role"] == r["flag_turn"])
+            assert placed.endswith(r["flag"])
+        if r["flag"] is None:
+            assert all(latest_flag(m["content"]) is None for m in r["messages"] if m["role"] != "assistant")
+
+
+def test_multi_turn_samples_hold_the_whole_conversation_and_each_turn_is_checked(capability_runs):
+    samples = [r for r in load(capability_runs["out"], "fusion", "accepted", "rejected") if r["mode"] == "multi_turn"]
+    assert samples
+    by_id = {r["id"]: r for r in capability_runs["fusion_rows"]}
+    for r in samples:
+        roles = [m["role"] for m in r["messages"]]
+        assert roles == ["user", "assistant"] * 3 and len(r["turns"]) == 3
+        latest = None
+        for turn, user in zip(r["turns"], r["messages"][0::2]):
+            latest = next((f for f in ("/no_think", "/think") if user["content"].endswith(" " + f)), latest)
+            assert turn["flag"] == latest  # random flags: each user turn its own
+        for turn, reply in zip(r["turns"], r["messages"][1::2]):
+            empty = reply["content"].startswith("<think>\n\n</think>")
+            assert turn["thinking"] == (not empty) and turn["followed"] == (turn["thinking"] == (turn["flag"] == "/think"))
+        not_followed = any(t["followed"] is False for t in r["turns"])
+        assert not not_followed or r["reject_reason"] == "flag_not_followed"
+        own = by_id[r["prompt_id"]].get("follow_ups")
+        if own:  # the row's own follow-ups, and the reference of the question the last turn answers
+            assert [m["content"].rsplit(" /", 1)[0] for m in r["messages"][2::2]] == [f["prompt"] for f in own]
+            assert r["reference"] == own[-1]["reference"]
+        else:
+            assert r["reference"] is None
+    turns = capability_runs["fusion"]["fusion"]["turns"]
+    assert sum(turns.values()) == 3 * len(samples)
+
+
+def test_fused_samples_round_trip_through_the_chat_template(capability_runs, tiny_tokenizer):
+    """Earlier turns' thinking is stripped by the template, as when the teacher saw them."""
+    bad = []
+    for r in load(capability_runs["out"], "fusion", "accepted"):
+        rendered = tiny_tokenizer.apply_chat_template(r["messages"], tokenize=False)
+        prefill = "<think>\n\n</think>\n\n" if r["prompt_text"].endswith("<think>\n\n</think>\n\n") else ""
+        if rendered != r["prompt_text"] + r["messages"][-1]["content"][len(prefill):] + "<|im_end|>\n":
+            bad.append(r["sample_id"])
+    assert not bad, bad[:3]
+
+
+def test_fusion_summary_matches_the_files(capability_runs):
+    f = capability_runs["fusion"]["fusion"]
+    accepted = load(capability_runs["out"], "fusion", "accepted")
+    assert {m: d["samples"] for m, d in f["accepted_by_mode"].items()} == Counter(r["mode"] for r in accepted)
+    flags = Counter("none" if r["flag"] is None else f"{r['flag']} in {r['flag_turn']}" for r in accepted)
+    assert {k: d.get("accepted", 0) for k, d in f["flags"].items() if d.get("accepted")} == flags
+
+
+# ------------------------------------------------------------------ adaptive
+
+def test_adaptive_keeps_only_the_chosen_modes_samples(capability_runs):
+    s = capability_runs["adaptive"]
+    out = capability_runs["out"]
+    samples = load(out, "adaptive", "accepted", "rejected")
+    assert s["accounted"] and len(samples) == ADAPTIVE_PROMPTS * 8
+    groups = defaultdict(list)
+    for r in samples:
+        groups[r["prompt_id"]].append(r)
+    chosen_by_prompt = {}
+    for pid, rows in groups.items():
+        acc = {m: sum(any(v["filter"] == "wrong_answer" and v["passed"] for v in r["verdicts"])
+                      for r in rows if r["mode"] == m) / 4 for m in ("think", "no_think")}
+        chosen = "no_think" if acc["no_think"] + 0.05 >= acc["think"] else "think"
+        chosen_by_prompt[pid] = (chosen, acc, rows[0]["source"])
+        for r in rows:
+            assert (r["acc_think"], r["acc_no_think"], r["chosen_mode"]) == (acc["think"], acc["no_think"], chosen)
+            assert r["verdicts"][-1]["filter"] == "mode_choice"
+        accepted = [r for r in rows if r["reject_reason"] is None]
+        assert all(r["mode"] == chosen for r in accepted)
+        others = [r for r in rows if r["mode"] != chosen]
+        passed_filters = [r for r in others if all(v["passed"] is not False for v in r["verdicts"][:-1])]
+        assert all(r["reject_reason"] == "mode_not_chosen" for r in passed_filters)
+    a = s["adaptive"]
+    assert a["prompts"] == ADAPTIVE_PROMPTS == a["chose_think"] + a["chose_no_think"]
+    assert a["chose_no_think"] == sum(c == "no_think" for c, _, _ in chosen_by_prompt.values())
+    for src, d in a["by_source"].items():
+        mine = [c for c, _, s_ in chosen_by_prompt.values() if s_ == src]
+        assert d["prompts"] == len(mine) and d["chose_no_think"] == mine.count("no_think")
+    unsolved = [json.loads(line) for line in (out / "adaptive" / "unsolved.jsonl").read_text().splitlines()]
+    assert sorted(u["prompt_id"] for u in unsolved) == sorted(
+        pid for pid, (_, acc, _) in chosen_by_prompt.items() if acc["think"] == acc["no_think"] == 0)
+    assert a["unsolved"] == len(unsolved)
+
+
+# ------------------------------------------------------------------ sweep
+
+def test_the_sweep_config_reports_every_budget(capability_runs):
+    s = capability_runs["sweep"]
+    report = {(r["mode"], r["budget"]): r for r in s["budget_report"]}
+    budgets = [8, 16, 32, 48, 64, 80, 96, None]
+    assert set(report) == {("think", b) for b in budgets} | {("no_think", None)}
+    assert all(r["samples"] == SWEEP_PROMPTS for r in report.values())
+    for b in budgets[:-1]:
+        assert report[("think", b)]["mean_thinking_tokens"] <= b
+    thinking = [report[("think", b)]["mean_thinking_tokens"] for b in budgets]
+    assert thinking == sorted(thinking)  # a larger budget never thinks less (same draws)
+    assert (capability_runs["out"] / "sweep" / "budget_report.png").read_bytes()[:4] == b"\x89PNG"
