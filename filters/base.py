@@ -41,6 +41,7 @@ class Sample:
     think_start: str = "<think>"
     think_end: str = "</think>"
     messages: list | None = None    # the whole conversation (multi-turn), ending in ``completion``
+    turn_references: list | None = None  # multi-turn: the reference of each assistant turn's question
 
     @cached_property  # every filter reads it; split once per sample
     def split(self):

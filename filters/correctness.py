@@ -4,6 +4,8 @@ The method is chosen per source (``by_source``, exact source name) or for all ro
 ``auto`` decides per row (see ``filters.answers``). Without a reference the filter cannot apply
 (``skipped_no_reference``); an answer with nothing to extract is ``no_answer``; a math-verify
 comparison that overruns its time bound is ``skipped_undecided`` (it never hangs the stage).
+In a multi-turn sample every turn with a known reference is checked (``turn_references``);
+the first wrong one rejects the sample, its detail naming the turn.
 
 >>> f = WrongAnswerFilter(MathVerifier())
 >>> f.check(Sample("<think>\\nhalf\\n</think>\\n\\n\\\\boxed{0.5}", True, reference="\\\\frac{1}{2}")).passed
@@ -16,6 +18,8 @@ True
 
 from __future__ import annotations
 
+from pipeline.thinking import split_thinking
+
 from .answers import MathVerifier, compare
 from .base import Filter, Sample, Verdict
 
@@ -27,13 +31,33 @@ class WrongAnswerFilter(Filter):
         self.verifier, self.method, self.by_source = verifier, method, dict(by_source or {})
 
     def check(self, s: Sample) -> Verdict:
-        if s.reference is None or not str(s.reference).strip():
+        earlier = self._earlier_turns(s)
+        if earlier is not None:
+            return earlier
+        return self._compare(s.reference, s.answer, s.source)
+
+    def _compare(self, reference: str | None, answer: str, source: str | None, turn: str = "") -> Verdict:
+        if reference is None or not str(reference).strip():
             return self.skip("skipped_no_reference")
-        method = self.by_source.get(s.source or "", self.method)
-        equal, used, extracted = compare(method, s.reference, s.answer, self.verifier)
-        detail = f"reference {s.reference!r} vs answer {extracted!r} ({used})"
+        method = self.by_source.get(source or "", self.method)
+        equal, used, extracted = compare(method, reference, answer, self.verifier)
+        detail = f"{turn}reference {reference!r} vs answer {extracted!r} ({used})"
         if extracted is None:
-            return self.reject("no_answer", 0.0, f"no final answer found to compare with reference {s.reference!r}")
+            return self.reject("no_answer", 0.0, f"{turn}no final answer found to compare with reference {reference!r}")
         if equal is None:
             return self.skip("skipped_undecided", detail + ": the comparison timed out")
         return self.ok(1.0, detail) if equal else self.reject("wrong_answer", 0.0, detail)
+
+    def _earlier_turns(self, s: Sample) -> Verdict | None:
+        """A multi-turn sample: the first earlier turn whose answer fails its reference, if any."""
+        if not s.messages or not s.turn_references:
+            return None
+        replies = [m["content"] for m in s.messages if m["role"] == "assistant"][:-1]
+        for i, (reply, ref) in enumerate(zip(replies, s.turn_references), 1):
+            if ref is None:
+                continue
+            answer = split_thinking(reply, s.think_start, s.think_end).answer
+            v = self._compare(ref, answer, s.source, turn=f"turn {i}: ")
+            if v.passed is False:
+                return v
+        return None

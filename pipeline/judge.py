@@ -19,10 +19,12 @@ def to_sample(row: dict, think_start: str = "<think>", think_end: str = "</think
     """A stream row (``messages`` ending in the teacher's turn) -> what the filters see."""
     messages = row["messages"]
     prompt = next((m["content"] for m in reversed(messages[:-1]) if m["role"] == "user"), "")
+    turns = row.get("turns")
     return Sample(completion=messages[-1]["content"], thinking_expected=bool(row["thinking_expected"]),
                   prompt=prompt, reference=row.get("reference"), source=row.get("source"),
                   finish_reason=row.get("finish_reason"), budget_hit=bool(row.get("budget_hit")),
-                  think_start=think_start, think_end=think_end, messages=messages)
+                  think_start=think_start, think_end=think_end, messages=messages,
+                  turn_references=[t.get("reference") for t in turns] if turns else None)
 
 
 class FilterStage:

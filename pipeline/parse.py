@@ -94,7 +94,9 @@ class Parse:
             completion_tokens=generated if generated is not None else len(row["completion_token_ids"]),
             extracted_answer=last_boxed(split.answer),
             # which flag each turn had to follow and whether it did (the flag_following filter decides)
-            turns=flag_turns(messages, d.think_start, d.think_end) if row.get("turn_flags") else None,
+            turns=[{**t, "reference": ref} for t, ref in zip(flag_turns(messages, d.think_start, d.think_end),
+                                                             row["turn_references"])]
+            if row.get("turn_flags") else None,
             status="parsed", completion_token_ids=None, generated=None,
         )
         return row

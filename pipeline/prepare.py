@@ -378,6 +378,7 @@ class Prepare:
                 "prompt_text": prompt_text if self.cfg.output.keep_prompt_text else None,
                 "turn_flags": list(d.flags) if mode.turns > 1 else None,
                 "follow_ups": [f for f, _ in follow_ups] if mode.turns > 1 else None,
+                "turn_references": [p.reference] + [r for _, r in follow_ups] if mode.turns > 1 else None,
             })
         return rows
 

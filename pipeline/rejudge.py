@@ -36,7 +36,7 @@ _COPY: dict[str, tuple[type, ...]] = {
     "prompt_id": (str,), "run_id": (str,), "source": (str,), "flag": (str,), "finish_reason": (str,),
     "teacher": (str,), "thinking_budget": (int,), "budget_strategy": (str,), "budget_hit": (bool,), "prompt_tokens": (int,),
     "thinking_tokens": (int,), "answer_tokens": (int,), "completion_tokens": (int,), "seed": (int,),
-    "sample_index": (int,), "sampling": (dict,), "prompt_text": (str,),
+    "sample_index": (int,), "sampling": (dict,), "prompt_text": (str,), "turns": (list,), "flag_turn": (str,),
 }
 
 

@@ -29,8 +29,10 @@ VERDICTS = pa.list_(pa.struct([
 ]))
 
 #: Per assistant turn of a multi-turn sample: the flag it had to follow (the latest given), whether
-#: its think block holds thinking, and whether that matches the flag (null: no flag to follow).
-TURNS = pa.list_(pa.struct([("flag", pa.string()), ("thinking", pa.bool_()), ("followed", pa.bool_())]))
+#: its think block holds thinking, whether that matches the flag (null: no flag to follow), and the
+#: reference answer of the question it answers (null: none known), which wrong_answer checks.
+TURNS = pa.list_(pa.struct([("flag", pa.string()), ("thinking", pa.bool_()), ("followed", pa.bool_()),
+                            ("reference", pa.string())]))
 
 #: accepted/ and rejected/ rows (GUIDE "Data contract").
 SAMPLE = pa.schema([
@@ -82,6 +84,7 @@ _WORKING = [
     ("replica", pa.string()),            # which replica generated it (host:pid)
     ("turn_flags", pa.list_(pa.string())),  # multi-turn: the flag drawn for each turn
     ("follow_ups", pa.list_(pa.string())),  # multi-turn: the user prompts of turns 2..K
+    ("turn_references", pa.list_(pa.string())),  # multi-turn: each turn's reference (or null)
 ]
 
 STREAM = pa.schema(

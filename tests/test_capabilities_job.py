@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from filters.flags import latest_flag
+from pipeline.thinking import last_boxed
 from pipeline.tiny_teacher import PROMPTS_PATH
 
 pytestmark = pytest.mark.engine
@@ -104,6 +105,11 @@ def test_multi_turn_samples_hold_the_whole_conversation_and_each_turn_is_checked
             assert turn["thinking"] == (not empty) and turn["followed"] == (turn["thinking"] == (turn["flag"] == "/think"))
         not_followed = any(t["followed"] is False for t in r["turns"])
         assert not not_followed or r["reject_reason"] == "flag_not_followed"
+        # turn 1 answers the input's question: checked against its reference like any sample
+        assert r["turns"][0]["reference"] == by_id[r["prompt_id"]]["reference"]
+        first = last_boxed(r["messages"][1]["content"].rpartition("</think>")[2])
+        if first != r["turns"][0]["reference"] and not not_followed:
+            assert r["reject_reason"] in ("wrong_answer", "no_answer"), r["sample_id"]
         own = by_id[r["prompt_id"]].get("follow_ups")
         if own:  # the row's own follow-ups, and the reference of the question the last turn answers
             assert [m["content"].rsplit(" /", 1)[0] for m in r["messages"][2::2]] == [f["prompt"] for f in own]

@@ -191,6 +191,21 @@ def test_a_turn_that_ignores_its_flag_rejects_the_sample():
     assert f.check(Sample("<think>\nx\n</think>\n\n1", thinking_expected=True, prompt="q /no_think")).passed is False
 
 
+def test_wrong_answer_checks_every_turn_with_a_reference():
+    from filters.answers import MathVerifier
+    from filters.correctness import WrongAnswerFilter
+
+    f = WrongAnswerFilter(MathVerifier())
+    msgs = [{"role": "user", "content": "3+4?"}, {"role": "assistant", "content": "<think>\nx\n</think>\n\n\\boxed{8}"},
+            {"role": "user", "content": "And 8+1?"}, {"role": "assistant", "content": "<think>\nx\n</think>\n\n\\boxed{9}"}]
+    last = msgs[-1]["content"]
+    v = f.check(Sample(last, True, reference="9", messages=msgs, turn_references=["7", "9"]))
+    assert v.reason == "wrong_answer" and v.detail.startswith("turn 1: reference '7'")
+    assert f.check(Sample(last, True, reference="9", messages=msgs, turn_references=["8", "9"])).passed is True
+    assert f.check(Sample(last, True, reference=None, messages=msgs, turn_references=["8", None])).reason == \
+        "skipped_no_reference"  # the last question's answer is unknown: a skip, as for one turn
+
+
 # ------------------------------------------------------------------ multi-turn in the replica
 
 class EchoEngine:
@@ -237,6 +252,7 @@ def test_a_multi_turn_sample_is_generated_turn_by_turn_with_history_thinking_str
     out = Parse(cfg).parse(row)
     assert len(out["messages"]) == 6 and len(out["turns"]) == 3
     assert [t["flag"] for t in out["turns"]] == [next((f for f in reversed(flags[:i + 1]) if f), None) for i in range(3)]
+    assert [t["reference"] for t in out["turns"]] == ["7", None, None]  # the input's, then unknown
     assert out["completion_tokens"] == 3 * len(c.token_ids)
 
 
