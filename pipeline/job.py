@@ -277,6 +277,7 @@ def adaptive_summary(cfg: JobConfig, result: dict, run_url: str) -> dict:
         **{f"chose_{k}": c.get(k, 0) for k in ("think", "no_think")},
         "dropped": c.get("dropped", 0), "unverified": c.get("unverified", 0), "no_samples": c.get("no_samples", 0),
         "unsolved": c.get("unsolved", 0), "unsolved_file": f"{run_url}/unsolved.jsonl",
+        # among the prompts where the rule chose (unsolved, unverified, dropped ones aside)
         "no_think_share": share(c),
         "by_source": {src: {"prompts": d.get("prompts", 0), "chose_no_think": d.get("no_think", 0),
                             "no_think_share": share(d), "unsolved": d.get("unsolved", 0)}
@@ -406,6 +407,26 @@ def format_summary(s: dict) -> str:
                      + (f" ({why})" if why else ""))
     for mode, counts in s["by_mode"].items():
         lines.append(f"  mode {mode}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+    if "fusion" in s:
+        f = s["fusion"]
+        lines.append("  fusion    accepted by mode: " + ", ".join(
+            f"{m} {d['samples']} ({d['share']:.0%})" for m, d in f["accepted_by_mode"].items()))
+        lines.append("            accepted by flag: " + ", ".join(
+            f"{k} {d.get('accepted', 0)}" for k, d in f["flags"].items()))
+        if f["turns"]:
+            lines.append("            turns: " + ", ".join(f"{k} {n}" for k, n in f["turns"].items()))
+    if "adaptive" in s:
+        a = s["adaptive"]
+        share = "n/a" if a["no_think_share"] is None else f"{a['no_think_share']:.0%}"
+        lines.append(f"  adaptive  {a['prompts']} prompts ({a['rule']}, K={a['k']}, delta {a['delta']}): "
+                     f"think {a['chose_think']}, no-think {a['chose_no_think']} ({share} of chosen), "
+                     f"unsolved {a['unsolved']} -> {a['unsolved_file']}"
+                     + (f", dropped {a['dropped']}" if a["dropped"] else "")
+                     + (f", unverified {a['unverified']}" if a["unverified"] else ""))
+        for src, d in a["by_source"].items():
+            share = "n/a" if d["no_think_share"] is None else f"{d['no_think_share']:.0%}"
+            lines.append(f"            {src}: {d['prompts']} prompts, no-think {d['chose_no_think']} ({share}), "
+                         f"unsolved {d['unsolved']}")
     if any(r["budget"] is not None for r in s.get("budget_report", [])):
         from .report import format_table
 

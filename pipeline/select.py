@@ -71,9 +71,7 @@ class AdaptiveReport:
             src = self.by_source.setdefault(d["source"] or "default", Counter())
             src["prompts"] += 1
             src[outcome] += 1
-            if d["unsolved"]:
-                self.counts["unsolved"] += 1
-                src["unsolved"] += 1
+            if outcome == "unsolved":
                 self.unsolved.append(d["prompt"])
 
     def result(self) -> dict:
@@ -124,7 +122,7 @@ class Select:
         verified = any(_judged(r) for rows in by_mode.values() for r in rows)
         first = next((r for r in group if r["status"] in SAMPLE_STATUSES), None)
         if first is None:  # every sample failed (errors/): nothing to choose between
-            return {"source": None, "outcome": "no_samples", "unsolved": False, "prompt": None}
+            return {"source": None, "outcome": "no_samples", "prompt": None}
         if verified:
             chosen = choose(acc["think"], acc["no_think"], self.delta, self.rule)
             outcome = {"think": "think", "no_think": "no_think", None: "dropped"}[chosen]
@@ -148,8 +146,10 @@ class Select:
                     r.update(status="rejected", reject_reason=reason)
         prompt = None
         if verified and acc["think"] == 0 and acc["no_think"] == 0:
+            # the rule still names a mode (no-think: 0 + delta >= 0) but no sample is right, so
+            # nothing is kept; counted apart, not as a choice
+            outcome = "unsolved"
             user = next(m["content"] for m in first["messages"] if m["role"] == "user")
             prompt = {"prompt_id": first["prompt_id"], "source": first["source"], "prompt": user,
                       "reference": first["reference"], "acc_think": acc["think"], "acc_no_think": acc["no_think"]}
-        return {"source": first["source"], "outcome": outcome,
-                "unsolved": prompt is not None, "prompt": prompt}
+        return {"source": first["source"], "outcome": outcome, "prompt": prompt}

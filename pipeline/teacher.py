@@ -239,7 +239,8 @@ class TeacherReplica:
 
             with contextlib.suppress(Exception):
                 asyncio.run_coroutine_threadsafe(cancel(), handler.get_loop()).result(timeout=10)
-        engine.shutdown()
+        with contextlib.suppress(Exception):  # at interpreter exit vLLM's module globals may be gone
+            engine.shutdown()
 
 
 class EmptyOutput(RuntimeError):

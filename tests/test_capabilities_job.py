@@ -164,11 +164,13 @@ def test_adaptive_keeps_only_the_chosen_modes_samples(capability_runs):
         passed_filters = [r for r in others if all(v["passed"] is not False for v in r["verdicts"][:-1])]
         assert all(r["reject_reason"] == "mode_not_chosen" for r in passed_filters)
     a = s["adaptive"]
-    assert a["prompts"] == ADAPTIVE_PROMPTS == a["chose_think"] + a["chose_no_think"]
-    assert a["chose_no_think"] == sum(c == "no_think" for c, _, _ in chosen_by_prompt.values())
+    solved = {pid: c for pid, (c, acc, _) in chosen_by_prompt.items() if acc["think"] or acc["no_think"]}
+    assert a["prompts"] == ADAPTIVE_PROMPTS == a["chose_think"] + a["chose_no_think"] + a["unsolved"]
+    assert a["chose_no_think"] == list(solved.values()).count("no_think")
     for src, d in a["by_source"].items():
-        mine = [c for c, _, s_ in chosen_by_prompt.values() if s_ == src]
-        assert d["prompts"] == len(mine) and d["chose_no_think"] == mine.count("no_think")
+        mine = [solved[pid] for pid, (_, _, s_) in chosen_by_prompt.items() if s_ == src and pid in solved]
+        assert d["chose_no_think"] == mine.count("no_think")
+        assert d["prompts"] == sum(s_ == src for _, _, s_ in chosen_by_prompt.values())
     unsolved = [json.loads(line) for line in (out / "adaptive" / "unsolved.jsonl").read_text().splitlines()]
     assert sorted(u["prompt_id"] for u in unsolved) == sorted(
         pid for pid, (_, acc, _) in chosen_by_prompt.items() if acc["think"] == acc["no_think"] == 0)

@@ -282,7 +282,8 @@ def _select(**adaptive):
 def test_no_think_is_chosen_when_it_is_about_as_accurate(think_ok, no_think_ok, chosen):
     group = _group(4, think_ok, no_think_ok)
     d = _select().decide(group)
-    assert d["outcome"] == chosen and d["unsolved"] == (think_ok == no_think_ok == 0)
+    assert d["outcome"] == ("unsolved" if think_ok == no_think_ok == 0 else chosen)
+    assert (d["prompt"] is not None) == (d["outcome"] == "unsolved")
     for r in group:
         assert r["acc_think"] == think_ok / 4 and r["acc_no_think"] == no_think_ok / 4 and r["chosen_mode"] == chosen
         verdict = r["verdicts"][-1]
