@@ -312,6 +312,10 @@ class Prepare:
             cfg.teacher.model, trust_remote_code=cfg.teacher.engine.trust_remote_code)
         self.ledger = ledger
         self.max_len = cfg.teacher.engine.max_model_len
+        # follow-ups are read only when a mode uses them: a stray column must not fail a single-turn job
+        self.columns = cfg.input.columns
+        if not any(m.turns > 1 for m in cfg.generation.modes):
+            self.columns = self.columns.model_copy(update={"follow_ups": None})
 
     def __call__(self, batch):
         import ray
@@ -320,7 +324,7 @@ class Prepare:
         prompts: list[Prompt | RowError] = []
         for r in raws:
             try:
-                prompts.append(normalize(r["_raw"], self.cfg.input.columns, self.cfg.input.system_prompt,
+                prompts.append(normalize(r["_raw"], self.columns, self.cfg.input.system_prompt,
                                          self.cfg.input.default_source))
             except RowError as e:
                 prompts.append(e)

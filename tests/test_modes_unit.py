@@ -162,6 +162,17 @@ def test_prepare_renders_the_drawn_flag_where_it_was_drawn(tiny_tokenizer):
     assert {r["flag_turn"] for r in rows} == {None, "user", "system"}
 
 
+def test_follow_ups_are_only_read_when_a_mode_has_turns(tiny_tokenizer):
+    from pipeline.prepare import Prepare
+
+    raw = {"_path": "in.jsonl", "_row": 1, "_raw": json.dumps({"prompt": "What is 1+1?", "follow_ups": "oops"})}
+    single = Prepare(cfg_of(MIN))(pa.Table.from_pylist([raw])).to_pylist()
+    assert {r["status"] for r in single} == {"pending"}
+    multi = cfg_of(MIN, "generation.modes=[{name: mt, turns: 2}]", "generation.follow_ups=[x]")
+    rows = Prepare(multi)(pa.Table.from_pylist([raw])).to_pylist()
+    assert rows[0]["error"] == "invalid_follow_ups" and rows[0]["field"] == "follow_ups"
+
+
 # ------------------------------------------------------------------ flag_following
 
 def _conv(*turns):
