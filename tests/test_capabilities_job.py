@@ -48,6 +48,8 @@ def capability_runs(tmp_path_factory, ray_session):
         "out": out, "fusion_rows": rows,
         "fusion": _run("fusion", out, f"input.path={fusion_input}", f"input.limit={FUSION_PROMPTS}"),
         "adaptive": _run("adaptive", out, f"input.limit={ADAPTIVE_PROMPTS}"),
+        "query_filter": _run("adaptive", out, f"input.limit={ADAPTIVE_PROMPTS}", "generation.adaptive.rule=query_filter",
+                             "output.run_id=query_filter"),
         "sweep": _run("sweep", out, f"input.limit={SWEEP_PROMPTS}"),
     }
 
@@ -175,6 +177,30 @@ def test_adaptive_keeps_only_the_chosen_modes_samples(capability_runs):
     assert sorted(u["prompt_id"] for u in unsolved) == sorted(
         pid for pid, (_, acc, _) in chosen_by_prompt.items() if acc["think"] == acc["no_think"] == 0)
     assert a["unsolved"] == len(unsolved)
+
+
+def test_query_filter_keeps_thinking_unless_no_think_solves_every_sample(capability_runs):
+    s = capability_runs["query_filter"]
+    groups = defaultdict(list)
+    for r in load(capability_runs["out"], "query_filter", "accepted", "rejected"):
+        groups[r["prompt_id"]].append(r)
+    assert s["accounted"] and len(groups) == ADAPTIVE_PROMPTS
+    dropped = 0
+    for rows in groups.values():
+        solved_without = rows[0]["acc_no_think"] == 1.0
+        dropped += solved_without
+        for r in rows:
+            filters_ok = all(v["passed"] is not False for v in r["verdicts"][:-1])
+            if r["mode"] == "no_think":  # only the probe
+                assert r["reject_reason"] is not None
+                assert not filters_ok or r["reject_reason"] == "mode_not_chosen"
+            elif solved_without:
+                assert r["reject_reason"] == ("solved_without_thinking" if filters_ok else r["reject_reason"])
+                assert r["reject_reason"] is not None
+            else:  # thinking samples are judged by the filters alone
+                assert (r["reject_reason"] is None) == filters_ok
+    a = s["adaptive"]
+    assert a["rule"] == "query_filter" and a["dropped"] == dropped and a["chose_no_think"] == 0
 
 
 # ------------------------------------------------------------------ sweep
