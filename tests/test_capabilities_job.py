@@ -133,6 +133,26 @@ def test_fused_samples_round_trip_through_the_chat_template(capability_runs, tin
     assert not bad, bad[:3]
 
 
+def test_rejudging_the_fused_set_reproduces_every_turns_verdicts(capability_runs, tmp_path):
+    """jobs.filter re-reads multi-turn rows (their turns and per-turn references) as the job wrote them."""
+    from jobs.filter import load_filter_config, run as rejudge
+
+    cfg_path = tmp_path / "filter.yaml"
+    cfg_path.write_text("dialect: tiny\nfilters: {order: [flag_following, format, wrong_answer, repetition, "
+                        "language_mixing, think_answer_mismatch, guesswork]}\n")
+    before = {r["sample_id"]: r for r in load(capability_runs["out"], "fusion", "accepted", "rejected")}
+    s = rejudge(load_filter_config(str(cfg_path), []), str(capability_runs["out"] / "fusion" / "*" / "*.parquet"),
+                str(tmp_path / "rejudged"))
+    assert s["accounted"] and s["inputs"] == len(before) and s["errors"]["total"] == 0
+    after = load(tmp_path, "rejudged", "accepted", "rejected")
+    assert any(r["mode"] == "multi_turn" and r["turns"] for r in after)
+    for r in after:
+        old = before[r["sample_id"]]
+        assert r["reject_reason"] == old["reject_reason"], r["sample_id"]
+        assert [(v["filter"], v["reason"], v["detail"]) for v in r["verdicts"]] == \
+            [(v["filter"], v["reason"], v["detail"]) for v in old["verdicts"]]
+
+
 def test_fusion_summary_matches_the_files(capability_runs):
     f = capability_runs["fusion"]["fusion"]
     accepted = load(capability_runs["out"], "fusion", "accepted")
