@@ -60,16 +60,20 @@ class Dialect:
         False: {"temperature": 1.0, "top_p": 1.0, "top_k": -1, "min_p": 0.0},
     }
 
-    def sampling(self, mode) -> dict:
-        """A mode's sampling with its unset (``null``) fields taken from this dialect's defaults.
+    def sampling(self, mode, thinking: bool | None = None) -> dict:
+        """A mode's sampling with its unset (``null``) fields taken from this dialect's defaults
+        for thinking or non-thinking generation: ``thinking`` when given (a sample or turn whose
+        drawn flag decides it), else the mode's own default.
 
         >>> from pipeline.config import ModeConfig
         >>> s = get_dialect("qwen3").sampling(ModeConfig(name="nt", thinking=False, sampling={"max_tokens": 64}))
         >>> s["temperature"], s["top_p"], s["top_k"], s["max_tokens"]
         (0.7, 0.8, 20, 64)
+        >>> get_dialect("qwen3").sampling(ModeConfig(name="soft", flag="random"), thinking=False)["temperature"]
+        0.7
         """
         given = mode.sampling.model_dump()
-        defaults = self.sampling_defaults[mode.thinks]
+        defaults = self.sampling_defaults[mode.thinks if thinking is None else thinking]
         return {k: defaults[k] if v is None else v for k, v in given.items()}
 
     def budget_end_str(self) -> str:

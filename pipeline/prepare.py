@@ -374,7 +374,8 @@ class Prepare:
                 # the reference belongs to the question the last turn answers
                 "reference": follow_ups[-1][1] if follow_ups else p.reference,
                 "teacher": self.cfg.teacher.model,
-                "sampling": self.dialect.sampling(mode),
+                # a flag drawn per sample decides thinking or not: so do the recommended settings
+                "sampling": self.dialect.sampling(mode, thinking=mode.thinking and effective != "/no_think"),
                 "seed": sample_seed(self.cfg.generation.seed, p.prompt_id, mode.name, spec.index),
                 "budget_strategy": mode.budget_strategy if spec.budget is not None else None,
                 "sample_index": spec.index, "prompt_tokens": len(ids), "prompt_token_ids": ids,

@@ -72,11 +72,12 @@ def vllm_engine_kwargs(cfg: JobConfig) -> dict:
 
 
 def sampling_params(row: dict, *, max_tokens: int | None = None, seed: int | None = None,
-                    engine_budget: bool = True):
-    """The vLLM ``SamplingParams`` of one request row (mode sampling + seed + budget)."""
+                    engine_budget: bool = True, sampling: dict | None = None):
+    """The vLLM ``SamplingParams`` of one request row (mode sampling + seed + budget); ``sampling``
+    replaces the row's (a multi-turn sample's earlier turns)."""
     from vllm import SamplingParams
 
-    s = row["sampling"]
+    s = sampling or row["sampling"]
     budget = row["thinking_budget"] if engine_budget and row.get("budget_strategy") == "engine" else None
     return SamplingParams(
         temperature=s["temperature"], top_p=s["top_p"], top_k=s["top_k"], min_p=s["min_p"],
@@ -109,8 +110,8 @@ class TeacherReplica:
                                                        trust_remote_code=cfg.teacher.engine.trust_remote_code)
         self.forced_ids = self.tokenizer.encode(self.dialect.budget_end_str(), add_special_tokens=False)
         self.think_end_ids = self.tokenizer.encode(self.dialect.think_end, add_special_tokens=False)
-        # for multi-turn samples: each mode's hard switch, and the context window
-        self.hard_switch = {m.name: m.thinking for m in cfg.generation.modes}
+        # for multi-turn samples: the modes (hard switch, sampling per turn), and the context window
+        self.modes = {m.name: m for m in cfg.generation.modes}
         self.max_len = cfg.teacher.engine.max_model_len
 
     async def __call__(self, batch):
@@ -159,13 +160,15 @@ class TeacherReplica:
         c = final.outputs[0]
         return Completion(c.text, list(c.token_ids), c.finish_reason)
 
-    async def _generate(self, row: dict, prompt_ids: list[int], prefill: str, seed: int) -> Completion:
+    async def _generate(self, row: dict, prompt_ids: list[int], prefill: str, seed: int,
+                        sampling: dict | None = None) -> Completion:
         """One assistant turn of ``row`` for this prompt, with the row's budget and strategy."""
         if row["thinking_budget"] is not None and row.get("budget_strategy") == "two_stage":
-            return await self._two_stage(row, prompt_ids, prefill, seed)
-        return await self._complete(prompt_ids, sampling_params(row, seed=seed), row["sample_id"])
+            return await self._two_stage(row, prompt_ids, prefill, seed, sampling)
+        return await self._complete(prompt_ids, sampling_params(row, seed=seed, sampling=sampling), row["sample_id"])
 
-    async def _two_stage(self, row: dict, prompt_ids: list[int], prefill: str, seed: int) -> Completion:
+    async def _two_stage(self, row: dict, prompt_ids: list[int], prefill: str, seed: int,
+                         sampling: dict | None = None) -> Completion:
         """Qwen3's budget recipe: think up to the budget; if the thinking is still open, append
         the early-stop text and ``</think>``; continue from there in this replica (the prefix
         cache holds prompt + first part, so the second request only decodes the answer)."""
@@ -173,8 +176,8 @@ class TeacherReplica:
         # the model opens the block itself (one <think> token) unless the prompt already did
         opened_in_prompt = prefill.endswith(f"{self.dialect.think_start}\n")
         first_cap = min(cap, budget + (0 if opened_in_prompt else 1))
-        first = await self._complete(prompt_ids, sampling_params(row, max_tokens=first_cap, seed=seed),
-                                     row["sample_id"])
+        first = await self._complete(prompt_ids, sampling_params(row, max_tokens=first_cap, seed=seed,
+                                                                 sampling=sampling), row["sample_id"])
         if first.finish_reason != "length" or first_cap == cap:
             return first  # finished inside the budget (or the length cap is the budget)
         closed = _contains(first.token_ids, self.think_end_ids)
@@ -185,7 +188,8 @@ class TeacherReplica:
             return Completion(self._decode(ids), ids, "length")
         # a new request restarts the seeded sampler; derive the seed so the continuation is its own draw
         second = await self._complete(prompt_ids + ids,
-                                      sampling_params(row, max_tokens=cap - len(ids), seed=seed + 1),
+                                      sampling_params(row, max_tokens=cap - len(ids), seed=seed + 1,
+                                                      sampling=sampling),
                                       row["sample_id"])
         ids = ids + second.token_ids
         return Completion(self._decode(ids), ids, second.finish_reason)
@@ -197,21 +201,24 @@ class TeacherReplica:
         from .thinking import last_boxed
 
         messages, prompt_ids, prefill = list(row["messages"]), row["prompt_token_ids"], row["prefill"]
-        prompt, generated = row.get("prompt_text"), 0
+        prompt, generated, latest = row.get("prompt_text"), 0, None
+        mode = self.modes[row["mode"]]
         for turn, flag in enumerate(row["turn_flags"]):
+            latest = flag or latest  # the flag in force: each turn samples as its mode (row["sampling"]: the last)
+            sampling = self.dialect.sampling(mode, thinking=mode.thinking and latest != "/no_think")
             if turn:
                 answer = self.dialect.split(previous).answer
                 text = row["follow_ups"][turn - 1].replace("{answer}", last_boxed(answer) or answer.strip())
                 messages = messages + [{"role": "assistant", "content": previous}, {"role": "user", "content": text}]
                 messages = self.dialect.with_flag(messages, flag, "user")
-                prompt = self.dialect.render(self.tokenizer, messages, self.hard_switch[row["mode"]])
+                prompt = self.dialect.render(self.tokenizer, messages, mode.thinking)
                 prompt_ids = self.tokenizer.encode(prompt, add_special_tokens=False)
                 if len(prompt_ids) >= self.max_len:
                     raise ContextFull(f"turn {turn + 1} of {len(row['turn_flags'])}: the conversation is "
                                       f"{len(prompt_ids)} tokens, teacher.engine.max_model_len is {self.max_len}")
                 prefill = self.dialect.prefill(prompt)
             # each turn its own draw (two_stage takes seed + 1 for a continuation)
-            c = await self._generate(row, prompt_ids, prefill, row["seed"] + 2 * turn)
+            c = await self._generate(row, prompt_ids, prefill, row["seed"] + 2 * turn, sampling)
             generated += len(c.token_ids)
             previous = self.dialect.completion(prefill, c.text)
             if c.finish_reason == "length":

@@ -52,6 +52,17 @@ def test_a_set_sampling_value_wins_over_the_dialect():
     assert (s["temperature"], s["top_p"], s["max_tokens"]) == (0.2, 0.95, 9)
 
 
+def test_a_drawn_flag_decides_the_samples_sampling(tiny_tokenizer):
+    from pipeline.prepare import Prepare
+
+    cfg = cfg_of(MIN, "generation.modes=[{name: soft, flag: random}, {name: fixed, flag: random, sampling: {temperature: 1.0}}]")
+    raws = [{"_path": "in.jsonl", "_row": i, "_raw": json.dumps({"prompt": f"What is {i}+1?"})} for i in range(20)]
+    rows = Prepare(cfg)(pa.Table.from_pylist(raws)).to_pylist()
+    soft = {(r["flag"], r["sampling"]["temperature"], r["sampling"]["top_p"]) for r in rows if r["mode"] == "soft"}
+    assert soft == {("/think", 0.6, 0.95), ("/no_think", 0.7, 0.8)}
+    assert {r["sampling"]["temperature"] for r in rows if r["mode"] == "fixed"} == {1.0}  # set values win
+
+
 def test_a_soft_no_think_mode_samples_like_no_think():
     cfg = cfg_of(MIN, "generation.modes=[{name: soft, flag: /no_think}]")
     assert get_dialect("qwen3").sampling(cfg.generation.modes[0])["temperature"] == 0.7
@@ -226,11 +237,12 @@ class EchoEngine:
         pass
 
     def __init__(self, tokenizer):
-        self.tok, self.prompts = tokenizer, []
+        self.tok, self.prompts, self.temperatures = tokenizer, [], []
 
     async def generate(self, prompt, params, request_id):
         text = self.tok.decode(prompt["prompt_token_ids"])
         self.prompts.append((text, params.seed))
+        self.temperatures.append(params.temperature)
         out = "\\boxed{7}" if text.endswith("</think>\n\n") else "<think>\n3+4=7\n</think>\n\n\\boxed{7}"
         ids = self.tok.encode(out, add_special_tokens=False)
         yield SimpleNamespace(outputs=[SimpleNamespace(text=out, token_ids=ids, finish_reason="stop")])
@@ -247,13 +259,17 @@ def test_a_multi_turn_sample_is_generated_turn_by_turn_with_history_thinking_str
     row = Prepare(cfg)(pa.Table.from_pylist([raw])).to_pylist()[0]
     rep = TeacherReplica.__new__(TeacherReplica)
     rep.engine, rep._ids, rep.dialect, rep.tokenizer = EchoEngine(tiny_tokenizer), itertools.count(), get_dialect("tiny"), tiny_tokenizer
-    rep.hard_switch, rep.max_len = {"mt": True}, 1024
+    rep.modes, rep.max_len = {m.name: m for m in cfg.generation.modes}, 1024
     c = asyncio.run(rep._conversation(row))
     flags = row["turn_flags"]
     prompts = rep.engine.prompts
     assert len(prompts) == 3 and [s for _, s in prompts] == [row["seed"], row["seed"] + 2, row["seed"] + 4]
     assert "What is 7+17?" in prompts[1][0] and prompts[1][0].count("3+4=7") == 0  # history thinking stripped
     assert prompts[2][0].rstrip().endswith("<|im_start|>assistant")
+    # each turn samples as the flag in force asks (Qwen3: 0.6 thinking, 0.7 not); the row keeps the last's
+    in_force = [next((f for f in reversed(flags[:i + 1]) if f), None) for i in range(3)]
+    assert rep.engine.temperatures == [0.7 if f == "/no_think" else 0.6 for f in in_force]
+    assert row["sampling"]["temperature"] == rep.engine.temperatures[-1]
     assert [m["role"] for m in row["messages"]] == ["user", "assistant", "user", "assistant", "user"]
     for turn, flag in enumerate(flags):  # each user turn carries its own drawn flag (or none)
         user = row["messages"][2 * turn]["content"]
