@@ -184,10 +184,14 @@ class ModeConfig(Strict):
             return list(self.thinking_budget)
         return [self.thinking_budget]
 
+    def thinks_under(self, flag: str | None) -> bool:
+        """Whether a sample (or turn) of this mode should think with ``flag`` in force."""
+        return self.thinking and flag != "/no_think"
+
     @property
     def thinks(self) -> bool:
         """Whether the mode's samples think by default (hard switch on and no fixed ``/no_think``)."""
-        return self.thinking and self.flag != "/no_think"
+        return self.thinks_under(self.flag)
 
     @model_validator(mode="after")
     def _budgets_are_valid(self) -> "ModeConfig":

@@ -150,8 +150,9 @@ def describe(cfg: JobConfig, p: Plan) -> str:
         "stages    read -> prepare (render, tokenize; <= {a} CPU workers) -> generate ({r} replica(s), each one"
         " vLLM engine, {res}; {f} requests in flight, {b} batches of {bs}) -> parse -> filter ({flt})"
         "{sel} -> write"
-        .format(sel=" -> select (adaptive mode choice, one worker)" if cfg.generation.adaptive else "",a=cfg.ray.cpu_stage_actors, r=cfg.teacher.replicas, res=res, f=cfg.teacher.max_in_flight,
-                b=p.batches_per_replica, bs=cfg.ray.batch_size, flt=", ".join(cfg.filters.order) or "none"),
+        .format(a=cfg.ray.cpu_stage_actors, r=cfg.teacher.replicas, res=res, f=cfg.teacher.max_in_flight,
+                b=p.batches_per_replica, bs=cfg.ray.batch_size, flt=", ".join(cfg.filters.order) or "none",
+                sel=" -> select (adaptive mode choice, one worker)" if cfg.generation.adaptive else ""),
         f"teacher   {cfg.teacher.model} (dialect {cfg.teacher.dialect}, device {cfg.teacher.device}, "
         f"TP {cfg.teacher.engine.tensor_parallel_size})",
         f"output    {p.run_url}/{{accepted,rejected,errors}}/ + summary.json",

@@ -2,9 +2,10 @@
 
 The assistant turn is the prompt-side prefill (an open or empty think block the template
 wrote) plus the generated text, exactly as the teacher produced it; it is appended to the
-prompt's ``messages`` (for a multi-turn sample the replica has put the earlier turns there). The dialect splits it into thinking and answer; token counts come from
-the engine's own token ids, so ``thinking_tokens`` is exact and comparable to the budget (the
-last turn's, in a multi-turn sample; ``completion_tokens`` counts all its turns).
+prompt's ``messages`` (for a multi-turn sample the replica has put the earlier turns there).
+The dialect splits it into thinking and answer; token counts come from the engine's own token
+ids, so ``thinking_tokens`` is exact and comparable to the budget (the last turn's, in a
+multi-turn sample; ``completion_tokens`` counts all its turns).
 
 Judging the sample is the next stage's work (``pipeline/judge.py``); parse only describes it.
 """

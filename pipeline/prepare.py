@@ -349,33 +349,34 @@ class Prepare:
         rows = []
         for spec in self.planner.specs_for(p.prompt_id):
             mode = spec.mode
+            try:
+                follow_ups = self.planner.follow_ups_for(spec, p, self.cfg.generation.follow_ups)
+            except RowError as e:
+                rows.extend(self._errors(raw, loc, e, p.prompt_id, [spec], p.source))
+                continue
             d = self.planner.flags_for(spec, p.prompt_id)
             key = (mode.name, d.flags[0], d.flag_turn)  # what the first turn's prompt depends on
             if key not in rendered:
                 rendered[key] = self._render(p, mode, d.flags[0], d.flag_turn)
             r = rendered[key]
-            try:
-                follow_ups = self.planner.follow_ups_for(spec, p, self.cfg.generation.follow_ups)
-            except RowError as e:
-                r = e
             if isinstance(r, RowError):
-                rows.extend(self._errors(raw, loc, r, p.prompt_id, [spec], p.source,
-                                         stage="prepare" if r.error.endswith("follow_ups") else "render"))
+                rows.extend(self._errors(raw, loc, r, p.prompt_id, [spec], p.source, stage="render"))
                 continue
             messages, prompt_text, ids = r
             effective = d.effective_flag
+            thinks = mode.thinks_under(effective)
             rows.append({
                 "status": "pending",
                 "sample_id": sample_id(p.prompt_id, mode.name, spec.budget, spec.index, spec.generation_fp),
                 "prompt_id": p.prompt_id, "run_id": self.cfg.output.run_id, "source": p.source,
                 "messages": messages, "mode": mode.name, "flag": effective, "flag_turn": d.flag_turn,
-                "thinking_expected": mode.thinking and effective != "/no_think",
+                "thinking_expected": thinks,
                 "thinking_budget": spec.budget,
                 # the reference belongs to the question the last turn answers
                 "reference": follow_ups[-1][1] if follow_ups else p.reference,
                 "teacher": self.cfg.teacher.model,
                 # a flag drawn per sample decides thinking or not: so do the recommended settings
-                "sampling": self.dialect.sampling(mode, thinking=mode.thinking and effective != "/no_think"),
+                "sampling": self.dialect.sampling(mode, thinking=thinks),
                 "seed": sample_seed(self.cfg.generation.seed, p.prompt_id, mode.name, spec.index),
                 "budget_strategy": mode.budget_strategy if spec.budget is not None else None,
                 "sample_index": spec.index, "prompt_tokens": len(ids), "prompt_token_ids": ids,

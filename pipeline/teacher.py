@@ -31,6 +31,7 @@ from typing import NamedTuple
 from .config import JobConfig
 from .dialects import get_dialect
 from .schema import to_table
+from .thinking import last_boxed
 
 log = logging.getLogger(__name__)
 
@@ -198,14 +199,12 @@ class TeacherReplica:
         """A multi-turn sample, turn by turn. Leaves in ``row`` the conversation up to the last
         user turn and that turn's prompt; returns the last turn (the one parse appends). A turn
         cut by the length cap ends the conversation there (the format filter rejects it)."""
-        from .thinking import last_boxed
-
         messages, prompt_ids, prefill = list(row["messages"]), row["prompt_token_ids"], row["prefill"]
         prompt, generated, latest = row.get("prompt_text"), 0, None
         mode = self.modes[row["mode"]]
         for turn, flag in enumerate(row["turn_flags"]):
             latest = flag or latest  # the flag in force: each turn samples as its mode (row["sampling"]: the last)
-            sampling = self.dialect.sampling(mode, thinking=mode.thinking and latest != "/no_think")
+            sampling = self.dialect.sampling(mode, thinking=mode.thinks_under(latest))
             if turn:
                 answer = self.dialect.split(previous).answer
                 text = row["follow_ups"][turn - 1].replace("{answer}", last_boxed(answer) or answer.strip())
