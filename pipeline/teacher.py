@@ -222,7 +222,10 @@ class TeacherReplica:
             previous = self.dialect.completion(prefill, c.text)
             if c.finish_reason == "length":
                 break
-        row.update(messages=messages, prefill=prefill, prompt_tokens=len(prompt_ids), completion_tokens=generated)
+        # the row describes its last turn - which may come early, if a turn was cut
+        row.update(messages=messages, prefill=prefill, prompt_tokens=len(prompt_ids), completion_tokens=generated,
+                   reference=row["turn_references"][turn], flag=latest, thinking_expected=mode.thinks_under(latest),
+                   sampling=sampling)
         if row.get("prompt_text") is not None:  # output.keep_prompt_text: the prompt of the last turn
             row["prompt_text"] = prompt
         return c

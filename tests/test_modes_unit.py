@@ -236,8 +236,8 @@ class EchoEngine:
     def shutdown(self):
         pass
 
-    def __init__(self, tokenizer):
-        self.tok, self.prompts, self.temperatures = tokenizer, [], []
+    def __init__(self, tokenizer, cut_at: int | None = None):
+        self.tok, self.prompts, self.temperatures, self.cut_at = tokenizer, [], [], cut_at
 
     async def generate(self, prompt, params, request_id):
         text = self.tok.decode(prompt["prompt_token_ids"])
@@ -245,7 +245,28 @@ class EchoEngine:
         self.temperatures.append(params.temperature)
         out = "\\boxed{7}" if text.endswith("</think>\n\n") else "<think>\n3+4=7\n</think>\n\n\\boxed{7}"
         ids = self.tok.encode(out, add_special_tokens=False)
-        yield SimpleNamespace(outputs=[SimpleNamespace(text=out, token_ids=ids, finish_reason="stop")])
+        finish = "length" if len(self.prompts) == self.cut_at else "stop"  # the cut_at-th request hits max_tokens
+        yield SimpleNamespace(outputs=[SimpleNamespace(text=out, token_ids=ids, finish_reason=finish)])
+
+
+def test_a_conversation_cut_by_max_tokens_ends_there_and_describes_that_turn(tiny_tokenizer):
+    from pipeline.prepare import Prepare
+    from pipeline.teacher import TeacherReplica
+
+    cfg = cfg_of(MIN, "generation.modes=[{name: mt, turns: 3, flag: /no_think}]")
+    follow_ups = [{"prompt": "What is 7+1?", "reference": 8}, {"prompt": "What is 8+1?", "reference": 9}]
+    raw = {"_path": "in.jsonl", "_row": 1,
+           "_raw": json.dumps({"id": "p9", "prompt": "What is 3+4?", "reference": 7, "follow_ups": follow_ups})}
+    row = Prepare(cfg)(pa.Table.from_pylist([raw])).to_pylist()[0]
+    assert row["reference"] == "9"  # planned: the last question's
+    rep = TeacherReplica.__new__(TeacherReplica)
+    rep.engine, rep._ids, rep.dialect, rep.tokenizer = EchoEngine(tiny_tokenizer, cut_at=2), itertools.count(), \
+        get_dialect("tiny"), tiny_tokenizer
+    rep.modes, rep.max_len = {m.name: m for m in cfg.generation.modes}, 1024
+    c = asyncio.run(rep._conversation(row))
+    assert c.finish_reason == "length" and len(rep.engine.prompts) == 2  # turn 3 never generated
+    assert [m["role"] for m in row["messages"]] == ["user", "assistant", "user"]
+    assert row["reference"] == "8" and row["flag"] == "/no_think" and not row["thinking_expected"]
 
 
 def test_a_multi_turn_sample_is_generated_turn_by_turn_with_history_thinking_stripped(tiny_tokenizer):
