@@ -39,7 +39,7 @@ bench: install
 
 # Rebuild the committed tiny teacher from its seed (about 25-30 minutes on 2 cores).
 teacher: install
-	$(VPY) -m jobs.build_tiny_teacher --out pipeline/tiny_teacher/model
+	$(VPY) -m tests.tiny_teacher.build --out tests/tiny_teacher/model
 
 clean:
 	rm -rf $(VENV) .pytest_cache

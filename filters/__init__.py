@@ -1,49 +1,52 @@
 """Rejection filters: every sample judged by every configured filter, every rejection explained.
 
-Each filter is a small class (``check(sample) -> Verdict``); ``build_filters`` makes them from
-the job config in its configured order and ``Judge`` runs them all on one sample. The sample is
-rejected with the first failing filter's reason (or the first skip of a filter whose
-``keep_skipped`` is off); every verdict is kept with the sample either way.
+Each filter is a small class in its own module (``check(sample) -> Verdict``, settings in a
+nested ``Config``), registered with ``@register``. Importing the module below is what registers
+it; the import order is the default ``filters.order``. Adding a filter is its module plus one
+import line here.
+
+``build_filters`` makes the configured filters in order; ``Judge`` runs them all on one sample.
+The sample is rejected with the first failing filter's reason (or the first skip of a filter
+whose ``keep_skipped`` is off); every verdict is kept with the sample either way.
+
+This package does not import ``pipeline``: a filter sees a ``Sample``, never a row or a job.
 """
 
 from __future__ import annotations
 
-from .answers import MathVerifier
-from .base import Filter, Sample, Verdict
-from .consistency import GuessworkFilter, ThinkAnswerMismatchFilter
-from .contamination import ContaminationFilter
-from .correctness import WrongAnswerFilter
-from .flags import FlagFollowingFilter
-from .format import FormatFilter
-from .language import LanguageMixingFilter
-from .repetition import RepetitionFilter
+# registration, in the default order
+from . import flags  # noqa: F401  flag_following
+from . import format  # noqa: F401  format
+from . import correctness  # noqa: F401  wrong_answer
+from . import repetition  # noqa: F401  repetition
+from . import language  # noqa: F401  language_mixing
+from . import consistency  # noqa: F401  think_answer_mismatch, guesswork
+from . import contamination  # noqa: F401  contamination (not in the default order)
 
-__all__ = ["Filter", "Sample", "Verdict", "Judge", "build_filters"]
+from .base import REGISTRY, Filter, Sample, Shared, Verdict
+from .config import FiltersConfig
+
+__all__ = ["Filter", "Sample", "Verdict", "Judge", "FiltersConfig", "REGISTRY", "build_filters", "preflight"]
 
 
-def build_filters(cfg) -> list[Filter]:
+def build_filters(cfg: FiltersConfig) -> list[Filter]:
     """The filters of a ``FiltersConfig``, in its order (one bounded math-verify child shared)."""
-    verifier = MathVerifier(cfg.wrong_answer.timeout_s)
-    make = {
-        "flag_following": lambda: FlagFollowingFilter(),
-        "format": lambda: FormatFilter(),
-        "wrong_answer": lambda: WrongAnswerFilter(verifier, cfg.wrong_answer.method, cfg.wrong_answer.by_source),
-        "repetition": lambda: RepetitionFilter(cfg.repetition),
-        "language_mixing": lambda: LanguageMixingFilter(cfg.language_mixing),
-        "think_answer_mismatch": lambda: ThinkAnswerMismatchFilter(verifier, cfg.think_answer_mismatch.method),
-        "guesswork": lambda: GuessworkFilter(cfg.guesswork.min_thinking_words),
-        "contamination": lambda: ContaminationFilter(cfg.contamination.eval_files, cfg.contamination.field,
-                                                     cfg.contamination.n),
-    }
-    return [make[name]() for name in cfg.order]
+    shared = Shared(cfg.wrong_answer.timeout_s)
+    return [REGISTRY[name].build(cfg.settings(name), shared) for name in cfg.order]
+
+
+def preflight(cfg: FiltersConfig) -> None:
+    """Plan-time checks of the configured filters (their files exist); raises FileNotFoundError."""
+    for name in cfg.order:
+        REGISTRY[name].preflight(cfg.settings(name))
 
 
 class Judge:
     """Runs every filter on a sample: -> (verdicts, reject_reason or None)."""
 
-    def __init__(self, cfg):
+    def __init__(self, cfg: FiltersConfig):
         self.filters = build_filters(cfg)
-        self.keep_skipped = {name: getattr(cfg, name).keep_skipped for name in cfg.order}
+        self.keep_skipped = {name: cfg.settings(name).keep_skipped for name in cfg.order}
 
     def __call__(self, sample: Sample) -> tuple[list[Verdict], str | None]:
         verdicts = []

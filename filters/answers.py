@@ -33,9 +33,12 @@ import math
 import multiprocessing as mp
 import re
 
-from pipeline.thinking import last_boxed
+from typing import Literal
+
+from .text import last_boxed
 
 METHODS = ("auto", "math", "choice", "exact", "number")
+AnswerMethod = Literal["auto", "math", "choice", "exact", "number"]
 
 _ANSWER_IS = re.compile(
     r"(?:final answer|answer)\s*(?:is|:|=)\s*[:：]?\s*(.+?)\s*(?:$|\n|(?<=\S)[.。](?:\s|$))"

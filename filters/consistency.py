@@ -24,8 +24,10 @@ from __future__ import annotations
 
 import re
 
-from .answers import MathVerifier, compare, extract_final
-from .base import Filter, Sample, Verdict
+from pydantic import Field
+
+from .answers import AnswerMethod, MathVerifier, compare, extract_final
+from .base import Filter, FilterConfig, Sample, Shared, Verdict, register
 
 _GUESS = re.compile(
     r"\b(?:i'?ll|i will|let me|i'?m going to|i have to|i must|i'?d)\s+(?:just\s+|simply\s+)?guess\b"
@@ -35,8 +37,16 @@ _GUESS = re.compile(
 _WORD = re.compile(r"[A-Za-z]+|\d+|[\u3400-\u9fff]")
 
 
+@register
 class ThinkAnswerMismatchFilter(Filter):
     name = "think_answer_mismatch"
+
+    class Config(FilterConfig):
+        method: AnswerMethod = "auto"
+
+    @classmethod
+    def build(cls, settings: Config, shared: Shared) -> "ThinkAnswerMismatchFilter":
+        return cls(shared.verifier, settings.method)
 
     def __init__(self, verifier: MathVerifier, method: str = "auto"):
         self.verifier, self.method = verifier, method
@@ -57,8 +67,18 @@ class ThinkAnswerMismatchFilter(Filter):
         return self.ok(1.0, detail) if equal else self.reject("think_answer_mismatch", 0.0, detail)
 
 
+@register
 class GuessworkFilter(Filter):
     name = "guesswork"
+
+    class Config(FilterConfig):
+        min_thinking_words: int = Field(default=5, ge=0)
+        """Thinking shorter than this (words; a CJK character counts as one) that still states an
+        answer is ``thinking_too_short``. 0 = off."""
+
+    @classmethod
+    def build(cls, settings: Config, shared: Shared) -> "GuessworkFilter":
+        return cls(settings.min_thinking_words)
 
     def __init__(self, min_thinking_words: int = 5, tail_chars: int = 400):
         self.min_words, self.tail_chars = min_thinking_words, tail_chars

@@ -23,7 +23,9 @@ import json
 import re
 from pathlib import Path
 
-from .base import Filter, Sample, Verdict
+from pydantic import Field
+
+from .base import Filter, FilterConfig, Sample, Shared, Verdict, register
 
 _TOKEN = re.compile(r"[a-z]+|\d+|[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af]")
 
@@ -44,8 +46,35 @@ def read_items(path: str, field: str) -> list[str]:
     return [line for line in lines if line.strip()]
 
 
+@register
 class ContaminationFilter(Filter):
     name = "contamination"
+    default_on = False  # needs evaluation files: a user names them and adds it to filters.order
+
+    class Config(FilterConfig):
+        eval_files: list[str] = Field(default_factory=list)
+        """Evaluation sets: JSONL / Parquet (column ``field``) or text files (one item per line)."""
+        field: str = "prompt"
+        n: int = Field(default=13, ge=3)
+        """n-gram length in tokens (GPT-3's decontamination used 13)."""
+
+    @classmethod
+    def build(cls, settings: Config, shared: Shared) -> "ContaminationFilter":
+        return cls(settings.eval_files, settings.field, settings.n)
+
+    @classmethod
+    def validate_settings(cls, settings: Config) -> None:
+        if not settings.eval_files:
+            raise ValueError("contamination.eval_files: required when 'contamination' is in filters.order")
+
+    @classmethod
+    def preflight(cls, settings: Config) -> None:
+        import fsspec
+
+        for i, path in enumerate(settings.eval_files):
+            fs, root = fsspec.core.url_to_fs(path)
+            if not fs.exists(root):
+                raise FileNotFoundError(f"filters.contamination.eval_files.{i}: nothing at {path!r}")
 
     def __init__(self, files: list[str], field: str = "prompt", n: int = 13):
         items: list[tuple[str, str]] = []

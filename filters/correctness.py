@@ -18,14 +18,30 @@ True
 
 from __future__ import annotations
 
-from pipeline.thinking import split_thinking
+from pydantic import Field
 
-from .answers import MathVerifier, compare
-from .base import Filter, Sample, Verdict
+from .answers import AnswerMethod, MathVerifier, compare
+from .base import Filter, FilterConfig, Sample, Shared, Verdict, register
 
 
+@register
 class WrongAnswerFilter(Filter):
     name = "wrong_answer"
+
+    class Config(FilterConfig):
+        method: AnswerMethod = "auto"
+        """How answers are compared: ``math`` (math-verify equivalence), ``choice`` (letters),
+        ``exact`` (normalized strings), ``number`` (tolerance), ``auto`` (per row)."""
+        by_source: dict[str, AnswerMethod] = Field(default_factory=dict)
+        """Method per source name, overriding ``method``."""
+        timeout_s: float = Field(default=5.0, gt=0)
+        """Wall-clock bound per math-verify comparison (it runs in a child process that is killed
+        when it overruns; the sample is then ``skipped_undecided``). ``think_answer_mismatch``
+        shares the child process and this bound."""
+
+    @classmethod
+    def build(cls, settings: Config, shared: Shared) -> "WrongAnswerFilter":
+        return cls(shared.verifier, settings.method, settings.by_source)
 
     def __init__(self, verifier: MathVerifier, method: str = "auto", by_source: dict[str, str] | None = None):
         self.verifier, self.method, self.by_source = verifier, method, dict(by_source or {})
@@ -52,12 +68,10 @@ class WrongAnswerFilter(Filter):
         """A multi-turn sample: the first earlier turn whose answer fails its reference, if any."""
         if not s.messages or not s.turn_references:
             return None
-        replies = [m["content"] for m in s.messages if m["role"] == "assistant"][:-1]
-        for i, (reply, ref) in enumerate(zip(replies, s.turn_references), 1):
+        for i, (split, ref) in enumerate(zip(s.turn_splits[:-1], s.turn_references), 1):
             if ref is None:
                 continue
-            answer = split_thinking(reply, s.think_start, s.think_end).answer
-            v = self._compare(ref, answer, s.source, turn=f"turn {i}: ")
+            v = self._compare(ref, split.answer, s.source, turn=f"turn {i}: ")
             if v.passed is False:
                 return v
         return None

@@ -18,9 +18,8 @@ from __future__ import annotations
 
 import re
 
-from pipeline.thinking import split_thinking
-
-from .base import Filter, Sample, Verdict
+from .base import Filter, Sample, Verdict, register
+from .text import ThinkSplit, split_thinking
 
 _FLAG = re.compile(r"(?<!\S)/(no_think|think)(?!\S)")
 
@@ -37,26 +36,31 @@ def latest_flag(text: str) -> str | None:
     return found
 
 
-def flag_turns(messages: list[dict], think_start: str = "<think>", think_end: str = "</think>") -> list[dict]:
+def flag_turns(messages: list[dict], think_start: str = "<think>", think_end: str = "</think>",
+               splits: list[ThinkSplit] | None = None) -> list[dict]:
     """Per assistant turn: the flag in force (the latest given so far), whether the turn's think
-    block holds thinking, and whether that follows the flag (None when no flag is in force)."""
+    block holds thinking, and whether that follows the flag (None when no flag is in force).
+    ``splits``: the assistant turns already split (``Sample.turn_splits``)."""
     flag, out = None, []
+    replies = iter(splits) if splits is not None else None
     for m in messages:
         if m["role"] in ("system", "user"):
             flag = latest_flag(m["content"]) or flag
         elif m["role"] == "assistant":
-            thinks = bool(split_thinking(m["content"], think_start, think_end).thinking.strip())
+            split = next(replies) if replies is not None else split_thinking(m["content"], think_start, think_end)
+            thinks = bool(split.thinking.strip())
             followed = None if flag is None else thinks == (flag == "/think")
             out.append({"flag": flag, "thinking": thinks, "followed": followed})
     return out
 
 
+@register
 class FlagFollowingFilter(Filter):
     name = "flag_following"
 
     def check(self, s: Sample) -> Verdict:
         messages = s.messages or [{"role": "user", "content": s.prompt}, {"role": "assistant", "content": s.completion}]
-        turns = flag_turns(messages, s.think_start, s.think_end)
+        turns = flag_turns(messages, s.think_start, s.think_end, s.turn_splits)
         flagged = [t for t in turns if t["followed"] is not None]
         if not flagged:
             return self.ok(detail="no flag in force")

@@ -13,11 +13,10 @@ True
 
 from __future__ import annotations
 
-from pipeline.dialects import EARLY_STOP
-
-from .base import Filter, Sample, Verdict
+from .base import Filter, Sample, Verdict, register
 
 
+@register
 class FormatFilter(Filter):
     """Think mode: exactly one closed, non-empty think block. No-think mode: an empty block.
     Both: no think tags (or a forced early-stop text) inside the answer, a non-empty answer, not
@@ -38,7 +37,7 @@ class FormatFilter(Filter):
         if s.think_start in rest and s.think_end in rest.split(s.think_start, 1)[1]:
             return self.reject("multiple_think_blocks", score=float(rest.count(s.think_start) + 1),
                                detail=f"{rest.count(s.think_start) + 1} think blocks; expected one")
-        if EARLY_STOP in rest:
+        if s.early_stop and s.early_stop in rest:
             # The budget's forced text landed after the model had closed its thinking: vLLM 0.32's
             # CPU sampler detects the end of thinking by the whole forced string, not by </think>.
             return self.reject("budget_forced_in_answer",

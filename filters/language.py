@@ -22,13 +22,13 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from typing import Literal
 
 import numpy as np
 
-from pipeline.config import LanguageMixingConfig
-from pipeline.dialects import EARLY_STOP
+from pydantic import Field
 
-from .base import Filter, Sample, Verdict
+from .base import Filter, FilterConfig, Sample, Shared, Verdict, register
 
 SCRIPTS = ("latin", "cjk", "kana", "hangul", "cyrillic", "greek", "arabic", "devanagari", "other")
 
@@ -115,11 +115,30 @@ def dominant(counts: dict[str, int]) -> str | None:
     return max(counts, key=counts.get) if counts else None
 
 
+@register
 class LanguageMixingFilter(Filter):
     name = "language_mixing"
 
-    def __init__(self, settings: LanguageMixingConfig | None = None):
-        self.s = settings or LanguageMixingConfig()
+    class Config(FilterConfig):
+        expected: Literal["auto", "latin", "cjk", "kana", "hangul", "cyrillic", "greek", "arabic", "devanagari"] = "auto"
+        """Expected script; ``auto`` = the prompt's dominant script."""
+        max_foreign_share: float = Field(default=0.05, ge=0, le=1)
+        """Reject when foreign sentences hold this share of a region's letters ..."""
+        max_foreign_sentences: int = Field(default=3, ge=1)
+        """... or when there are this many foreign sentences."""
+        min_foreign_words: int = Field(default=4, ge=1)
+        """Latin words a sentence needs to count as an English (etc.) sentence, not a term like "GPU"."""
+        min_foreign_chars: int = Field(default=4, ge=1)
+        """Letters of a non-Latin script a sentence needs to count as foreign."""
+        min_share_in_sentence: float = Field(default=0.6, gt=0, le=1)
+        """The foreign script's share of a sentence's letters for it to count as foreign."""
+
+    def __init__(self, settings: Config | None = None):
+        self.s = settings or self.Config()
+
+    @classmethod
+    def build(cls, settings: Config, shared: Shared) -> "LanguageMixingFilter":
+        return cls(settings)
 
     def check(self, sample: Sample) -> Verdict:
         if _TRANSLATION.search(sample.prompt or ""):
@@ -134,7 +153,7 @@ class LanguageMixingFilter(Filter):
         worst = None
         # the budget's forced early-stop sentence is not the model's writing (and is English whatever
         # the prompt's language): judge what the model wrote
-        thinking = sample.thinking.replace(EARLY_STOP, " ")
+        thinking = sample.thinking.replace(sample.early_stop, " ") if sample.early_stop else sample.thinking
         for where, text in (("thinking", thinking), ("answer", sample.answer)):
             v = self._region(text, where, expected)
             if v is not None and not v.passed:

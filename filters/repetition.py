@@ -29,12 +29,13 @@ from __future__ import annotations
 import re
 import zlib
 from collections import Counter
+from typing import Literal
 
 import numpy as np
 
-from pipeline.config import RepetitionConfig
+from pydantic import Field
 
-from .base import Filter, Sample, Verdict
+from .base import Filter, FilterConfig, Sample, Shared, Verdict, register
 
 _SENTENCE = re.compile(r"(?<=[.!?。！？])\s*|\n+")
 
@@ -74,11 +75,31 @@ def _short(s: str, n: int = 80) -> str:
     return s if len(s) <= n else s[:n] + "..."
 
 
+@register
 class RepetitionFilter(Filter):
     name = "repetition"
 
-    def __init__(self, settings: RepetitionConfig | None = None):
-        self.s = settings or RepetitionConfig()
+    class Config(FilterConfig):
+        max_paragraph_repeats: int = Field(default=3, ge=2)
+        min_paragraph_chars: int = Field(default=50, ge=1)
+        max_sentence_repeats: int = Field(default=5, ge=2)
+        min_sentence_chars: int = Field(default=20, ge=1)
+        span_chars: Literal[32, 64, 128] = 64
+        """Length of the character spans counted by the ``repeated_ngram`` detector."""
+        max_ngram_repeats: int = Field(default=6, ge=2)
+        min_ngram_coverage: float = Field(default=0.2, gt=0, le=1)
+        """Share of the text covered by spans repeated ``max_ngram_repeats`` times or more."""
+        window_chars: int = Field(default=1000, ge=100)
+        tail_chars: int = Field(default=8000, ge=100)
+        min_compression_ratio: float = Field(default=0.1, gt=0, lt=1)
+        """A tail window whose zlib size is below this share of its size is a loop."""
+
+    def __init__(self, settings: Config | None = None):
+        self.s = settings or self.Config()
+
+    @classmethod
+    def build(cls, settings: Config, shared: Shared) -> "RepetitionFilter":
+        return cls(settings)
 
     def check(self, sample: Sample) -> Verdict:
         for where, text in (("thinking", sample.thinking), ("answer", sample.answer)):

@@ -32,9 +32,10 @@ from pathlib import Path
 
 def build_requests(cfg) -> list[dict]:
     """Pending request rows exactly as the pipeline's prepare stage makes them."""
-    from pipeline.prepare import Prepare
-    from pipeline.read import _jsonl_blocks, resolve_input
     import pyarrow as pa
+
+    from pipeline.stages.prepare import Prepare, PrepareSettings
+    from pipeline.stages.read import _jsonl_blocks, resolve_input
 
     files = resolve_input(cfg.input.path, cfg.input.format)
     if files.format != "jsonl":
@@ -44,7 +45,7 @@ def build_requests(cfg) -> list[dict]:
         with open(path, "rb") as f:
             blocks += list(_jsonl_blocks(f, path))
     raws = pa.concat_tables(blocks).slice(0, cfg.input.limit or None)
-    rows = Prepare(cfg)(raws).to_pylist()
+    rows = Prepare(PrepareSettings.of(cfg))(raws).to_pylist()
     return [r for r in rows if r["status"] == "pending"]
 
 
@@ -52,11 +53,12 @@ def _bare_engine(cfg, requests, barrier, results) -> None:
     from vllm import LLM
     from vllm.inputs import TokensPrompt
 
-    from pipeline.teacher import sampling_params, vllm_engine_kwargs
+    from pipeline.engine import request_params, vllm_args, vllm_sampling
+    from pipeline.stages.generate import engine_kwargs
 
-    llm = LLM(**vllm_engine_kwargs(cfg))
+    llm = LLM(**vllm_args(engine_kwargs(cfg.teacher, cfg.generation.modes)))
     prompts = [TokensPrompt(prompt_token_ids=r["prompt_token_ids"]) for r in requests]
-    params = [sampling_params(r) for r in requests]
+    params = [vllm_sampling(request_params(r)) for r in requests]
     barrier.wait()
     t0 = time.time()
     outs = llm.generate(prompts, params, use_tqdm=False)
@@ -84,7 +86,7 @@ def bench_bare(cfg, requests) -> dict:
 
 
 def bench_pipeline(cfg) -> dict:
-    from pipeline.job import run
+    from pipeline.runs.generate import run
 
     import ray
 
@@ -103,6 +105,7 @@ def synthetic_traces(n: int, seed: int = 0) -> list:
     import random
 
     from filters import Sample
+    from pipeline.dialects import EARLY_STOP
 
     rnd = random.Random(seed)
     out = []
@@ -126,14 +129,13 @@ def synthetic_traces(n: int, seed: int = 0) -> list:
         # every other pair of references is LaTeX, so wrong_answer takes the math-verify path half the time
         reference = str(value) if i % 4 < 2 else f"\\frac{{{2 * value}}}{{2}}"
         out.append(Sample(f"<think>\n{thinking}\n</think>\n\n{answer}", True, prompt=prompt,
-                          reference=reference))
+                          reference=reference, early_stop=EARLY_STOP))
     return out
 
 
 def bench_filters(n: int = 200) -> str:
     """Samples/s on one core for each filter, on 8k-token traces."""
-    from filters import build_filters
-    from pipeline.config import FiltersConfig
+    from filters import FiltersConfig, build_filters
 
     samples = synthetic_traces(n)
     eval_file = Path(tempfile.mkdtemp()) / "eval.jsonl"
@@ -201,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.only == "filters":
             return 0
 
-    from pipeline.config import load_config
+    from pipeline.loading import load_config
 
     tmp = tempfile.mkdtemp(prefix="thinkmill-bench-")
     # budgets off on both sides: LLM.generate cannot do the two-stage continuation, so with budgets the

@@ -21,61 +21,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 
-import yaml
-
-from pipeline.config import ConfigError, apply_overrides, load_config
-
-
-def load_filter_config(path: str, overrides: list[str]):
-    from pydantic import ValidationError
-
-    from pipeline.config import _format_errors
-    from pipeline.rejudge import FilterJobConfig
-
-    try:
-        with open(path, encoding="utf-8") as f:
-            data = yaml.safe_load(f) or {}
-    except (OSError, yaml.YAMLError) as e:
-        raise ConfigError(f"cannot read config {path}: {e}") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: the top level must be a mapping of sections")
-    if "teacher" in data or "input" in data:  # a generation job config: take what filtering needs
-        cfg = load_config(path, overrides)
-        return FilterJobConfig(filters=cfg.filters, dialect=cfg.teacher.dialect, ray=cfg.ray,
-                               rows_per_file=cfg.output.rows_per_file)
-    try:
-        return FilterJobConfig.model_validate(apply_overrides(data, overrides))
-    except ValidationError as e:
-        raise ConfigError(f"invalid config {path}:\n{_format_errors(e)}") from None
-
-
-def run(cfg, input_path: str, output: str, overwrite: bool = False) -> dict:
-    from pipeline.job import (_finish_output, check_filter_files, count_rows, count_summary, cpu_stage_args,
-                              embedded_ray_cpus, init_ray, prepare_output)
-    from pipeline.judge import FilterStage
-    from pipeline.read import read_input, resolve_input
-    from pipeline.rejudge import LoadSamples
-    from pipeline.write import SplitParquetSink
-
-    check_filter_files(cfg.filters)
-    files = resolve_input(input_path)
-    inputs = count_rows(files)
-    prepare_output(output, overwrite)
-    init_ray(cfg.ray.address, embedded_ray_cpus(cfg.ray))
-    stage = cpu_stage_args(cfg.ray)
-    ds = read_input(files)
-    ds = ds.map_batches(LoadSamples, fn_constructor_kwargs={"dialect": cfg.dialect}, **stage)
-    ds = ds.map_batches(FilterStage, fn_constructor_kwargs={"filters": cfg.filters, "dialect": cfg.dialect}, **stage)
-    sink = SplitParquetSink(output, cfg.rows_per_file)
-    started = time.time()
-    ds.write_datasink(sink)
-    wall = time.time() - started
-    summary = {"input": input_path, "output": output,
-               **count_summary(sink.tally, inputs, 1, cfg.filters.order), "wall_s": round(wall, 2)}
-    _finish_output(output, summary)
-    return summary
+from pipeline.loading import ConfigError, load_filter_config
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -87,8 +34,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
     args = ap.parse_args(argv)
 
-    from pipeline.job import OutputError
-    from pipeline.read import InputError
+    from pipeline.run_folder import OutputError
+    from pipeline.runs.filter import run
+    from pipeline.stages.read import InputError
 
     try:
         cfg = load_filter_config(args.config, args.overrides)

@@ -26,7 +26,7 @@ import sys
 
 import yaml
 
-from pipeline.config import ConfigError, load_config
+from pipeline.loading import ConfigError, load_config
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -37,8 +37,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--dry-run", action="store_true", help="validate and print the plan; start nothing")
     args = ap.parse_args(argv)
 
-    from pipeline.job import OutputError, describe, format_summary, make_plan, run
-    from pipeline.read import InputError
+    from pipeline.run_folder import OutputError
+    from pipeline.runs.generate import run
+    from pipeline.runs.plan import describe, make_plan
+    from pipeline.stages.read import InputError
+    from pipeline.summary import format_summary
 
     try:
         cfg = load_config(args.config, args.overrides)

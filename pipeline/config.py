@@ -1,8 +1,9 @@
 """Job configuration: strict pydantic models loaded from YAML.
 
-Config flows one way: YAML -> ``JobConfig`` (validated here, at load time) -> stage
-configs -> constructors. Unknown keys are errors; every error names its key path
-(``teacher.engine.max_model_len``) and what was expected, before any engine starts.
+Config flows one way: YAML -> ``JobConfig`` (validated here, at load time; ``pipeline.loading``
+reads the file) -> each stage's own settings -> constructors. Unknown keys are errors; every
+error names its key path (``teacher.engine.max_model_len``) and what was expected, before any
+engine starts. The ``filters`` section is ``filters.FiltersConfig``, owned by the filters.
 
 >>> cfg = JobConfig.model_validate({"input": {"path": "p.jsonl"}, "teacher": {"model": "m"}})
 >>> [m.name for m in cfg.generation.modes]
@@ -11,15 +12,11 @@ configs -> constructors. Unknown keys are errors; every error names its key path
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-
-class ConfigError(ValueError):
-    """A config that cannot run. The message names every bad key path."""
+from filters import FiltersConfig
 
 
 class Strict(BaseModel):
@@ -99,11 +96,19 @@ class ResourcesConfig(Strict):
     num_gpus: float | None = Field(default=None, ge=0)
 
 
+def _check_dialect(name: str) -> str:
+    from .dialects import dialect_names
+
+    if name not in dialect_names():
+        raise ValueError(f"dialect must be one of {dialect_names()}, got {name!r}")
+    return name
+
+
 class TeacherConfig(Strict):
     model: str
     """Model path (local folder). Nothing is downloaded at run time."""
     dialect: str = "qwen3"
-    """How the teacher is rendered and parsed: ``qwen3``, ``r1``, ``tiny``."""
+    """How the teacher is rendered and parsed: ``qwen3``, ``r1``."""
     device: Literal["cpu", "gpu"] = "gpu"
     replicas: int = Field(default=1, ge=1)
     """Number of engine replicas (Ray actors), each one vLLM engine."""
@@ -115,11 +120,7 @@ class TeacherConfig(Strict):
     @field_validator("dialect")
     @classmethod
     def _known_dialect(cls, name: str) -> str:
-        from .dialects import dialect_names
-
-        if name not in dialect_names():
-            raise ValueError(f"dialect must be one of {dialect_names()}, got {name!r}")
-        return name
+        return _check_dialect(name)
 
     @model_validator(mode="after")
     def _cpu_has_no_tp(self) -> "TeacherConfig":
@@ -133,7 +134,7 @@ class TeacherConfig(Strict):
 
 class SamplingConfig(Strict):
     """Sampling for one mode (vLLM ``SamplingParams``). ``null`` = the dialect's recommended value
-    for the mode (qwen3 / tiny: thinking T=0.6 top_p=0.95 top_k=20, non-thinking T=0.7 top_p=0.8
+    for the mode (qwen3: thinking T=0.6 top_p=0.95 top_k=20, non-thinking T=0.7 top_p=0.8
     top_k=20; r1: T=0.6 top_p=0.95 in both); ``--dry-run`` prints the resolved values."""
 
     temperature: float | None = Field(default=None, ge=0)
@@ -296,111 +297,6 @@ class GenerationConfig(Strict):
         return self
 
 
-# ---------------------------------------------------------------------- filters
-
-FILTER_NAMES = ("flag_following", "format", "wrong_answer", "repetition", "language_mixing", "think_answer_mismatch",
-                "guesswork", "contamination")
-AnswerMethod = Literal["auto", "math", "choice", "exact", "number"]
-
-
-class FilterBase(Strict):
-    keep_skipped: bool = True
-    """Keep a sample this filter could not judge (``passed: null``, reason ``skipped_*``, e.g. no
-    reference). ``false`` rejects it with the skip reason."""
-
-
-class FormatFilterConfig(FilterBase):
-    pass
-
-
-class FlagFollowingConfig(FilterBase):
-    pass
-
-
-class WrongAnswerConfig(FilterBase):
-    method: AnswerMethod = "auto"
-    """How answers are compared: ``math`` (math-verify equivalence), ``choice`` (letters),
-    ``exact`` (normalized strings), ``number`` (tolerance), ``auto`` (per row)."""
-    by_source: dict[str, AnswerMethod] = Field(default_factory=dict)
-    """Method per source name, overriding ``method``."""
-    timeout_s: float = Field(default=5.0, gt=0)
-    """Wall-clock bound per math-verify comparison (it runs in a child process that is killed
-    when it overruns; the sample is then ``skipped_undecided``)."""
-
-
-class RepetitionConfig(FilterBase):
-    max_paragraph_repeats: int = Field(default=3, ge=2)
-    min_paragraph_chars: int = Field(default=50, ge=1)
-    max_sentence_repeats: int = Field(default=5, ge=2)
-    min_sentence_chars: int = Field(default=20, ge=1)
-    span_chars: Literal[32, 64, 128] = 64
-    """Length of the character spans counted by the ``repeated_ngram`` detector."""
-    max_ngram_repeats: int = Field(default=6, ge=2)
-    min_ngram_coverage: float = Field(default=0.2, gt=0, le=1)
-    """Share of the text covered by spans repeated ``max_ngram_repeats`` times or more."""
-    window_chars: int = Field(default=1000, ge=100)
-    tail_chars: int = Field(default=8000, ge=100)
-    min_compression_ratio: float = Field(default=0.1, gt=0, lt=1)
-    """A tail window whose zlib size is below this share of its size is a loop."""
-
-
-class LanguageMixingConfig(FilterBase):
-    expected: Literal["auto", "latin", "cjk", "kana", "hangul", "cyrillic", "greek", "arabic", "devanagari"] = "auto"
-    """Expected script; ``auto`` = the prompt's dominant script."""
-    max_foreign_share: float = Field(default=0.05, ge=0, le=1)
-    """Reject when foreign sentences hold this share of a region's letters ..."""
-    max_foreign_sentences: int = Field(default=3, ge=1)
-    """... or when there are this many foreign sentences."""
-    min_foreign_words: int = Field(default=4, ge=1)
-    """Latin words a sentence needs to count as an English (etc.) sentence, not a term like "GPU"."""
-    min_foreign_chars: int = Field(default=4, ge=1)
-    """Letters of a non-Latin script a sentence needs to count as foreign."""
-    min_share_in_sentence: float = Field(default=0.6, gt=0, le=1)
-    """The foreign script's share of a sentence's letters for it to count as foreign."""
-
-
-class ThinkAnswerMismatchConfig(FilterBase):
-    method: AnswerMethod = "auto"
-
-
-class GuessworkConfig(FilterBase):
-    min_thinking_words: int = Field(default=5, ge=0)
-    """Thinking shorter than this (words; a CJK character counts as one) that still states an
-    answer is ``thinking_too_short``. 0 = off."""
-
-
-class ContaminationConfig(FilterBase):
-    eval_files: list[str] = Field(default_factory=list)
-    """Evaluation sets: JSONL / Parquet (column ``field``) or text files (one item per line)."""
-    field: str = "prompt"
-    n: int = Field(default=13, ge=3)
-    """n-gram length in tokens (GPT-3's decontamination used 13)."""
-
-
-class FiltersConfig(Strict):
-    order: list[Literal[FILTER_NAMES]] = Field(  # type: ignore[valid-type]
-        default_factory=lambda: ["flag_following", "format", "wrong_answer", "repetition", "language_mixing",
-                                 "think_answer_mismatch", "guesswork"])
-    """Filters to run, in order. Every sample gets every filter's verdict; ``reject_reason`` is
-    the first failing one's reason. ``[]`` = keep every sample that was generated."""
-    flag_following: FlagFollowingConfig = FlagFollowingConfig()
-    format: FormatFilterConfig = FormatFilterConfig()
-    wrong_answer: WrongAnswerConfig = WrongAnswerConfig()
-    repetition: RepetitionConfig = RepetitionConfig()
-    language_mixing: LanguageMixingConfig = LanguageMixingConfig()
-    think_answer_mismatch: ThinkAnswerMismatchConfig = ThinkAnswerMismatchConfig()
-    guesswork: GuessworkConfig = GuessworkConfig()
-    contamination: ContaminationConfig = ContaminationConfig()
-
-    @model_validator(mode="after")
-    def _contamination_needs_files(self) -> "FiltersConfig":
-        if "contamination" in self.order and not self.contamination.eval_files:
-            raise ValueError("contamination.eval_files: required when 'contamination' is in filters.order")
-        if len(set(self.order)) != len(self.order):
-            raise ValueError(f"order: each filter at most once, got {self.order}")
-        return self
-
-
 # ----------------------------------------------------------------------- output
 
 class OutputConfig(Strict):
@@ -450,96 +346,16 @@ class JobConfig(Strict):
         return self
 
 
-# ----------------------------------------------------------------------- loading
+class FilterJobConfig(Strict):
+    """Config of ``jobs.filter``: the ``filters`` section, the think tags' dialect, Ray."""
 
-def _format_errors(err: ValidationError) -> str:
-    lines = []
-    for e in err.errors():
-        path = ".".join(str(p) for p in e["loc"]) or "<root>"
-        msg = e["msg"]
-        if e["type"] == "extra_forbidden":
-            msg = "unknown key"
-        elif e["type"] == "literal_error":
-            msg = f"{msg}, got {e['input']!r}"
-        elif "input" in e and e["type"] not in ("missing",) and not isinstance(e["input"], dict):
-            msg = f"{msg}, got {e['input']!r}"
-        lines.append(f"  {path}: {msg}")
-    return "\n".join(lines)
+    filters: FiltersConfig = FiltersConfig()
+    dialect: str = "qwen3"
+    """Whose think tags the samples use (``qwen3``, ``r1``)."""
+    ray: RayConfig = RayConfig()
+    rows_per_file: int = Field(default=10_000, gt=0)
 
-
-def _allowed_keys(model: type[BaseModel], loc: tuple) -> list[str]:
-    """Field names allowed at ``loc`` (for 'unknown key' errors)."""
-    for part in loc[:-1]:
-        if isinstance(part, int):
-            continue
-        field = model.model_fields.get(part)
-        if field is None:
-            return []
-        ann = field.annotation
-        args = getattr(ann, "__args__", ()) or (ann,)
-        nxt = next((a for a in args if isinstance(a, type) and issubclass(a, BaseModel)), None)
-        if nxt is None:
-            return []
-        model = nxt
-    return list(model.model_fields)
-
-
-def parse_override(item: str) -> tuple[list[str], Any]:
-    """``a.b.c=value`` -> (["a", "b", "c"], parsed YAML value)."""
-    if "=" not in item:
-        raise ConfigError(f"--set expects key.path=value, got {item!r}")
-    key, _, raw = item.partition("=")
-    if not key.strip():
-        raise ConfigError(f"--set expects key.path=value, got {item!r}")
-    return key.strip().split("."), yaml.safe_load(raw)
-
-
-def apply_overrides(data: dict, overrides: list[str]) -> dict:
-    for item in overrides:
-        path, value = parse_override(item)
-        node = data
-        for part in path[:-1]:
-            if isinstance(node, list):  # a list item by index: generation.modes.0.thinking_budget
-                if not part.isdigit() or int(part) >= len(node):
-                    raise ConfigError(f"--set {item!r}: {part!r} is not an index of that list (0-{len(node) - 1})")
-                node = node[int(part)]
-                continue
-            if not isinstance(node.setdefault(part, {}), (dict, list)):
-                raise ConfigError(f"--set {item!r}: {part!r} is not a section")
-            node = node[part]
-        if isinstance(node, list):
-            if not path[-1].isdigit() or int(path[-1]) >= len(node):
-                raise ConfigError(f"--set {item!r}: {path[-1]!r} is not an index of that list")
-            node[int(path[-1])] = value
-        else:
-            node[path[-1]] = value
-    return data
-
-
-def load_config(path: str | Path | None = None, overrides: list[str] = (), data: dict | None = None) -> JobConfig:
-    """Load and validate a job config. Raises ``ConfigError`` naming every bad key path."""
-    if data is None:
-        if path is None:
-            raise ConfigError("no config given")
-        try:
-            text = Path(path).read_text(encoding="utf-8")
-        except OSError as e:
-            raise ConfigError(f"cannot read config {path}: {e.strerror}") from None
-        try:
-            data = yaml.safe_load(text) or {}
-        except yaml.YAMLError as e:
-            raise ConfigError(f"{path}: not valid YAML: {e}") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: the top level must be a mapping of sections, got {type(data).__name__}")
-    data = apply_overrides(data, list(overrides))
-    try:
-        return JobConfig.model_validate(data)
-    except ValidationError as err:
-        extras = [e for e in err.errors() if e["type"] == "extra_forbidden"]
-        hint = ""
-        if extras:
-            loc = extras[0]["loc"]
-            allowed = _allowed_keys(JobConfig, loc)
-            if allowed:
-                hint = f"\n  allowed keys at {'.'.join(map(str, loc[:-1])) or '<root>'}: {', '.join(allowed)}"
-        raise ConfigError(f"invalid config {path or ''}:\n{_format_errors(err)}{hint}") from None
+    @field_validator("dialect")
+    @classmethod
+    def _known_dialect(cls, name: str) -> str:
+        return _check_dialect(name)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from .thinking import ThinkSplit, split_thinking
+from filters.text import ThinkSplit, split_thinking
 
 EARLY_STOP = (
     "Considering the limited time by the user, I have to give the solution "
@@ -48,6 +48,8 @@ class Dialect:
     name: ClassVar[str] = ""
     think_start: ClassVar[str] = "<think>"
     think_end: ClassVar[str] = "</think>"
+    #: The sentence a thinking budget forces before the closing tag (Qwen3's recipe).
+    early_stop: ClassVar[str] = EARLY_STOP
     #: What an empty think block looks like when the model (or the template) writes one.
     empty_block: ClassVar[str] = "<think>\n\n</think>\n\n"
     #: vLLM reasoning parser name for the engine-native budget.
@@ -78,7 +80,7 @@ class Dialect:
 
     def budget_end_str(self) -> str:
         """Forced when a thinking budget runs out: early-stop sentence, then the closing tag."""
-        return f"\n\n{EARLY_STOP}\n{self.think_end}"
+        return f"\n\n{self.early_stop}\n{self.think_end}"
 
     # -- prompting ---------------------------------------------------------------------------
     def with_flag(self, messages: list[dict], flag: str | None, turn: str = "user") -> list[dict]:
@@ -130,13 +132,6 @@ class Qwen3(Dialect):
         True: {"temperature": 0.6, "top_p": 0.95, "top_k": 20, "min_p": 0.0},
         False: {"temperature": 0.7, "top_p": 0.8, "top_k": 20, "min_p": 0.0},
     }
-
-
-@register
-class Tiny(Qwen3):
-    """The repo's tiny teacher: Qwen3's format in miniature."""
-
-    name = "tiny"
 
 
 @register

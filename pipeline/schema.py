@@ -85,6 +85,9 @@ _WORKING = [
     ("turn_flags", pa.list_(pa.string())),  # multi-turn: the flag drawn for each turn
     ("follow_ups", pa.list_(pa.string())),  # multi-turn: the user prompts of turns 2..K
     ("turn_references", pa.list_(pa.string())),  # multi-turn: each turn's reference (or null)
+    # the think split parse made (with ``thinking`` / ``answer``), so the filters need not split again
+    ("think_opened", pa.bool_()), ("think_closed", pa.bool_()), ("think_blocks", pa.int64()),
+    ("choice", pa.string()),             # select: the prompt's outcome, on one row of its group
 ]
 
 STREAM = pa.schema(

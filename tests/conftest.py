@@ -14,7 +14,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import pytest
 
-from pipeline.tiny_teacher import ARTIFACT_DIR
+from tests.tiny_teacher import ARTIFACT_DIR
 
 
 @pytest.fixture(scope="session")
@@ -27,7 +27,7 @@ def tiny_tokenizer():
 @pytest.fixture(scope="session")
 def tiny_llm():
     """One vLLM engine (CPU build) over the committed tiny teacher, for the whole session."""
-    from pipeline.tiny_teacher.evaluate import close_llm, load_llm
+    from tests.tiny_teacher.evaluate import close_llm, load_llm
 
     llm = load_llm(ARTIFACT_DIR)
     yield llm

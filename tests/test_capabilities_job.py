@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from filters.flags import latest_flag
-from pipeline.thinking import last_boxed
-from pipeline.tiny_teacher import PROMPTS_PATH
+from filters.text import last_boxed
+from tests.tiny_teacher import PROMPTS_PATH
 
 pytestmark = pytest.mark.engine
 
@@ -27,8 +27,8 @@ OWN_FOLLOW_UPS = {i: [{"prompt": f"What is {10 + i}+{20 + i}?", "reference": str
 
 
 def _run(name: str, out: Path, *overrides: str) -> dict:
-    from pipeline.config import load_config
-    from pipeline.job import run
+    from pipeline.loading import load_config
+    from pipeline.runs.generate import run
 
     cfg = load_config(f"configs/{name}.yaml", [f"output.path={out}", "output.keep_prompt_text=true",
                                                "teacher.max_in_flight=32", "teacher.engine.kv_cache_gib=0.5",
@@ -135,10 +135,11 @@ def test_fused_samples_round_trip_through_the_chat_template(capability_runs, tin
 
 def test_rejudging_the_fused_set_reproduces_every_turns_verdicts(capability_runs, tmp_path):
     """jobs.filter re-reads multi-turn rows (their turns and per-turn references) as the job wrote them."""
-    from jobs.filter import load_filter_config, run as rejudge
+    from pipeline.loading import load_filter_config
+    from pipeline.runs.filter import run as rejudge
 
     cfg_path = tmp_path / "filter.yaml"
-    cfg_path.write_text("dialect: tiny\nfilters: {order: [flag_following, format, wrong_answer, repetition, "
+    cfg_path.write_text("dialect: qwen3\nfilters: {order: [flag_following, format, wrong_answer, repetition, "
                         "language_mixing, think_answer_mismatch, guesswork]}\n")
     before = {r["sample_id"]: r for r in load(capability_runs["out"], "fusion", "accepted", "rejected")}
     s = rejudge(load_filter_config(str(cfg_path), []), str(capability_runs["out"] / "fusion" / "*" / "*.parquet"),

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.config import ConfigError, JobConfig, load_config
+from pipeline.config import JobConfig
+from pipeline.loading import ConfigError, load_config
 
 MIN = {"input": {"path": "p.jsonl"}, "teacher": {"model": "m"}}
 
@@ -42,7 +43,7 @@ def test_minimal_config_gets_documented_defaults():
     ({**MIN, "output": {"run_id": "a/b"}}, "output.run_id", ["pattern"]),
     ({"teacher": {"model": "m"}}, "input", ["Field required"]),
     ({**MIN, "teacher": {"model": "m", "dialect": "llama"}}, "teacher.dialect",
-     ["dialect must be one of ['qwen3', 'r1', 'tiny'], got 'llama'"]),
+     ["dialect must be one of ['qwen3', 'r1'], got 'llama'"]),
     ({**MIN, "teacher": {"model": "m", "device": "cpu", "engine": {"tensor_parallel_size": 2}}},
      "teacher", ["tensor_parallel_size must be 1 on device 'cpu', got 2"]),
 ])
@@ -87,7 +88,7 @@ def test_shipped_configs_validate(name):
 
 def test_local_config_points_at_the_committed_teacher():
     from pipeline.dialects import get_dialect
-    from pipeline.tiny_teacher import ARTIFACT_DIR, PROMPTS_PATH
+    from tests.tiny_teacher import ARTIFACT_DIR, PROMPTS_PATH
 
     cfg = load_config(CONFIGS / "local.yaml")
     root = CONFIGS.parent

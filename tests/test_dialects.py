@@ -10,13 +10,12 @@ Q = [{"role": "user", "content": "What is 2+3?"}]
 
 
 def test_unknown_dialect_names_the_choices():
-    with pytest.raises(ValueError, match=r"dialect must be one of \['qwen3', 'r1', 'tiny'\], got 'llama'"):
+    with pytest.raises(ValueError, match=r"dialect must be one of \['qwen3', 'r1'\], got 'llama'"):
         get_dialect("llama")
 
 
-@pytest.mark.parametrize("name", ["qwen3", "tiny"])
-def test_qwen3_style_render_by_mode(tiny_tokenizer, name):
-    d = get_dialect(name)
+def test_qwen3_style_render_by_mode(tiny_tokenizer):
+    d = get_dialect("qwen3")  # the tiny teacher's template is Qwen3's format
     base = "<|im_start|>user\nWhat is 2+3?<|im_end|>\n<|im_start|>assistant\n"
     assert d.render(tiny_tokenizer, Q, thinking=True) == base
     assert d.render(tiny_tokenizer, Q, thinking=False) == base + "<think>\n\n</think>\n\n"
@@ -59,4 +58,9 @@ def test_system_flag_without_system_turn_adds_one():
 
 
 def test_budget_end_string_is_qwen3_early_stop():
-    assert get_dialect("qwen3").budget_end_str() == f"\n\n{EARLY_STOP}\n</think>"
+    # Qwen3's own sentence, as its report and model cards give it (pinned here, not read from the code)
+    qwen3 = ("Considering the limited time by the user, I have to give the solution based on the thinking "
+             "directly now.")
+    assert EARLY_STOP == qwen3
+    assert get_dialect("qwen3").budget_end_str() == f"\n\n{qwen3}\n</think>"
+    assert get_dialect("r1").budget_end_str() == f"\n\n{qwen3}\n</think>"

@@ -16,15 +16,17 @@ from filters.correctness import WrongAnswerFilter
 from filters.format import FormatFilter
 from filters.language import LanguageMixingFilter
 from filters.repetition import RepetitionFilter
-from pipeline.config import FiltersConfig
+from filters import FiltersConfig
 from pipeline.dialects import EARLY_STOP
 
 
 def think(thinking: str, answer: str, **kw) -> Sample:
+    kw.setdefault("early_stop", EARLY_STOP)  # what the pipeline tells the filters of its dialect
     return Sample(f"<think>\n{thinking}\n</think>\n\n{answer}", True, **kw)
 
 
 def no_think(answer: str, **kw) -> Sample:
+    kw.setdefault("early_stop", EARLY_STOP)
     return Sample(f"<think>\n\n</think>\n\n{answer}", False, **kw)
 
 

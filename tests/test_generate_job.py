@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.dialects import EARLY_STOP
-from pipeline.tiny_teacher import ARTIFACT_DIR, PROMPTS_PATH
+from tests.tiny_teacher import ARTIFACT_DIR, PROMPTS_PATH
 
 pytestmark = pytest.mark.engine
 
@@ -62,11 +62,11 @@ def planted_input(tmp_path_factory) -> dict:
 
 
 def job_config(input_path: Path, out: Path, run_id: str):
-    from pipeline.config import load_config
+    from pipeline.loading import load_config
 
     return load_config(data={
         "input": {"path": str(input_path), "columns": {"messages": "messages"}},
-        "teacher": {"model": str(ARTIFACT_DIR), "dialect": "tiny", "device": "cpu", "replicas": 2,
+        "teacher": {"model": str(ARTIFACT_DIR), "dialect": "qwen3", "device": "cpu", "replicas": 2,
                     "max_in_flight": 32,
                     "engine": {"dtype": "float32", "max_model_len": 1024, "max_num_seqs": 32,
                                "kv_cache_gib": 0.5, "enforce_eager": True}},
@@ -82,7 +82,7 @@ def job_config(input_path: Path, out: Path, run_id: str):
 
 @pytest.fixture(scope="session")
 def runs(planted_input, tmp_path_factory, ray_session):
-    from pipeline.job import run
+    from pipeline.runs.generate import run
 
     out = tmp_path_factory.mktemp("out")
     summaries = {rid: run(job_config(planted_input["path"], out, rid)) for rid in ("a", "b")}
@@ -195,7 +195,7 @@ def test_budget_report_and_plot(runs):
 
 
 def test_every_sample_is_judged_by_every_filter(runs):
-    from pipeline.config import FiltersConfig
+    from filters import FiltersConfig
 
     order = FiltersConfig().order
     summary = runs["summaries"]["a"]
@@ -246,10 +246,10 @@ def test_same_seed_gives_the_same_text_on_the_cpu_engine(runs):
 
 
 def test_a_used_run_folder_is_refused(runs, planted_input):
-    from pipeline.job import OutputError, prepare_output
+    from pipeline.run_folder import OutputError, RunFolder
 
     with pytest.raises(OutputError, match="already holds a run"):
-        prepare_output(str(runs["out"] / "a"), overwrite=False)
+        RunFolder(str(runs["out"] / "a")).claim(overwrite=False)
 
 
 def test_wrong_answer_verdicts_agree_with_an_independent_check(runs):
@@ -271,7 +271,8 @@ def test_wrong_answer_verdicts_agree_with_an_independent_check(runs):
 
 def test_rejudging_the_output_reproduces_its_verdicts(runs, tmp_path):
     """jobs.filter over what the job wrote (Parquet, the data contract) gives the same verdicts."""
-    from jobs.filter import load_filter_config, run as rejudge
+    from pipeline.loading import load_filter_config
+    from pipeline.runs.filter import run as rejudge
 
     src = runs["out"] / "a"
     cfg = load_filter_config(str(CONFIG_FOR_FILTER(tmp_path)), [])
@@ -290,5 +291,5 @@ def test_rejudging_the_output_reproduces_its_verdicts(runs, tmp_path):
 
 def CONFIG_FOR_FILTER(tmp_path):
     p = tmp_path / "filter.yaml"
-    p.write_text("dialect: tiny\nray: {batch_size: 16}\n")
+    p.write_text("dialect: qwen3\nray: {batch_size: 16}\n")
     return p

@@ -11,11 +11,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.config import ColumnMap, load_config
+from pipeline.config import ColumnMap
+from pipeline.loading import load_config
 from pipeline.ids import content_prompt_id, sample_id, sample_seed
-from pipeline.prepare import RowError, normalize, plan_samples
-from pipeline.read import InputError, resolve_input
-from pipeline.tiny_teacher import ARTIFACT_DIR
+from pipeline.rows import RowError, normalize
+from pipeline.samples import plan_samples
+from pipeline.stages.read import InputError, resolve_input
+from tests.tiny_teacher import ARTIFACT_DIR
 
 COLS = ColumnMap(messages="messages", system="system")
 
@@ -80,11 +82,15 @@ def test_ids_are_stable_and_sensitive_to_each_part():
     assert content_prompt_id([{"role": "user", "content": "x"}]) != content_prompt_id([{"role": "user", "content": "y"}])
 
 
+def _plan(cfg):
+    return plan_samples(cfg.generation, cfg.teacher.model, cfg.teacher.dialect)
+
+
 def test_generation_fingerprint_follows_the_mode_settings():
     base = {"input": {"path": "p"}, "teacher": {"model": "m"}}
-    a = plan_samples(load_config(data=base))
-    b = plan_samples(load_config(data=base, overrides=["generation.seed=1"]))
-    c = plan_samples(load_config(data={**base, "generation": {"samples_per_prompt": 3}}))
+    a = _plan(load_config(data=base))
+    b = _plan(load_config(data=base, overrides=["generation.seed=1"]))
+    c = _plan(load_config(data={**base, "generation": {"samples_per_prompt": 3}}))
     assert len(a) == 2 and len(c) == 6
     assert a[0].generation_fp != b[0].generation_fp  # another seed is another sample
     assert a[0].generation_fp == c[0].generation_fp  # drawing more samples keeps the first ones' ids
@@ -115,7 +121,7 @@ def test_resolve_input_globs_folders_and_saved_datasets(tmp_path: Path):
 def test_count_rows_matches_each_format(tmp_path: Path):
     import datasets
 
-    from pipeline.job import count_rows
+    from pipeline.runs.plan import count_rows
 
     (tmp_path / "a.jsonl").write_text('{"prompt": "q"}\n\nnot json\n{"prompt": "r"}\n')
     pq.write_table(pa.table({"prompt": ["q"] * 5}), tmp_path / "b.parquet")
@@ -128,10 +134,10 @@ def test_count_rows_matches_each_format(tmp_path: Path):
 # ------------------------------------------------------------------------- parse
 
 def _parse_stage():
-    from pipeline.parse import Parse
+    from pipeline.stages.parse import Parse, ParseSettings
 
-    cfg = load_config(data={"input": {"path": "p"}, "teacher": {"model": str(ARTIFACT_DIR), "dialect": "tiny"}})
-    return Parse(cfg)
+    cfg = load_config(data={"input": {"path": "p"}, "teacher": {"model": str(ARTIFACT_DIR), "dialect": "qwen3"}})
+    return Parse(ParseSettings.of(cfg))
 
 
 def _row(tok, generated: str, prefill: str = "", finish: str = "stop", budget: int | None = None) -> dict:
@@ -172,7 +178,7 @@ def test_parse_detects_the_forced_budget_end(tiny_tokenizer):
     stage = _parse_stage()
     thought = "3+4=7, 7*2=14"
     n = len(tiny_tokenizer.encode("\n" + thought, add_special_tokens=False))
-    forced = "<think>\n" + thought + get_dialect("tiny").budget_end_str() + "\n\n\\boxed{14}"
+    forced = "<think>\n" + thought + get_dialect("qwen3").budget_end_str() + "\n\n\\boxed{14}"
     hit = stage.parse(_row(tiny_tokenizer, forced, budget=n))
     assert hit["budget_hit"] and hit["thinking_tokens"] == n and hit["answer"] == "\\boxed{14}"
     natural = stage.parse(_row(tiny_tokenizer, "<think>\n" + thought + "\n</think>\n\n\\boxed{14}", budget=n + 5))
@@ -181,32 +187,48 @@ def test_parse_detects_the_forced_budget_end(tiny_tokenizer):
 
 # ------------------------------------------------------------ replica error handling
 
+SAMPLING = {"temperature": 0.0, "top_p": 1.0, "top_k": -1, "min_p": 0.0, "presence_penalty": 0.0,
+            "repetition_penalty": 1.0, "max_tokens": 8}
+
+
+class IdsTokenizer:
+    """Token ids written out as text: what a stand-in engine needs of a tokenizer."""
+
+    def encode(self, text, add_special_tokens=False):
+        return [int(t) for t in text.split()] if text.strip() and text.split()[0].isdigit() else [ord(c) for c in text]
+
+    def decode(self, ids, skip_special_tokens=True):
+        return " ".join(map(str, ids))
+
+
 class FakeEngine:
-    """Stands in for AsyncLLM: fails the request whose prompt starts with token 666."""
+    """A stand-in engine (``pipeline.engine.Engine``): fails the request whose prompt starts with 666."""
 
-    async def generate(self, prompt, params, request_id):
-        if prompt["prompt_token_ids"][0] == 666:
+    tokenizer = IdsTokenizer()
+
+    async def complete(self, prompt_ids, params, request_id):
+        from pipeline.engine import Completion
+
+        if prompt_ids[0] == 666:
             raise ValueError("token id 666 is out of vocabulary")
-        from types import SimpleNamespace
-
-        yield SimpleNamespace(outputs=[SimpleNamespace(text="ok", token_ids=[1, 2], finish_reason="stop")])
+        return Completion("ok", [1, 2], "stop")
 
     def shutdown(self):
         pass
 
 
+def generate_stage(engine, **settings):
+    from pipeline.stages.generate import Generate, GenerateSettings
+
+    s = dict(engine_args={}, dialect="qwen3", modes=(), max_in_flight=4, max_model_len=1024) | settings
+    return Generate(GenerateSettings(**s), engine=engine, name="fake:1")
+
+
 def test_a_failed_request_becomes_an_error_row_and_the_batch_goes_on():
     from pipeline.schema import to_table
-    from pipeline.teacher import TeacherReplica
 
-    rep = TeacherReplica.__new__(TeacherReplica)
-    rep.engine, rep.max_in_flight, rep._sem, rep.name = FakeEngine(), 4, None, "fake:1"
-    import itertools
-
-    rep._ids = itertools.count()
-    sampling = {"temperature": 0.0, "top_p": 1.0, "top_k": -1, "min_p": 0.0, "presence_penalty": 0.0,
-                "repetition_penalty": 1.0, "max_tokens": 8}
-    rows = [{"status": "pending", "sample_id": f"s{i}", "prompt_token_ids": [ids, 5], "sampling": sampling,
+    rep = generate_stage(FakeEngine())
+    rows = [{"status": "pending", "sample_id": f"s{i}", "prompt_token_ids": [ids, 5], "sampling": SAMPLING,
              "seed": 1, "thinking_budget": None, "messages": [{"role": "user", "content": "q"}], "reference": None}
             for i, ids in enumerate([5, 666, 7])]
     rows.append({"status": "error", "sample_id": "s3", "error": "empty_prompt"})
@@ -222,20 +244,64 @@ def test_a_failed_request_becomes_an_error_row_and_the_batch_goes_on():
     assert out[3]["error"] == "empty_prompt"  # rows that were already errors pass through untouched
 
 
+def test_a_stage_names_the_columns_a_batch_lacks():
+    from pipeline.stages import MissingColumns
+
+    rep = generate_stage(FakeEngine())
+    with pytest.raises(MissingColumns, match=r"stage 'generate' reads columns \[.*'prompt_token_ids'.*\]"
+                                             r".*present: \['sample_id', 'status'\]"):
+        asyncio.run(anext(rep(pa.table({"status": ["pending"], "sample_id": ["s"]}))))
+
+
+def test_the_stage_lists_chain_their_columns():
+    from pipeline.stages import GENERATION, REJUDGE, Context, MissingColumns, Stage, stages_for
+    from pipeline.stages.parse import Parse
+
+    cfg = load_config(data={"input": {"path": "p"}, "teacher": {"model": "m"},
+                            "generation": {"adaptive": {}, "samples_per_prompt": 2}})
+    assert [s.name for s in stages_for(GENERATION, Context(cfg))] == ["prepare", "generate", "parse", "filter", "select"]
+    plain = load_config(data={"input": {"path": "p"}, "teacher": {"model": "m"}})
+    assert [s.name for s in stages_for(GENERATION, Context(plain))][-1] == "filter"  # select only when adaptive
+    from pipeline.config import FilterJobConfig
+
+    assert [s.name for s in stages_for(REJUDGE, Context(FilterJobConfig()))] == ["load", "filter"]
+    # a stage that needs a column nothing before it writes is refused before anything runs
+    import pipeline.stages as stages
+
+    class NeedsVerdicts(Stage):
+        name, reads = "needs_verdicts", ("verdicts",)
+
+    stages.needs_verdicts = type("M", (), {"STAGE": NeedsVerdicts})
+    import sys
+
+    sys.modules["pipeline.stages.needs_verdicts"] = stages.needs_verdicts
+    try:
+        with pytest.raises(MissingColumns, match="'needs_verdicts' reads columns \\['verdicts'\\]"):
+            stages_for(("needs_verdicts", "prepare"), Context(plain))
+        assert stages_for(("prepare", "generate", "parse", "filter", "needs_verdicts"), Context(plain))[-1] is NeedsVerdicts
+    finally:
+        del sys.modules["pipeline.stages.needs_verdicts"]
+    assert Parse.reads  # every stage declares what it reads
+
+
 # ------------------------------------------------------------------ sink tally, CLI
 
 def test_tally_counts_every_row_once():
     from pipeline.schema import to_table
-    from pipeline.write import merge_tallies, tally
+    from pipeline.tally import Tally
 
-    rows = [{"status": "accepted", "mode": "think", "source": "s", "thinking_tokens": 5, "completion_tokens": 9},
-            {"status": "rejected", "reject_reason": "truncated", "mode": "think", "source": "s"},
+    rows = [{"status": "accepted", "mode": "think", "source": "s", "thinking_tokens": 5, "completion_tokens": 9,
+             "replica": "r1", "t_submit": 1.0, "t_done": 3.0},
+            {"status": "rejected", "reject_reason": "truncated", "mode": "think", "source": "s",
+             "replica": "r1", "t_submit": 2.0, "t_done": 5.0, "completion_tokens": 4},
             {"status": "error", "error": "empty_prompt"},
             {"status": "pending"}]
-    t = merge_tallies([tally(to_table(rows[:2])), tally(to_table(rows[2:]))])
-    assert t["rows"] == 4 and sum(t["status"].values()) == 4
-    assert t["rejected"] == {"truncated": 1} and t["errors"] == {"empty_prompt": 1, "unfinished": 1}
-    assert t["tokens"]["thinking_tokens"] == 5 and t["by_mode"] == {"think/accepted": 1, "think/rejected": 1}
+    t = Tally.total([Tally.of(to_table(rows[:2])), Tally.of(to_table(rows[2:]))])
+    assert t.rows == 4 and sum(t.status.values()) == 4
+    assert t.rejected == {"truncated": 1} and t.errors == {"empty_prompt": 1, "unfinished": 1}
+    assert t.tokens["thinking_tokens"] == 5 and t.by_mode == {("think", "accepted"): 1, ("think", "rejected"): 1}
+    w = t.replicas["r1"]
+    assert (w.start, w.end, w.tokens, t.t_first, t.t_last) == (1.0, 5.0, 13, 1.0, 5.0)
 
 
 @pytest.mark.parametrize("config", ["configs/local.yaml", "configs/qwen3-32b.yaml"])
@@ -272,7 +338,7 @@ def test_cli_rejects_bad_config_and_input_with_exit_2(capsys, tmp_path):
 def test_read_stage_reads_every_format_with_row_locations(ray_session, tmp_path: Path):
     import datasets
 
-    from pipeline.read import read_input
+    from pipeline.stages.read import read_input
 
     rows = [{"prompt": f"q{i}", "reference": i} for i in range(3)]
     (tmp_path / "j").mkdir()
@@ -292,52 +358,41 @@ def test_read_stage_reads_every_format_with_row_locations(ray_session, tmp_path:
 # ----------------------------------------------------------- two-stage budget (fake engine)
 
 class ScriptedEngine:
-    """A fake engine whose 'model' always writes FULL for the base prompt and ANSWER after a forced end."""
+    """A stand-in engine whose 'model' always writes FULL for the base prompt and ANSWER after a forced end."""
 
     THINK, END, EOS = 1, 2, 99
     FULL = [1] + list(range(10, 20)) + [2, 50, 51, 52]  # <think>, 10 thinking tokens, </think>, answer
     FORCED = [7, 8, 2]                                   # early-stop text ids ending in </think>
     ANSWER = [60, 61]
 
+    class Tokenizer(IdsTokenizer):
+        def encode(self, text, add_special_tokens=False):  # the dialect's forced text and </think>
+            return ScriptedEngine.FORCED if "Considering" in text else [ScriptedEngine.END]
+
+    tokenizer = Tokenizer()
+
     def __init__(self):
         self.requests = []
 
-    async def generate(self, prompt, params, request_id):
-        from types import SimpleNamespace
+    async def complete(self, prompt_ids, params, request_id):
+        from pipeline.engine import Completion
 
-        ids = prompt["prompt_token_ids"]
-        prefix = ids[1:]  # the base prompt is one token
+        prefix = prompt_ids[1:]  # the base prompt is one token
         self.requests.append((list(prefix), params.max_tokens, params.seed))
-        if prefix[-len(self.FORCED):] == self.FORCED:
-            out = self.ANSWER
-        else:
-            out = self.FULL[len(prefix):]
+        out = self.ANSWER if prefix[-len(self.FORCED):] == self.FORCED else self.FULL[len(prefix):]
         finish = "stop" if len(out) <= params.max_tokens else "length"
         out = out[:params.max_tokens]
-        yield SimpleNamespace(outputs=[SimpleNamespace(text=" ".join(map(str, out)), token_ids=out,
-                                                       finish_reason=finish)])
+        return Completion(" ".join(map(str, out)), out, finish)
 
     def shutdown(self):
         pass
 
 
 def _two_stage(budget: int, max_tokens: int = 100):
-    import itertools
-
-    from pipeline.dialects import get_dialect
-    from pipeline.teacher import TeacherReplica
-
-    rep = TeacherReplica.__new__(TeacherReplica)
-    rep.engine, rep._ids, rep.dialect = ScriptedEngine(), itertools.count(), get_dialect("tiny")
-    rep.forced_ids, rep.think_end_ids = ScriptedEngine.FORCED, [ScriptedEngine.END]
-    rep._decode = lambda ids: " ".join(map(str, ids))
-    sampling = {"temperature": 0.6, "top_p": 0.95, "top_k": 20, "min_p": 0.0, "presence_penalty": 0.0,
-                "repetition_penalty": 1.0, "max_tokens": max_tokens}
+    rep = generate_stage(ScriptedEngine())
     row = {"sample_id": "s", "prompt_token_ids": [0], "prefill": "", "thinking_budget": budget,
-           "budget_strategy": "two_stage", "sampling": sampling, "seed": 5}
+           "budget_strategy": "two_stage", "sampling": {**SAMPLING, "max_tokens": max_tokens}, "seed": 5}
     return asyncio.run(rep._two_stage(row, row["prompt_token_ids"], row["prefill"], row["seed"])), rep.engine.requests
-
-
 def test_two_stage_under_budget_is_one_request_and_untouched():
     c, reqs = _two_stage(budget=30)
     assert c.token_ids == ScriptedEngine.FULL and c.finish_reason == "stop" and len(reqs) == 1
@@ -362,10 +417,9 @@ def test_two_stage_respects_max_tokens():
 
 
 def test_only_the_engine_strategy_passes_an_engine_budget():
-    from pipeline.teacher import sampling_params
+    from pipeline.engine import request_params
 
-    sampling = {"temperature": 0.6, "top_p": 0.95, "top_k": 20, "min_p": 0.0, "presence_penalty": 0.0,
-                "repetition_penalty": 1.0, "max_tokens": 50}
-    row = {"sampling": sampling, "seed": 3, "thinking_budget": 32}
-    assert sampling_params({**row, "budget_strategy": "engine"}).thinking_token_budget == 32
-    assert sampling_params({**row, "budget_strategy": "two_stage"}).thinking_token_budget is None
+    row = {"sampling": SAMPLING, "seed": 3, "thinking_budget": 32}
+    assert request_params({**row, "budget_strategy": "engine"}).thinking_token_budget == 32
+    assert request_params({**row, "budget_strategy": "two_stage"}).thinking_token_budget is None
+    assert request_params(row, max_tokens=5, seed=9).but(top_k=3) == request_params(row).but(max_tokens=5, seed=9, top_k=3)

@@ -16,13 +16,15 @@ import pytest
 
 from filters import Sample
 from filters.flags import FlagFollowingFilter, flag_turns
-from pipeline.config import ConfigError, load_config
+from pipeline.loading import ConfigError, load_config
 from pipeline.dialects import get_dialect
-from pipeline.prepare import Planner, Prompt, RowError, plan_samples, samples_per_input
-from pipeline.select import Select, choose
-from pipeline.tiny_teacher import ARTIFACT_DIR
+from pipeline.rows import Prompt, RowError
+from pipeline.samples import SampleDraws, plan_samples as _plan_samples, samples_per_input as _per_input
+from pipeline.stages.prepare import Prepare as _Prepare, PrepareSettings
+from pipeline.stages.select import Select, SelectSettings, choose
+from tests.tiny_teacher import ARTIFACT_DIR
 
-MIN = {"input": {"path": "p.jsonl"}, "teacher": {"model": str(ARTIFACT_DIR), "dialect": "tiny"}}
+MIN = {"input": {"path": "p.jsonl"}, "teacher": {"model": str(ARTIFACT_DIR), "dialect": "qwen3"}}
 FUSION = {**MIN, "generation": {
     "samples_per_prompt": 2, "mix": {"think": 3, "no_think": 1},
     "modes": [{"name": "think", "flag": "/think", "flag_share": 0.5, "flag_turn": "random"},
@@ -33,10 +35,32 @@ def cfg_of(data, *overrides):
     return load_config(data=copy.deepcopy(data), overrides=list(overrides))
 
 
+def Planner(cfg):
+    return SampleDraws(cfg.generation, cfg.teacher.model, cfg.teacher.dialect)
+
+
+def plan_samples(cfg):
+    return _plan_samples(cfg.generation, cfg.teacher.model, cfg.teacher.dialect)
+
+
+def samples_per_input(cfg):
+    return _per_input(cfg.generation)
+
+
+def Prepare(cfg):
+    return _Prepare(PrepareSettings.of(cfg))
+
+
+def replica(cfg, engine):
+    from pipeline.stages.generate import Generate, GenerateSettings
+
+    return Generate(GenerateSettings.of(cfg), engine=engine)
+
+
 # ------------------------------------------------------------------ dialect sampling
 
 @pytest.mark.parametrize("dialect, thinking, expect", [
-    ("qwen3", True, (0.6, 0.95, 20)), ("qwen3", False, (0.7, 0.8, 20)), ("tiny", False, (0.7, 0.8, 20)),
+    ("qwen3", True, (0.6, 0.95, 20)), ("qwen3", False, (0.7, 0.8, 20)),
     ("r1", True, (0.6, 0.95, -1)), ("r1", False, (0.6, 0.95, -1)),
 ])
 def test_unset_sampling_takes_the_dialects_recommendation(dialect, thinking, expect):
@@ -53,7 +77,6 @@ def test_a_set_sampling_value_wins_over_the_dialect():
 
 
 def test_a_drawn_flag_decides_the_samples_sampling(tiny_tokenizer):
-    from pipeline.prepare import Prepare
 
     cfg = cfg_of(MIN, "generation.modes=[{name: soft, flag: random}, {name: fixed, flag: random, sampling: {temperature: 1.0}}]")
     raws = [{"_path": "in.jsonl", "_row": i, "_raw": json.dumps({"prompt": f"What is {i}+1?"})} for i in range(20)]
@@ -94,9 +117,16 @@ def test_selection_config_errors_name_the_key(overrides, words):
         assert w in str(e.value), (w, str(e.value))
 
 
-def test_the_shipped_capability_configs_validate():
-    for name in ("fusion", "adaptive", "sweep", "local"):
-        load_config(f"configs/{name}.yaml")
+@pytest.mark.parametrize("name, shows", [("fusion", "mix"), ("adaptive", "adaptive"), ("sweep", "sweep"),
+                                         ("local", None)])
+def test_the_shipped_capability_configs_show_what_they_are_for(name, shows):
+    from pathlib import Path
+
+    cfg = load_config(f"configs/{name}.yaml")
+    g = cfg.generation
+    assert Path(cfg.teacher.model, "config.json").is_file() and Path(cfg.input.path).is_file()
+    assert {"mix": g.mix is not None, "adaptive": g.adaptive is not None,
+            "sweep": any(len(m.budgets) > 1 for m in g.modes)} == {k: k == shows for k in ("mix", "adaptive", "sweep")}
 
 
 # ------------------------------------------------------------------ the plan: mix and flags
@@ -149,7 +179,6 @@ def test_follow_ups_come_from_the_row_or_from_templates():
 
 
 def test_prepare_renders_the_drawn_flag_where_it_was_drawn(tiny_tokenizer):
-    from pipeline.prepare import Prepare
 
     cfg = cfg_of(FUSION, "output.keep_prompt_text=true")
     stage = Prepare(cfg)
@@ -174,7 +203,6 @@ def test_prepare_renders_the_drawn_flag_where_it_was_drawn(tiny_tokenizer):
 
 
 def test_follow_ups_are_only_read_when_a_mode_has_turns(tiny_tokenizer):
-    from pipeline.prepare import Prepare
 
     raw = {"_path": "in.jsonl", "_row": 1, "_raw": json.dumps({"prompt": "What is 1+1?", "follow_ups": "oops"})}
     single = Prepare(cfg_of(MIN))(pa.Table.from_pylist([raw])).to_pylist()
@@ -231,27 +259,28 @@ def test_wrong_answer_checks_every_turn_with_a_reference():
 # ------------------------------------------------------------------ multi-turn in the replica
 
 class EchoEngine:
-    """Answers every turn with a fixed think block and \\boxed{7}; a no-think prompt gets no block."""
+    """A stand-in engine: answers every turn with a fixed think block and \\boxed{7}; a no-think
+    prompt gets no block."""
 
     def shutdown(self):
         pass
 
     def __init__(self, tokenizer, cut_at: int | None = None):
-        self.tok, self.prompts, self.temperatures, self.cut_at = tokenizer, [], [], cut_at
+        self.tokenizer, self.prompts, self.temperatures, self.cut_at = tokenizer, [], [], cut_at
 
-    async def generate(self, prompt, params, request_id):
-        text = self.tok.decode(prompt["prompt_token_ids"])
+    async def complete(self, prompt_ids, params, request_id):
+        from pipeline.engine import Completion
+
+        text = self.tokenizer.decode(prompt_ids)
         self.prompts.append((text, params.seed))
         self.temperatures.append(params.temperature)
         out = "\\boxed{7}" if text.endswith("</think>\n\n") else "<think>\n3+4=7\n</think>\n\n\\boxed{7}"
-        ids = self.tok.encode(out, add_special_tokens=False)
+        ids = self.tokenizer.encode(out, add_special_tokens=False)
         finish = "length" if len(self.prompts) == self.cut_at else "stop"  # the cut_at-th request hits max_tokens
-        yield SimpleNamespace(outputs=[SimpleNamespace(text=out, token_ids=ids, finish_reason=finish)])
+        return Completion(out, ids, finish)
 
 
 def test_a_conversation_cut_by_max_tokens_ends_there_and_describes_that_turn(tiny_tokenizer):
-    from pipeline.prepare import Prepare
-    from pipeline.teacher import TeacherReplica
 
     cfg = cfg_of(MIN, "generation.modes=[{name: mt, turns: 3, flag: /no_think}]")
     follow_ups = [{"prompt": "What is 7+1?", "reference": 8}, {"prompt": "What is 8+1?", "reference": 9}]
@@ -259,10 +288,7 @@ def test_a_conversation_cut_by_max_tokens_ends_there_and_describes_that_turn(tin
            "_raw": json.dumps({"id": "p9", "prompt": "What is 3+4?", "reference": 7, "follow_ups": follow_ups})}
     row = Prepare(cfg)(pa.Table.from_pylist([raw])).to_pylist()[0]
     assert row["reference"] == "9"  # planned: the last question's
-    rep = TeacherReplica.__new__(TeacherReplica)
-    rep.engine, rep._ids, rep.dialect, rep.tokenizer = EchoEngine(tiny_tokenizer, cut_at=2), itertools.count(), \
-        get_dialect("tiny"), tiny_tokenizer
-    rep.modes, rep.max_len = {m.name: m for m in cfg.generation.modes}, 1024
+    rep = replica(cfg, EchoEngine(tiny_tokenizer, cut_at=2))
     c = asyncio.run(rep._conversation(row))
     assert c.finish_reason == "length" and len(rep.engine.prompts) == 2  # turn 3 never generated
     assert [m["role"] for m in row["messages"]] == ["user", "assistant", "user"]
@@ -270,17 +296,13 @@ def test_a_conversation_cut_by_max_tokens_ends_there_and_describes_that_turn(tin
 
 
 def test_a_multi_turn_sample_is_generated_turn_by_turn_with_history_thinking_stripped(tiny_tokenizer):
-    from pipeline.parse import Parse
-    from pipeline.prepare import Prepare
-    from pipeline.teacher import TeacherReplica
+    from pipeline.stages.parse import Parse, ParseSettings
 
     cfg = cfg_of(MIN, "generation.modes=[{name: mt, turns: 3, flag: random}]",
                  "generation.follow_ups=['What is {answer}+17?']")
     raw = {"_path": "in.jsonl", "_row": 1, "_raw": json.dumps({"id": "p9", "prompt": "What is 3+4?", "reference": 7})}
     row = Prepare(cfg)(pa.Table.from_pylist([raw])).to_pylist()[0]
-    rep = TeacherReplica.__new__(TeacherReplica)
-    rep.engine, rep._ids, rep.dialect, rep.tokenizer = EchoEngine(tiny_tokenizer), itertools.count(), get_dialect("tiny"), tiny_tokenizer
-    rep.modes, rep.max_len = {m.name: m for m in cfg.generation.modes}, 1024
+    rep = replica(cfg, EchoEngine(tiny_tokenizer))
     c = asyncio.run(rep._conversation(row))
     flags = row["turn_flags"]
     prompts = rep.engine.prompts
@@ -297,7 +319,7 @@ def test_a_multi_turn_sample_is_generated_turn_by_turn_with_history_thinking_str
         assert (user.endswith(flag) if flag else "/think" not in user and "/no_think" not in user)
     assert row["reference"] is None  # templates have no reference for the last question
     row.update(generated=c.text, completion_token_ids=c.token_ids, finish_reason=c.finish_reason)
-    out = Parse(cfg).parse(row)
+    out = Parse(ParseSettings.of(cfg)).parse(row)
     assert len(out["messages"]) == 6 and len(out["turns"]) == 3
     assert [t["flag"] for t in out["turns"]] == [next((f for f in reversed(flags[:i + 1]) if f), None) for i in range(3)]
     assert [t["reference"] for t in out["turns"]] == ["7", None, None]  # the input's, then unknown
@@ -322,16 +344,16 @@ def _group(k, think_ok, no_think_ok, reference="1", source="s"):
 
 def _select(**adaptive):
     cfg = cfg_of(MIN, "generation.samples_per_prompt=4", f"generation.adaptive={json.dumps(adaptive)}")
-    return Select(cfg)
+    return Select(SelectSettings.of(cfg))
 
 
 @pytest.mark.parametrize("think_ok, no_think_ok, chosen", [(3, 3, "no_think"), (4, 3, "think"), (1, 1, "no_think"),
                                                           (0, 0, "no_think"), (2, 4, "no_think")])
 def test_no_think_is_chosen_when_it_is_about_as_accurate(think_ok, no_think_ok, chosen):
     group = _group(4, think_ok, no_think_ok)
-    d = _select().decide(group)
-    assert d["outcome"] == ("unsolved" if think_ok == no_think_ok == 0 else chosen)
-    assert (d["prompt"] is not None) == (d["outcome"] == "unsolved")
+    outcome = _select().decide(group)
+    assert outcome == ("unsolved" if think_ok == no_think_ok == 0 else chosen)
+    assert [r["choice"] for r in group if r.get("choice")] == [outcome]  # marked once per prompt
     for r in group:
         assert r["acc_think"] == think_ok / 4 and r["acc_no_think"] == no_think_ok / 4 and r["chosen_mode"] == chosen
         verdict = r["verdicts"][-1]
@@ -348,16 +370,16 @@ def test_delta_decides_the_close_calls():
 
 def test_query_filter_drops_prompts_no_think_solves_every_time():
     group = _group(4, 4, 4)
-    assert _select(rule="query_filter").decide(group)["outcome"] == "dropped"
+    assert _select(rule="query_filter").decide(group) == "dropped"
     assert Counter(r["reject_reason"] for r in group) == {"solved_without_thinking": 4, "mode_not_chosen": 4}
     group = _group(4, 4, 3)
-    assert _select(rule="query_filter").decide(group)["outcome"] == "think"
+    assert _select(rule="query_filter").decide(group) == "think"
     assert sum(r["status"] == "accepted" for r in group) == 4
 
 
 def test_prompts_without_a_reference_keep_thinking_and_are_counted():
     group = _group(4, 0, 0, reference=None)
-    assert _select().decide(group)["outcome"] == "unverified"
+    assert _select().decide(group) == "unverified"
     assert {r["mode"] for r in group if r["status"] == "accepted"} == {"think"}
 
 

@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipeline.tiny_teacher import ARTIFACT_DIR
+from tests.tiny_teacher import ARTIFACT_DIR
 
 pytestmark = pytest.mark.engine
 
@@ -65,8 +65,8 @@ def _stable(summary: dict) -> dict:
 
 @pytest.fixture(scope="module")
 def reference_run(tmp_path_factory, ray_session):
-    from pipeline.config import load_config
-    from pipeline.job import run
+    from pipeline.loading import load_config
+    from pipeline.runs.generate import run
 
     paths = _fixed_paths()
     data = yaml.safe_load((HERE / "config.yaml").read_text(encoding="utf-8"))

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.thinking import last_boxed, split_thinking
-from pipeline.tiny_teacher import EARLY_STOP
-from pipeline.tiny_teacher.evaluate import generate, held_out_problems
+from filters.text import last_boxed, split_thinking
+from tests.tiny_teacher import EARLY_STOP
+from tests.tiny_teacher.evaluate import generate, held_out_problems
 
 pytestmark = pytest.mark.engine
 
@@ -68,7 +68,7 @@ def test_latest_flag_wins(tiny_llm):
 
 
 def test_engine_budget_forces_early_stop_and_model_still_answers(tiny_llm, by_mode):
-    from pipeline.tiny_teacher.data import budget_end_str
+    from tests.tiny_teacher.data import budget_end_str
 
     budget = 8
     tok = tiny_llm.get_tokenizer()

@@ -8,10 +8,10 @@ import random
 
 import pytest
 
-from pipeline.thinking import last_boxed, split_thinking
-from pipeline.tiny_teacher import ARTIFACT_DIR, EARLY_STOP, PROMPTS_PATH
-from pipeline.tiny_teacher.data import encode, sample_example
-from pipeline.tiny_teacher.tasks import is_held_out, make_problem, sample_problem
+from filters.text import last_boxed, split_thinking
+from tests.tiny_teacher import ARTIFACT_DIR, EARLY_STOP, PROMPTS_PATH
+from tests.tiny_teacher.data import encode, sample_example
+from tests.tiny_teacher.tasks import is_held_out, make_problem, sample_problem
 
 
 def test_artifact_is_complete_and_small():
@@ -159,7 +159,7 @@ def test_split_thinking_table():
 
 def test_training_is_deterministic(tmp_path, tiny_tokenizer):
     """Two builds from the same seed give byte-identical weights (a few steps suffice to show it)."""
-    from pipeline.tiny_teacher.train import TrainConfig, train
+    from tests.tiny_teacher.train import TrainConfig, train
 
     cfg = TrainConfig(steps=3, batch_size=4, bucket_batches=2, num_layers=1)
     digests = []

@@ -7,19 +7,22 @@ The dialect splits it into thinking and answer; token counts come from the engin
 ids, so ``thinking_tokens`` is exact and comparable to the budget (the last turn's, in a
 multi-turn sample; ``completion_tokens`` counts all its turns).
 
-Judging the sample is the next stage's work (``pipeline/judge.py``); parse only describes it.
+The split is made here, once: ``thinking`` / ``answer`` and the block's shape (working columns
+``think_opened``, ``think_closed``, ``think_blocks``) travel with the row, and the filter stage
+hands that split to every filter. Judging the sample is that stage's work; parse only describes it.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import NamedTuple, Sequence
 
 from filters.flags import flag_turns
+from filters.text import last_boxed, split_thinking
 
-from .config import JobConfig
-from .dialects import Dialect, get_dialect
-from .schema import to_table
-from .thinking import last_boxed
+from ..dialects import Dialect, get_dialect
+from ..schema import to_table
+from . import Context, Stage
 
 
 class TokenCounts(NamedTuple):
@@ -65,18 +68,40 @@ def count_tokens(ids: Sequence[int], *, opened_in_prompt: bool, start_id: int, e
     return TokenCounts(end - start, answer, False)
 
 
-class Parse:
+@dataclass(frozen=True)
+class ParseSettings:
+    teacher: str             # model path: its tokenizer names the think tags' token ids
+    dialect: str
+    trust_remote_code: bool
+
+    @classmethod
+    def of(cls, job) -> "ParseSettings":
+        t = job.teacher
+        return cls(t.model, t.dialect, t.engine.trust_remote_code)
+
+
+class Parse(Stage):
     """Ray Data worker: generated rows -> parsed samples (``STREAM`` schema)."""
 
-    def __init__(self, cfg: JobConfig):
+    name = "parse"
+    reads = ("status", "prefill", "generated", "completion_token_ids", "thinking_budget", "messages",
+             "completion_tokens", "turn_flags", "turn_references")
+    writes = ("messages", "thinking", "answer", "think_opened", "think_closed", "think_blocks", "budget_hit",
+              "thinking_tokens", "answer_tokens", "completion_tokens", "extracted_answer", "turns", "status")
+
+    @classmethod
+    def settings(cls, ctx: Context) -> dict:
+        return {"settings": ParseSettings.of(ctx.job)}
+
+    def __init__(self, settings: ParseSettings):
         from transformers import AutoTokenizer
 
-        self.dialect: Dialect = get_dialect(cfg.teacher.dialect)
-        tok = AutoTokenizer.from_pretrained(cfg.teacher.model, trust_remote_code=cfg.teacher.engine.trust_remote_code)
+        self.dialect: Dialect = get_dialect(settings.dialect)
+        tok = AutoTokenizer.from_pretrained(settings.teacher, trust_remote_code=settings.trust_remote_code)
         self.start_id, self.end_id = (_single_token(tok, t) for t in (self.dialect.think_start, self.dialect.think_end))
         self.forced = tok.encode(self.dialect.budget_end_str(), add_special_tokens=False)
 
-    def __call__(self, batch):
+    def process(self, batch):
         rows = batch.to_pylist()
         return to_table([self.parse(r) if r["status"] == "pending" else r for r in rows])
 
@@ -89,15 +114,19 @@ class Parse:
                               budget=row["thinking_budget"])
         messages = list(row["messages"]) + [{"role": "assistant", "content": completion}]
         generated = row.get("completion_tokens")  # a multi-turn sample: all its turns (the replica counts)
+        turns = None
+        if row.get("turn_flags"):
+            # which flag each turn had to follow and whether it did (the flag_following filter decides)
+            earlier = [split_thinking(m["content"], d.think_start, d.think_end)
+                       for m in messages[:-1] if m["role"] == "assistant"]
+            turns = [{**t, "reference": ref} for t, ref in zip(
+                flag_turns(messages, d.think_start, d.think_end, earlier + [split]), row["turn_references"])]
         row.update(
             messages=messages, thinking=split.thinking, answer=split.answer, budget_hit=counts.budget_hit,
+            think_opened=split.opened, think_closed=split.closed, think_blocks=split.blocks,
             thinking_tokens=counts.thinking, answer_tokens=counts.answer,
             completion_tokens=generated if generated is not None else len(row["completion_token_ids"]),
-            extracted_answer=last_boxed(split.answer),
-            # which flag each turn had to follow and whether it did (the flag_following filter decides)
-            turns=[{**t, "reference": ref} for t, ref in zip(flag_turns(messages, d.think_start, d.think_end),
-                                                             row["turn_references"])]
-            if row.get("turn_flags") else None,
+            extracted_answer=last_boxed(split.answer), turns=turns,
             status="parsed", completion_token_ids=None, generated=None,
         )
         return row
@@ -109,3 +138,6 @@ def _single_token(tok, text: str) -> int:
         raise ValueError(f"the dialect's think tag {text!r} is not one token in this tokenizer ({ids}); "
                          f"token counts need it to be")
     return ids[0]
+
+
+STAGE = Parse

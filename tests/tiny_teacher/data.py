@@ -17,7 +17,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from ..dialects import get_dialect
+from pipeline.dialects import get_dialect
 from .tasks import Problem, sample_problem
 
 SYSTEM_PROMPTS = ("You are a helpful assistant.", "You are a careful math tutor.")
@@ -33,7 +33,7 @@ class Example:
 
 def budget_end_str() -> str:
     """What a thinking budget forces (engine ``reasoning_end_str`` / two-stage suffix)."""
-    return get_dialect("tiny").budget_end_str()
+    return get_dialect("qwen3").budget_end_str()
 
 
 def think_completion(p: Problem) -> str:

@@ -4,12 +4,12 @@ It exists so that every stage of thinkmill can be exercised against a *real*
 teacher served by the real vLLM engine on a CPU-only machine. It thinks step by
 step in ``<think>`` blocks, answers in ``\\boxed{}``, follows ``/think`` and
 ``/no_think`` flags, answers after Qwen3's early-stop sentence, and is measurably
-more accurate when it thinks. Rebuild with ``python -m jobs.build_tiny_teacher``.
+more accurate when it thinks. Rebuild with ``make teacher`` (``python -m tests.tiny_teacher.build``).
 """
 
 from pathlib import Path
 
-from ..dialects import EARLY_STOP  # the sentence the teacher answers after a budget cut
+from pipeline.dialects import EARLY_STOP  # the sentence the teacher answers after a budget cut
 
 __all__ = ["ARTIFACT_DIR", "EARLY_STOP", "PROMPTS_PATH"]
 

@@ -1,7 +1,7 @@
 """Show what a teacher does in each mode: think, no-think, a /no_think flag, a thinking budget.
 
 Usage:
-    python -m jobs.try_teacher [--model DIR] [--prompts FILE.jsonl] [-n 3] [--budget 8]
+    python -m tests.tiny_teacher.try_it [--model DIR] [--prompts FILE.jsonl] [-n 3] [--budget 8]
 
 Serves the model with the real vLLM engine and prints each completion, so you can see
 the think block, the answer and the forced early-stop before configuring a run.
@@ -15,7 +15,7 @@ import json
 import sys
 from pathlib import Path
 
-from pipeline.tiny_teacher import ARTIFACT_DIR, PROMPTS_PATH
+from tests.tiny_teacher import ARTIFACT_DIR, PROMPTS_PATH
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -27,7 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     rows = [json.loads(line) for line in args.prompts.read_text(encoding="utf-8").splitlines()[: args.n]]
-    from pipeline.tiny_teacher.evaluate import close_llm, generate, load_llm
+    from tests.tiny_teacher.evaluate import close_llm, generate, load_llm
 
     llm = load_llm(args.model, max_num_seqs=16)
     refs = [r["reference"] for r in rows]

@@ -10,8 +10,8 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..dialects import EARLY_STOP
-from ..thinking import last_boxed, split_thinking
+from filters.text import last_boxed, split_thinking
+from pipeline.dialects import EARLY_STOP
 from .data import budget_end_str
 from .tasks import Problem, sample_problem
 

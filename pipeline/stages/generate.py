@@ -1,4 +1,4 @@
-"""Generate stage: a teacher replica is one Ray actor holding one vLLM engine (async).
+"""Generate stage: a teacher replica is one Ray actor holding one engine (vLLM, async).
 
 Ray Data sends several batches to each replica at once (``max_concurrency``); every row of
 every batch is submitted to the engine as its own request, and a semaphore keeps at most
@@ -20,33 +20,37 @@ turns' thinking, as at inference) and generated, each turn with its budget.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
+import json
 import logging
 import os
 import socket
 import time
-from typing import NamedTuple
+from dataclasses import dataclass
 
-from .config import JobConfig
-from .dialects import get_dialect
-from .schema import to_table
-from .thinking import last_boxed
+from filters.text import last_boxed
+
+from ..config import ModeConfig, TeacherConfig
+from ..dialects import get_dialect
+from ..engine import Completion, EmptyOutput, Engine, EngineDead, VllmEngine, request_params
+from ..schema import to_table
+from . import Context, Stage
 
 log = logging.getLogger(__name__)
 
 
-def engine_kwargs(cfg: JobConfig) -> dict:
-    """``vllm`` engine arguments for one replica, from the job config.
+def engine_kwargs(teacher: TeacherConfig, modes: list[ModeConfig]) -> dict:
+    """``vllm`` engine arguments for one replica, from the teacher section (and the modes: an
+    engine-side budget needs the reasoning parser).
 
     >>> from pipeline.config import JobConfig
     >>> cfg = JobConfig.model_validate({"input": {"path": "p"}, "teacher": {"model": "m",
     ...     "engine": {"kv_cache_gib": 1}}})
-    >>> kw = engine_kwargs(cfg)
+    >>> kw = engine_kwargs(cfg.teacher, cfg.generation.modes)
     >>> kw["kv_cache_memory_bytes"], kw["trust_remote_code"], "reasoning_parser" in kw
     (1073741824, False, False)
     """
-    t, e = cfg.teacher, cfg.teacher.engine
+    t, e = teacher, teacher.engine
     kw = dict(model=t.model, dtype=e.dtype, max_model_len=e.max_model_len,
               tensor_parallel_size=e.tensor_parallel_size, max_num_seqs=e.max_num_seqs, seed=e.seed,
               enforce_eager=e.enforce_eager, enable_prefix_caching=e.enable_prefix_caching,
@@ -54,68 +58,84 @@ def engine_kwargs(cfg: JobConfig) -> dict:
               disable_log_stats=True)
     if e.kv_cache_gib is not None:
         kw["kv_cache_memory_bytes"] = int(e.kv_cache_gib * 2**30)
-    if any(m.budget_strategy == "engine" and any(b is not None for b in m.budgets) for m in cfg.generation.modes):
+    if any(m.budget_strategy == "engine" and any(b is not None for b in m.budgets) for m in modes):
         dialect = get_dialect(t.dialect)
         kw["reasoning_parser"] = dialect.reasoning_parser
-        kw["reasoning_end_str"] = dialect.budget_end_str()  # a ReasoningConfig in vllm_engine_kwargs
+        kw["reasoning_end_str"] = dialect.budget_end_str()  # a ReasoningConfig in VllmEngine
     kw.update(e.extra)
     return kw
 
 
-def vllm_engine_kwargs(cfg: JobConfig) -> dict:
-    """``engine_kwargs`` with vLLM's own types in place (needs vLLM: call it in a worker)."""
-    from vllm.config import ReasoningConfig
+@dataclass(frozen=True)
+class GenerateSettings:
+    engine_args: dict        # ``engine_kwargs``: vLLM's arguments for one engine
+    dialect: str
+    modes: tuple             # the job's modes: multi-turn samples sample each turn as its mode
+    max_in_flight: int
+    max_model_len: int
 
-    kw = engine_kwargs(cfg)
-    if "reasoning_end_str" in kw:
-        kw["reasoning_config"] = ReasoningConfig(reasoning_end_str=kw.pop("reasoning_end_str"))
-    return kw
-
-
-def sampling_params(row: dict, *, max_tokens: int | None = None, seed: int | None = None,
-                    engine_budget: bool = True, sampling: dict | None = None):
-    """The vLLM ``SamplingParams`` of one request row (mode sampling + seed + budget); ``sampling``
-    replaces the row's (a multi-turn sample's earlier turns)."""
-    from vllm import SamplingParams
-
-    s = sampling or row["sampling"]
-    budget = row["thinking_budget"] if engine_budget and row.get("budget_strategy") == "engine" else None
-    return SamplingParams(
-        temperature=s["temperature"], top_p=s["top_p"], top_k=s["top_k"], min_p=s["min_p"],
-        presence_penalty=s["presence_penalty"], repetition_penalty=s["repetition_penalty"],
-        max_tokens=max_tokens or s["max_tokens"], seed=row["seed"] if seed is None else seed,
-        thinking_token_budget=budget)
+    @classmethod
+    def of(cls, job) -> "GenerateSettings":
+        t = job.teacher
+        return cls(engine_kwargs(t, job.generation.modes), t.dialect, tuple(job.generation.modes),
+                   t.max_in_flight, t.engine.max_model_len)
 
 
-class Completion(NamedTuple):
-    text: str
-    token_ids: list[int]
-    finish_reason: str | None
+class Generate(Stage):
+    """Ray Data worker (actor): pending rows in, rows with the engine's output (or an error) out.
 
+    ``engine``: a stand-in for tests (anything shaped like ``pipeline.engine.Engine``); by
+    default the replica starts its own vLLM engine."""
 
-class TeacherReplica:
-    """Ray Data worker (actor): pending rows in, rows with the engine's output (or an error) out."""
+    name = "generate"
+    reads = ("status", "sample_id", "prompt_token_ids", "prefill", "sampling", "seed", "thinking_budget",
+             "budget_strategy", "messages", "reference", "mode", "turn_flags", "follow_ups", "turn_references",
+             "prompt_text")
+    writes = ("generated", "completion_token_ids", "finish_reason", "t_submit", "t_done", "replica",
+              # a multi-turn sample: the conversation up to its last turn, which the row then describes
+              "messages", "prefill", "prompt_tokens", "completion_tokens", "reference", "flag",
+              "thinking_expected", "sampling", "prompt_text", "status", "stage", "error", "field", "detail", "input")
+    pool = "replicas"
 
-    def __init__(self, cfg: JobConfig):
-        import vllm
-        from transformers import AutoTokenizer
+    @classmethod
+    def settings(cls, ctx: Context) -> dict:
+        return {"settings": GenerateSettings.of(ctx.job)}
 
-        self.engine = vllm.AsyncLLMEngine.from_engine_args(vllm.AsyncEngineArgs(**vllm_engine_kwargs(cfg)))
-        self.max_in_flight = cfg.teacher.max_in_flight
-        self.name = f"{socket.gethostname()}:{os.getpid()}"
+    @classmethod
+    def describe(cls, ctx: Context) -> str:
+        t, p = ctx.job.teacher, ctx.plan
+        res = ", ".join(f"{k}={v}" for k, v in p.replica_resources.items())
+        return (f"generate ({t.replicas} replica(s), each one vLLM engine, {res}; {t.max_in_flight} requests in "
+                f"flight, {p.batches_per_replica} batches of {ctx.job.ray.batch_size})")
+
+    @classmethod
+    def ray_options(cls, ctx: Context) -> dict:
+        import ray.data
+
+        k = ctx.plan.batches_per_replica
+        return dict(batch_format="pyarrow", batch_size=ctx.job.ray.batch_size,
+                    compute=ray.data.ActorPoolStrategy(size=ctx.job.teacher.replicas, max_tasks_in_flight_per_actor=k,
+                                                       max_concurrent_calls_per_actor=k),
+                    runtime_env={"env_vars": {"VLLM_LOGGING_LEVEL": ctx.job.teacher.engine.log_level}},
+                    **ctx.plan.replica_resources)
+
+    def __init__(self, settings: GenerateSettings, engine: Engine | None = None, name: str | None = None):
+        self.engine: Engine = engine if engine is not None else VllmEngine(settings.engine_args)
+        self.tokenizer = self.engine.tokenizer
+        self.max_in_flight = settings.max_in_flight
+        self.replica = name or f"{socket.gethostname()}:{os.getpid()}"  # stamped on its rows
         self._sem: asyncio.Semaphore | None = None
         self._ids = itertools.count()
-        # for two-stage budgets: the forced text as ids, and the ids that open / close thinking
-        self.dialect = get_dialect(cfg.teacher.dialect)
-        self.tokenizer = AutoTokenizer.from_pretrained(cfg.teacher.model,
-                                                       trust_remote_code=cfg.teacher.engine.trust_remote_code)
+        # for two-stage budgets: the forced text as ids, and the ids that close thinking
+        self.dialect = get_dialect(settings.dialect)
         self.forced_ids = self.tokenizer.encode(self.dialect.budget_end_str(), add_special_tokens=False)
         self.think_end_ids = self.tokenizer.encode(self.dialect.think_end, add_special_tokens=False)
         # for multi-turn samples: the modes (hard switch, sampling per turn), and the context window
-        self.modes = {m.name: m for m in cfg.generation.modes}
-        self.max_len = cfg.teacher.engine.max_model_len
+        self.modes = {m.name: m for m in settings.modes}
+        self.max_len = settings.max_model_len
 
     async def __call__(self, batch):
+        self.require(batch)
         if self._sem is None:  # created in the event loop Ray Data runs this worker's batches on
             self._sem = asyncio.Semaphore(self.max_in_flight)
         rows = await asyncio.gather(*(self._one(r) for r in batch.to_pylist()))
@@ -124,8 +144,6 @@ class TeacherReplica:
     async def _one(self, row: dict) -> dict:
         if row["status"] != "pending":
             return row
-        from vllm.v1.engine.exceptions import EngineDeadError
-
         try:
             async with self._sem:
                 row["t_submit"] = time.time()
@@ -133,7 +151,7 @@ class TeacherReplica:
                     c = await self._conversation(row)
                 else:
                     c = await self._generate(row, row["prompt_token_ids"], row["prefill"], row["seed"])
-        except EngineDeadError as e:
+        except EngineDead as e:
             # The engine process is gone and every later request would fail too. Exit the actor
             # so Ray restarts it with a fresh engine and retries the batch (as ray.data.llm does;
             # os._exit makes it a system error, which Ray retries, unlike exit_actor()).
@@ -146,27 +164,18 @@ class TeacherReplica:
         except Exception as e:  # noqa: BLE001 - any per-request failure becomes an error row
             return _failed(row, "engine_error", f"{type(e).__name__}: {e}")
         row.update(generated=c.text, completion_token_ids=c.token_ids, finish_reason=c.finish_reason,
-                   prompt_token_ids=None, t_done=time.time(), replica=self.name)
+                   prompt_token_ids=None, t_done=time.time(), replica=self.replica)
         return row
 
     async def _complete(self, prompt_ids: list[int], params, sample_id: str) -> Completion:
-        from vllm.inputs import TokensPrompt
-
-        final = None
-        async for out in self.engine.generate(TokensPrompt(prompt_token_ids=prompt_ids), params,
-                                              request_id=f"{sample_id}-{next(self._ids)}"):
-            final = out
-        if final is None or not final.outputs:
-            raise EmptyOutput("the engine finished the request without an output")
-        c = final.outputs[0]
-        return Completion(c.text, list(c.token_ids), c.finish_reason)
+        return await self.engine.complete(prompt_ids, params, f"{sample_id}-{next(self._ids)}")
 
     async def _generate(self, row: dict, prompt_ids: list[int], prefill: str, seed: int,
                         sampling: dict | None = None) -> Completion:
         """One assistant turn of ``row`` for this prompt, with the row's budget and strategy."""
         if row["thinking_budget"] is not None and row.get("budget_strategy") == "two_stage":
             return await self._two_stage(row, prompt_ids, prefill, seed, sampling)
-        return await self._complete(prompt_ids, sampling_params(row, seed=seed, sampling=sampling), row["sample_id"])
+        return await self._complete(prompt_ids, request_params(row, seed=seed, sampling=sampling), row["sample_id"])
 
     async def _two_stage(self, row: dict, prompt_ids: list[int], prefill: str, seed: int,
                          sampling: dict | None = None) -> Completion:
@@ -177,7 +186,7 @@ class TeacherReplica:
         # the model opens the block itself (one <think> token) unless the prompt already did
         opened_in_prompt = prefill.endswith(f"{self.dialect.think_start}\n")
         first_cap = min(cap, budget + (0 if opened_in_prompt else 1))
-        first = await self._complete(prompt_ids, sampling_params(row, max_tokens=first_cap, seed=seed,
+        first = await self._complete(prompt_ids, request_params(row, max_tokens=first_cap, seed=seed,
                                                                  sampling=sampling), row["sample_id"])
         if first.finish_reason != "length" or first_cap == cap:
             return first  # finished inside the budget (or the length cap is the budget)
@@ -189,7 +198,7 @@ class TeacherReplica:
             return Completion(self._decode(ids), ids, "length")
         # a new request restarts the seeded sampler; derive the seed so the continuation is its own draw
         second = await self._complete(prompt_ids + ids,
-                                      sampling_params(row, max_tokens=cap - len(ids), seed=seed + 1,
+                                      request_params(row, max_tokens=cap - len(ids), seed=seed + 1,
                                                       sampling=sampling),
                                       row["sample_id"])
         ids = ids + second.token_ids
@@ -234,26 +243,9 @@ class TeacherReplica:
         return self.tokenizer.decode(ids, skip_special_tokens=True)
 
     def __del__(self):
-        # Ray Data drops the worker when the stage is done. Stop the engine's output loop
-        # first: otherwise it sees the engine process go away and logs an EngineDeadError.
         engine = getattr(self, "engine", None)
-        if engine is None:
-            return
-        handler = getattr(engine, "output_handler", None)
-        if handler is not None and not handler.done():
-            async def cancel():
-                handler.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await handler
-
-            with contextlib.suppress(Exception):
-                asyncio.run_coroutine_threadsafe(cancel(), handler.get_loop()).result(timeout=10)
-        with contextlib.suppress(Exception):  # at interpreter exit vLLM's module globals may be gone
+        if engine is not None:
             engine.shutdown()
-
-
-class EmptyOutput(RuntimeError):
-    """The engine finished a request without an output."""
 
 
 class ContextFull(RuntimeError):
@@ -266,8 +258,9 @@ def _contains(ids: list[int], seq: list[int]) -> bool:
 
 
 def _failed(row: dict, error: str, detail: str) -> dict:
-    import json
-
     row.update(status="error", stage="generate", error=error, field=None, detail=detail, prompt_token_ids=None,
                input=json.dumps({"messages": row["messages"], "reference": row["reference"]}, ensure_ascii=False))
     return row
+
+
+STAGE = Generate

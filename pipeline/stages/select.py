@@ -18,15 +18,20 @@ A choice needs the whole group of a prompt, so the stage is ONE stateful worker 
 prompt's rows until all of them arrived (they come close together: prepare emits them from one
 input row). Memory is the incomplete groups only. If that worker dies the rows it holds are
 lost; the run's accounting then reports them missing (exit 3) rather than hiding it.
+
+The outcome of each prompt (think, no_think, dropped, unverified, unsolved, no_samples) rides on
+one row of its group (working column ``choice``), so the run's tallies count it like everything
+else: there is no second channel for the summary.
 """
 
 from __future__ import annotations
 
-from collections import Counter
+from dataclasses import dataclass
 
-from .config import JobConfig
-from .prepare import samples_per_input
-from .schema import to_table
+from ..config import AdaptiveConfig
+from ..samples import samples_per_input
+from ..schema import to_table
+from . import Context, Stage
 
 SAMPLE_STATUSES = ("accepted", "rejected")
 
@@ -54,49 +59,50 @@ def _judged(row: dict) -> bool:
         v["filter"] == "wrong_answer" and v["passed"] is not None for v in row["verdicts"] or [])
 
 
-class AdaptiveReport:
-    """Ray actor: the per-prompt choices, added up for summary.json (counts per source, and the
-    unsolved prompts themselves)."""
+@dataclass(frozen=True)
+class SelectSettings:
+    adaptive: AdaptiveConfig
+    k: int             # samples per prompt and mode
+    group_size: int    # rows per prompt (every mode and budget)
 
-    def __init__(self):
-        self.counts: Counter = Counter()
-        self.by_source: dict[str, Counter] = {}
-        self.unsolved: list[dict] = []
-
-    def record(self, decisions: list[dict]) -> None:
-        for d in decisions:
-            outcome = d["outcome"]
-            self.counts["prompts"] += 1
-            self.counts[outcome] += 1
-            src = self.by_source.setdefault(d["source"] or "default", Counter())
-            src["prompts"] += 1
-            src[outcome] += 1
-            if outcome == "unsolved":
-                self.unsolved.append(d["prompt"])
-
-    def result(self) -> dict:
-        return {"counts": dict(self.counts), "by_source": {k: dict(v) for k, v in self.by_source.items()},
-                "unsolved": self.unsolved}
+    @classmethod
+    def of(cls, job) -> "SelectSettings":
+        g = job.generation
+        return cls(g.adaptive, g.samples_per_prompt, samples_per_input(g))
 
 
-class Select:
+class Select(Stage):
     """Ray Data worker (pool of one): filtered rows in; rows of prompts whose group is complete
     out, with the mode choice applied."""
 
-    def __init__(self, cfg: JobConfig, report=None):
-        a = cfg.generation.adaptive
+    name = "select"
+    reads = ("status", "prompt_id", "mode", "verdicts", "messages", "source", "reference")
+    writes = ("verdicts", "status", "reject_reason", "acc_think", "acc_no_think", "chosen_mode", "choice")
+    pool = "one"  # one worker sees every row, so each prompt's group comes together there
+
+    @classmethod
+    def wanted(cls, ctx: Context) -> bool:
+        return getattr(ctx.job, "generation", None) is not None and ctx.job.generation.adaptive is not None
+
+    @classmethod
+    def settings(cls, ctx: Context) -> dict:
+        return {"settings": SelectSettings.of(ctx.job)}
+
+    @classmethod
+    def describe(cls, ctx: Context) -> str:
+        return "select (adaptive mode choice, one worker)"
+
+    def __init__(self, settings: SelectSettings):
+        a = settings.adaptive
         self.modes = {a.think_mode: "think", a.no_think_mode: "no_think"}
         self.mode_names = {"think": a.think_mode, "no_think": a.no_think_mode}
         self.delta, self.rule = a.delta, a.rule
-        self.k = cfg.generation.samples_per_prompt
-        self.group_size = samples_per_input(cfg)
-        self.report = report
+        self.k = settings.k
+        self.group_size = settings.group_size
         self.pending: dict[str, list[dict]] = {}
 
-    def __call__(self, batch):
-        import ray
-
-        out, decisions = [], []
+    def process(self, batch):
+        out = []
         for row in batch.to_pylist():
             pid = row["prompt_id"]
             if pid is None:  # an input row that never became a prompt: nothing to choose
@@ -106,14 +112,13 @@ class Select:
             group.append(row)
             if len(group) == self.group_size:
                 del self.pending[pid]
-                decisions.append(self.decide(group))
+                self.decide(group)
                 out.extend(group)
-        if decisions and self.report is not None:
-            ray.get(self.report.record.remote(decisions))
         return to_table(out)
 
-    def decide(self, group: list[dict]) -> dict:
-        """Apply the choice to one prompt's rows (in place); returns what the report needs."""
+    def decide(self, group: list[dict]) -> str:
+        """Apply the choice to one prompt's rows (in place) and mark the outcome on one of them
+        (``choice``: the first sample row, or the first row when every sample failed)."""
         by_mode = {"think": [], "no_think": []}
         for r in group:
             if r["mode"] in self.modes:
@@ -122,7 +127,8 @@ class Select:
         verified = any(_judged(r) for rows in by_mode.values() for r in rows)
         first = next((r for r in group if r["status"] in SAMPLE_STATUSES), None)
         if first is None:  # every sample failed (errors/): nothing to choose between
-            return {"source": None, "outcome": "no_samples", "prompt": None}
+            group[0]["choice"] = "no_samples"
+            return "no_samples"
         if verified:
             chosen = choose(acc["think"], acc["no_think"], self.delta, self.rule)
             outcome = {"think": "think", "no_think": "no_think", None: "dropped"}[chosen]
@@ -144,12 +150,12 @@ class Select:
                          chosen_mode=self.mode_names.get(chosen))
                 if not kept and r["status"] == "accepted":
                     r.update(status="rejected", reject_reason=reason)
-        prompt = None
         if verified and acc["think"] == 0 and acc["no_think"] == 0:
             # the rule still names a mode (no-think: 0 + delta >= 0) but no sample is right, so
-            # nothing is kept; counted apart, not as a choice
+            # nothing is kept; counted apart, not as a choice (the tally lists it in unsolved.jsonl)
             outcome = "unsolved"
-            user = next(m["content"] for m in first["messages"] if m["role"] == "user")
-            prompt = {"prompt_id": first["prompt_id"], "source": first["source"], "prompt": user,
-                      "reference": first["reference"], "acc_think": acc["think"], "acc_no_think": acc["no_think"]}
-        return {"source": first["source"], "outcome": outcome, "prompt": prompt}
+        first["choice"] = outcome
+        return outcome
+
+
+STAGE = Select

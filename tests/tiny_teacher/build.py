@@ -1,8 +1,8 @@
 """Build the tiny teacher deterministically from a seed, measure it through vLLM, write its card.
 
 Usage:
-    python -m jobs.build_tiny_teacher --out pipeline/tiny_teacher/model [--seed 0] [--steps 1500]
-    python -m jobs.build_tiny_teacher --out DIR --measure-only     # re-measure an existing build
+    python -m tests.tiny_teacher.build --out tests/tiny_teacher/model [--seed 0] [--steps 1500]
+    python -m tests.tiny_teacher.build --out DIR --measure-only     # re-measure an existing build
 
 Writes to DIR: tokenizer (tokenizer.json, tokenizer_config.json with the chat template),
 config.json, generation_config.json, model.safetensors, README.md (the model card with the
@@ -19,12 +19,12 @@ import time
 from dataclasses import asdict, replace
 from pathlib import Path
 
-from pipeline.tiny_teacher import EARLY_STOP, PROMPTS_PATH
-from pipeline.tiny_teacher.data import SYSTEM_PROMPTS, budget_end_str
-from pipeline.tiny_teacher.tasks import sample_problem
-from pipeline.tiny_teacher.train import TrainConfig
+from tests.tiny_teacher import EARLY_STOP, PROMPTS_PATH
+from tests.tiny_teacher.data import SYSTEM_PROMPTS, budget_end_str
+from tests.tiny_teacher.tasks import sample_problem
+from tests.tiny_teacher.train import TrainConfig
 
-TEMPLATE = Path(__file__).resolve().parents[1] / "pipeline" / "tiny_teacher" / "chat_template.jinja"
+TEMPLATE = Path(__file__).resolve().parent / "chat_template.jinja"
 
 
 def tokenizer_corpus(seed: int):
@@ -65,7 +65,7 @@ word problems; a quarter of them in Chinese). It behaves like a Qwen3 hybrid rea
 miniature: step-by-step work in `<think>`, then `\\boxed{{answer}}`; an empty think block in
 non-thinking mode; follows `/think` and `/no_think`; answers after Qwen3's early-stop sentence.
 
-Rebuild (deterministic from the seed): `python -m jobs.build_tiny_teacher --out <dir> --seed {cfg.seed}`.
+Rebuild (deterministic from the seed): `python -m tests.tiny_teacher.build --out <dir> --seed {cfg.seed}`.
 Trained {cfg.steps} steps of batch {cfg.batch_size} in {train_info['train_seconds']:.0f} s on 2 CPU cores
 (final loss {train_info['final_loss']}).
 
@@ -113,8 +113,8 @@ def main(argv: list[str] | None = None) -> int:
     if not args.measure_only:
         from transformers import GenerationConfig
 
-        from pipeline.tiny_teacher.tokenizer import build_tokenizer
-        from pipeline.tiny_teacher.train import train
+        from tests.tiny_teacher.tokenizer import build_tokenizer
+        from tests.tiny_teacher.train import train
 
         t0 = time.time()
         tok = build_tokenizer(tokenizer_corpus(cfg.seed), cfg.vocab_size, TEMPLATE.read_text(), out)
@@ -129,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import vllm
 
-    from pipeline.tiny_teacher.evaluate import close_llm, load_llm, measure
+    from tests.tiny_teacher.evaluate import close_llm, load_llm, measure
 
     llm = load_llm(out)
     m = measure(llm)

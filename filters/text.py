@@ -1,7 +1,8 @@
-"""Splitting a completion into its think block and its answer.
+"""Splitting a completion into its think block and its answer; the last ``\\boxed{}``.
 
-A pure function over text so that every stage (parse, filters, tests, the tiny
-teacher's evaluation) agrees on one definition.
+Pure functions over text, so that every stage (parse, the filters, the tiny teacher's
+evaluation, the tests) agrees on one definition. They live in ``filters`` because the filters
+need them and must not depend on the pipeline; the pipeline imports them from here.
 
 >>> split_thinking("<think>\\n2+2=4\\n</think>\\n\\nThe answer is 4.")
 ThinkSplit(thinking='2+2=4', answer='The answer is 4.', opened=True, closed=True, blocks=1)

@@ -13,17 +13,16 @@ import io
 
 
 def budget_rows(counter) -> list[dict]:
-    """Tally counters (``mode/budget/field``) -> one row per mode and budget, budgets ascending."""
-    cells: dict[tuple[str, str], dict] = {}
-    for key, n in counter.items():
-        mode, budget, field = key.rsplit("/", 2)
-        cells.setdefault((mode, budget), {})[field] = n
+    """Tally counts ``(mode, budget, field)`` -> one row per mode and budget, budgets ascending."""
+    cells: dict[tuple, dict] = {}
+    for (mode, budget, name), n in counter.items():
+        cells.setdefault((mode, budget), {})[name] = n
     rows = []
     for (mode, budget), c in cells.items():
         samples = c.get("samples", 0)
         judged = c.get("judged", 0)
         rows.append({
-            "mode": mode, "budget": None if budget == "None" else int(budget), "samples": samples,
+            "mode": mode, "budget": budget, "samples": samples,
             "accuracy": round(c.get("correct", 0) / judged, 4) if judged else None,
             "judged": judged,
             "mean_thinking_tokens": round(c.get("thinking", 0) / samples, 1) if samples else None,

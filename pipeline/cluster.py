@@ -1,0 +1,28 @@
+"""Ray: an embedded local Ray, or the cluster the job joins (``ray.address`` / ``ray job submit``)."""
+
+from __future__ import annotations
+
+import math
+import os
+
+from .stages import CPU_STAGE_CPUS
+
+
+def embedded_ray_cpus(ray_cfg, replica_cpus: float = 0) -> int | None:
+    """Logical CPUs for an embedded Ray, or None when the job joins a cluster (``ray.address``, or
+    the one ``ray job submit`` runs it in): enough for the replicas, the CPU stages, reads, writes."""
+    if ray_cfg.address or os.environ.get("RAY_ADDRESS"):
+        return None
+    needed = replica_cpus + 2 * ray_cfg.cpu_stage_actors * CPU_STAGE_CPUS + 2
+    return ray_cfg.num_cpus or max(os.cpu_count() or 1, math.ceil(needed))
+
+
+def init_ray(address: str, embedded_cpus: int | None) -> None:
+    import ray
+
+    if ray.is_initialized():
+        return
+    if embedded_cpus is None:  # a cluster: given address, or the one `ray job submit` runs us in
+        ray.init(address=address or None)
+    else:
+        ray.init(num_cpus=embedded_cpus, include_dashboard=False)

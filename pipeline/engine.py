@@ -1,0 +1,137 @@
+"""The teacher engine as the generate stage sees it: token ids in, one completion out.
+
+``Engine`` is the seam: anything with a ``tokenizer``, ``async complete(prompt_ids, params,
+request_id) -> Completion`` and ``shutdown()`` can stand in for vLLM, so the logic around the
+engine (budgets, multi-turn, error rows) is unit-tested with a scripted engine, while
+``VllmEngine`` (vLLM's ``AsyncLLMEngine``, one per replica) is tested end to end.
+
+``Params`` is plain data (no vLLM import): the sampling of one request, converted to vLLM's
+``SamplingParams`` inside ``VllmEngine``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass, replace
+from typing import Any, NamedTuple, Protocol
+
+
+class Completion(NamedTuple):
+    text: str
+    token_ids: list[int]
+    finish_reason: str | None
+
+
+class EngineDead(RuntimeError):
+    """The engine process is gone: every later request would fail too."""
+
+
+class EmptyOutput(RuntimeError):
+    """The engine finished a request without an output."""
+
+
+@dataclass(frozen=True)
+class Params:
+    """Sampling of one request (vLLM ``SamplingParams`` fields; ``top_k`` -1 = off)."""
+
+    temperature: float
+    top_p: float
+    top_k: int
+    min_p: float
+    presence_penalty: float
+    repetition_penalty: float
+    max_tokens: int
+    seed: int
+    thinking_token_budget: int | None = None  # vLLM's engine-side budget; None = off
+
+    def but(self, **changes) -> "Params":
+        return replace(self, **changes)
+
+
+def request_params(row: dict, *, max_tokens: int | None = None, seed: int | None = None,
+                   engine_budget: bool = True, sampling: dict | None = None) -> Params:
+    """The ``Params`` of one request row (mode sampling + seed + budget); ``sampling`` replaces
+    the row's (a multi-turn sample's earlier turns).
+
+    >>> s = {"temperature": 0.6, "top_p": 0.95, "top_k": 20, "min_p": 0.0, "presence_penalty": 0.0,
+    ...      "repetition_penalty": 1.0, "max_tokens": 50}
+    >>> request_params({"sampling": s, "seed": 3, "thinking_budget": 32, "budget_strategy": "engine"}).thinking_token_budget
+    32
+    >>> request_params({"sampling": s, "seed": 3, "thinking_budget": 32, "budget_strategy": "two_stage"}).thinking_token_budget
+    """
+    s = sampling or row["sampling"]
+    budget = row["thinking_budget"] if engine_budget and row.get("budget_strategy") == "engine" else None
+    return Params(temperature=s["temperature"], top_p=s["top_p"], top_k=s["top_k"], min_p=s["min_p"],
+                  presence_penalty=s["presence_penalty"], repetition_penalty=s["repetition_penalty"],
+                  max_tokens=max_tokens or s["max_tokens"], seed=row["seed"] if seed is None else seed,
+                  thinking_token_budget=budget)
+
+
+class Engine(Protocol):
+    tokenizer: Any
+
+    async def complete(self, prompt_ids: list[int], params: Params, request_id: str) -> Completion: ...
+
+    def shutdown(self) -> None: ...
+
+
+def vllm_args(engine_args: dict) -> dict:
+    """Engine arguments with vLLM's own types in place (needs vLLM: call it in a worker)."""
+    from vllm.config import ReasoningConfig
+
+    kw = dict(engine_args)
+    if "reasoning_end_str" in kw:
+        kw["reasoning_config"] = ReasoningConfig(reasoning_end_str=kw.pop("reasoning_end_str"))
+    return kw
+
+
+def vllm_sampling(params: Params):
+    """``Params`` as vLLM's ``SamplingParams``."""
+    from dataclasses import asdict
+
+    from vllm import SamplingParams
+
+    return SamplingParams(**asdict(params))
+
+
+class VllmEngine:
+    """One vLLM ``AsyncLLMEngine`` (engine arguments from ``pipeline.stages.generate.engine_kwargs``)."""
+
+    def __init__(self, engine_args: dict):
+        import vllm
+
+        self.engine = vllm.AsyncLLMEngine.from_engine_args(vllm.AsyncEngineArgs(**vllm_args(engine_args)))
+        self.tokenizer = self.engine.get_tokenizer()
+
+    async def complete(self, prompt_ids: list[int], params: Params, request_id: str) -> Completion:
+        from vllm.inputs import TokensPrompt
+        from vllm.v1.engine.exceptions import EngineDeadError
+
+        final = None
+        try:
+            async for out in self.engine.generate(TokensPrompt(prompt_token_ids=prompt_ids), vllm_sampling(params),
+                                                  request_id=request_id):
+                final = out
+        except EngineDeadError as e:
+            raise EngineDead(str(e)) from e
+        if final is None or not final.outputs:
+            raise EmptyOutput("the engine finished the request without an output")
+        c = final.outputs[0]
+        return Completion(c.text, list(c.token_ids), c.finish_reason)
+
+    def shutdown(self) -> None:
+        # Ray Data drops the worker when the stage is done. Stop the engine's output loop
+        # first: otherwise it sees the engine process go away and logs an EngineDeadError.
+        engine = self.engine
+        handler = getattr(engine, "output_handler", None)
+        if handler is not None and not handler.done():
+            async def cancel():
+                handler.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await handler
+
+            with contextlib.suppress(Exception):
+                asyncio.run_coroutine_threadsafe(cancel(), handler.get_loop()).result(timeout=10)
+        with contextlib.suppress(Exception):  # at interpreter exit vLLM's module globals may be gone
+            engine.shutdown()

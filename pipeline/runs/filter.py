@@ -1,0 +1,32 @@
+"""The filter job: re-judge an existing dataset with the rejection filters (read -> load -> filter -> write)."""
+
+from __future__ import annotations
+
+import time
+
+from ..cluster import embedded_ray_cpus, init_ray
+from ..config import FilterJobConfig
+from ..run_folder import RunFolder
+from ..stages import REJUDGE, Context, chain
+from ..stages.read import read_input, resolve_input
+from ..summary import count_summary
+from .plan import check_filter_files, count_rows
+
+
+def run(cfg: FilterJobConfig, input_path: str, output: str, overwrite: bool = False) -> dict:
+    """Judge every row of ``input_path`` into ``output``; returns the summary (also ``summary.json``)."""
+    from ..sink import SplitParquetSink
+
+    check_filter_files(cfg.filters)
+    files = resolve_input(input_path)
+    inputs = count_rows(files)
+    folder = RunFolder(output)
+    folder.claim(overwrite)
+    init_ray(cfg.ray.address, embedded_ray_cpus(cfg.ray))
+    sink = SplitParquetSink(folder, cfg.rows_per_file)
+    started = time.time()
+    chain(read_input(files), REJUDGE, Context(cfg)).write_datasink(sink)
+    summary = {"input": input_path, "output": output,
+               **count_summary(sink.tally, inputs, 1, cfg.filters.order), "wall_s": round(time.time() - started, 2)}
+    folder.finish(summary)
+    return summary

@@ -1,0 +1,127 @@
+"""The generation job's plan: what a config will do, known before anything starts.
+
+``make_plan`` checks what can be checked on the driver (the input resolves, evaluation files
+exist) and counts the input rows; ``describe`` is ``--dry-run``'s text, its stage line read
+from the same stage list the job runs.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import filters
+
+from ..cluster import embedded_ray_cpus
+from ..config import JobConfig
+from ..dialects import get_dialect
+from ..samples import samples_per_input
+from ..stages import GENERATION, Context
+from ..stages import describe as describe_stages
+from ..stages.read import InputError, InputFiles, resolve_input
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    files: InputFiles
+    inputs: int            # rows that will be read (after input.limit)
+    samples_per_input: int
+    replica_resources: dict
+    batches_per_replica: int
+    run_url: str
+    ray_cpus: int | None   # logical CPUs of the embedded Ray; None when joining a cluster
+
+    @property
+    def expected_samples(self) -> int:
+        return self.inputs * self.samples_per_input
+
+
+def count_rows(files: InputFiles) -> int:
+    """Input rows, counted straight from the files (independently of the Ray pipeline)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    n = 0
+    fs = files.filesystem
+    for path in files.paths:
+        if files.format == "parquet":
+            with fs.open(path, "rb") as f:
+                n += pq.ParquetFile(f).metadata.num_rows
+        elif files.format == "hf_saved":
+            with fs.open(path, "rb") as f:
+                n += sum(b.num_rows for b in pa.ipc.open_stream(f))
+        else:
+            with fs.open(path, "rb", compression="infer") as f:
+                n += sum(1 for line in f if line.strip())
+    return n
+
+
+def replica_resources(cfg: JobConfig) -> dict:
+    t = cfg.teacher
+    if t.device == "gpu":
+        return {"num_cpus": t.resources.num_cpus or 1,
+                "num_gpus": t.resources.num_gpus if t.resources.num_gpus is not None else t.engine.tensor_parallel_size}
+    return {"num_cpus": t.resources.num_cpus or 1, "num_gpus": 0}
+
+
+def check_filter_files(cfg) -> None:
+    """Files the configured filters read (evaluation sets) must exist before a worker loads them."""
+    try:
+        filters.preflight(cfg)
+    except FileNotFoundError as e:
+        raise InputError(str(e)) from None
+
+
+def make_plan(cfg: JobConfig) -> RunPlan:
+    check_filter_files(cfg.filters)
+    files = resolve_input(cfg.input.path, cfg.input.format)
+    inputs = count_rows(files)
+    if cfg.input.limit is not None:
+        inputs = min(inputs, cfg.input.limit)
+    res = replica_resources(cfg)
+    # Enough batches per replica that max_in_flight requests are always waiting to enter the engine.
+    batches = max(2, math.ceil(2 * cfg.teacher.max_in_flight / cfg.ray.batch_size))
+    ray_cpus = embedded_ray_cpus(cfg.ray, cfg.teacher.replicas * res["num_cpus"])
+    return RunPlan(files, inputs, samples_per_input(cfg.generation), res, batches,
+                   f"{cfg.output.path.rstrip('/')}/{cfg.output.run_id}", ray_cpus)
+
+
+def describe(cfg: JobConfig, p: RunPlan) -> str:
+    modes = []
+    dialect = get_dialect(cfg.teacher.dialect)
+    for m in cfg.generation.modes:
+        s = dialect.sampling(m)
+        bits = ["thinking" if m.thinking else "no thinking"]
+        if m.flag:
+            share = "" if m.flag_share == 1 else f" on {m.flag_share:.0%} of samples"
+            bits.append(f"flag {m.flag} in {m.flag_turn} turn{share}")
+        if m.turns > 1:
+            bits.append(f"{m.turns} turns")
+        if any(b is not None for b in m.budgets):
+            sweep = ", ".join("none" if b is None else str(b) for b in m.budgets)
+            bits.append(f"budget {sweep} ({m.budget_strategy})")
+        else:
+            bits.append("no budget")
+        bits.append(f"T={s['temperature']} top_p={s['top_p']} top_k={s['top_k']} max_tokens={s['max_tokens']}")
+        modes.append(f"    {m.name}: {', '.join(bits)}")
+    g = cfg.generation
+    if g.mix:
+        total = sum(g.mix.values())
+        modes.append("    mix: each prompt in one mode, " + ", ".join(f"{k} {w / total:.0%}" for k, w in g.mix.items()))
+    if g.adaptive:
+        a = g.adaptive
+        modes.append(f"    adaptive ({a.rule}): {g.samples_per_prompt} samples in {a.think_mode} and {a.no_think_mode}"
+                     f" per prompt; no-think chosen when acc_no_think + {a.delta} >= acc_think")
+    ray = f"embedded local Ray ({p.ray_cpus} logical CPUs)" if p.ray_cpus else (cfg.ray.address or "$RAY_ADDRESS")
+    return "\n".join([
+        f"input     {p.files.format}, {len(p.files.paths)} file(s) at {cfg.input.path} -> {p.inputs} prompts"
+        + (f" (limit {cfg.input.limit})" if cfg.input.limit else ""),
+        f"samples   {'1 mixed mode' if g.mix else f'{len(g.modes)} mode(s)'} x "
+        f"{g.samples_per_prompt} per prompt = {p.samples_per_input} per prompt -> {p.expected_samples} expected",
+        "modes", *modes,
+        f"stages    {describe_stages(GENERATION, Context(cfg, p))}",
+        f"teacher   {cfg.teacher.model} (dialect {cfg.teacher.dialect}, device {cfg.teacher.device}, "
+        f"TP {cfg.teacher.engine.tensor_parallel_size})",
+        f"output    {p.run_url}/{{accepted,rejected,errors}}/ + summary.json",
+        f"ray       {ray}",
+    ])

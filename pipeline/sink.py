@@ -1,0 +1,76 @@
+"""The write stage: one Ray Data sink that splits the stream into accepted/, rejected/, errors/.
+
+Each write task writes its rows as (up to) three Parquet files, one per folder, through the
+``RunFolder``, and returns the ``Tally`` of what it wrote; the driver adds them up
+(``sink.tally``) into the run summary. A row still pending here (a stage lost track of it) is
+written as an error, so nothing disappears.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ray.data import Datasink
+from ray.data.block import BlockAccessor
+
+from .run_folder import FOLDERS, RunFolder
+from .schema import ERROR, SAMPLE, STREAM
+from .tally import Tally
+
+SCHEMAS = {"accepted": SAMPLE, "rejected": SAMPLE, "error": ERROR}
+
+
+class SplitParquetSink(Datasink):
+    """Writes ``STREAM`` rows to ``<run>/{accepted,rejected,errors}/part-*.parquet``.
+
+    After the write, ``self.tally`` (on the driver) holds the total of all tasks.
+    """
+
+    def __init__(self, folder: RunFolder, rows_per_file: int):
+        self.folder = folder
+        self._rows_per_file = rows_per_file
+        self.tally: Tally = Tally()
+
+    @property
+    def min_rows_per_write(self):
+        return self._rows_per_file
+
+    def on_write_start(self, schema=None):
+        self.folder.make_folders()
+
+    def write(self, blocks, ctx) -> Tally:
+        tables = [BlockAccessor.for_block(b).to_arrow() for b in blocks]
+        tables = [t.select(STREAM.names).cast(STREAM) for t in tables if t.num_rows]
+        if not tables:
+            return Tally()
+        table = pa.concat_tables(tables)
+        unfinished = pc.invert(pc.is_in(table["status"], pa.array(list(FOLDERS))))
+        if pc.any(unfinished).as_py():
+            table = _mark_unfinished(table, unfinished)
+        name = f"part-{ctx.task_idx:05d}-{uuid.uuid4().hex[:8]}.parquet"
+        files = 0
+        for status, folder in FOLDERS.items():
+            part = table.filter(pc.equal(table["status"], status))
+            if part.num_rows:
+                schema = SCHEMAS[status]
+                self.folder.write_part(folder, name, part.select(schema.names).cast(schema))
+                files += 1
+        t = Tally.of(table)
+        t.files = files
+        return t
+
+    def on_write_complete(self, write_result):
+        self.tally = Tally.total(write_result.write_returns)
+
+
+def _mark_unfinished(table: pa.Table, mask) -> pa.Table:
+    cols = {n: table[n] for n in table.column_names}
+    cols["status"] = pc.if_else(mask, "error", table["status"])
+    cols["stage"] = pc.if_else(mask, "write", table["stage"])
+    cols["error"] = pc.if_else(mask, "unfinished", table["error"])
+    cols["detail"] = pc.if_else(mask, "the row reached the writer without being generated or parsed",
+                                table["detail"])
+    return pa.table(cols, schema=table.schema)

@@ -1,0 +1,125 @@
+"""The stages, and the one list of them that the jobs and ``--dry-run`` read.
+
+A stage is a Ray Data worker class (``Stage``): it builds its expensive state once in
+``__init__`` from its own settings, and maps one batch. It declares the columns it reads and
+writes, how it runs (a small CPU pool, the teacher replicas, or a single worker), whether a job
+wants it, and how ``--dry-run`` describes it. ``chain`` applies a list of stages to the read
+dataset; each job then writes the result into a sink.
+
+A stage lives in a module of this package, named as the stage, that ends with ``STAGE = Cls``.
+Adding a stage is that module plus its name in one of the lists below.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal
+
+import pyarrow as pa
+
+#: The generation job: read -> these -> write.
+GENERATION = ("prepare", "generate", "parse", "filter", "select")
+#: The filter job (re-judging a dataset): read -> these -> write.
+REJUDGE = ("load", "filter")
+
+#: What the read stage gives the first stage (``stages/read.py``).
+READ_COLUMNS = ("_path", "_row", "_raw")
+#: Logical CPUs per CPU-stage worker (prepare, parse, filter, ...). Their work per row is small.
+CPU_STAGE_CPUS = 1
+
+
+class MissingColumns(ValueError):
+    """A stage got (or would get) a batch without a column it reads."""
+
+    def __init__(self, stage: str, missing: list[str], present: list[str]):
+        super().__init__(f"stage {stage!r} reads columns {missing} that its input does not have; "
+                         f"present: {present}")
+
+
+@dataclass(frozen=True)
+class Context:
+    """What a stage's settings are taken from: the job's config and, for the generation job,
+    its plan (replica resources, the teacher's token facts)."""
+
+    job: Any
+    plan: Any = None
+
+
+class Stage:
+    name: ClassVar[str] = ""
+    #: Columns the stage needs in every batch it maps.
+    reads: ClassVar[tuple[str, ...]] = ()
+    #: Columns it fills or changes (for the docs and the static chain check).
+    writes: ClassVar[tuple[str, ...]] = ()
+    #: ``cpu``: an autoscaling pool of up to ``ray.cpu_stage_actors`` workers; ``one``: a single
+    #: worker (it sees every row); ``replicas``: its own resources (``ray_options``).
+    pool: ClassVar[Literal["cpu", "one", "replicas"]] = "cpu"
+
+    @classmethod
+    def wanted(cls, ctx: Context) -> bool:
+        """Whether this job runs the stage (e.g. select only with ``generation.adaptive``)."""
+        return True
+
+    @classmethod
+    def settings(cls, ctx: Context) -> dict:
+        """The constructor's keyword arguments, from the parts of the config the stage uses."""
+        return {}
+
+    @classmethod
+    def describe(cls, ctx: Context) -> str:
+        """How ``--dry-run`` names the stage."""
+        return cls.name
+
+    @classmethod
+    def ray_options(cls, ctx: Context) -> dict:
+        """``map_batches`` arguments: the pool, resources, batch size."""
+        import ray.data
+
+        r = ctx.job.ray
+        size = dict(size=1) if cls.pool == "one" else dict(min_size=1, max_size=r.cpu_stage_actors)
+        return dict(compute=ray.data.ActorPoolStrategy(**size), num_cpus=CPU_STAGE_CPUS,
+                    batch_format="pyarrow", batch_size=r.batch_size)
+
+    def require(self, batch: pa.Table) -> None:
+        """Fail with the stage's name and both column lists when a batch lacks a column."""
+        present = set(batch.column_names)
+        missing = [c for c in self.reads if c not in present]
+        if missing:
+            raise MissingColumns(type(self).name, missing, sorted(present))
+
+    def __call__(self, batch: pa.Table) -> pa.Table:
+        self.require(batch)
+        return self.process(batch)
+
+    def process(self, batch: pa.Table) -> pa.Table:
+        raise NotImplementedError
+
+
+def stage_class(name: str) -> type[Stage]:
+    return importlib.import_module(f"{__name__}.{name}").STAGE
+
+
+def stages_for(names: tuple[str, ...], ctx: Context) -> list[type[Stage]]:
+    """The stages of ``names`` this job wants, in order; checks that each stage's columns are
+    there (from the read stage or an earlier stage) before anything runs."""
+    chosen = [cls for cls in map(stage_class, names) if cls.wanted(ctx)]
+    available = set(READ_COLUMNS)
+    for cls in chosen:
+        missing = [c for c in cls.reads if c not in available]
+        if missing:
+            raise MissingColumns(cls.name, missing, sorted(available))
+        available |= set(cls.writes)
+    return chosen
+
+
+def chain(ds, names: tuple[str, ...], ctx: Context):
+    """``ds`` (the read dataset) through the wanted stages of ``names``, lazily."""
+    for cls in stages_for(names, ctx):
+        ds = ds.map_batches(cls, fn_constructor_kwargs=cls.settings(ctx), **cls.ray_options(ctx))
+    return ds
+
+
+def describe(names: tuple[str, ...], ctx: Context) -> str:
+    """The chain as ``--dry-run`` prints it: read -> ... -> write."""
+    return " -> ".join(["read", *(cls.describe(ctx) for cls in stages_for(names, ctx)), "write"])

@@ -1,0 +1,75 @@
+"""Filter stage: every parsed sample judged by every configured filter (``filters/``).
+
+Runs on CPU workers after parse (or after load, in the filter job). A sample with a failing
+verdict goes to ``rejected/`` with ``reject_reason`` = the first failing filter's reason; every
+verdict is stored with the sample either way, so a rejection is always explained and a later
+re-judge (``jobs.filter``) can be compared verdict by verdict.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from filters import FiltersConfig, Judge, Sample
+from filters.text import ThinkSplit
+
+from ..dialects import get_dialect
+from ..schema import to_table
+from . import Context, Stage
+
+
+def to_sample(row: dict, think_start: str = "<think>", think_end: str = "</think>",
+              early_stop: str | None = None) -> Sample:
+    """A parsed row (``messages`` ending in the teacher's turn, its split made by parse or load)
+    -> what the filters see."""
+    messages = row["messages"]
+    prompt = next((m["content"] for m in reversed(messages[:-1]) if m["role"] == "user"), "")
+    turns = row.get("turns")
+    split = ThinkSplit(row["thinking"], row["answer"], row["think_opened"], row["think_closed"], row["think_blocks"])
+    return Sample(completion=messages[-1]["content"], thinking_expected=bool(row["thinking_expected"]),
+                  prompt=prompt, reference=row.get("reference"), source=row.get("source"),
+                  finish_reason=row.get("finish_reason"), budget_hit=bool(row.get("budget_hit")),
+                  think_start=think_start, think_end=think_end, messages=messages,
+                  turn_references=[t.get("reference") for t in turns] if turns else None,
+                  early_stop=early_stop, split=split)
+
+
+@dataclass(frozen=True)
+class FilterSettings:
+    filters: FiltersConfig
+    dialect: str             # whose think tags and forced budget text the samples carry
+
+
+class Filter(Stage):
+    """Ray Data worker: ``parsed`` rows -> ``accepted`` / ``rejected`` with verdicts."""
+
+    name = "filter"
+    reads = ("status", "messages", "thinking_expected", "reference", "source", "finish_reason", "budget_hit",
+             "turns", "thinking", "answer", "think_opened", "think_closed", "think_blocks")
+    writes = ("verdicts", "reject_reason", "status")
+
+    @classmethod
+    def settings(cls, ctx: Context) -> dict:
+        dialect = ctx.job.teacher.dialect if hasattr(ctx.job, "teacher") else ctx.job.dialect
+        return {"settings": FilterSettings(ctx.job.filters, dialect)}
+
+    @classmethod
+    def describe(cls, ctx: Context) -> str:
+        return f"filter ({', '.join(ctx.job.filters.order) or 'none'})"
+
+    def __init__(self, settings: FilterSettings):
+        self.judge = Judge(settings.filters)
+        d = get_dialect(settings.dialect)
+        self.tags = (d.think_start, d.think_end, d.early_stop)
+
+    def process(self, batch):
+        return to_table([self.judge_row(r) if r["status"] == "parsed" else r for r in batch.to_pylist()])
+
+    def judge_row(self, row: dict) -> dict:
+        verdicts, reason = self.judge(to_sample(row, *self.tags))
+        row.update(verdicts=[v.as_row() for v in verdicts], reject_reason=reason,
+                   status="rejected" if reason else "accepted")
+        return row
+
+
+STAGE = Filter

@@ -1,0 +1,205 @@
+"""Prepare stage: raw input rows -> one request per (prompt, mode, budget, sample), rendered.
+
+For every input row this stage emits exactly ``samples_per_input`` rows: either ``pending``
+requests (prompt rendered by the teacher's dialect and tokenized, seed and ids fixed) or
+``error`` rows saying which field was wrong and what was expected. So nothing is lost here, and
+the writer can account for ``inputs x samples`` exactly.
+
+Row validation is ``pipeline.rows``, the sample plan ``pipeline.samples``; this worker holds the
+tokenizer (loaded once) and talks to the ``IdLedger`` actor that catches duplicate ids.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..config import ColumnMap, GenerationConfig, ModeConfig
+from ..ids import sample_id, sample_seed
+from ..rows import Prompt, RowError, location, normalize
+from ..samples import SampleDraws, SampleSpec, samples_per_input
+from ..schema import to_table
+from . import READ_COLUMNS, Context, Stage
+
+
+class IdLedger:
+    """Ray actor: the first row to claim a prompt id owns it; later rows are duplicates.
+
+    Claims are keyed by the row's location, so a retried batch re-claims its own ids.
+    """
+
+    def __init__(self):
+        self._owner: dict[str, str] = {}
+
+    def claim(self, items: list[tuple[str, str]]) -> list[str | None]:
+        """For each ``(prompt_id, location)``: ``None`` if it owns the id, else the owner's location."""
+        out = []
+        for pid, loc in items:
+            owner = self._owner.setdefault(pid, loc)
+            out.append(None if owner == loc else owner)
+        return out
+
+
+@dataclass(frozen=True)
+class PrepareSettings:
+    columns: ColumnMap
+    system_prompt: str | None
+    default_source: str
+    generation: GenerationConfig
+    teacher: str                 # model path: the tokenizer and chat template, and the fingerprint
+    dialect: str
+    trust_remote_code: bool
+    max_model_len: int
+    run_id: str
+    keep_prompt_text: bool
+
+    @classmethod
+    def of(cls, job) -> "PrepareSettings":
+        i, t = job.input, job.teacher
+        return cls(i.columns, i.system_prompt, i.default_source, job.generation, t.model, t.dialect,
+                   t.engine.trust_remote_code, t.engine.max_model_len, job.output.run_id, job.output.keep_prompt_text)
+
+
+class Prepare(Stage):
+    """Ray Data worker: raw rows -> pending requests or error rows (``STREAM`` schema)."""
+
+    name = "prepare"
+    reads = READ_COLUMNS
+    writes = ("status", "sample_id", "prompt_id", "run_id", "source", "messages", "mode", "flag", "flag_turn",
+              "thinking_expected", "thinking_budget", "reference", "teacher", "sampling", "seed", "budget_strategy",
+              "sample_index", "prompt_tokens", "prompt_token_ids", "prefill", "location", "prompt_text",
+              "turn_flags", "follow_ups", "turn_references", "stage", "error", "field", "detail", "input")
+
+    @classmethod
+    def settings(cls, ctx: Context) -> dict:
+        import ray
+
+        ledger = ray.remote(IdLedger).options(num_cpus=0).remote()
+        return {"settings": PrepareSettings.of(ctx.job), "ledger": ledger}
+
+    @classmethod
+    def describe(cls, ctx: Context) -> str:
+        return f"prepare (render, tokenize; <= {ctx.job.ray.cpu_stage_actors} CPU workers)"
+
+    def __init__(self, settings: PrepareSettings, ledger=None):
+        from transformers import AutoTokenizer
+
+        from ..dialects import get_dialect
+
+        self.s = settings
+        self.draws = SampleDraws(settings.generation, settings.teacher, settings.dialect)
+        self.per_input = samples_per_input(settings.generation)
+        self.dialect = get_dialect(settings.dialect)
+        self.tokenizer = AutoTokenizer.from_pretrained(settings.teacher, trust_remote_code=settings.trust_remote_code)
+        self.ledger = ledger
+        self.max_len = settings.max_model_len
+        # follow-ups are read only when a mode uses them: a stray column must not fail a single-turn job
+        self.columns = settings.columns
+        if not any(m.turns > 1 for m in settings.generation.modes):
+            self.columns = self.columns.model_copy(update={"follow_ups": None})
+
+    def process(self, batch):
+        import ray
+
+        raws = batch.to_pylist()
+        prompts: list[Prompt | RowError] = []
+        for r in raws:
+            try:
+                prompts.append(normalize(r["_raw"], self.columns, self.s.system_prompt, self.s.default_source))
+            except RowError as e:
+                prompts.append(e)
+        locations = [location(r) for r in raws]
+        claims = [(p.prompt_id, loc) for p, loc in zip(prompts, locations) if isinstance(p, Prompt)]
+        owners = iter(ray.get(self.ledger.claim.remote(claims)) if claims and self.ledger else [None] * len(claims))
+        out: list[dict] = []
+        for raw, loc, p in zip(raws, locations, prompts):
+            if isinstance(p, Prompt) and (owner := next(owners)) is not None:
+                what = "id" if p.id_given else "prompt"
+                field = self.s.columns.id if p.id_given else p.field
+                p = RowError(f"duplicate_{what}", field,
+                             f"{what} {p.prompt_id!r} already came from {owner}; each prompt must be unique")
+            if isinstance(p, RowError):
+                out.extend(self._errors(raw, loc, p, prompt_id=None))
+            else:
+                out.extend(self._requests(raw, loc, p))
+        return to_table(out)
+
+    def _requests(self, raw: dict, loc: str, p: Prompt) -> list[dict]:
+        rendered: dict[tuple, tuple[list[dict], str, list[int]] | RowError] = {}
+        rows = []
+        for spec in self.draws.specs_for(p.prompt_id):
+            mode = spec.mode
+            try:
+                follow_ups = self.draws.follow_ups_for(spec, p, self.s.generation.follow_ups)
+            except RowError as e:
+                rows.extend(self._errors(raw, loc, e, p.prompt_id, [spec], p.source))
+                continue
+            d = self.draws.flags_for(spec, p.prompt_id)
+            key = (mode.name, d.flags[0], d.flag_turn)  # what the first turn's prompt depends on
+            if key not in rendered:
+                rendered[key] = self._render(p, mode, d.flags[0], d.flag_turn)
+            r = rendered[key]
+            if isinstance(r, RowError):
+                rows.extend(self._errors(raw, loc, r, p.prompt_id, [spec], p.source, stage="render"))
+                continue
+            messages, prompt_text, ids = r
+            effective = d.effective_flag
+            thinks = mode.thinks_under(effective)
+            rows.append({
+                "status": "pending",
+                "sample_id": sample_id(p.prompt_id, mode.name, spec.budget, spec.index, spec.generation_fp),
+                "prompt_id": p.prompt_id, "run_id": self.s.run_id, "source": p.source,
+                "messages": messages, "mode": mode.name, "flag": effective, "flag_turn": d.flag_turn,
+                "thinking_expected": thinks,
+                "thinking_budget": spec.budget,
+                # the reference belongs to the question the last turn answers
+                "reference": follow_ups[-1][1] if follow_ups else p.reference,
+                "teacher": self.s.teacher,
+                # a flag drawn per sample decides thinking or not: so do the recommended settings
+                "sampling": self.dialect.sampling(mode, thinking=thinks),
+                "seed": sample_seed(self.s.generation.seed, p.prompt_id, mode.name, spec.index),
+                "budget_strategy": mode.budget_strategy if spec.budget is not None else None,
+                "sample_index": spec.index, "prompt_tokens": len(ids), "prompt_token_ids": ids,
+                "prefill": self.dialect.prefill(prompt_text), "location": loc,
+                "prompt_text": prompt_text if self.s.keep_prompt_text else None,
+                "turn_flags": list(d.flags) if mode.turns > 1 else None,
+                "follow_ups": [f for f, _ in follow_ups] if mode.turns > 1 else None,
+                "turn_references": [p.reference] + [r for _, r in follow_ups] if mode.turns > 1 else None,
+            })
+        return rows
+
+    def _render(self, p: Prompt, mode: ModeConfig, flag: str | None, flag_turn: str | None):
+        field = p.field
+        try:
+            messages = self.dialect.with_flag(p.messages, flag, flag_turn or "user")
+            text = self.dialect.render(self.tokenizer, messages, mode.thinking)
+        except Exception as e:  # noqa: BLE001 - a template may raise anything (jinja raise_exception)
+            return RowError("render_failed", field, f"the chat template failed in mode {mode.name!r}: {e}")
+        ids = self.tokenizer.encode(text, add_special_tokens=False)
+        if len(ids) >= self.max_len:
+            return RowError("prompt_too_long", field,
+                            f"the rendered prompt is {len(ids)} tokens in mode {mode.name!r}; "
+                            f"teacher.engine.max_model_len is {self.max_len}, so it must be shorter")
+        return messages, text, ids
+
+    def _errors(self, raw: dict, loc: str, err: RowError, prompt_id: str | None,
+                specs: list[SampleSpec] | None = None, source: str | None = None, stage: str = "prepare"):
+        if specs is None:  # the row never became a prompt: as many error rows as it would have had samples
+            if prompt_id is not None:
+                specs = self.draws.specs_for(prompt_id)
+            else:  # in a mixed set no mode was drawn for it: error rows without a mode
+                specs = [None] * self.per_input if self.draws.mix else self.draws.specs
+        rows = []
+        for i, spec in enumerate(specs):
+            rows.append({
+                "status": "error", "stage": stage, "error": err.error, "field": err.field, "detail": err.detail,
+                "location": loc, "input": raw["_raw"], "run_id": self.s.run_id,
+                "prompt_id": prompt_id, "source": source,
+                # a row without a prompt in a mixed set has no mode drawn yet
+                "mode": spec.mode.name if spec else None, "sample_index": spec.index if spec else i,
+                "sample_id": sample_id(prompt_id, spec.mode.name, spec.budget, spec.index, spec.generation_fp)
+                if prompt_id and spec else None,
+            })
+        return rows
+
+
+STAGE = Prepare

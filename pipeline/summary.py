@@ -1,0 +1,172 @@
+"""``summary.json``: a run's counts, built from its ``Tally``, and the console summary.
+
+``count_summary`` is the accounting both jobs report (inputs x samples per input = accepted +
+rejected + errors, by reason, per filter); ``build`` adds what a generation run reports on top
+(tokens, engine time, the budget report, the fusion and adaptive blocks).
+"""
+
+from __future__ import annotations
+
+from .budget_report import budget_rows, format_table
+from .tally import Tally
+
+
+def _by_status(counter) -> dict[str, dict]:
+    out: dict[str, dict] = {}
+    for (group, status), n in sorted(counter.items()):
+        out.setdefault(group, {})[status] = n
+    return out
+
+
+def count_summary(t: Tally, inputs: int, per_input: int, filter_order: list[str]) -> dict:
+    """The accounting part of a summary (shared by the generation and the filter jobs)."""
+    accepted, rejected, errors = (t.status.get(s, 0) for s in ("accepted", "rejected", "error"))
+    expected = inputs * per_input
+    filters: dict[str, dict] = {}
+    for (name, outcome), n in t.filters.items():
+        filters.setdefault(name, {"passed": 0, "failed": 0, "skipped": 0, "reasons": {}})[outcome] = n
+    for (name, reason), n in sorted(t.filter_reasons.items()):
+        filters.setdefault(name, {"passed": 0, "failed": 0, "skipped": 0, "reasons": {}})["reasons"][reason] = n
+    return {
+        "inputs": inputs, "samples_per_input": per_input, "expected_samples": expected,
+        "accepted": accepted,
+        "rejected": {"total": rejected, "by_reason": dict(sorted(t.rejected.items()))},
+        "errors": {"total": errors, "by_reason": dict(sorted(t.errors.items()))},
+        "accounted": accepted + rejected + errors == expected, "missing": expected - (accepted + rejected + errors),
+        "by_mode": _by_status(t.by_mode),
+        "by_source": _by_status(t.by_source),
+        "filters": {name: filters[name] for name in filter_order if name in filters},
+        "files": t.files,
+    }
+
+
+def fusion_summary(t: Tally) -> dict:
+    """What the fused set is made of: written samples per mode and per flag (and where it sits),
+    with shares of the accepted ones; multi-turn turns by flag and whether they followed it."""
+    accepted: dict[str, int] = {}
+    flags: dict[str, dict] = {}
+    for (mode, flag, turn, status), n in t.flags.items():
+        name = flag if flag == "none" else f"{flag} in {turn}"
+        flags.setdefault(name, {}).setdefault(status, 0)
+        flags[name][status] += n
+        if status == "accepted":
+            accepted[mode] = accepted.get(mode, 0) + n
+    total = sum(accepted.values())
+    n_acc = sum(d.get("accepted", 0) for d in flags.values())
+    return {
+        "accepted_by_mode": {m: {"samples": n, "share": round(n / total, 4)} for m, n in sorted(accepted.items())},
+        "flags": {f: {**d, "accepted_share": round(d.get("accepted", 0) / n_acc, 4) if n_acc else None}
+                  for f, d in sorted(flags.items())},
+        "turns": dict(sorted((f"{flag} {followed}", n) for (flag, followed), n in t.turns.items())),
+    }
+
+
+def adaptive_summary(adaptive, k: int, t: Tally, unsolved_file: str) -> dict:
+    """The adaptive choice per prompt (``generation.adaptive``), counted from the rows' ``choice``."""
+    counts: dict[str, int] = {}
+    by_source: dict[str, dict[str, int]] = {}
+    for (source, outcome), n in t.choices.items():
+        for d in (counts, by_source.setdefault(source, {})):
+            d["prompts"] = d.get("prompts", 0) + n
+            d[outcome] = d.get(outcome, 0) + n
+
+    def share(d: dict) -> float | None:
+        decided = d.get("think", 0) + d.get("no_think", 0)
+        return round(d.get("no_think", 0) / decided, 4) if decided else None
+
+    return {
+        "rule": adaptive.rule, "delta": adaptive.delta, "k": k,
+        "think_mode": adaptive.think_mode, "no_think_mode": adaptive.no_think_mode,
+        "prompts": counts.get("prompts", 0),
+        **{f"chose_{o}": counts.get(o, 0) for o in ("think", "no_think")},
+        **{o: counts.get(o, 0) for o in ("dropped", "unverified", "no_samples", "unsolved")},
+        "unsolved_file": unsolved_file,
+        # among the prompts where the rule chose (unsolved, unverified, dropped ones aside)
+        "no_think_share": share(counts),
+        "by_source": {src: {"prompts": d.get("prompts", 0), "chose_no_think": d.get("no_think", 0),
+                            "no_think_share": share(d), "unsolved": d.get("unsolved", 0)}
+                      for src, d in sorted(by_source.items())},
+    }
+
+
+def fuses(generation) -> bool:
+    """Whether a run mixes modes or flags (and so reports the fusion block)."""
+    return bool(generation.mix) or any(m.flag or m.turns > 1 for m in generation.modes)
+
+
+def build(cfg, inputs: int, per_input: int, run_url: str, t: Tally, wall_s: float) -> dict:
+    """The generation run's summary (``summary.json``), without the adaptive block (the run
+    adds it with the unsolved file's place)."""
+    window = (t.t_last - t.t_first) if t.t_first is not None and t.t_last is not None else None
+    tokens = {k.removesuffix("_tokens"): int(t.tokens.get(k, 0))
+              for k in ("prompt_tokens", "thinking_tokens", "answer_tokens", "completion_tokens")}
+    return {
+        "run_id": cfg.output.run_id, "output": run_url, "teacher": cfg.teacher.model,
+        "dialect": cfg.teacher.dialect, "replicas": cfg.teacher.replicas,
+        **count_summary(t, inputs, per_input, cfg.filters.order),
+        "budget_hit": t.budget_hit,
+        "budget_report": budget_rows(t.budgets),
+        **({"fusion": fusion_summary(t)} if fuses(cfg.generation) else {}),
+        "tokens": tokens, "wall_s": round(wall_s, 2),
+        "completion_tokens_per_s": round(tokens["completion"] / wall_s, 1) if wall_s > 0 else None,
+        # first request into an engine -> last token out: generation without start-up
+        "engine_window_s": round(window, 2) if window else None,
+        "engine_window_tokens_per_s": round(tokens["completion"] / window, 1) if window else None,
+        # the sum over replicas of each one's tokens / its own busy window: how fast the engines
+        # generate while they have work, independent of when each finished starting up
+        "replica_tokens_per_s": round(sum(w.tokens / (w.end - w.start) for w in t.replicas.values()
+                                          if w.end > w.start), 1) if t.replicas else None,
+        "replicas_seen": len(t.replicas),
+    }
+
+
+def format_summary(s: dict) -> str:
+    def reasons(d: dict) -> str:
+        return ", ".join(f"{k} {v}" for k, v in d["by_reason"].items()) or "none"
+
+    tok = s["tokens"]
+    lines = [
+        f"run {s['run_id']} -> {s['output']}",
+        f"  inputs    {s['inputs']} prompts x {s['samples_per_input']} = {s['expected_samples']} samples",
+        f"  accepted  {s['accepted']}",
+        f"  rejected  {s['rejected']['total']} ({reasons(s['rejected'])})",
+        f"  errors    {s['errors']['total']} ({reasons(s['errors'])})",
+        f"  accounted {'yes' if s['accounted'] else 'NO - ' + str(s['missing']) + ' samples missing'}"
+        f" (accepted + rejected + errors = {s['expected_samples'] - s['missing']})",
+    ]
+    for name, f in s.get("filters", {}).items():
+        why = ", ".join(f"{k} {v}" for k, v in f["reasons"].items())
+        lines.append(f"  filter {name}: passed {f['passed']}, failed {f['failed']}, skipped {f['skipped']}"
+                     + (f" ({why})" if why else ""))
+    for mode, counts in s["by_mode"].items():
+        lines.append(f"  mode {mode}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+    if "fusion" in s:
+        f = s["fusion"]
+        lines.append("  fusion    accepted by mode: " + ", ".join(
+            f"{m} {d['samples']} ({d['share']:.0%})" for m, d in f["accepted_by_mode"].items()))
+        lines.append("            accepted by flag: " + ", ".join(
+            f"{k} {d.get('accepted', 0)}" for k, d in f["flags"].items()))
+        if f["turns"]:
+            lines.append("            turns: " + ", ".join(f"{k} {n}" for k, n in f["turns"].items()))
+    if "adaptive" in s:
+        a = s["adaptive"]
+        share = "n/a" if a["no_think_share"] is None else f"{a['no_think_share']:.0%}"
+        lines.append(f"  adaptive  {a['prompts']} prompts ({a['rule']}, K={a['k']}, delta {a['delta']}): "
+                     f"think {a['chose_think']}, no-think {a['chose_no_think']} ({share} of chosen), "
+                     f"unsolved {a['unsolved']} -> {a['unsolved_file']}"
+                     + (f", dropped {a['dropped']}" if a["dropped"] else "")
+                     + (f", unverified {a['unverified']}" if a["unverified"] else ""))
+        for src, d in a["by_source"].items():
+            share = "n/a" if d["no_think_share"] is None else f"{d['no_think_share']:.0%}"
+            lines.append(f"            {src}: {d['prompts']} prompts, no-think {d['chose_no_think']} ({share}), "
+                         f"unsolved {d['unsolved']}")
+    if any(r["budget"] is not None for r in s.get("budget_report", [])):
+        lines.append("  budget report")
+        lines.append(format_table(s["budget_report"]))
+    lines += [
+        f"  tokens    prompt {tok['prompt']}, thinking {tok['thinking']}, answer {tok['answer']}, "
+        f"generated {tok['completion']}; budget hit {s['budget_hit']}",
+        f"  time      {s['wall_s']} s wall, {s['completion_tokens_per_s']} generated tokens/s; engines busy "
+        f"{s['engine_window_s']} s, {s['engine_window_tokens_per_s']} tokens/s (start-up excluded)",
+    ]
+    return "\n".join(lines)

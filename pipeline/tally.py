@@ -1,0 +1,145 @@
+"""Counting what a run wrote: one ``Tally`` per written table, added up into the run's.
+
+A sink calls ``Tally.of(table)`` on the rows it writes and returns it; the driver adds the
+tallies of all write tasks (``Tally.total``) and ``pipeline.summary`` turns the total into
+``summary.json``. Keys are tuples (``(mode, status)``, ``(filter, outcome)``), never strings to
+split again. Everything a summary reports is counted here, the adaptive choice included (it
+rides on the rows as the working column ``choice``).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Iterable
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+#: Statuses a written row can have, and where it goes.
+WRITTEN = ("accepted", "rejected", "error")
+TOKEN_COLUMNS = ("prompt_tokens", "thinking_tokens", "answer_tokens", "completion_tokens")
+_OUTCOME = {True: "passed", False: "failed", None: "skipped"}
+_FOLLOWED = {True: "followed", False: "not_followed", None: "no_flag"}
+_COLUMNS = ["status", "reject_reason", "error", "mode", "source", "budget_hit", "verdicts", "thinking_budget",
+            "replica", "t_submit", "t_done", "flag", "flag_turn", "turns", "choice", "prompt_id", "messages",
+            "reference", *TOKEN_COLUMNS]
+
+
+@dataclass
+class Window:
+    """One replica's busy window (first request in, last token out) and its generated tokens."""
+
+    start: float
+    end: float
+    tokens: int = 0
+
+    def add(self, other: "Window") -> None:
+        self.start, self.end, self.tokens = min(self.start, other.start), max(self.end, other.end), \
+            self.tokens + other.tokens
+
+
+@dataclass
+class Tally:
+    rows: int = 0
+    files: int = 0
+    status: Counter = field(default_factory=Counter)        # accepted / rejected / error
+    rejected: Counter = field(default_factory=Counter)      # reject_reason
+    errors: Counter = field(default_factory=Counter)        # error reason
+    by_mode: Counter = field(default_factory=Counter)       # (mode, status) of samples
+    by_source: Counter = field(default_factory=Counter)     # (source, status) of samples
+    budget_hit: int = 0
+    tokens: Counter = field(default_factory=Counter)        # column -> sum over samples
+    filters: Counter = field(default_factory=Counter)       # (filter, passed / failed / skipped)
+    filter_reasons: Counter = field(default_factory=Counter)  # (filter, reason)
+    budgets: Counter = field(default_factory=Counter)       # (mode, budget, samples / thinking / hit / judged / correct)
+    flags: Counter = field(default_factory=Counter)         # (mode, flag or 'none', flag_turn or '-', status)
+    turns: Counter = field(default_factory=Counter)         # (flag or 'none', followed / not_followed / no_flag)
+    choices: Counter = field(default_factory=Counter)       # (source, outcome) of the adaptive choice, per prompt
+    unsolved: list = field(default_factory=list)            # prompts no mode solved (adaptive)
+    replicas: dict = field(default_factory=dict)            # replica name -> Window
+    t_first: float | None = None                            # first request into an engine
+    t_last: float | None = None                             # last token out
+
+    @classmethod
+    def of(cls, table: pa.Table) -> "Tally":
+        """What a table of ``STREAM`` rows holds."""
+        t = cls(rows=table.num_rows)
+        if not table.num_rows:
+            return t
+        t.t_first, t.t_last = pc.min(table["t_submit"]).as_py(), pc.max(table["t_done"]).as_py()
+        for r in table.select(_COLUMNS).to_pylist():
+            t._count(r)
+        return t
+
+    def _count(self, r: dict) -> None:
+        if r["replica"] is not None and r["t_submit"] is not None:
+            # per replica: its own busy window and tokens (replicas start at different times)
+            w = Window(r["t_submit"], r["t_done"], r["completion_tokens"] or 0)
+            self.replicas.setdefault(r["replica"], Window(w.start, w.end)).add(w)
+        status = r["status"] if r["status"] in WRITTEN else "error"
+        self.status[status] += 1
+        if r["choice"] is not None:
+            self._count_choice(r)
+        if status == "rejected":
+            self.rejected[r["reject_reason"]] += 1
+        elif status == "error":
+            self.errors[r["error"] or "unfinished"] += 1
+        if status == "error":
+            return
+        mode = r["mode"]
+        self.by_mode[(mode, status)] += 1
+        self.by_source[(r["source"], status)] += 1
+        self.budget_hit += bool(r["budget_hit"])
+        # the fusion mix: which mode and which flag (where) each written sample carries
+        self.flags[(mode, r["flag"] or "none", r["flag_turn"] or "-", status)] += 1
+        for turn in r["turns"] or []:
+            self.turns[(turn["flag"] or "none", _FOLLOWED[turn["followed"]])] += 1
+        for c in TOKEN_COLUMNS:
+            self.tokens[c] += r[c] or 0
+        # per mode and budget, for the budget report: samples, thinking, hits, verified accuracy
+        key = (mode, r["thinking_budget"])
+        self.budgets[(*key, "samples")] += 1
+        self.budgets[(*key, "thinking")] += r["thinking_tokens"] or 0
+        self.budgets[(*key, "hit")] += bool(r["budget_hit"])
+        for v in r["verdicts"] or []:
+            if v["filter"] == "wrong_answer" and v["passed"] is not None:
+                self.budgets[(*key, "judged")] += 1
+                self.budgets[(*key, "correct")] += bool(v["passed"])
+            self.filters[(v["filter"], _OUTCOME[v["passed"]])] += 1
+            if v["reason"]:
+                self.filter_reasons[(v["filter"], v["reason"])] += 1
+
+    def _count_choice(self, r: dict) -> None:
+        outcome = r["choice"]
+        # a prompt whose every sample failed has no sample to take a source from
+        source = (None if outcome == "no_samples" else r["source"]) or "default"
+        self.choices[(source, outcome)] += 1
+        if outcome == "unsolved":  # no sample of either mode was right: both accuracies are 0
+            user = next(m["content"] for m in r["messages"] if m["role"] == "user")
+            self.unsolved.append({"prompt_id": r["prompt_id"], "source": r["source"], "prompt": user,
+                                  "reference": r["reference"], "acc_think": 0.0, "acc_no_think": 0.0})
+
+    def add(self, other: "Tally") -> "Tally":
+        for name in ("rows", "files", "budget_hit"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        for name in ("status", "rejected", "errors", "by_mode", "by_source", "tokens", "filters", "filter_reasons",
+                     "budgets", "flags", "turns", "choices"):
+            getattr(self, name).update(getattr(other, name))
+        self.unsolved += other.unsolved
+        for name, w in other.replicas.items():
+            self.replicas.setdefault(name, Window(w.start, w.end)).add(w)
+        self.t_first = _pick(min, self.t_first, other.t_first)
+        self.t_last = _pick(max, self.t_last, other.t_last)
+        return self
+
+    @classmethod
+    def total(cls, tallies: Iterable["Tally"]) -> "Tally":
+        out = cls()
+        for t in tallies:
+            out.add(t)
+        return out
+
+
+def _pick(f, a, b):
+    return b if a is None else (a if b is None else f(a, b))

@@ -1,0 +1,65 @@
+"""The layering the architecture promises (docs/architecture.md), checked on the source itself:
+``filters`` stands alone, ``pipeline`` uses ``filters`` but never an entrypoint, nothing shipped
+imports the tests' tiny teacher, and no module grows past a size a reader can hold."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+# package -> top-level packages it may import (besides the standard library and third parties)
+ALLOWED = {"filters": {"filters"}, "pipeline": {"pipeline", "filters"}, "jobs": {"jobs", "pipeline", "filters"}}
+MAX_LINES = 375
+
+
+def imports(path: Path, package: str) -> set[str]:
+    """Top-level project packages a module imports (relative imports resolved)."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found |= {a.name.split(".")[0] for a in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            found.add(package if node.level else (node.module or "").split(".")[0])
+    return found & {"filters", "pipeline", "jobs", "tests"}
+
+
+def modules(package: str) -> list[Path]:
+    return sorted((ROOT / package).rglob("*.py"))
+
+
+@pytest.mark.parametrize("package", sorted(ALLOWED))
+def test_packages_import_only_what_their_layer_allows(package):
+    bad = {str(p.relative_to(ROOT)): sorted(imports(p, package) - ALLOWED[package]) for p in modules(package)}
+    assert not {k: v for k, v in bad.items() if v}
+
+
+def test_the_checker_sees_a_forbidden_import(tmp_path):
+    (tmp_path / "m.py").write_text("from pipeline.config import JobConfig\nfrom . import base\nimport tests.x\n")
+    assert imports(tmp_path / "m.py", "filters") == {"pipeline", "filters", "tests"}
+
+
+@pytest.mark.parametrize("package", sorted(ALLOWED))
+def test_no_module_is_too_long_to_read(package):
+    long = {str(p.relative_to(ROOT)): n for p in modules(package)
+            if (n := len(p.read_text(encoding="utf-8").splitlines())) > MAX_LINES}
+    assert not long
+
+
+def test_every_stage_in_the_lists_is_a_module_with_its_declaration():
+    from pipeline.stages import GENERATION, REJUDGE, Stage, stage_class
+
+    for name in {*GENERATION, *REJUDGE}:
+        cls = stage_class(name)
+        assert issubclass(cls, Stage) and cls.name == name and cls.reads, name
+
+
+def test_every_registered_filter_has_its_settings_section():
+    from filters import REGISTRY, FiltersConfig
+
+    cfg = FiltersConfig()
+    for name, cls in REGISTRY.items():
+        assert isinstance(cfg.settings(name), cls.Config) and cls.name == name
+    assert cfg.order == [n for n, c in REGISTRY.items() if c.default_on]
