@@ -15,7 +15,8 @@ Locally an embedded Ray is started; on a cluster run the same command under
 ``ray job submit -- python -m jobs.generate --config ...``.
 
 Exit codes: 0 done and every sample accounted for; 2 bad config, input or output location;
-3 the run finished but samples are missing from the accounting.
+3 the run finished but samples are missing from the accounting; 4 more error rows than
+``output.max_error_rate`` allows (the run is written all the same).
 """
 
 from __future__ import annotations
@@ -57,11 +58,16 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     try:
         summary = run(cfg, plan)
-    except OutputError as e:
+    except (InputError, OutputError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    if summary.get("already_complete"):
+        print(f"run {summary['run_id']} at {summary['output']} is already complete (summary.json); nothing to do")
+        return 0
     print(format_summary(summary))
-    return 0 if summary["accounted"] else 3
+    if not summary["accounted"]:
+        return 3
+    return 4 if summary["error_rate_exceeded"] else 0
 
 
 if __name__ == "__main__":

@@ -8,6 +8,8 @@ has a stable snake_case reason, the input field at fault and what was found and 
 from __future__ import annotations
 
 import json
+import math
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,12 +17,14 @@ from .config import ColumnMap
 from .ids import content_prompt_id
 
 ROLES = ("system", "user", "assistant")
+_BAD_TEXT = re.compile("[\ud800-\udfff\x00]")
 
 
 class RowError(ValueError):
     """A row that cannot become a request. ``error`` is a stable snake_case reason."""
 
     def __init__(self, error: str, field: str | None, detail: str):
+        detail = printable(detail)
         super().__init__(detail)
         self.error, self.field, self.detail = error, field, detail
 
@@ -36,9 +40,43 @@ class Prompt:
     follow_ups: tuple[tuple[str, str | None], ...] = ()  # (prompt, reference) for later turns
 
 
+def printable(text: str) -> str:
+    """``text`` with lone surrogates as ``\\udXXX`` escapes, so it can be stored (Arrow, UTF-8)."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def describe(value: Any) -> str:
-    text = json.dumps(value, ensure_ascii=False, default=str)
+    text = printable(json.dumps(value, ensure_ascii=False, default=str))
     return f"{type(value).__name__} {text[:60]}{'...' if len(text) > 60 else ''}"
+
+
+def check_text(text: str, field: str, where: str | None = None) -> str:
+    """Text the teacher will see: no lone surrogate (a truncated UTF-16 pair, common in scraped
+    JSON) and no NUL, which tokenizers and Arrow cannot carry faithfully; raises ``RowError`` for the
+    input column ``field`` (``where``: the place inside it, e.g. ``messages[0].content``).
+
+    >>> check_text("caf\\u00e9", "prompt")
+    'café'
+    >>> check_text("bad \\ud800 end", "prompt")
+    Traceback (most recent call last):
+    ...
+    pipeline.rows.RowError: prompt: a lone surrogate U+D800 at char 4; expected valid Unicode text
+    """
+    where = where or field
+    if (m := _BAD_TEXT.search(text)) is not None:
+        i, o = m.start(), ord(m.group(0))
+        if 0xD800 <= o <= 0xDFFF:
+            raise RowError("invalid_text", field, f"{where}: a lone surrogate U+{o:04X} at char {i}; "
+                                                  f"expected valid Unicode text")
+        if o == 0:
+            raise RowError("invalid_text", field, f"{where}: a NUL character at char {i}; expected text without NUL")
+    return text
+
+
+def unreadable(raw: dict) -> None:
+    """The read stage could not read this row as text (``_error``): raise ``RowError``."""
+    if raw.get("_error"):
+        raise RowError("invalid_utf8" if "UTF-8" in raw["_error"] else "unreadable_row", None, raw["_error"])
 
 
 def parse_json_row(raw: str) -> dict:
@@ -47,6 +85,8 @@ def parse_json_row(raw: str) -> dict:
         row = json.loads(raw)
     except json.JSONDecodeError as e:
         raise RowError("invalid_json", None, f"not valid JSON: {e.msg} (char {e.pos})") from None
+    except RecursionError:
+        raise RowError("invalid_json", None, "JSON nested too deeply to read (Python's recursion limit)") from None
     if not isinstance(row, dict):
         raise RowError("invalid_json", None, f"expected a JSON object per row, got {describe(row)}")
     return row
@@ -80,7 +120,7 @@ def check_messages(value: Any, field: str, last: str = "user") -> list[dict]:
             raise RowError("malformed_messages", field, f"{where}.content: expected a string, got {describe(content)}")
         if role == "system" and i != 0:
             raise RowError("malformed_messages", field, f"{where}: a system turn may only come first")
-        out.append({"role": role, "content": content})
+        out.append({"role": role, "content": check_text(content, field, f"{where}.content")})
     if out[-1]["role"] != last:
         why = "the teacher answers it" if last == "user" else "the sample to judge"
         raise RowError("malformed_messages", field,
@@ -117,7 +157,7 @@ def normalize(raw: str, columns: ColumnMap, system_prompt: str | None = None,
             raise RowError("non_text_prompt", field, f"{field}: expected a non-empty string, got {describe(prompt)}")
         if not prompt.strip():
             raise RowError("empty_prompt", field, f"{field}: expected a non-empty string, got {prompt!r}")
-        messages = [{"role": "user", "content": prompt}]
+        messages = [{"role": "user", "content": check_text(prompt, field)}]
         from_field = field
 
     system = system_prompt
@@ -126,25 +166,45 @@ def normalize(raw: str, columns: ColumnMap, system_prompt: str | None = None,
         if not isinstance(system, str):
             raise RowError("invalid_system", columns.system,
                            f"{columns.system}: expected a string, got {describe(system)}")
+        check_text(system, columns.system)
     if system and messages[0]["role"] != "system":
         messages = [{"role": "system", "content": system}] + messages
 
-    reference = row.get(columns.reference) if columns.reference else None
-    if isinstance(reference, bool) or not (reference is None or isinstance(reference, (str, int, float))):
-        raise RowError("invalid_reference", columns.reference,
-                       f"{columns.reference}: expected a string or number, got {describe(reference)}")
-    reference = None if reference is None else str(reference)
+    reference = _reference(row.get(columns.reference) if columns.reference else None, columns.reference)
 
-    given = row.get(columns.id) if columns.id else None
+    given = _id(row.get(columns.id) if columns.id else None)
     if given is not None and (isinstance(given, bool) or not isinstance(given, (str, int))):
         raise RowError("invalid_id", columns.id, f"{columns.id}: expected a string or integer, got {describe(given)}")
     id_given = given is not None and str(given).strip() != ""
-    prompt_id = str(given).strip() if id_given else content_prompt_id(messages)
+    prompt_id = check_text(str(given).strip(), columns.id) if id_given else content_prompt_id(messages)
 
     source = row.get(columns.source) if columns.source else None
-    source = source if isinstance(source, str) and source.strip() else default_source
+    source = check_text(source, columns.source) if isinstance(source, str) and source.strip() else default_source
     follow_ups = check_follow_ups(row.get(columns.follow_ups), columns.follow_ups) if columns.follow_ups else ()
     return Prompt(prompt_id, messages, reference, source, id_given, from_field, follow_ups)
+
+
+def _id(value: Any) -> Any:
+    """An id as tables give it: an integral float (an int column with gaps, read by pandas) is
+    that integer; NaN is no id.
+
+    >>> _id(12.0), _id(float("nan")), _id("a")
+    (12, None, 'a')
+    """
+    if isinstance(value, float):
+        if math.isnan(value):
+            return None
+        if value.is_integer():
+            return int(value)
+    return value
+
+
+def _reference(value: Any, field: str | None) -> str | None:
+    if isinstance(value, float) and math.isnan(value):  # a missing value in a numeric column
+        return None
+    if isinstance(value, bool) or not (value is None or isinstance(value, (str, int, float))):
+        raise RowError("invalid_reference", field, f"{field}: expected a string or number, got {describe(value)}")
+    return None if value is None else check_text(str(value), field)
 
 
 def check_follow_ups(value: Any, field: str) -> tuple[tuple[str, str | None], ...]:
@@ -166,7 +226,7 @@ def check_follow_ups(value: Any, field: str) -> tuple[tuple[str, str | None], ..
         if isinstance(reference, bool) or not (reference is None or isinstance(reference, (str, int, float))):
             raise RowError("invalid_follow_ups", field,
                            f"{field}[{i}].reference: expected a string or number, got {describe(reference)}")
-        out.append((prompt, None if reference is None else str(reference)))
+        out.append((check_text(prompt, field, f"{field}[{i}]"), None if reference is None else str(reference)))
     return tuple(out)
 
 

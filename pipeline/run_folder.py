@@ -1,8 +1,14 @@
 """The run folder ``<output.path>/<run_id>/``: the only code that touches it.
 
-Layout: ``accepted/``, ``rejected/``, ``errors/`` (Parquet parts), ``summary.json`` (written
-last, atomically: its existence means the run completed), and beside it ``unsolved.jsonl``
-(adaptive runs) and ``budget_report.png`` (budget sweeps). Parts are written under ``_tmp/`` and
+Layout: ``run.json`` (what the run is: its config and input, written first), ``accepted/``,
+``rejected/``, ``errors/`` (Parquet parts, named by the rows they hold), ``summary.json``
+(written last, atomically: its existence means the run completed), and beside it
+``unsolved.jsonl`` (adaptive runs) and ``budget_report.png`` (budget sweeps); ``_lock`` while a
+job writes it.
+
+``open`` decides what a job does with the folder: start a new run, resume an unfinished one with
+the same config and input, do nothing for a completed one, or refuse (another config or input,
+another job holding the lock, a folder that is not a thinkmill run). Parts are written under ``_tmp/`` and
 moved to their final name, so a reader never sees a partial file under a final name (on object
 stores a put is atomic anyway; the move keeps local disks honest). Local paths and fsspec URLs
 alike.
@@ -10,7 +16,12 @@ alike.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import socket
+import threading
+import time
 
 import pyarrow as pa
 
@@ -18,8 +29,27 @@ import pyarrow as pa
 FOLDERS = {"accepted": "accepted", "rejected": "rejected", "error": "errors"}
 
 
+#: A lock whose holder has not refreshed it for this long is stale (its job died elsewhere).
+LOCK_STALE_S = 120
+LOCK_REFRESH_S = 20
+
+
 class OutputError(ValueError):
-    """The output location cannot be used (a previous run is there and overwrite is off)."""
+    """The output location cannot be used (another run's folder, a lock held, not writable)."""
+
+
+def differences(old, new, path: str = "") -> list[str]:
+    """Key paths where two JSON-like values differ.
+
+    >>> differences({"a": 1, "b": {"c": 2}}, {"a": 1, "b": {"c": 3}, "d": 0})
+    ['b.c', 'd']
+    """
+    if isinstance(old, dict) and isinstance(new, dict):
+        out = []
+        for k in sorted(set(old) | set(new), key=str):
+            out += differences(old.get(k), new.get(k), f"{path}.{k}" if path else str(k))
+        return out
+    return [] if old == new else [path or "<root>"]
 
 
 class RunFolder:
@@ -36,13 +66,100 @@ class RunFolder:
         return fsspec.core.url_to_fs(self.url)
 
     def claim(self, overwrite: bool) -> None:
-        """Make sure the run can write here: refuse a used folder, or empty it with ``overwrite``."""
+        """A folder for a run without identity (the filter job): refuse a used folder, or empty it
+        with ``overwrite``."""
         fs, root = self._fs
         if fs.exists(root) and fs.ls(root):
             if not overwrite:
                 raise OutputError(f"output: {self.url} already holds a run; choose another output.run_id "
                                   f"or set output.overwrite=true")
             fs.rm(root, recursive=True)
+
+    def open(self, identity: dict, overwrite: bool) -> str:
+        """What this job does here: ``new``, ``resume`` or ``complete``; or ``OutputError``.
+
+        ``identity`` is what makes the run this run (config and input, ``runs/generate.identity``).
+        With ``overwrite`` a thinkmill run folder (or an empty one) is started over."""
+        fs, root = self._fs
+        if not (fs.exists(root) and fs.ls(root)):
+            self._start(identity)
+            return "new"
+        try:
+            with fs.open(f"{root}/run.json", "r") as f:
+                old = json.load(f)
+        except FileNotFoundError:
+            raise OutputError(f"output: {self.url} holds files but no run.json: it is not a thinkmill run "
+                              f"folder, so it is neither resumed nor deleted; choose another output.run_id") from None
+        self._check_lock()
+        if overwrite:
+            fs.rm(root, recursive=True)
+            self._start(identity)
+            return "new"
+        changed = differences(old.get("identity"), identity)
+        if changed:
+            raise OutputError(f"output: {self.url} holds a run with another config or input ({', '.join(changed)} "
+                              f"differ); choose another output.run_id, or set output.overwrite=true to start over")
+        return "complete" if fs.exists(f"{root}/summary.json") else "resume"
+
+    def _start(self, identity: dict) -> None:
+        fs, root = self._fs
+        try:
+            fs.makedirs(root, exist_ok=True)
+            self._put_json("run.json", {"thinkmill_run": 1, "identity": identity, "created": time.time()})
+        except OSError as e:
+            raise OutputError(f"output.path: cannot write the run folder {self.url}: {e}") from None
+
+    def _put_json(self, name: str, obj) -> None:
+        fs, root = self._fs
+        with fs.open(f"{root}/.{name}.tmp", "w") as f:
+            json.dump(obj, f, indent=2)
+        fs.mv(f"{root}/.{name}.tmp", f"{root}/{name}")
+
+    def read_summary(self) -> dict:
+        fs, root = self._fs
+        with fs.open(f"{root}/summary.json", "r") as f:
+            return json.load(f)
+
+    # -- the lock: one job writes a run folder at a time -----------------------------------------
+    def _check_lock(self) -> None:
+        fs, root = self._fs
+        try:
+            with fs.open(f"{root}/_lock", "r") as f:
+                held = json.load(f)
+        except (FileNotFoundError, json.JSONDecodeError):
+            return
+        if _alive(held):
+            raise OutputError(f"output: {self.url} is being written by another job ({held['host']} pid "
+                              f"{held['pid']}, since {time.strftime('%H:%M:%S', time.localtime(held['started']))}); "
+                              f"wait for it, or choose another output.run_id")
+
+    @contextlib.contextmanager
+    def lock(self):
+        """Hold ``_lock`` while the job writes, refreshed in the background; a dead holder's lock
+        (its process is gone, or it stopped refreshing) is taken over."""
+        fs, root = self._fs
+        self._check_lock()
+        me = {"host": socket.gethostname(), "pid": os.getpid(), "started": time.time(), "token": os.urandom(8).hex()}
+        self._put_json("_lock", {**me, "refreshed": time.time()})
+        with fs.open(f"{root}/_lock", "r") as f:  # two takers at once: the last write wins, the other sees it
+            if json.load(f).get("token") != me["token"]:
+                raise OutputError(f"output: {self.url} was just locked by another job")
+        stop = threading.Event()
+
+        def refresh():
+            while not stop.wait(LOCK_REFRESH_S):
+                with contextlib.suppress(OSError):
+                    self._put_json("_lock", {**me, "refreshed": time.time()})
+
+        thread = threading.Thread(target=refresh, daemon=True, name="run-folder-lock")
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join(timeout=5)
+            with contextlib.suppress(OSError):
+                fs.rm(f"{root}/_lock")
 
     def make_folders(self) -> None:
         fs, root = self._fs
@@ -73,11 +190,52 @@ class RunFolder:
                 f.write(json.dumps(item, ensure_ascii=False) + "\n")
         return f"{self.url}/{name}"
 
-    def finish(self, summary: dict) -> None:
-        """Drop the scratch folder and write ``summary.json`` last, atomically."""
+    def clean_scratch(self) -> None:
+        """Drop what a crashed job left half written (``_tmp/``)."""
         fs, root = self._fs
         if fs.exists(f"{root}/_tmp"):
             fs.rm(f"{root}/_tmp", recursive=True)
-        with fs.open(f"{root}/.summary.json.tmp", "w") as f:
-            json.dump(summary, f, indent=2)
-        fs.mv(f"{root}/.summary.json.tmp", f"{root}/summary.json")
+
+    def reconcile(self, per_input: int):
+        """Before a resume: keep done prompts only, each row once (``pipeline.committed``)."""
+        from .committed import reconcile, scan
+
+        self.clean_scratch()
+        fs, root = self._fs
+
+        def rewrite(path: str, table: pa.Table) -> None:
+            folder, name = path.rsplit("/", 2)[-2:]
+            self.write_part(folder, name, table)
+
+        kept = reconcile(fs, scan(fs, root, FOLDERS), per_input, rewrite)
+        self.clean_scratch()
+        return kept
+
+    def tables(self, columns: list[str]):
+        """Every committed part, one at a time, as ``(status, table)`` with those of ``columns`` it has."""
+        import pyarrow.parquet as pq
+
+        fs, root = self._fs
+        for status, folder in FOLDERS.items():
+            for path in sorted(fs.glob(f"{root}/{folder}/*.parquet")):
+                with fs.open(path, "rb") as f:
+                    pf = pq.ParquetFile(f)
+                    yield status, pf.read(columns=[c for c in columns if c in pf.schema_arrow.names])
+
+    def finish(self, summary: dict) -> None:
+        """Drop the scratch folder and write ``summary.json`` last, atomically."""
+        self.clean_scratch()
+        self._put_json("summary.json", summary)
+
+
+def _alive(lock: dict) -> bool:
+    """Whether a lock's holder still runs: on this host, its process; elsewhere, its refreshes."""
+    if lock.get("host") == socket.gethostname():
+        try:
+            os.kill(int(lock["pid"]), 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return int(lock["pid"]) != os.getpid()  # our own pid: a lock this process left behind
+    return lock.get("refreshed", 0) > time.time() - LOCK_STALE_S

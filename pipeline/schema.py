@@ -87,7 +87,6 @@ _WORKING = [
     ("turn_references", pa.list_(pa.string())),  # multi-turn: each turn's reference (or null)
     # the think split parse made (with ``thinking`` / ``answer``), so the filters need not split again
     ("think_opened", pa.bool_()), ("think_closed", pa.bool_()), ("think_blocks", pa.int64()),
-    ("choice", pa.string()),             # select: the prompt's outcome, on one row of its group
 ]
 
 STREAM = pa.schema(
@@ -95,6 +94,26 @@ STREAM = pa.schema(
 )
 
 
-def to_table(rows: list[dict], schema: pa.Schema = STREAM) -> pa.Table:
-    """Rows (dicts, missing keys = null) -> a table with exactly ``schema``'s columns."""
-    return pa.Table.from_pylist([{k: r.get(k) for k in schema.names} for r in rows], schema=schema)
+def to_table(rows: list[dict], schema: pa.Schema = STREAM, stage: str | None = None) -> pa.Table:
+    """Rows (dicts, missing keys = null) -> a table with exactly ``schema``'s columns.
+
+    A row Arrow cannot hold (a value of the wrong type, text that is not valid Unicode) does not
+    fail the batch: it becomes an error row of ``stage`` saying which row and why; the others go on.
+    """
+    projected = [{k: r.get(k) for k in schema.names} for r in rows]
+    try:
+        return pa.Table.from_pylist(projected, schema=schema)
+    except (pa.ArrowException, UnicodeError, OverflowError, TypeError, ValueError):
+        pass
+    tables = []
+    for r in projected:
+        try:
+            tables.append(pa.Table.from_pylist([r], schema=schema))
+        except (pa.ArrowException, UnicodeError, OverflowError, TypeError, ValueError) as e:
+            keep = {k: r.get(k) for k in ("sample_id", "prompt_id", "run_id", "mode", "sample_index", "location")}
+            bad = {**{k: v if isinstance(v, (str, int)) or v is None else None for k, v in keep.items()},
+                   "status": "error", "stage": stage or "unknown", "error": "unstorable_row",
+                   "detail": f"the row cannot be stored: {type(e).__name__}: {e}"[:500].encode("utf-8", "replace").decode(),
+                   "input": None}
+            tables.append(pa.Table.from_pylist([{k: bad.get(k) for k in schema.names}], schema=schema))
+    return pa.concat_tables(tables) if tables else schema.empty_table()

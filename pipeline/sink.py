@@ -8,14 +8,13 @@ written as an error, so nothing disappears.
 
 from __future__ import annotations
 
-import uuid
-
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from ray.data import Datasink
 from ray.data.block import BlockAccessor
 
+from .committed import file_name
 from .run_folder import FOLDERS, RunFolder
 from .schema import ERROR, SAMPLE, STREAM
 from .tally import Tally
@@ -50,13 +49,14 @@ class SplitParquetSink(Datasink):
         unfinished = pc.invert(pc.is_in(table["status"], pa.array(list(FOLDERS))))
         if pc.any(unfinished).as_py():
             table = _mark_unfinished(table, unfinished)
-        name = f"part-{ctx.task_idx:05d}-{uuid.uuid4().hex[:8]}.parquet"
         files = 0
         for status, folder in FOLDERS.items():
             part = table.filter(pc.equal(table["status"], status))
             if part.num_rows:
                 schema = SCHEMAS[status]
-                self.folder.write_part(folder, name, part.select(schema.names).cast(schema))
+                part = part.select(schema.names).cast(schema)
+                # named by its rows: a retried task rewrites its own file, never adds a copy
+                self.folder.write_part(folder, file_name(part), part)
                 files += 1
         t = Tally.of(table)
         t.files = files

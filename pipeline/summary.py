@@ -61,11 +61,12 @@ def fusion_summary(t: Tally) -> dict:
     }
 
 
-def adaptive_summary(adaptive, k: int, t: Tally, unsolved_file: str) -> dict:
-    """The adaptive choice per prompt (``generation.adaptive``), counted from the rows' ``choice``."""
+def adaptive_summary(adaptive, k: int, choices, unsolved_file: str) -> dict:
+    """The adaptive choice per prompt (``generation.adaptive``): ``choices`` counts
+    ``(source, outcome)`` over the committed prompts (``stages.select.recount``)."""
     counts: dict[str, int] = {}
     by_source: dict[str, dict[str, int]] = {}
-    for (source, outcome), n in t.choices.items():
+    for (source, outcome), n in choices.items():
         for d in (counts, by_source.setdefault(source, {})):
             d["prompts"] = d.get("prompts", 0) + n
             d[outcome] = d.get(outcome, 0) + n
@@ -89,6 +90,12 @@ def adaptive_summary(adaptive, k: int, t: Tally, unsolved_file: str) -> dict:
     }
 
 
+def error_rate(t: Tally, expected: int, limit: float) -> dict:
+    """Share of the expected samples that are error rows, and whether it is above ``limit``."""
+    rate = round(t.status.get("error", 0) / expected, 4) if expected else 0.0
+    return {"error_rate": rate, "max_error_rate": limit, "error_rate_exceeded": rate > limit}
+
+
 def fuses(generation) -> bool:
     """Whether a run mixes modes or flags (and so reports the fusion block)."""
     return bool(generation.mix) or any(m.flag or m.turns > 1 for m in generation.modes)
@@ -107,6 +114,7 @@ def build(cfg, inputs: int, per_input: int, run_url: str, t: Tally, wall_s: floa
         "budget_hit": t.budget_hit,
         "budget_report": budget_rows(t.budgets),
         **({"fusion": fusion_summary(t)} if fuses(cfg.generation) else {}),
+        **error_rate(t, inputs * per_input, cfg.output.max_error_rate),
         "tokens": tokens, "wall_s": round(wall_s, 2),
         "completion_tokens_per_s": round(tokens["completion"] / wall_s, 1) if wall_s > 0 else None,
         # first request into an engine -> last token out: generation without start-up
@@ -117,6 +125,9 @@ def build(cfg, inputs: int, per_input: int, run_url: str, t: Tally, wall_s: floa
         "replica_tokens_per_s": round(sum(w.tokens / (w.end - w.start) for w in t.replicas.values()
                                           if w.end > w.start), 1) if t.replicas else None,
         "replicas_seen": len(t.replicas),
+        # replica processes beyond the configured count that produced rows: engines that died and
+        # were restarted (a lower bound: a restart that produced nothing is not seen)
+        "replica_restarts": max(0, len(t.replicas) - cfg.teacher.replicas),
     }
 
 
@@ -134,6 +145,9 @@ def format_summary(s: dict) -> str:
         f"  accounted {'yes' if s['accounted'] else 'NO - ' + str(s['missing']) + ' samples missing'}"
         f" (accepted + rejected + errors = {s['expected_samples'] - s['missing']})",
     ]
+    if s.get("error_rate_exceeded"):
+        lines.append(f"  ERRORS    {s['error_rate']:.1%} of the samples are errors, above output.max_error_rate "
+                     f"{s['max_error_rate']:.1%}: exit 4")
     for name, f in s.get("filters", {}).items():
         why = ", ".join(f"{k} {v}" for k, v in f["reasons"].items())
         lines.append(f"  filter {name}: passed {f['passed']}, failed {f['failed']}, skipped {f['skipped']}"

@@ -3,8 +3,8 @@
 A sink calls ``Tally.of(table)`` on the rows it writes and returns it; the driver adds the
 tallies of all write tasks (``Tally.total``) and ``pipeline.summary`` turns the total into
 ``summary.json``. Keys are tuples (``(mode, status)``, ``(filter, outcome)``), never strings to
-split again. Everything a summary reports is counted here, the adaptive choice included (it
-rides on the rows as the working column ``choice``).
+split again. The summary counts the run folder's committed parts (``Tally.of_committed``), so a
+resumed run reports what it holds; the engine timings are the last attempt's.
 """
 
 from __future__ import annotations
@@ -22,8 +22,7 @@ TOKEN_COLUMNS = ("prompt_tokens", "thinking_tokens", "answer_tokens", "completio
 _OUTCOME = {True: "passed", False: "failed", None: "skipped"}
 _FOLLOWED = {True: "followed", False: "not_followed", None: "no_flag"}
 _COLUMNS = ["status", "reject_reason", "error", "mode", "source", "budget_hit", "verdicts", "thinking_budget",
-            "replica", "t_submit", "t_done", "flag", "flag_turn", "turns", "choice", "prompt_id", "messages",
-            "reference", *TOKEN_COLUMNS]
+            "replica", "t_submit", "t_done", "flag", "flag_turn", "turns", *TOKEN_COLUMNS]
 
 
 @dataclass
@@ -55,22 +54,42 @@ class Tally:
     budgets: Counter = field(default_factory=Counter)       # (mode, budget, samples / thinking / hit / judged / correct)
     flags: Counter = field(default_factory=Counter)         # (mode, flag or 'none', flag_turn or '-', status)
     turns: Counter = field(default_factory=Counter)         # (flag or 'none', followed / not_followed / no_flag)
-    choices: Counter = field(default_factory=Counter)       # (source, outcome) of the adaptive choice, per prompt
-    unsolved: list = field(default_factory=list)            # prompts no mode solved (adaptive)
     replicas: dict = field(default_factory=dict)            # replica name -> Window
     t_first: float | None = None                            # first request into an engine
     t_last: float | None = None                             # last token out
 
     @classmethod
     def of(cls, table: pa.Table) -> "Tally":
-        """What a table of ``STREAM`` rows holds."""
+        """What a table of ``STREAM`` rows holds (a committed part lacks the working columns:
+        they count as null)."""
         t = cls(rows=table.num_rows)
         if not table.num_rows:
             return t
-        t.t_first, t.t_last = pc.min(table["t_submit"]).as_py(), pc.max(table["t_done"]).as_py()
-        for r in table.select(_COLUMNS).to_pylist():
-            t._count(r)
+        have = set(table.column_names)
+        if "t_submit" in have:
+            t.t_first, t.t_last = pc.min(table["t_submit"]).as_py(), pc.max(table["t_done"]).as_py()
+        rows = table.select([c for c in _COLUMNS if c in have]).to_pylist()
+        missing = {c: None for c in _COLUMNS if c not in have}
+        for r in rows:
+            t._count({**missing, **r} if missing else r)
         return t
+
+    @classmethod
+    def of_committed(cls, folder) -> "Tally":
+        """What a run folder holds, part by part (the summary's counts: what is committed, not
+        what one attempt wrote)."""
+        total = cls()
+        for status, table in folder.tables(_COLUMNS):
+            table = table.append_column("status", pa.array([status] * table.num_rows, pa.string()))
+            part = cls.of(table)
+            part.files = 1
+            total.add(part)
+        return total
+
+    def timing_from(self, attempt: "Tally") -> "Tally":
+        """Engine timings are not in the files: take this attempt's."""
+        self.replicas, self.t_first, self.t_last = attempt.replicas, attempt.t_first, attempt.t_last
+        return self
 
     def _count(self, r: dict) -> None:
         if r["replica"] is not None and r["t_submit"] is not None:
@@ -79,8 +98,6 @@ class Tally:
             self.replicas.setdefault(r["replica"], Window(w.start, w.end)).add(w)
         status = r["status"] if r["status"] in WRITTEN else "error"
         self.status[status] += 1
-        if r["choice"] is not None:
-            self._count_choice(r)
         if status == "rejected":
             self.rejected[r["reject_reason"]] += 1
         elif status == "error":
@@ -110,23 +127,12 @@ class Tally:
             if v["reason"]:
                 self.filter_reasons[(v["filter"], v["reason"])] += 1
 
-    def _count_choice(self, r: dict) -> None:
-        outcome = r["choice"]
-        # a prompt whose every sample failed has no sample to take a source from
-        source = (None if outcome == "no_samples" else r["source"]) or "default"
-        self.choices[(source, outcome)] += 1
-        if outcome == "unsolved":  # no sample of either mode was right: both accuracies are 0
-            user = next(m["content"] for m in r["messages"] if m["role"] == "user")
-            self.unsolved.append({"prompt_id": r["prompt_id"], "source": r["source"], "prompt": user,
-                                  "reference": r["reference"], "acc_think": 0.0, "acc_no_think": 0.0})
-
     def add(self, other: "Tally") -> "Tally":
         for name in ("rows", "files", "budget_hit"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         for name in ("status", "rejected", "errors", "by_mode", "by_source", "tokens", "filters", "filter_reasons",
-                     "budgets", "flags", "turns", "choices"):
+                     "budgets", "flags", "turns"):
             getattr(self, name).update(getattr(other, name))
-        self.unsolved += other.unsolved
         for name, w in other.replicas.items():
             self.replicas.setdefault(name, Window(w.start, w.end)).add(w)
         self.t_first = _pick(min, self.t_first, other.t_first)

@@ -26,13 +26,19 @@ OWN_FOLLOW_UPS = {i: [{"prompt": f"What is {10 + i}+{20 + i}?", "reference": str
                       {"prompt": f"What is {40 + i}-{i}?", "reference": "40"}] for i in range(20)}
 
 
+# math-verify is bounded per comparison (5 s by default); on a loaded 2-core machine a comparison can
+# overrun it in one judgement and not in the other. The tests that judge a sample twice and compare
+# give it room, so they compare verdicts, not machine load.
+SLOW_MACHINE = ["filters.wrong_answer.timeout_s=60"]
+
+
 def _run(name: str, out: Path, *overrides: str) -> dict:
     from pipeline.loading import load_config
     from pipeline.runs.generate import run
 
     cfg = load_config(f"configs/{name}.yaml", [f"output.path={out}", "output.keep_prompt_text=true",
                                                "teacher.max_in_flight=32", "teacher.engine.kv_cache_gib=0.5",
-                                               "ray.batch_size=8", *overrides])
+                                               "ray.batch_size=8", *SLOW_MACHINE, *overrides])
     return run(cfg)
 
 
@@ -140,7 +146,7 @@ def test_rejudging_the_fused_set_reproduces_every_turns_verdicts(capability_runs
 
     cfg_path = tmp_path / "filter.yaml"
     cfg_path.write_text("dialect: qwen3\nfilters: {order: [flag_following, format, wrong_answer, repetition, "
-                        "language_mixing, think_answer_mismatch, guesswork]}\n")
+                        "language_mixing, think_answer_mismatch, guesswork], wrong_answer: {timeout_s: 60}}\n")
     before = {r["sample_id"]: r for r in load(capability_runs["out"], "fusion", "accepted", "rejected")}
     s = rejudge(load_filter_config(str(cfg_path), []), str(capability_runs["out"] / "fusion" / "*" / "*.parquet"),
                 str(tmp_path / "rejudged"))

@@ -321,6 +321,22 @@ def test_dry_run_prints_the_plan_and_starts_nothing(config, capsys, tmp_path):
         assert "3 prompts" in out and "8 replica(s)" in out and "num_gpus=2" in out
 
 
+def test_a_bad_teacher_path_or_output_fails_before_anything_starts(capsys, tmp_path):
+    from jobs.generate import main
+
+    assert main(["--config", "configs/local.yaml", "--set", f"teacher.model={tmp_path}/none",
+                 "--set", f"output.path={tmp_path}/out"]) == 2
+    assert "teacher.model: nothing at" in capsys.readouterr().err
+    (tmp_path / "half").mkdir()
+    (tmp_path / "half" / "config.json").write_text("{}")
+    assert main(["--config", "configs/local.yaml", "--set", f"teacher.model={tmp_path}/half",
+                 "--set", f"output.path={tmp_path}/out"]) == 2
+    assert "no tokenizer.json / tokenizer_config.json at" in capsys.readouterr().err
+    assert main(["--config", "configs/local.yaml", "--set", "output.path=/proc/thinkmill-test"]) == 2
+    assert "output.path: cannot write the run folder /proc/thinkmill-test/local" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()  # the teacher was refused before the run folder was made
+
+
 def test_cli_rejects_bad_config_and_input_with_exit_2(capsys, tmp_path):
     from jobs.generate import main
 
@@ -423,3 +439,37 @@ def test_only_the_engine_strategy_passes_an_engine_budget():
     assert request_params({**row, "budget_strategy": "engine"}).thinking_token_budget == 32
     assert request_params({**row, "budget_strategy": "two_stage"}).thinking_token_budget is None
     assert request_params(row, max_tokens=5, seed=9).but(top_k=3) == request_params(row).but(max_tokens=5, seed=9, top_k=3)
+
+
+class SlowEngine(FakeEngine):
+    """Answers at once, except prompts starting with 9, which never finish."""
+
+    def __init__(self):
+        self.cancelled = []
+
+    async def complete(self, prompt_ids, params, request_id):
+        if prompt_ids[0] == 9:
+            try:
+                await asyncio.sleep(3600)
+            except asyncio.CancelledError:
+                self.cancelled.append(request_id)
+                raise
+        return await super().complete(prompt_ids, params, request_id)
+
+
+def test_a_request_over_its_time_bound_is_aborted_and_an_error_row():
+    from pipeline.schema import to_table
+
+    engine = SlowEngine()
+    rep = generate_stage(engine, request_timeout_s=0.5)
+    rows = [{"status": "pending", "sample_id": f"s{i}", "prompt_token_ids": [first, 5], "sampling": SAMPLING,
+             "seed": 1, "thinking_budget": None, "messages": [{"role": "user", "content": "q"}], "reference": None}
+            for i, first in enumerate([5, 9, 7])]
+
+    async def go():
+        return [t async for t in rep(to_table(rows))]
+
+    out = asyncio.run(go())[0].to_pylist()
+    assert [r["status"] for r in out] == ["pending", "error", "pending"]
+    assert out[1]["error"] == "request_timeout" and "0.5 s" in out[1]["detail"]
+    assert engine.cancelled and engine.cancelled[0].startswith("s1-")  # the engine was told to stop it

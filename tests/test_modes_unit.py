@@ -351,9 +351,15 @@ def _select(**adaptive):
                                                           (0, 0, "no_think"), (2, 4, "no_think")])
 def test_no_think_is_chosen_when_it_is_about_as_accurate(think_ok, no_think_ok, chosen):
     group = _group(4, think_ok, no_think_ok)
-    outcome = _select().decide(group)
+    stage = _select()
+    outcome = stage.decide(group)
     assert outcome == ("unsolved" if think_ok == no_think_ok == 0 else chosen)
-    assert [r["choice"] for r in group if r.get("choice")] == [outcome]  # marked once per prompt
+    # the summary recounts the choice from the rows as written (verdicts applied): the same outcome
+    from pipeline.stages.select import recount
+
+    counts, unsolved = recount([group], SelectSettings.of(cfg_of(MIN, "generation.samples_per_prompt=4",
+                                                                   "generation.adaptive={}")))
+    assert counts == {("s", outcome): 1} and len(unsolved) == (outcome == "unsolved")
     for r in group:
         assert r["acc_think"] == think_ok / 4 and r["acc_no_think"] == no_think_ok / 4 and r["chosen_mode"] == chosen
         verdict = r["verdicts"][-1]

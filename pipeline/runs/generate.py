@@ -1,43 +1,95 @@
 """The generation job: read -> prepare -> generate -> parse -> filter [-> select] -> write.
 
-``run`` claims the run folder, joins or starts Ray, streams the input through the stages of
-``stages.GENERATION`` into the Parquet sink, and writes what the tallies say: the summary (last),
-the budget plot of a sweep, the unsolved prompts of an adaptive run.
+``run`` opens the run folder (new, resume, or already complete), holds its lock, streams the
+input through the stages of ``stages.GENERATION`` into the Parquet sink, and then writes what
+the folder holds: the summary (last, counted from the committed parts), the budget plot of a
+sweep, the unsolved prompts of an adaptive run.
+
+Re-running the same command after a crash resumes: the prompts already committed are kept and
+skipped, half-written ones are redone (``pipeline.committed``).
 """
 
 from __future__ import annotations
 
+import json
 import time
 
 from .. import summary as summaries
 from ..cluster import init_ray
+from ..committed import DoneSet
 from ..config import JobConfig
 from ..run_folder import RunFolder
 from ..stages import GENERATION, Context, chain
 from ..stages.read import read_input
-from .plan import RunPlan, make_plan
+from ..tally import Tally
+from .plan import RunPlan, check_teacher, make_plan
+
+# settings that change how fast a run goes, not what it writes: a resume may change them
+_NOT_IDENTITY = {"teacher": ("replicas", "max_in_flight", "resources", "check_path", "request_timeout_s",
+                             "max_replica_restarts"), "output": ("overwrite", "max_error_rate",
+                                                                                   "rows_per_file", "path")}
+
+
+def identity(cfg: JobConfig, p: RunPlan) -> dict:
+    """What makes a run this run: its config (less the speed settings) and its input files."""
+    c = json.loads(cfg.model_dump_json())
+    c.pop("ray")
+    for section, keys in _NOT_IDENTITY.items():
+        for k in keys:
+            c[section].pop(k)
+    c["teacher"]["engine"].pop("log_level")
+    fs = p.files.filesystem
+    files = [{"path": path, "bytes": fs.size(path)} for path in p.files.paths]
+    return {"config": c, "input": {"files": files, "rows": p.inputs}}
 
 
 def run(cfg: JobConfig, p: RunPlan | None = None) -> dict:
-    """Run the job; returns the summary (also written to ``summary.json``)."""
+    """Run (or resume) the job; returns the summary (also written to ``summary.json``). A run
+    already complete is not run again: its summary comes back with ``"already_complete": true``."""
     from ..budget_report import plot_png
     from ..sink import SplitParquetSink
 
     p = p or make_plan(cfg)
+    check_teacher(cfg.teacher)
     folder = RunFolder(p.run_url)
-    folder.claim(cfg.output.overwrite)
-    init_ray(cfg.ray.address, p.ray_cpus)
-    sink = SplitParquetSink(folder, cfg.output.rows_per_file)
-    started = time.time()
-    chain(read_input(p.files, cfg.input.limit), GENERATION, Context(cfg, p)).write_datasink(sink)
-    t = sink.tally
-    summary = summaries.build(cfg, p.inputs, p.samples_per_input, p.run_url, t, time.time() - started)
-    if any(len(m.budgets) > 1 for m in cfg.generation.modes):  # a sweep: plot it beside the data
-        summary["budget_plot"] = folder.write_bytes(
-            "budget_report.png", plot_png(summary["budget_report"], f"thinking budget sweep: {summary['teacher']}"))
-    if cfg.generation.adaptive:
-        unsolved = folder.write_jsonl("unsolved.jsonl", sorted(t.unsolved, key=lambda u: u["prompt_id"]))
-        summary["adaptive"] = summaries.adaptive_summary(cfg.generation.adaptive, cfg.generation.samples_per_prompt,
-                                                         t, unsolved)
-    folder.finish(summary)
+    state = folder.open(identity(cfg, p), cfg.output.overwrite)
+    if state == "complete":
+        return {**folder.read_summary(), "already_complete": True}
+    with folder.lock():
+        done, dropped = folder.reconcile(p.samples_per_input) if state == "resume" else (DoneSet.of([]), 0)
+        init_ray(cfg.ray.address, p.ray_cpus)
+        sink = SplitParquetSink(folder, cfg.output.rows_per_file)
+        started = time.time()
+        chain(read_input(p.files, cfg.input.limit), GENERATION, Context(cfg, p, done)).write_datasink(sink)
+        t = Tally.of_committed(folder).timing_from(sink.tally)
+        summary = summaries.build(cfg, p.inputs, p.samples_per_input, p.run_url, t, time.time() - started)
+        summary["resumed"] = {"prompts_kept": len(done), "rows_dropped": dropped} if state == "resume" else None
+        if any(len(m.budgets) > 1 for m in cfg.generation.modes):  # a sweep: plot it beside the data
+            summary["budget_plot"] = folder.write_bytes(
+                "budget_report.png", plot_png(summary["budget_report"], f"thinking budget sweep: {summary['teacher']}"))
+        if cfg.generation.adaptive:
+            summary["adaptive"] = adaptive(cfg, folder)
+        folder.finish(summary)
     return summary
+
+
+def adaptive(cfg: JobConfig, folder: RunFolder) -> dict:
+    """The adaptive block, recounted from the committed rows of each prompt."""
+    from ..stages.select import SelectSettings, recount
+
+    g = cfg.generation
+    order = {m.name: (i, m.budgets) for i, m in enumerate(g.modes)}
+    groups: dict[str, list[dict]] = {}
+    for status, t in folder.tables(["prompt_id", "mode", "verdicts", "source", "reference", "messages",
+                                    "thinking_budget", "sample_index"]):
+        for r in t.to_pylist():
+            if r["prompt_id"] is not None:
+                groups.setdefault(r["prompt_id"], []).append({**r, "status": status})
+
+    def made(r):  # the order prepare made a prompt's samples in
+        i, budgets = order.get(r["mode"], (len(order), []))
+        return i, budgets.index(r["thinking_budget"]) if r["thinking_budget"] in budgets else 0, r["sample_index"]
+
+    counts, unsolved = recount((sorted(rows, key=made) for rows in groups.values()), SelectSettings.of(cfg))
+    path = folder.write_jsonl("unsolved.jsonl", sorted(unsolved, key=lambda u: u["prompt_id"]))
+    return summaries.adaptive_summary(g.adaptive, g.samples_per_prompt, counts, path)

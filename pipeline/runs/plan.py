@@ -52,8 +52,24 @@ def count_rows(files: InputFiles) -> int:
                 n += sum(b.num_rows for b in pa.ipc.open_stream(f))
         else:
             with fs.open(path, "rb", compression="infer") as f:
+                head = f.read(1 << 16).removeprefix(b"\xef\xbb\xbf")
+                if path.lower().endswith((".json", ".json.gz", ".json.zst")) and head.lstrip()[:1] == b"[":
+                    n += json_array_rows(head + f.read())
+                    continue
+            with fs.open(path, "rb", compression="infer") as f:
                 n += sum(1 for line in f if line.strip())
     return n
+
+
+def json_array_rows(data: bytes) -> int:
+    """Rows the reader makes of a ``.json`` file holding an array: its elements, or 1 bad row."""
+    import json
+
+    try:
+        items = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+        return 1
+    return len(items) if isinstance(items, list) else 1
 
 
 def replica_resources(cfg: JobConfig) -> dict:
@@ -70,6 +86,24 @@ def check_filter_files(cfg) -> None:
         filters.preflight(cfg)
     except FileNotFoundError as e:
         raise InputError(str(e)) from None
+
+
+def check_teacher(teacher) -> None:
+    """The teacher's folder must be there before engines start on it (nothing is downloaded)."""
+    import fsspec
+
+    if not teacher.check_path:
+        return
+    fs, root = fsspec.core.url_to_fs(teacher.model)
+    root = root.rstrip("/")
+    missing = [name for name in ("config.json",) if not fs.exists(f"{root}/{name}")]
+    if not any(fs.exists(f"{root}/{name}") for name in ("tokenizer.json", "tokenizer_config.json", "tokenizer.model")):
+        missing.append("tokenizer.json / tokenizer_config.json")
+    if missing:
+        what = "nothing" if not fs.exists(root) else f"no {', '.join(missing)}"
+        raise InputError(f"teacher.model: {what} at {teacher.model!r}; expected a model folder (config.json and a "
+                         f"tokenizer); nothing is downloaded at run time (teacher.check_path: false skips this check "
+                         f"where only the GPU nodes see the folder)")
 
 
 def make_plan(cfg: JobConfig) -> RunPlan:

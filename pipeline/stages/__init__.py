@@ -24,7 +24,7 @@ GENERATION = ("prepare", "generate", "parse", "filter", "select")
 REJUDGE = ("load", "filter")
 
 #: What the read stage gives the first stage (``stages/read.py``).
-READ_COLUMNS = ("_path", "_row", "_raw")
+READ_COLUMNS = ("_path", "_row", "_raw", "_error")
 #: Logical CPUs per CPU-stage worker (prepare, parse, filter, ...). Their work per row is small.
 CPU_STAGE_CPUS = 1
 
@@ -44,6 +44,7 @@ class Context:
 
     job: Any
     plan: Any = None
+    done: Any = None     # a resumed run: the prompts already committed (``committed.DoneSet``)
 
 
 class Stage:

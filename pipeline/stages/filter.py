@@ -63,10 +63,17 @@ class Filter(Stage):
         self.tags = (d.think_start, d.think_end, d.early_stop)
 
     def process(self, batch):
-        return to_table([self.judge_row(r) if r["status"] == "parsed" else r for r in batch.to_pylist()])
+        return to_table([self.judge_row(r) if r["status"] == "parsed" else r for r in batch.to_pylist()],
+                        stage=self.name)
 
     def judge_row(self, row: dict) -> dict:
-        verdicts, reason = self.judge(to_sample(row, *self.tags))
+        try:
+            sample = to_sample(row, *self.tags)
+        except Exception as e:  # noqa: BLE001 - a row the filters cannot read is an error row, not a crash
+            row.update(status="error", stage="filter", error="filter_failed", field=None,
+                       detail=f"{type(e).__name__}: {e}")
+            return row
+        verdicts, reason = self.judge(sample)
         row.update(verdicts=[v.as_row() for v in verdicts], reject_reason=reason,
                    status="rejected" if reason else "accepted")
         return row

@@ -58,6 +58,9 @@ def engine_kwargs(teacher: TeacherConfig, modes: list[ModeConfig]) -> dict:
               disable_log_stats=True)
     if e.kv_cache_gib is not None:
         kw["kv_cache_memory_bytes"] = int(e.kv_cache_gib * 2**30)
+    chunked = e.chunked_prefill if e.chunked_prefill is not None else (False if t.device == "cpu" else None)
+    if chunked is not None:
+        kw["enable_chunked_prefill"] = chunked
     if any(m.budget_strategy == "engine" and any(b is not None for b in m.budgets) for m in modes):
         dialect = get_dialect(t.dialect)
         kw["reasoning_parser"] = dialect.reasoning_parser
@@ -73,12 +76,13 @@ class GenerateSettings:
     modes: tuple             # the job's modes: multi-turn samples sample each turn as its mode
     max_in_flight: int
     max_model_len: int
+    request_timeout_s: float | None = None
 
     @classmethod
     def of(cls, job) -> "GenerateSettings":
         t = job.teacher
         return cls(engine_kwargs(t, job.generation.modes), t.dialect, tuple(job.generation.modes),
-                   t.max_in_flight, t.engine.max_model_len)
+                   t.max_in_flight, t.engine.max_model_len, t.request_timeout_s)
 
 
 class Generate(Stage):
@@ -117,12 +121,14 @@ class Generate(Stage):
                     compute=ray.data.ActorPoolStrategy(size=ctx.job.teacher.replicas, max_tasks_in_flight_per_actor=k,
                                                        max_concurrent_calls_per_actor=k),
                     runtime_env={"env_vars": {"VLLM_LOGGING_LEVEL": ctx.job.teacher.engine.log_level}},
-                    **ctx.plan.replica_resources)
+                    # bounded: an engine that keeps dying must not be restarted all night
+                    max_restarts=ctx.job.teacher.max_replica_restarts, **ctx.plan.replica_resources)
 
     def __init__(self, settings: GenerateSettings, engine: Engine | None = None, name: str | None = None):
         self.engine: Engine = engine if engine is not None else VllmEngine(settings.engine_args)
         self.tokenizer = self.engine.tokenizer
         self.max_in_flight = settings.max_in_flight
+        self.timeout = settings.request_timeout_s
         self.replica = name or f"{socket.gethostname()}:{os.getpid()}"  # stamped on its rows
         self._sem: asyncio.Semaphore | None = None
         self._ids = itertools.count()
@@ -139,7 +145,7 @@ class Generate(Stage):
         if self._sem is None:  # created in the event loop Ray Data runs this worker's batches on
             self._sem = asyncio.Semaphore(self.max_in_flight)
         rows = await asyncio.gather(*(self._one(r) for r in batch.to_pylist()))
-        yield to_table(rows)
+        yield to_table(rows, stage=self.name)
 
     async def _one(self, row: dict) -> dict:
         if row["status"] != "pending":
@@ -147,16 +153,18 @@ class Generate(Stage):
         try:
             async with self._sem:
                 row["t_submit"] = time.time()
-                if row.get("turn_flags"):
-                    c = await self._conversation(row)
-                else:
-                    c = await self._generate(row, row["prompt_token_ids"], row["prefill"], row["seed"])
+                work = (self._conversation(row) if row.get("turn_flags")
+                        else self._generate(row, row["prompt_token_ids"], row["prefill"], row["seed"]))
+                # a timeout cancels the request; vLLM aborts a cancelled request in the engine
+                c = await asyncio.wait_for(work, self.timeout) if self.timeout else await work
         except EngineDead as e:
             # The engine process is gone and every later request would fail too. Exit the actor
             # so Ray restarts it with a fresh engine and retries the batch (as ray.data.llm does;
             # os._exit makes it a system error, which Ray retries, unlike exit_actor()).
             log.error("teacher engine died, restarting the replica: %s", e)
             os._exit(1)
+        except asyncio.TimeoutError:
+            return _failed(row, "request_timeout", f"no result within teacher.request_timeout_s = {self.timeout} s")
         except EmptyOutput as e:
             return _failed(row, "engine_no_output", str(e))
         except ContextFull as e:

@@ -15,9 +15,9 @@ from filters.text import last_boxed
 
 from ..dialects import get_dialect
 from ..ids import content_prompt_id
-from ..rows import RowError, check_messages, describe, location, parse_json_row
+from ..rows import RowError, check_messages, describe, location, parse_json_row, unreadable
 from ..schema import to_table
-from . import READ_COLUMNS, Context, Stage
+from . import Context, Stage
 
 # Contract columns copied from an input row when present, with the Python types they must have.
 _COPY: dict[str, tuple[type, ...]] = {
@@ -65,7 +65,7 @@ class Load(Stage):
     """Ray Data worker: raw input rows -> ``parsed`` rows or ``error`` rows."""
 
     name = "load"
-    reads = READ_COLUMNS
+    reads = ("_path", "_row", "_raw")  # and "_error" when the read stage could not decode the row
     writes = ("status", "messages", "sample_id", "mode", "thinking_expected", "reference", "thinking", "answer",
               "extracted_answer", "think_opened", "think_closed", "think_blocks", *_COPY,  # copied when present
               "stage", "error", "field", "detail", "location", "input")
@@ -85,11 +85,13 @@ class Load(Stage):
         rows = []
         for raw in batch.to_pylist():
             try:
+                unreadable(raw)
                 rows.append(load_row(raw["_raw"], self.dialect))
-            except RowError as e:
+            except Exception as e:  # noqa: BLE001 - a RowError names the field; anything else is still one row
+                e = e if isinstance(e, RowError) else RowError("load_failed", None, f"{type(e).__name__}: {e}")
                 rows.append({"status": "error", "stage": "load", "error": e.error, "field": e.field,
                              "detail": e.detail, "location": location(raw), "input": raw["_raw"]})
-        return to_table(rows)
+        return to_table(rows, stage=self.name)
 
 
 STAGE = Load

@@ -102,8 +102,16 @@ class Parse(Stage):
         self.forced = tok.encode(self.dialect.budget_end_str(), add_special_tokens=False)
 
     def process(self, batch):
-        rows = batch.to_pylist()
-        return to_table([self.parse(r) if r["status"] == "pending" else r for r in rows])
+        return to_table([self.safe_parse(r) if r["status"] == "pending" else r for r in batch.to_pylist()],
+                        stage=self.name)
+
+    def safe_parse(self, row: dict) -> dict:
+        try:
+            return self.parse(row)
+        except Exception as e:  # noqa: BLE001 - one odd output must not fail the batch
+            row.update(status="error", stage="parse", error="parse_failed", field=None,
+                       detail=f"{type(e).__name__}: {e}", completion_token_ids=None, generated=None)
+            return row
 
     def parse(self, row: dict) -> dict:
         d = self.dialect

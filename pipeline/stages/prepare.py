@@ -11,14 +11,15 @@ tokenizer (loaded once) and talks to the ``IdLedger`` actor that catches duplica
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from ..config import ColumnMap, GenerationConfig, ModeConfig
 from ..ids import sample_id, sample_seed
-from ..rows import Prompt, RowError, location, normalize
+from ..rows import Prompt, RowError, location, normalize, unreadable
 from ..samples import SampleDraws, SampleSpec, samples_per_input
 from ..schema import to_table
-from . import READ_COLUMNS, Context, Stage
+from . import Context, Stage
 
 
 class IdLedger:
@@ -63,7 +64,7 @@ class Prepare(Stage):
     """Ray Data worker: raw rows -> pending requests or error rows (``STREAM`` schema)."""
 
     name = "prepare"
-    reads = READ_COLUMNS
+    reads = ("_path", "_row", "_raw")  # and "_error" when the read stage could not decode the row
     writes = ("status", "sample_id", "prompt_id", "run_id", "source", "messages", "mode", "flag", "flag_turn",
               "thinking_expected", "thinking_budget", "reference", "teacher", "sampling", "seed", "budget_strategy",
               "sample_index", "prompt_tokens", "prompt_token_ids", "prefill", "location", "prompt_text",
@@ -74,13 +75,13 @@ class Prepare(Stage):
         import ray
 
         ledger = ray.remote(IdLedger).options(num_cpus=0).remote()
-        return {"settings": PrepareSettings.of(ctx.job), "ledger": ledger}
+        return {"settings": PrepareSettings.of(ctx.job), "ledger": ledger, "done": ctx.done}
 
     @classmethod
     def describe(cls, ctx: Context) -> str:
         return f"prepare (render, tokenize; <= {ctx.job.ray.cpu_stage_actors} CPU workers)"
 
-    def __init__(self, settings: PrepareSettings, ledger=None):
+    def __init__(self, settings: PrepareSettings, ledger=None, done=None):
         from transformers import AutoTokenizer
 
         from ..dialects import get_dialect
@@ -90,7 +91,11 @@ class Prepare(Stage):
         self.per_input = samples_per_input(settings.generation)
         self.dialect = get_dialect(settings.dialect)
         self.tokenizer = AutoTokenizer.from_pretrained(settings.teacher, trust_remote_code=settings.trust_remote_code)
+        # every token the tokenizer would read as one control token wherever it stands in the text
+        specials = {t.content for t in self.tokenizer.added_tokens_decoder.values()} | set(self.tokenizer.all_special_tokens)
+        self.control = re.compile("|".join(re.escape(t) for t in sorted(specials, key=len, reverse=True) if t) or "(?!)")
         self.ledger = ledger
+        self.done = done if done is not None and len(done) else None  # prompts a resumed run already holds
         self.max_len = settings.max_model_len
         # follow-ups are read only when a mode uses them: a stray column must not fail a single-turn job
         self.columns = settings.columns
@@ -104,9 +109,14 @@ class Prepare(Stage):
         prompts: list[Prompt | RowError] = []
         for r in raws:
             try:
-                prompts.append(normalize(r["_raw"], self.columns, self.s.system_prompt, self.s.default_source))
+                unreadable(r)
+                p = normalize(r["_raw"], self.columns, self.s.system_prompt, self.s.default_source)
+                self._no_control_tokens(p)
+                prompts.append(p)
             except RowError as e:
                 prompts.append(e)
+            except Exception as e:  # noqa: BLE001 - one odd row must not fail the batch (and the job)
+                prompts.append(RowError("prepare_failed", None, f"{type(e).__name__}: {e}"))
         locations = [location(r) for r in raws]
         claims = [(p.prompt_id, loc) for p, loc in zip(prompts, locations) if isinstance(p, Prompt)]
         owners = iter(ray.get(self.ledger.claim.remote(claims)) if claims and self.ledger else [None] * len(claims))
@@ -117,11 +127,29 @@ class Prepare(Stage):
                 field = self.s.columns.id if p.id_given else p.field
                 p = RowError(f"duplicate_{what}", field,
                              f"{what} {p.prompt_id!r} already came from {owner}; each prompt must be unique")
+            if self.done is not None and self.done.has(p.prompt_id if isinstance(p, Prompt) else f"@{loc}"):
+                continue  # committed by an earlier attempt (its id was still claimed above)
             if isinstance(p, RowError):
                 out.extend(self._errors(raw, loc, p, prompt_id=None))
-            else:
+                continue
+            try:
                 out.extend(self._requests(raw, loc, p))
-        return to_table(out)
+            except Exception as e:  # noqa: BLE001 - as above: this row's samples become error rows
+                out.extend(self._errors(raw, loc, RowError("prepare_failed", p.field, f"{type(e).__name__}: {e}"),
+                                        p.prompt_id, source=p.source))
+        return to_table(out, stage=self.name)
+
+    def _no_control_tokens(self, p: Prompt) -> None:
+        """The teacher's control tokens (``<|im_start|>``, ``</think>``, ...) in user or system text
+        would reach the engine as control tokens: the row is refused, never silently edited."""
+        texts = [(f"{p.field}[{i}].content" if p.field == self.columns.messages else p.field, m["content"])
+                 for i, m in enumerate(p.messages) if m["role"] in ("user", "system")]
+        texts += [(f"{self.columns.follow_ups}[{i}]", text) for i, (text, _) in enumerate(p.follow_ups)]
+        for field, text in texts:
+            if m := self.control.search(text):
+                raise RowError("control_token_in_prompt", p.field,
+                               f"{field}: holds the teacher's control token {m.group(0)!r}; prompts must not "
+                               f"contain the chat template's special tokens")
 
     def _requests(self, raw: dict, loc: str, p: Prompt) -> list[dict]:
         rendered: dict[tuple, tuple[list[dict], str, list[int]] | RowError] = {}
@@ -194,8 +222,11 @@ class Prepare(Stage):
                 "status": "error", "stage": stage, "error": err.error, "field": err.field, "detail": err.detail,
                 "location": loc, "input": raw["_raw"], "run_id": self.s.run_id,
                 "prompt_id": prompt_id, "source": source,
-                # a row without a prompt in a mixed set has no mode drawn yet
-                "mode": spec.mode.name if spec else None, "sample_index": spec.index if spec else i,
+                # a row without a prompt in a mixed set has no mode drawn yet; a row without a
+                # prompt id has no sample ids, so its index numbers its samples (0..n-1): with the
+                # location it identifies each error row (``committed.row_keys``)
+                "mode": spec.mode.name if spec else None,
+                "sample_index": spec.index if spec and prompt_id else i,
                 "sample_id": sample_id(prompt_id, spec.mode.name, spec.budget, spec.index, spec.generation_fp)
                 if prompt_id and spec else None,
             })

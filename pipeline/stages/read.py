@@ -1,7 +1,11 @@
 """Read stage: prompts from JSONL / Parquet / saved ``datasets`` folders, local or fsspec.
 
-The reader does not interpret rows. Every input row becomes ``{_path, _row, _raw}``: where it
-came from (file and line / row number) and the row itself as JSON text. Interpreting it
+The reader does not interpret rows. Every input row becomes ``{_path, _row, _raw, _error}``:
+where it came from (file and line / row number), the row itself as JSON text, and why it could
+not be read as text (``_error``: invalid UTF-8, with the offending bytes kept as ``\\x..``
+escapes in ``_raw``), so that prepare writes it to ``errors/`` instead of silently replacing
+characters. A UTF-8 byte-order mark at the start of a file is dropped; a ``.json`` file holding
+one JSON array is read as one row per element. Interpreting it
 (column mapping, validation) happens in the prepare stage, where a bad row becomes an error
 row instead of failing the read: a JSONL line that is not JSON, or a column whose type changes
 between rows, would make Arrow's JSON reader fail the whole file.
@@ -15,7 +19,9 @@ from typing import Iterator
 
 import pyarrow as pa
 
-READ_SCHEMA = pa.schema([("_path", pa.string()), ("_row", pa.int64()), ("_raw", pa.string())])
+READ_SCHEMA = pa.schema([("_path", pa.string()), ("_row", pa.int64()), ("_raw", pa.string()),
+                         ("_error", pa.string())])
+_BOM = b"\xef\xbb\xbf"
 _ROWS_PER_BLOCK = 1024
 
 _EXTENSIONS = {
@@ -84,15 +90,46 @@ def resolve_input(path: str, fmt: str = "auto") -> InputFiles:
     return InputFiles(fmt, files, fs, protocol)
 
 
-def _rows_to_block(path: str, rows: list[tuple[int, str]]) -> pa.Table:
-    return pa.table({"_path": [path] * len(rows), "_row": [r for r, _ in rows], "_raw": [t for _, t in rows]},
-                    schema=READ_SCHEMA)
+def _rows_to_block(path: str, rows: list[tuple]) -> pa.Table:
+    return pa.table({"_path": [path] * len(rows), "_row": [r[0] for r in rows], "_raw": [r[1] for r in rows],
+                     "_error": [r[2] for r in rows]}, schema=READ_SCHEMA)
+
+
+def _decode(raw: bytes) -> tuple[str, str | None]:
+    """Bytes -> (text, None), or (the text with bad bytes as ``\\x..`` escapes, why) for invalid UTF-8."""
+    try:
+        return raw.decode("utf-8"), None
+    except UnicodeDecodeError as e:
+        return raw.decode("utf-8", errors="backslashreplace"), \
+            f"not valid UTF-8: byte {raw[e.start]:#04x} at offset {e.start} ({e.reason})"
+
+
+class _NotUtf8(ValueError):
+    pass
 
 
 def _json_default(value):
-    if isinstance(value, bytes):
-        return value.decode("utf-8", errors="replace")
+    if isinstance(value, bytes):  # a binary column: text only if it is valid UTF-8
+        text, error = _decode(value)
+        if error:
+            raise _NotUtf8(error)
+        return text
     return str(value)
+
+
+def _record(batch: pa.RecordBatch, i: int, n: int) -> tuple:
+    """Row ``i`` of a batch as (row number, JSON text, error)."""
+    try:
+        rec = batch.slice(i, 1).to_pylist()[0]
+        return n, json.dumps(rec, ensure_ascii=False, default=_json_default), None
+    except (UnicodeDecodeError, _NotUtf8) as e:
+        # keep what can be kept: every column as bytes with the bad ones escaped
+        cast = {f.name: (batch.column(f.name).cast(pa.binary())[i].as_py() if pa.types.is_string(f.type)
+                         else None) for f in batch.schema}
+        raw = {k: _decode(v)[0] for k, v in cast.items() if isinstance(v, bytes)}
+        bad = next((k for k, v in cast.items() if isinstance(v, bytes) and _decode(v)[1]), None)
+        where = f"column {bad!r} is " if bad else ""
+        return n, json.dumps(raw, ensure_ascii=False), f"{where}{e}"
 
 
 def _table_rows(batches, path: str) -> Iterator[pa.Table]:
@@ -100,9 +137,13 @@ def _table_rows(batches, path: str) -> Iterator[pa.Table]:
     n = 0
     for batch in batches:
         rows = []
-        for rec in batch.to_pylist():
-            rows.append((n, json.dumps(rec, ensure_ascii=False, default=_json_default)))
-            n += 1
+        try:
+            recs = batch.to_pylist()
+            texts = [json.dumps(rec, ensure_ascii=False, default=_json_default) for rec in recs]
+            rows = [(n + i, t, None) for i, t in enumerate(texts)]
+        except (UnicodeDecodeError, _NotUtf8):  # a bad string somewhere: row by row, so only it is an error
+            rows = [_record(batch, i, n + i) for i in range(batch.num_rows)]
+        n += batch.num_rows
         if rows:
             yield _rows_to_block(path, rows)
 
@@ -133,16 +174,25 @@ def make_datasource(files: InputFiles):
 
 
 def _jsonl_blocks(f, path: str) -> Iterator[pa.Table]:
-    rows: list[tuple[int, str]] = []
-    buf = b""
+    head = f.read(1 << 20)
+    if head.startswith(_BOM):
+        head = head[len(_BOM):]
+    if path.lower().endswith((".json", ".json.gz", ".json.zst")) and head.lstrip()[:1] == b"[":
+        yield from _json_array_blocks(head + f.read(), path)
+        return
+    rows: list[tuple] = []
+    buf = head
     line_no = 0
 
     def lines():
         nonlocal buf
-        while chunk := f.read(1 << 20):
-            buf += chunk
+        while True:
             *complete, buf = buf.split(b"\n")
             yield from complete
+            chunk = f.read(1 << 20)
+            if not chunk:
+                break
+            buf += chunk
         if buf:
             yield buf
 
@@ -150,12 +200,36 @@ def _jsonl_blocks(f, path: str) -> Iterator[pa.Table]:
         line_no += 1
         if not raw.strip():
             continue  # blank lines (a trailing newline) are not rows
-        rows.append((line_no, raw.decode("utf-8", errors="replace")))
+        rows.append((line_no, *_decode(raw)))
         if len(rows) >= _ROWS_PER_BLOCK:
             yield _rows_to_block(path, rows)
             rows = []
     if rows:
         yield _rows_to_block(path, rows)
+
+
+def _json_array_blocks(data: bytes, path: str) -> Iterator[pa.Table]:
+    """A ``.json`` file holding one array: each element is a row (numbered from 0)."""
+    text, error = _decode(data)
+    try:
+        items = None if error else json.loads(text)
+    except (json.JSONDecodeError, RecursionError) as e:
+        items, error = None, f"not a valid JSON array: {e}"
+    if not isinstance(items, list):  # the whole file is one bad row: say why, keep its text
+        yield _rows_to_block(path, [(0, text, error or "a .json file starting with '[' must hold one JSON array")])
+        return
+    for start in range(0, len(items), _ROWS_PER_BLOCK):
+        chunk = items[start:start + _ROWS_PER_BLOCK]
+        yield _rows_to_block(path, [(start + i, _dumps(item), None) for i, item in enumerate(chunk)])
+
+
+def _dumps(item) -> str:
+    text = json.dumps(item, ensure_ascii=False)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate from a \\ud800 escape: keep it escaped, prepare says why
+        text = json.dumps(item)
+    return text
 
 
 def _arrow_fs(files: InputFiles):

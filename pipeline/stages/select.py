@@ -19,14 +19,16 @@ prompt's rows until all of them arrived (they come close together: prepare emits
 input row). Memory is the incomplete groups only. If that worker dies the rows it holds are
 lost; the run's accounting then reports them missing (exit 3) rather than hiding it.
 
-The outcome of each prompt (think, no_think, dropped, unverified, unsolved, no_samples) rides on
-one row of its group (working column ``choice``), so the run's tallies count it like everything
-else: there is no second channel for the summary.
+The summary counts each prompt's outcome (think, no_think, dropped, unverified, unsolved,
+no_samples) from the committed rows (``recount``), with the same ``judge_group`` this stage
+uses: there is no second counting channel, and a resumed run counts what it holds.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from ..config import AdaptiveConfig
 from ..samples import samples_per_input
@@ -77,7 +79,7 @@ class Select(Stage):
 
     name = "select"
     reads = ("status", "prompt_id", "mode", "verdicts", "messages", "source", "reference")
-    writes = ("verdicts", "status", "reject_reason", "acc_think", "acc_no_think", "chosen_mode", "choice")
+    writes = ("verdicts", "status", "reject_reason", "acc_think", "acc_no_think", "chosen_mode")
     pool = "one"  # one worker sees every row, so each prompt's group comes together there
 
     @classmethod
@@ -114,48 +116,81 @@ class Select(Stage):
                 del self.pending[pid]
                 self.decide(group)
                 out.extend(group)
-        return to_table(out)
+        return to_table(out, stage=self.name)
 
     def decide(self, group: list[dict]) -> str:
-        """Apply the choice to one prompt's rows (in place) and mark the outcome on one of them
-        (``choice``: the first sample row, or the first row when every sample failed)."""
-        by_mode = {"think": [], "no_think": []}
+        """Apply the choice to one prompt's rows (in place); returns the prompt's outcome."""
+        c = judge_group(group, self.modes, self.k, self.delta, self.rule)
+        if c.first is None:
+            return c.outcome
+        detail = (f"acc_think={c.acc['think']:.2f} acc_no_think={c.acc['no_think']:.2f} delta={self.delta} "
+                  f"rule={self.rule} -> {c.stated}")
         for r in group:
-            if r["mode"] in self.modes:
-                by_mode[self.modes[r["mode"]]].append(r)
-        acc = {m: sum(map(_correct, rows)) / self.k for m, rows in by_mode.items()}
-        verified = any(_judged(r) for rows in by_mode.values() for r in rows)
-        first = next((r for r in group if r["status"] in SAMPLE_STATUSES), None)
-        if first is None:  # every sample failed (errors/): nothing to choose between
-            group[0]["choice"] = "no_samples"
-            return "no_samples"
-        if verified:
-            chosen = choose(acc["think"], acc["no_think"], self.delta, self.rule)
-            outcome = {"think": "think", "no_think": "no_think", None: "dropped"}[chosen]
-        else:  # no reference to verify against: keep the hybrid model's default, thinking
-            chosen, outcome = "think", "unverified"
-        detail = (f"acc_think={acc['think']:.2f} acc_no_think={acc['no_think']:.2f} delta={self.delta} "
-                  f"rule={self.rule} -> {outcome}")
-        for kind, rows in by_mode.items():
-            for r in rows:
-                if r["status"] not in SAMPLE_STATUSES:
-                    continue
-                kept = kind == chosen
-                # query_filter drops the whole prompt: its thinking samples say why
-                reason = None if kept else ("solved_without_thinking" if chosen is None and kind == "think"
-                                            else "mode_not_chosen")
-                r["verdicts"] = list(r["verdicts"] or []) + [
-                    {"filter": "mode_choice", "passed": kept, "reason": reason, "score": acc[kind], "detail": detail}]
-                r.update(acc_think=acc["think"], acc_no_think=acc["no_think"],
-                         chosen_mode=self.mode_names.get(chosen))
-                if not kept and r["status"] == "accepted":
-                    r.update(status="rejected", reject_reason=reason)
-        if verified and acc["think"] == 0 and acc["no_think"] == 0:
-            # the rule still names a mode (no-think: 0 + delta >= 0) but no sample is right, so
-            # nothing is kept; counted apart, not as a choice (the tally lists it in unsolved.jsonl)
-            outcome = "unsolved"
-        first["choice"] = outcome
-        return outcome
+            kind = self.modes.get(r["mode"])
+            if kind is None or r["status"] not in SAMPLE_STATUSES:
+                continue
+            kept = kind == c.chosen
+            # query_filter drops the whole prompt: its thinking samples say why
+            reason = None if kept else ("solved_without_thinking" if c.chosen is None and kind == "think"
+                                        else "mode_not_chosen")
+            r["verdicts"] = list(r["verdicts"] or []) + [
+                {"filter": "mode_choice", "passed": kept, "reason": reason, "score": c.acc[kind], "detail": detail}]
+            r.update(acc_think=c.acc["think"], acc_no_think=c.acc["no_think"], chosen_mode=self.mode_names.get(c.chosen))
+            if not kept and r["status"] == "accepted":
+                r.update(status="rejected", reject_reason=reason)
+        return c.outcome
+
+
+class Choice(NamedTuple):
+    outcome: str               # think / no_think / dropped / unverified / unsolved / no_samples
+    stated: str                # what the rule chose (an unsolved prompt's rule still names a mode)
+    chosen: str | None         # the kept kind: think / no_think, None = the prompt is dropped
+    acc: dict                  # accuracy per kind
+    first: dict | None         # the prompt's first sample row (its source, prompt, reference)
+
+
+def judge_group(group: list[dict], modes: dict[str, str], k: int, delta: float, rule: str) -> Choice:
+    """One prompt's choice from its rows (the select stage's, and the summary's recount from the
+    committed rows: the verdicts it reads do not change when the choice is applied)."""
+    by_mode = {"think": [], "no_think": []}
+    for r in group:
+        if r["mode"] in modes:
+            by_mode[modes[r["mode"]]].append(r)
+    acc = {m: sum(map(_correct, rows)) / k for m, rows in by_mode.items()}
+    verified = any(_judged(r) for rows in by_mode.values() for r in rows)
+    first = next((r for r in group if r["status"] in SAMPLE_STATUSES), None)
+    if first is None:  # every sample failed (errors/): nothing to choose between
+        return Choice("no_samples", "no_samples", None, acc, None)
+    if verified:
+        chosen = choose(acc["think"], acc["no_think"], delta, rule)
+        outcome = {"think": "think", "no_think": "no_think", None: "dropped"}[chosen]
+    else:  # no reference to verify against: keep the hybrid model's default, thinking
+        chosen, outcome = "think", "unverified"
+    stated = outcome
+    if verified and acc["think"] == 0 and acc["no_think"] == 0:
+        # the rule still names a mode (no-think: 0 + delta >= 0) but no sample is right, so
+        # nothing is kept; counted apart, not as a choice
+        outcome = "unsolved"
+    return Choice(outcome, stated, chosen, acc, first)
+
+
+def recount(groups, settings: SelectSettings) -> tuple[Counter, list[dict]]:
+    """The summary's adaptive counts from the committed rows of each prompt (in the order prepare
+    made them): ``(source, outcome)`` counts and the unsolved prompts."""
+    a = settings.adaptive
+    modes = {a.think_mode: "think", a.no_think_mode: "no_think"}
+    counts, unsolved = Counter(), []
+    for group in groups:
+        c = judge_group(group, modes, settings.k, a.delta, a.rule)
+        # a prompt whose every sample failed has no sample to take a source from
+        source = (c.first["source"] if c.first else None) or "default"
+        counts[(source, c.outcome)] += 1
+        if c.outcome == "unsolved":
+            user = next(m["content"] for m in c.first["messages"] if m["role"] == "user")
+            unsolved.append({"prompt_id": c.first["prompt_id"], "source": c.first["source"], "prompt": user,
+                             "reference": c.first["reference"], "acc_think": c.acc["think"],
+                             "acc_no_think": c.acc["no_think"]})
+    return counts, unsolved
 
 
 STAGE = Select

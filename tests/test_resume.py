@@ -1,0 +1,101 @@
+"""A night that survives: the job's driver is SIGKILLed twice at random points while it writes,
+the same command is run again, and the finished run folder holds exactly the rows an
+uninterrupted run of the same config writes (every column of every row, the same counts).
+
+The driver runs as `python -m jobs.generate` in its own process group with its own embedded Ray;
+the kill takes that group (the driver, its Ray, its engines): only processes this test started.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.test_reference import HERE, _fixed_paths, _rows, _stable
+
+pytestmark = pytest.mark.engine
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _parts(run_dir: Path) -> list[Path]:
+    return [p for f in ("accepted", "rejected", "errors") for p in (run_dir / f).glob("*.parquet")]
+
+
+def _start(cfg_path: Path, log: Path) -> subprocess.Popen:
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}  # its own Ray, not the tests'
+    return subprocess.Popen([sys.executable, "-m", "jobs.generate", "--config", str(cfg_path)], cwd=ROOT, env=env,
+                            stdout=log.open("ab"), stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def _kill_when_writing(proc: subprocess.Popen, run_dir: Path, rng: random.Random, after: int) -> int:
+    """SIGKILL the job's process group once it has committed parts beyond ``after``, at a random moment."""
+    deadline = time.time() + 600
+    while time.time() < deadline and proc.poll() is None:
+        if len(_parts(run_dir)) > after:
+            time.sleep(rng.uniform(0, 1.5))
+            break
+        time.sleep(0.2)
+    assert proc.poll() is None, "the job ended before it could be killed"
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=60)
+    return len(_parts(run_dir))
+
+
+def _job(tmp_path: Path, name: str) -> tuple[Path, Path]:
+    """The reference job's config over a longer input (40 prompts + the reference's planted rows),
+    so that parts are committed one after another while it runs."""
+    paths = _fixed_paths()
+    lines = (ROOT / "tests" / "tiny_teacher" / "prompts.jsonl").read_text(encoding="utf-8").splitlines()[100:140]
+    lines += (HERE / "input.jsonl").read_text(encoding="utf-8").splitlines()[12:]  # its bad rows
+    inp = tmp_path / "input.jsonl"
+    inp.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    data = yaml.safe_load((HERE / "config.yaml").read_text(encoding="utf-8"))
+    data["input"]["path"], data["teacher"]["model"] = str(inp), paths["teacher"]
+    data["output"].update(path=str(tmp_path / name), rows_per_file=4)  # small parts: many commit points
+    cfg_path = tmp_path / f"{name}.yaml"
+    cfg_path.write_text(yaml.safe_dump(data), encoding="utf-8")
+    return cfg_path, tmp_path / name / data["output"]["run_id"]
+
+
+def test_a_job_killed_twice_resumes_to_exactly_the_uninterrupted_rows(tmp_path):
+    log = tmp_path / "job.log"
+    rng = random.Random(int(time.time()))
+    base_cfg, base_dir = _job(tmp_path, "uninterrupted")
+    cfg_path, run_dir = _job(tmp_path, "killed")
+    baseline = _start(base_cfg, log)
+    assert baseline.wait(timeout=900) == 0, log.read_text(errors="replace")[-3000:]
+
+    committed = 0
+    for attempt in range(2):
+        committed = _kill_when_writing(_start(cfg_path, log), run_dir, rng, after=committed)
+        assert not (run_dir / "summary.json").exists(), "killed mid-run: not complete"
+    assert committed > 0
+    final = _start(cfg_path, log)
+    assert final.wait(timeout=900) == 0, log.read_text(errors="replace")[-3000:]
+
+    summary = json.loads((run_dir / "summary.json").read_text())
+    expected = json.loads((base_dir / "summary.json").read_text())
+    assert summary["accounted"] and summary["resumed"]["prompts_kept"] > 0
+    got, want = (json.loads(json.dumps(_rows(d), sort_keys=True)) for d in (run_dir, base_dir))
+    for folder in ("accepted", "rejected", "errors"):
+        assert [r["sample_id"] for r in got[folder]] == [r["sample_id"] for r in want[folder]], folder
+        assert got[folder] == want[folder], folder
+    volatile = {"resumed", "run_id", "output"}
+    assert {k: v for k, v in _stable(summary).items() if k not in volatile} == \
+        {k: v for k, v in _stable(expected).items() if k not in volatile}
+    assert (run_dir / "unsolved.jsonl").read_text() == (base_dir / "unsolved.jsonl").read_text()
+    assert not (run_dir / "_lock").exists() and not (run_dir / "_tmp").exists()
+
+    again = _start(cfg_path, log)  # the completed run is not run again
+    assert again.wait(timeout=300) == 0
+    assert "already complete" in log.read_text(errors="replace").splitlines()[-1]

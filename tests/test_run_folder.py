@@ -1,0 +1,117 @@
+"""The run folder decides what a job does with it (new, resume, complete, refuse), holds one job at
+a time, and before a resume keeps only complete prompts, each row once."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pyarrow.parquet as pq
+import pytest
+
+from pipeline.committed import DoneSet, file_name, scan
+from pipeline.run_folder import FOLDERS, OutputError, RunFolder
+from pipeline.schema import ERROR, SAMPLE, to_table
+
+IDENTITY = {"config": {"generation": {"seed": 0}, "teacher": {"model": "m"}}, "input": {"rows": 3}}
+
+
+def test_a_new_folder_is_started_and_a_completed_run_is_not_rerun(tmp_path):
+    folder = RunFolder(str(tmp_path / "run"))
+    assert folder.open(IDENTITY, overwrite=False) == "new"
+    assert json.loads((tmp_path / "run" / "run.json").read_text())["identity"] == IDENTITY
+    assert folder.open(IDENTITY, overwrite=False) == "resume"  # no summary yet: unfinished
+    folder.finish({"accepted": 1})
+    assert folder.open(IDENTITY, overwrite=False) == "complete"
+    assert folder.read_summary() == {"accepted": 1}
+
+
+def test_another_config_or_input_is_refused_naming_what_differs(tmp_path):
+    folder = RunFolder(str(tmp_path / "run"))
+    folder.open(IDENTITY, overwrite=False)
+    other = {**IDENTITY, "config": {**IDENTITY["config"], "generation": {"seed": 1}}, "input": {"rows": 4}}
+    with pytest.raises(OutputError, match=r"another config or input \(config.generation.seed, input.rows differ\)"):
+        folder.open(other, overwrite=False)
+    assert folder.open(other, overwrite=True) == "new"  # overwrite starts that run over
+    assert json.loads((tmp_path / "run" / "run.json").read_text())["identity"] == other
+
+
+def test_a_folder_that_is_not_a_run_is_neither_resumed_nor_deleted(tmp_path):
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "thesis.tex").write_text("do not lose me")
+    for overwrite in (False, True):
+        with pytest.raises(OutputError, match="not a thinkmill run folder"):
+            RunFolder(str(tmp_path / "run")).open(IDENTITY, overwrite=overwrite)
+    assert (tmp_path / "run" / "thesis.tex").exists()
+
+
+def test_one_job_at_a_time_and_a_dead_jobs_lock_is_taken_over(tmp_path):
+    folder = RunFolder(str(tmp_path / "run"))
+    folder.open(IDENTITY, overwrite=False)
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        lock = {"host": os.uname().nodename, "pid": other.pid, "started": 0, "refreshed": 0, "token": "x"}
+        (tmp_path / "run" / "_lock").write_text(json.dumps(lock))
+        with pytest.raises(OutputError, match=f"being written by another job .* pid {other.pid}"):
+            folder.open(IDENTITY, overwrite=False)
+        with pytest.raises(OutputError, match="being written by another job"):
+            folder.open(IDENTITY, overwrite=True)  # overwrite does not pull the folder from under it
+    finally:
+        other.kill()
+        other.wait()
+    assert folder.open(IDENTITY, overwrite=False) == "resume"  # its holder is gone
+    with folder.lock():
+        held = json.loads((tmp_path / "run" / "_lock").read_text())
+        assert held["pid"] == os.getpid()
+    assert not (tmp_path / "run" / "_lock").exists()
+
+
+def _sample(pid, i):
+    return {"sample_id": f"{pid}-{i}", "prompt_id": pid, "mode": "think", "sample_index": i,
+            "messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]}
+
+
+def _write(folder: RunFolder, status: str, rows: list[dict]):
+    schema = ERROR if status == "error" else SAMPLE
+    t = to_table(rows, schema)
+    folder.write_part(FOLDERS[status], file_name(t), t)
+
+
+def test_reconcile_keeps_complete_prompts_once_and_drops_the_rest(tmp_path):
+    folder = RunFolder(str(tmp_path / "run"))
+    folder.open(IDENTITY, overwrite=False)
+    folder.make_folders()
+    # per input: 2 samples. p1 complete; p2 half written; p3 complete but written twice (a retried
+    # task under another file); p4 complete but one sample an engine error (transient: redo);
+    # an unparseable input row at in.jsonl:9 (two error rows, final)
+    _write(folder, "accepted", [_sample("p1", 0), _sample("p2", 0), _sample("p3", 0)])
+    _write(folder, "rejected", [_sample("p1", 1), _sample("p3", 1)])
+    _write(folder, "rejected", [_sample("p3", 1), _sample("p3", 0)])
+    _write(folder, "accepted", [_sample("p4", 0)])
+    _write(folder, "error", [{"sample_id": "p4-1", "prompt_id": "p4", "sample_index": 1, "error": "engine_error"},
+                             {"sample_id": None, "prompt_id": None, "location": "in.jsonl:9", "sample_index": 0,
+                              "error": "invalid_json"},
+                             {"sample_id": None, "prompt_id": None, "location": "in.jsonl:9", "sample_index": 1,
+                              "error": "invalid_json"}])
+    (tmp_path / "run" / "_tmp").mkdir(exist_ok=True)
+    (tmp_path / "run" / "_tmp" / "accepted-part-x.parquet").write_bytes(b"half a file")
+    done, dropped = folder.reconcile(per_input=2)
+    assert isinstance(done, DoneSet) and len(done) == 3
+    assert [done.has(k) for k in ("p1", "p2", "p3", "p4", "@in.jsonl:9")] == [True, False, True, False, True]
+    assert dropped == 5  # p2's one, p3's two copies, p4's two
+    s = scan(*folder._fs, FOLDERS)
+    ids = sorted(k for t in s.files.values() for k in t["sample_id"].to_pylist() if k)
+    assert ids == ["p1-0", "p1-1", "p3-0", "p3-1"]
+    assert not (tmp_path / "run" / "_tmp").exists()
+    # a kept file is a valid Parquet file with every column of the contract
+    for path in s.files:
+        assert pq.read_schema(path).names in (SAMPLE.names, ERROR.names)
+
+
+def test_a_part_is_named_by_its_rows():
+    a = to_table([_sample("p1", 0), _sample("p1", 1)], SAMPLE)
+    b = to_table([_sample("p1", 1), _sample("p1", 0)], SAMPLE)
+    c = to_table([_sample("p1", 0)], SAMPLE)
+    assert file_name(a) == file_name(b) != file_name(c)
