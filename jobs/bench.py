@@ -185,22 +185,69 @@ def versions() -> str:
             f"vLLM {vllm.__version__}, Ray {ray.__version__}, torch {torch.__version__}")
 
 
+def _resume_state(n_rows: int, per_input: int, results) -> None:
+    """In a fresh process: the resume state of a run folder holding ``n_rows`` committed rows."""
+    import resource
+
+    import numpy as np
+
+    from pipeline.committed import DoneSet, Scan, key_hash
+
+    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    t0 = time.perf_counter()
+    s, chunk = Scan(), 100_000  # as from files of 100k rows each; keys shaped like the real ones
+    for start in range(0, n_rows, chunk):
+        idx = range(start, min(start + chunk, n_rows))
+        s.paths.append(f"part-{start}")
+        s.row_hashes.append(key_hash([f"{i:024x}" for i in idx]))
+        s.prompt_hashes.append(key_hash([f"p-{i // per_input:021x}" for i in idx]))
+        s.transient.append(np.zeros(len(idx), bool))
+    t1 = time.perf_counter()
+    done = DoneSet(s.done(per_input))
+    t2 = time.perf_counter()
+    hits = sum(done.has(f"p-{i:021x}") for i in range(10_000))
+    t3 = time.perf_counter()
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    results.put({"rows": n_rows, "prompts": len(done), "scan_s": t1 - t0, "decide_s": t2 - t1,
+                 "lookup_us": (t3 - t2) / 10_000 * 1e6, "hits": hits, "peak_mb": (peak - base) / 1024,
+                 "done_mb": done.hashes.nbytes / 2**20})
+
+
+def bench_resume(n_rows: int = 10_000_000, per_input: int = 4) -> str:
+    ctx = mp.get_context("spawn")
+    results = ctx.Queue()
+    proc = ctx.Process(target=_resume_state, args=(n_rows, per_input, results))
+    proc.start()
+    r = results.get()
+    proc.join()
+    return (f"| committed rows | prompts done | hashing the keys | deciding | lookup in prepare | peak memory "
+            f"added | done set shipped to prepare |\n|---:|---:|---:|---:|---:|---:|---:|\n"
+            f"| {r['rows']:,} | {r['prompts']:,} | {r['scan_s']:.1f} s | {r['decide_s']:.1f} s | "
+            f"{r['lookup_us']:.1f} us | {r['peak_mb']:.0f} MB | {r['done_mb']:.0f} MB |\n")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--config", default="configs/local.yaml")
     ap.add_argument("--prompts", type=int, default=512)
     ap.add_argument("--out", type=Path, default=Path("docs/bench.md"))
-    ap.add_argument("--only", choices=["generation", "filters"], help="run one of the two benchmarks")
+    ap.add_argument("--only", choices=["generation", "filters", "resume"], help="run one of the benchmarks")
     args = ap.parse_args(argv)
 
-    if args.only != "generation":
-        table = bench_filters()
-        section = (f"## Filter throughput\n\nMeasured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} with "
-                   f"`python -m jobs.bench --only filters` (also part of `make bench`). Machine: {versions()}.\n\n"
-                   f"{table}\n")
-        _replace_section(args.out, "## Filter throughput", section)
+    small = {"resume": ("## Resume state", bench_resume,
+                        "what a resume holds in memory for a run folder of 10 million committed rows (4 per prompt), "
+                        "in a fresh process. The scan reads only key columns; here the keys are made in memory, so "
+                        "Parquet reading is not included"),
+             "filters": ("## Filter throughput", bench_filters, "")}
+    for name, (heading, bench, about) in small.items():
+        if args.only not in (None, name):
+            continue
+        section = (f"{heading}\n\nMeasured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} with "
+                   f"`python -m jobs.bench --only {name}` (also part of `make bench`)" + (f": {about}" if about else "")
+                   + f". Machine: {versions()}.\n\n{bench()}\n")
+        _replace_section(args.out, heading, section)
         print(section)
-        if args.only == "filters":
+        if args.only == name:
             return 0
 
     from pipeline.loading import load_config

@@ -56,9 +56,11 @@ def main(argv: list[str] | None = None) -> int:
         print("\nresolved config")
         print(yaml.safe_dump(json.loads(cfg.model_dump_json()), sort_keys=False).rstrip())
         return 0
+    from pipeline.cluster import ClusterError
+
     try:
         summary = run(cfg, plan)
-    except (InputError, OutputError) as e:
+    except (InputError, OutputError, ClusterError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     if summary.get("already_complete"):

@@ -17,6 +17,23 @@ def embedded_ray_cpus(ray_cfg, replica_cpus: float = 0) -> int | None:
     return ray_cfg.num_cpus or max(os.cpu_count() or 1, math.ceil(needed))
 
 
+class ClusterError(ValueError):
+    """The Ray cluster cannot run the plan (too few CPUs or GPUs): it would wait forever."""
+
+
+def check_resources(needs: dict[str, float], what: str) -> None:
+    """Fail at once, naming what is missing, when the cluster has fewer CPUs / GPUs than the
+    pipeline's actor pools reserve: Ray Data would otherwise wait forever on pending demands."""
+    import ray
+
+    have = ray.cluster_resources()
+    short = {k: (have.get(k, 0), n) for k, n in needs.items() if n and have.get(k, 0) < n}
+    if short:
+        lacking = ", ".join(f"{n:g} {k} (the cluster has {h:g})" for k, (h, n) in short.items())
+        raise ClusterError(f"ray: the plan needs at least {lacking}: {what}; add nodes, or lower "
+                           f"teacher.replicas / teacher.resources / ray.cpu_stage_actors")
+
+
 def init_ray(address: str, embedded_cpus: int | None) -> None:
     import ray
 

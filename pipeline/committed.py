@@ -21,7 +21,6 @@ sorted numpy array: 10 million prompts cost 80 MB, and membership is a binary se
 from __future__ import annotations
 
 import hashlib
-from collections import Counter
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -81,64 +80,71 @@ def row_keys(t: pa.Table) -> list[str]:
 
 @dataclass
 class Scan:
-    """Every part file's keys: what ``reconcile`` decides on."""
+    """Every part file's key hashes (never whole rows): what ``reconcile`` decides on. At 10
+    million rows this is about 250 MB of numpy arrays (``make bench``, docs/bench.md)."""
 
-    files: dict[str, pa.Table] = field(default_factory=dict)   # path -> its key columns
-    rows: Counter = field(default_factory=Counter)             # prompt key -> rows committed
-    transient: set = field(default_factory=set)                # prompt keys with a transient error
+    paths: list[str] = field(default_factory=list)
+    row_hashes: list[np.ndarray] = field(default_factory=list)     # per file: its rows' own keys
+    prompt_hashes: list[np.ndarray] = field(default_factory=list)  # per file: its rows' prompt keys
+    transient: list[np.ndarray] = field(default_factory=list)      # per file: the row is a transient error
 
-    def done(self, per_input: int) -> list[str]:
-        return [k for k, n in self.rows.items() if n == per_input and k not in self.transient]
+    def first_copies(self) -> np.ndarray:
+        """Over all files in order: whether each row is the first copy of its key."""
+        rows = np.concatenate(self.row_hashes) if self.row_hashes else np.zeros(0, np.uint64)
+        first = np.zeros(len(rows), bool)
+        first[np.unique(rows, return_index=True)[1]] = True
+        return first
+
+    def done(self, per_input: int) -> np.ndarray:
+        """Hashes of the prompts with all ``per_input`` rows committed and no transient error."""
+        if not self.paths:
+            return np.zeros(0, np.uint64)
+        prompts = np.concatenate(self.prompt_hashes)
+        keys, counts = np.unique(prompts[self.first_copies()], return_counts=True)
+        bad = np.unique(prompts[np.concatenate(self.transient)])
+        return keys[(counts == per_input) & ~np.isin(keys, bad)]
 
 
 def scan(fs, root: str, folders: dict[str, str]) -> Scan:
-    """Read the key columns of every part file under the run folder (never whole rows)."""
+    """Read the key columns of every part file under the run folder."""
     import pyarrow.parquet as pq
 
     s = Scan()
-    seen: set[str] = set()
     for status, folder in folders.items():
         cols = KEY_COLUMNS["error" if status == "error" else "sample"]
         for path in sorted(fs.glob(f"{root}/{folder}/*.parquet")):
             with fs.open(path, "rb") as f:
                 t = pq.read_table(f, columns=cols)
-            s.files[path] = t
-            keys = row_keys(t)
-            fresh = [k not in seen for k in keys]  # an exact duplicate counts once
-            seen.update(keys)
-            for pk, new in zip(prompt_keys(t), fresh):
-                s.rows[pk] += new
-            if status == "error":
-                for pk, err in zip(prompt_keys(t), t["error"].to_pylist()):
-                    if err in TRANSIENT:
-                        s.transient.add(pk)
+            s.paths.append(path)
+            s.row_hashes.append(key_hash(row_keys(t)))
+            s.prompt_hashes.append(key_hash(prompt_keys(t)))
+            s.transient.append(np.array([e in TRANSIENT for e in t["error"].to_pylist()], bool)
+                               if status == "error" else np.zeros(t.num_rows, bool))
     return s
 
 
-def reconcile(fs, s: Scan, per_input: int, write) -> tuple[DoneSet, int]:
+def reconcile(fs, s: Scan, per_input: int | None, write) -> tuple[DoneSet, int]:
     """Leave only done prompts' rows, each once: rewrite (``write(path, table)``) or delete the
-    files that hold anything else. Returns the done set and how many rows were dropped."""
+    files that hold anything else. Returns the done set and how many rows were dropped.
+    ``per_input=None``: keep every prompt, drop only second copies (at the end of a run)."""
     import pyarrow.parquet as pq
 
-    done = set(s.done(per_input))
-    seen: set[str] = set()
-    dropped = 0
-    for path, t in s.files.items():
-        keys = row_keys(t)
-        keep = []
-        for k, pk in zip(keys, prompt_keys(t)):
-            keep.append(pk in done and k not in seen)
-            seen.add(k)
-        if all(keep):
+    done = s.done(per_input) if per_input is not None else np.unique(np.concatenate(s.prompt_hashes or [[]]))
+    first = s.first_copies()
+    dropped, at = 0, 0
+    for path, prompts in zip(s.paths, s.prompt_hashes):
+        keep = np.isin(prompts, done) & first[at:at + len(prompts)]
+        at += len(prompts)
+        if keep.all():
             continue
-        dropped += keep.count(False)
-        if not any(keep):
+        dropped += int((~keep).sum())
+        if not keep.any():
             fs.rm(path)
             continue
         with fs.open(path, "rb") as f:
             full = pq.read_table(f)
         write(path, full.filter(pa.array(keep)))
-    return DoneSet.of(sorted(done)), dropped
+    return DoneSet(done), dropped
 
 
 def file_name(table: pa.Table) -> str:

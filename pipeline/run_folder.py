@@ -196,8 +196,9 @@ class RunFolder:
         if fs.exists(f"{root}/_tmp"):
             fs.rm(f"{root}/_tmp", recursive=True)
 
-    def reconcile(self, per_input: int):
-        """Before a resume: keep done prompts only, each row once (``pipeline.committed``)."""
+    def reconcile(self, per_input: int | None):
+        """Before a resume: keep done prompts only, each row once (``pipeline.committed``);
+        ``per_input=None`` at the end of a run: drop second copies a retried write left."""
         from .committed import reconcile, scan
 
         self.clean_scratch()

@@ -473,3 +473,75 @@ def test_a_request_over_its_time_bound_is_aborted_and_an_error_row():
     assert [r["status"] for r in out] == ["pending", "error", "pending"]
     assert out[1]["error"] == "request_timeout" and "0.5 s" in out[1]["detail"]
     assert engine.cancelled and engine.cancelled[0].startswith("s1-")  # the engine was told to stop it
+
+
+def test_a_cluster_too_small_for_the_plan_is_refused_naming_what_is_missing(ray_session, tmp_path):
+    import json as _json
+
+    from pipeline.cluster import ClusterError
+    from pipeline.loading import load_config
+    from pipeline.runs.generate import run
+
+    (tmp_path / "p.jsonl").write_text(_json.dumps({"prompt": "What is 1+1?"}) + "\n")
+    cfg = load_config("configs/local.yaml", [f"input.path={tmp_path / 'p.jsonl'}", f"output.path={tmp_path}/out",
+                                             "teacher.replicas=12"])
+    with pytest.raises(ClusterError, match=r"needs at least 16 CPU \(the cluster has 8\): 12 replica\(s\) x 1 CPU"):
+        run(cfg)  # the session's Ray has 8 logical CPUs; nothing was started on it
+
+
+class PoisonEngine(FakeEngine):
+    """Dies (as vLLM's engine does: EngineDead) whenever a prompt starting with 13 is in it."""
+
+    def __init__(self, log):
+        self.log = log
+
+    async def complete(self, prompt_ids, params, request_id):
+        from pipeline.engine import EngineDead
+
+        self.log.append(request_id.rsplit("-", 1)[0])
+        await asyncio.sleep(0.01)
+        if prompt_ids[0] == 13:
+            raise EngineDead("EngineCore died")
+        return await super().complete(prompt_ids, params, request_id)
+
+
+class ReplicaDied(BaseException):
+    """Stands in for the replica process exiting (os._exit) in a test."""
+
+
+def test_a_request_that_kills_its_engine_is_found_and_becomes_one_error_row(monkeypatch):
+    from pipeline.schema import to_table
+    from pipeline.stages.generate import Generate
+    from pipeline.stages.suspects import DeathBook
+
+    def die():
+        raise ReplicaDied
+
+    monkeypatch.setattr(Generate, "_exit", staticmethod(die))
+    book = DeathBook()
+    rows = [{"status": "pending", "sample_id": f"s{i}", "prompt_token_ids": [first, 5], "sampling": SAMPLING,
+             "seed": 1, "thinking_budget": None, "messages": [{"role": "user", "content": "q"}], "reference": None}
+            for i, first in enumerate([5, 13, 7])]
+
+    def attempt():  # what Ray does after a replica died: a fresh replica, the same batch again
+        sent = []
+        rep = generate_stage(PoisonEngine(sent))
+        rep.deaths = book
+
+        async def go():
+            return [t async for t in rep(to_table(rows))]
+
+        try:
+            return asyncio.run(go())[0].to_pylist(), sent
+        except ReplicaDied:
+            return None, sent
+
+    out, sent = attempt()
+    assert out is None and set(sent) == {"s0", "s1", "s2"}  # all three in flight: all suspects
+    out, sent = attempt()
+    assert out is None  # suspects run alone: the engine died with s1 alone
+    assert book.deaths["s1"][1] == 1 and book.deaths.get("s2", [0, 0])[1] == 0 and "s0" not in book.deaths
+    out, sent = attempt()
+    assert [r["status"] for r in out] == ["pending", "error", "pending"]
+    assert out[1]["error"] == "engine_died" and "alone" in out[1]["detail"] and "s1" not in sent
+    assert out[0]["generated"] == out[2]["generated"] == "ok"

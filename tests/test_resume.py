@@ -53,12 +53,14 @@ def _kill_when_writing(proc: subprocess.Popen, run_dir: Path, rng: random.Random
 
 def _job(tmp_path: Path, name: str) -> tuple[Path, Path]:
     """The reference job's config over a longer input (40 prompts + the reference's planted rows),
-    so that parts are committed one after another while it runs."""
+    so that parts are committed one after another while it runs. The input sits at one fixed path
+    (row locations are in the error rows)."""
     paths = _fixed_paths()
     lines = (ROOT / "tests" / "tiny_teacher" / "prompts.jsonl").read_text(encoding="utf-8").splitlines()[100:140]
     lines += (HERE / "input.jsonl").read_text(encoding="utf-8").splitlines()[12:]  # its bad rows
-    inp = tmp_path / "input.jsonl"
-    inp.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    inp, text = Path(paths["input"]).with_name("resume-input.jsonl"), "\n".join(lines) + "\n"
+    if not inp.exists() or inp.read_text(encoding="utf-8") != text:  # never rewritten under a running job
+        inp.write_text(text, encoding="utf-8")
     data = yaml.safe_load((HERE / "config.yaml").read_text(encoding="utf-8"))
     data["input"]["path"], data["teacher"]["model"] = str(inp), paths["teacher"]
     data["output"].update(path=str(tmp_path / name), rows_per_file=4)  # small parts: many commit points
@@ -67,13 +69,36 @@ def _job(tmp_path: Path, name: str) -> tuple[Path, Path]:
     return cfg_path, tmp_path / name / data["output"]["run_id"]
 
 
-def test_a_job_killed_twice_resumes_to_exactly_the_uninterrupted_rows(tmp_path):
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("uninterrupted")
+    cfg, run_dir = _job(tmp, "uninterrupted")
+    log = tmp / "job.log"
+    assert _start(cfg, log).wait(timeout=900) == 0, log.read_text(errors="replace")[-3000:]
+    return run_dir
+
+
+def _same_as(run_dir: Path, base_dir: Path) -> dict:
+    """Every row of every folder as the uninterrupted run wrote it; returns the summary."""
+    summary = json.loads((run_dir / "summary.json").read_text())
+    expected = json.loads((base_dir / "summary.json").read_text())
+    assert summary["accounted"]
+    got, want = (json.loads(json.dumps(_rows(d), sort_keys=True)) for d in (run_dir, base_dir))
+    for folder in ("accepted", "rejected", "errors"):
+        assert [r["sample_id"] for r in got[folder]] == [r["sample_id"] for r in want[folder]], folder
+        assert got[folder] == want[folder], folder
+    volatile = {"resumed", "run_id", "output", "replica_restarts"}
+    assert {k: v for k, v in _stable(summary).items() if k not in volatile} == \
+        {k: v for k, v in _stable(expected).items() if k not in volatile}
+    assert (run_dir / "unsolved.jsonl").read_text() == (base_dir / "unsolved.jsonl").read_text()
+    return summary
+
+
+def test_a_job_killed_twice_resumes_to_exactly_the_uninterrupted_rows(tmp_path, uninterrupted):
     log = tmp_path / "job.log"
     rng = random.Random(int(time.time()))
-    base_cfg, base_dir = _job(tmp_path, "uninterrupted")
+    base_dir = uninterrupted
     cfg_path, run_dir = _job(tmp_path, "killed")
-    baseline = _start(base_cfg, log)
-    assert baseline.wait(timeout=900) == 0, log.read_text(errors="replace")[-3000:]
 
     committed = 0
     for attempt in range(2):
@@ -83,19 +108,60 @@ def test_a_job_killed_twice_resumes_to_exactly_the_uninterrupted_rows(tmp_path):
     final = _start(cfg_path, log)
     assert final.wait(timeout=900) == 0, log.read_text(errors="replace")[-3000:]
 
-    summary = json.loads((run_dir / "summary.json").read_text())
-    expected = json.loads((base_dir / "summary.json").read_text())
-    assert summary["accounted"] and summary["resumed"]["prompts_kept"] > 0
-    got, want = (json.loads(json.dumps(_rows(d), sort_keys=True)) for d in (run_dir, base_dir))
-    for folder in ("accepted", "rejected", "errors"):
-        assert [r["sample_id"] for r in got[folder]] == [r["sample_id"] for r in want[folder]], folder
-        assert got[folder] == want[folder], folder
-    volatile = {"resumed", "run_id", "output"}
-    assert {k: v for k, v in _stable(summary).items() if k not in volatile} == \
-        {k: v for k, v in _stable(expected).items() if k not in volatile}
-    assert (run_dir / "unsolved.jsonl").read_text() == (base_dir / "unsolved.jsonl").read_text()
+    summary = _same_as(run_dir, base_dir)
+    assert summary["resumed"]["prompts_kept"] > 0
     assert not (run_dir / "_lock").exists() and not (run_dir / "_tmp").exists()
 
     again = _start(cfg_path, log)  # the completed run is not run again
     assert again.wait(timeout=300) == 0
     assert "already complete" in log.read_text(errors="replace").splitlines()[-1]
+
+
+def _descendants(pid: int) -> list[int]:
+    """Processes below ``pid`` (from /proc): the job's Ray, its workers, their engines."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    out, todo = [], [pid]
+    while todo:
+        for c in children.get(todo.pop(), []):
+            out.append(c)
+            todo.append(c)
+    return out
+
+
+def _engines(pid: int) -> list[int]:
+    found = []
+    for p in _descendants(pid):
+        try:
+            if Path(f"/proc/{p}/cmdline").read_bytes().startswith(b"VLLM::EngineCore"):
+                found.append(p)
+        except OSError:
+            continue
+    return found
+
+
+def test_a_killed_engine_is_restarted_and_the_run_is_the_uninterrupted_run(tmp_path, uninterrupted):
+    cfg_path, run_dir = _job(tmp_path, "engine-killed")
+    log = tmp_path / "job.log"
+    proc = _start(cfg_path, log)
+    try:
+        deadline = time.time() + 600
+        while time.time() < deadline and proc.poll() is None and not _parts(run_dir):
+            time.sleep(0.2)  # engines up and generating: the first parts are committed
+        engines = _engines(proc.pid)
+        assert proc.poll() is None and engines, "the job ended before an engine could be killed"
+        os.kill(engines[0], signal.SIGKILL)  # one replica's engine process, mid-run
+        assert proc.wait(timeout=900) == 0, log.read_text(errors="replace")[-3000:]
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    # the replica saw its engine die with requests in flight and exited for Ray to restart it; its
+    # batches were retried (by it or the other replica): the run is still the uninterrupted run
+    assert "teacher engine died, restarting the replica" in log.read_text(errors="replace")
+    summary = _same_as(run_dir, uninterrupted)
+    assert summary["resumed"] is None

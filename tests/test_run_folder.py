@@ -101,13 +101,16 @@ def test_reconcile_keeps_complete_prompts_once_and_drops_the_rest(tmp_path):
     assert isinstance(done, DoneSet) and len(done) == 3
     assert [done.has(k) for k in ("p1", "p2", "p3", "p4", "@in.jsonl:9")] == [True, False, True, False, True]
     assert dropped == 5  # p2's one, p3's two copies, p4's two
-    s = scan(*folder._fs, FOLDERS)
-    ids = sorted(k for t in s.files.values() for k in t["sample_id"].to_pylist() if k)
+    parts = sorted((tmp_path / "run").glob("*/*.parquet"))
+    ids = sorted(k for path in parts for k in pq.read_table(path)["sample_id"].to_pylist() if k)
     assert ids == ["p1-0", "p1-1", "p3-0", "p3-1"]
     assert not (tmp_path / "run" / "_tmp").exists()
     # a kept file is a valid Parquet file with every column of the contract
-    for path in s.files:
+    for path in parts:
         assert pq.read_schema(path).names in (SAMPLE.names, ERROR.names)
+    # a second reconcile finds nothing more to drop: it is idempotent
+    again, dropped = folder.reconcile(per_input=2)
+    assert dropped == 0 and len(again) == 3 and len(scan(*folder._fs, FOLDERS).paths) == len(parts)
 
 
 def test_a_part_is_named_by_its_rows():
@@ -115,3 +118,16 @@ def test_a_part_is_named_by_its_rows():
     b = to_table([_sample("p1", 1), _sample("p1", 0)], SAMPLE)
     c = to_table([_sample("p1", 0)], SAMPLE)
     assert file_name(a) == file_name(b) != file_name(c)
+
+
+def test_at_the_end_of_a_run_only_second_copies_are_dropped(tmp_path):
+    folder = RunFolder(str(tmp_path / "run"))
+    folder.open(IDENTITY, overwrite=False)
+    folder.make_folders()
+    _write(folder, "accepted", [_sample("p1", 0), _sample("p2", 0)])
+    _write(folder, "accepted", [_sample("p2", 0)])  # a retried task's copy under another name
+    _write(folder, "error", [{"sample_id": "p1-1", "prompt_id": "p1", "sample_index": 1, "error": "engine_error"}])
+    _, dropped = folder.reconcile(None)
+    assert dropped == 1  # p2's copy; p1 (half, with a transient error) stays: this run is done with it
+    parts = sorted((tmp_path / "run").glob("*/*.parquet"))
+    assert sorted(k for p in parts for k in pq.read_table(p)["sample_id"].to_pylist()) == ["p1-0", "p1-1", "p2-0"]

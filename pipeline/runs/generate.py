@@ -15,14 +15,14 @@ import json
 import time
 
 from .. import summary as summaries
-from ..cluster import init_ray
+from ..cluster import check_resources, init_ray
 from ..committed import DoneSet
 from ..config import JobConfig
 from ..run_folder import RunFolder
 from ..stages import GENERATION, Context, chain
 from ..stages.read import read_input
 from ..tally import Tally
-from .plan import RunPlan, check_teacher, make_plan
+from .plan import RunPlan, check_teacher, make_plan, resource_needs
 
 # settings that change how fast a run goes, not what it writes: a resume may change them
 _NOT_IDENTITY = {"teacher": ("replicas", "max_in_flight", "resources", "check_path", "request_timeout_s",
@@ -58,9 +58,11 @@ def run(cfg: JobConfig, p: RunPlan | None = None) -> dict:
     with folder.lock():
         done, dropped = folder.reconcile(p.samples_per_input) if state == "resume" else (DoneSet.of([]), 0)
         init_ray(cfg.ray.address, p.ray_cpus)
+        check_resources(*resource_needs(cfg, p))
         sink = SplitParquetSink(folder, cfg.output.rows_per_file)
         started = time.time()
         chain(read_input(p.files, cfg.input.limit), GENERATION, Context(cfg, p, done)).write_datasink(sink)
+        folder.reconcile(None)  # a write task Ray retried may have left a second copy: drop it
         t = Tally.of_committed(folder).timing_from(sink.tally)
         summary = summaries.build(cfg, p.inputs, p.samples_per_input, p.run_url, t, time.time() - started)
         summary["resumed"] = {"prompts_kept": len(done), "rows_dropped": dropped} if state == "resume" else None

@@ -88,6 +88,19 @@ def check_filter_files(cfg) -> None:
         raise InputError(str(e)) from None
 
 
+def resource_needs(cfg: JobConfig, p: "RunPlan") -> tuple[dict, str]:
+    """The least the pipeline's pools reserve at once: every replica, one worker per CPU stage,
+    one CPU for reads and writes."""
+    from ..stages import CPU_STAGE_CPUS, GENERATION, Context, stages_for
+
+    cpu_stages = [s for s in stages_for(GENERATION, Context(cfg, p)) if s.pool != "replicas"]
+    r = p.replica_resources
+    cpus = cfg.teacher.replicas * r["num_cpus"] + len(cpu_stages) * CPU_STAGE_CPUS + 1
+    what = (f"{cfg.teacher.replicas} replica(s) x {r['num_cpus']:g} CPU, {r['num_gpus']:g} GPU + "
+            f"{len(cpu_stages)} CPU stage worker(s) + 1 for reads and writes")
+    return {"CPU": cpus, "GPU": cfg.teacher.replicas * r["num_gpus"]}, what
+
+
 def check_teacher(teacher) -> None:
     """The teacher's folder must be there before engines start on it (nothing is downloaded)."""
     import fsspec

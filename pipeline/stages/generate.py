@@ -35,6 +35,7 @@ from ..dialects import get_dialect
 from ..engine import Completion, EmptyOutput, Engine, EngineDead, VllmEngine, request_params
 from ..schema import to_table
 from . import Context, Stage
+from .suspects import DeathBook, Gate, call
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +104,11 @@ class Generate(Stage):
 
     @classmethod
     def settings(cls, ctx: Context) -> dict:
-        return {"settings": GenerateSettings.of(ctx.job)}
+        import ray
+
+        # one book for all replicas: it outlives a replica whose engine died
+        book = ray.remote(DeathBook).options(num_cpus=0).remote()
+        return {"settings": GenerateSettings.of(ctx.job), "deaths": book}
 
     @classmethod
     def describe(cls, ctx: Context) -> str:
@@ -124,7 +129,8 @@ class Generate(Stage):
                     # bounded: an engine that keeps dying must not be restarted all night
                     max_restarts=ctx.job.teacher.max_replica_restarts, **ctx.plan.replica_resources)
 
-    def __init__(self, settings: GenerateSettings, engine: Engine | None = None, name: str | None = None):
+    def __init__(self, settings: GenerateSettings, engine: Engine | None = None, name: str | None = None,
+                 deaths=None):
         self.engine: Engine = engine if engine is not None else VllmEngine(settings.engine_args)
         self.tokenizer = self.engine.tokenizer
         self.max_in_flight = settings.max_in_flight
@@ -132,6 +138,7 @@ class Generate(Stage):
         self.replica = name or f"{socket.gethostname()}:{os.getpid()}"  # stamped on its rows
         self._sem: asyncio.Semaphore | None = None
         self._ids = itertools.count()
+        self.deaths, self.gate = deaths, Gate()  # finding a request that kills its engine
         # for two-stage budgets: the forced text as ids, and the ids that close thinking
         self.dialect = get_dialect(settings.dialect)
         self.forced_ids = self.tokenizer.encode(self.dialect.budget_end_str(), add_special_tokens=False)
@@ -144,25 +151,28 @@ class Generate(Stage):
         self.require(batch)
         if self._sem is None:  # created in the event loop Ray Data runs this worker's batches on
             self._sem = asyncio.Semaphore(self.max_in_flight)
-        rows = await asyncio.gather(*(self._one(r) for r in batch.to_pylist()))
+        rows = batch.to_pylist()
+        pending = [r["sample_id"] for r in rows if r["status"] == "pending"]
+        died = call(self.deaths, "counts", pending) if self.deaths is not None and pending else {}
+        rows = await asyncio.gather(*(self._one(r, died.get(r["sample_id"])) for r in rows))
         yield to_table(rows, stage=self.name)
 
-    async def _one(self, row: dict) -> dict:
+    async def _one(self, row: dict, died: list[int] | None = None) -> dict:
         if row["status"] != "pending":
             return row
+        if died and died[1]:  # the engine died while it ran alone: it is the cause, not a bystander
+            return _failed(row, "engine_died", f"the engine died {died[0]} time(s) with this request in flight, "
+                                               f"once with it alone; not sent again")
         try:
-            async with self._sem:
+            async with self._sem, self.gate.enter(alone=bool(died), sample_id=row["sample_id"]):
                 row["t_submit"] = time.time()
                 work = (self._conversation(row) if row.get("turn_flags")
                         else self._generate(row, row["prompt_token_ids"], row["prefill"], row["seed"]))
-                # a timeout cancels the request; vLLM aborts a cancelled request in the engine
-                c = await asyncio.wait_for(work, self.timeout) if self.timeout else await work
-        except EngineDead as e:
-            # The engine process is gone and every later request would fail too. Exit the actor
-            # so Ray restarts it with a fresh engine and retries the batch (as ray.data.llm does;
-            # os._exit makes it a system error, which Ray retries, unlike exit_actor()).
-            log.error("teacher engine died, restarting the replica: %s", e)
-            os._exit(1)
+                try:
+                    # a timeout cancels the request; vLLM aborts a cancelled request in the engine
+                    c = await asyncio.wait_for(work, self.timeout) if self.timeout else await work
+                except EngineDead as e:
+                    self._engine_died(e)  # while this request is still counted in flight
         except asyncio.TimeoutError:
             return _failed(row, "request_timeout", f"no result within teacher.request_timeout_s = {self.timeout} s")
         except EmptyOutput as e:
@@ -246,6 +256,20 @@ class Generate(Stage):
         if row.get("prompt_text") is not None:  # output.keep_prompt_text: the prompt of the last turn
             row["prompt_text"] = prompt
         return c
+
+    def _engine_died(self, e: Exception) -> None:
+        # The engine process is gone and every later request would fail too. Exit the actor so
+        # Ray restarts it with a fresh engine and retries the batch (as ray.data.llm does;
+        # os._exit makes it a system error, which Ray retries, unlike exit_actor()). Every
+        # request in flight is a suspect until one of them kills an engine alone.
+        log.error("teacher engine died, restarting the replica: %s", e)
+        if self.deaths is not None:
+            call(self.deaths, "record", sorted(self.gate.inflight))
+        self._exit()
+
+    @staticmethod
+    def _exit() -> None:
+        os._exit(1)
 
     def _decode(self, ids: list[int]) -> str:
         return self.tokenizer.decode(ids, skip_special_tokens=True)

@@ -1,0 +1,86 @@
+"""Finding the request that kills its engine, so that it costs one error row, not the night.
+
+When a replica's engine dies, every request it had in flight is a suspect (``DeathBook``, a Ray
+actor shared by the replicas). Ray restarts the replica and retries its batches; there a suspect
+runs *alone* in its engine (``Gate``: it waits until nothing else is in flight and holds others
+back while it runs). If the engine dies with a request alone in it, that request is the cause: on
+the next retry it becomes an ``engine_died`` error row (redone on resume) instead of being sent
+again. Innocent requests that were in flight beside it run alone once and go on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+
+class DeathBook:
+    """Engine deaths per sample: in flight at a death, and in flight alone at one."""
+
+    def __init__(self):
+        self.deaths: dict[str, list[int]] = {}
+
+    def record(self, sample_ids: list[str]) -> None:
+        alone = len(sample_ids) == 1
+        for sid in sample_ids:
+            d = self.deaths.setdefault(sid, [0, 0])
+            d[0] += 1
+            d[1] += alone
+
+    def counts(self, sample_ids: list[str]) -> dict[str, list[int]]:
+        return {sid: self.deaths[sid] for sid in sample_ids if sid in self.deaths}
+
+
+def call(book, method: str, *args):
+    """Call a ``DeathBook`` method on the actor (or on a local book, in tests)."""
+    fn = getattr(book, method)
+    if hasattr(fn, "remote"):
+        import ray
+
+        return ray.get(fn.remote(*args))
+    return fn(*args)
+
+
+class Gate:
+    """Requests share the engine; a suspect has it to itself.
+
+    >>> async def demo():
+    ...     g, order = Gate(), []
+    ...     async def run(name, alone):
+    ...         async with g.enter(alone):
+    ...             order.append(name)
+    ...             await asyncio.sleep(0.01)
+    ...     await asyncio.gather(run("a", False), run("s", True), run("b", False))
+    ...     return order
+    >>> asyncio.run(demo())[:1]
+    ['a']
+    """
+
+    def __init__(self):
+        self.inflight: set[str] = set()
+        self._shared = 0
+        self._alone = False
+        self._cond: asyncio.Condition | None = None
+
+    @contextlib.asynccontextmanager
+    async def enter(self, alone: bool, sample_id: str = ""):
+        if self._cond is None:  # made in the event loop that runs the batches
+            self._cond = asyncio.Condition()
+        async with self._cond:
+            if alone:
+                await self._cond.wait_for(lambda: not self._alone and self._shared == 0)
+                self._alone = True
+            else:
+                await self._cond.wait_for(lambda: not self._alone)
+                self._shared += 1
+        self.inflight.add(sample_id)
+        try:
+            yield
+        finally:
+            self.inflight.discard(sample_id)
+            async with self._cond:
+                if alone:
+                    self._alone = False
+                else:
+                    self._shared -= 1
+                self._cond.notify_all()
