@@ -8,6 +8,7 @@ the kill takes that group (the driver, its Ray, its engines): only processes thi
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -46,7 +47,11 @@ def _kill_when_writing(proc: subprocess.Popen, run_dir: Path, rng: random.Random
             break
         time.sleep(0.2)
     assert proc.poll() is None, "the job ended before it could be killed"
+    tree = _descendants(proc.pid)  # its Ray and engines: some leave the process group
     os.killpg(proc.pid, signal.SIGKILL)
+    for pid in tree:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
     proc.wait(timeout=60)
     return len(_parts(run_dir))
 
