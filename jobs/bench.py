@@ -29,6 +29,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from jobs.bench_state import bench_resume
+
 
 def build_requests(cfg) -> list[dict]:
     """Pending request rows exactly as the pipeline's prepare stage makes them."""
@@ -183,47 +185,6 @@ def versions() -> str:
     mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     return (f"{os.cpu_count()} cores ({cpu}), {mem:.0f} GiB RAM, no GPU; Python {platform.python_version()}, "
             f"vLLM {vllm.__version__}, Ray {ray.__version__}, torch {torch.__version__}")
-
-
-def _resume_state(n_rows: int, per_input: int, results) -> None:
-    """In a fresh process: the resume state of a run folder holding ``n_rows`` committed rows."""
-    import resource
-
-    import numpy as np
-
-    from pipeline.committed import DoneSet, Scan, key_hash
-
-    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    t0 = time.perf_counter()
-    s, chunk = Scan(), 100_000  # as from files of 100k rows each; keys shaped like the real ones
-    for start in range(0, n_rows, chunk):
-        idx = range(start, min(start + chunk, n_rows))
-        s.paths.append(f"part-{start}")
-        s.row_hashes.append(key_hash([f"{i:024x}" for i in idx]))
-        s.prompt_hashes.append(key_hash([f"p-{i // per_input:021x}" for i in idx]))
-        s.transient.append(np.zeros(len(idx), bool))
-    t1 = time.perf_counter()
-    done = DoneSet(s.done(per_input))
-    t2 = time.perf_counter()
-    hits = sum(done.has(f"p-{i:021x}") for i in range(10_000))
-    t3 = time.perf_counter()
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    results.put({"rows": n_rows, "prompts": len(done), "scan_s": t1 - t0, "decide_s": t2 - t1,
-                 "lookup_us": (t3 - t2) / 10_000 * 1e6, "hits": hits, "peak_mb": (peak - base) / 1024,
-                 "done_mb": done.hashes.nbytes / 2**20})
-
-
-def bench_resume(n_rows: int = 10_000_000, per_input: int = 4) -> str:
-    ctx = mp.get_context("spawn")
-    results = ctx.Queue()
-    proc = ctx.Process(target=_resume_state, args=(n_rows, per_input, results))
-    proc.start()
-    r = results.get()
-    proc.join()
-    return (f"| committed rows | prompts done | hashing the keys | deciding | lookup in prepare | peak memory "
-            f"added | done set shipped to prepare |\n|---:|---:|---:|---:|---:|---:|---:|\n"
-            f"| {r['rows']:,} | {r['prompts']:,} | {r['scan_s']:.1f} s | {r['decide_s']:.1f} s | "
-            f"{r['lookup_us']:.1f} us | {r['peak_mb']:.0f} MB | {r['done_mb']:.0f} MB |\n")
 
 
 def main(argv: list[str] | None = None) -> int:

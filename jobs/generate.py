@@ -16,7 +16,8 @@ Locally an embedded Ray is started; on a cluster run the same command under
 
 Exit codes: 0 done and every sample accounted for; 2 bad config, input or output location;
 3 the run finished but samples are missing from the accounting; 4 more error rows than
-``output.max_error_rate`` allows (the run is written all the same).
+``output.max_error_rate`` allows (the run is written all the same); 5 ``ray.deadline_s`` was
+reached before the run was complete (what it made is kept; the same command resumes).
 """
 
 from __future__ import annotations
@@ -67,6 +68,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"run {summary['run_id']} at {summary['output']} is already complete (summary.json); nothing to do")
         return 0
     print(format_summary(summary))
+    if summary.get("deadline_reached"):
+        done = summary["expected_samples"] - summary["missing"] - summary["errors"]["by_reason"].get("deadline_reached", 0)
+        print(f"ray.deadline_s ({cfg.ray.deadline_s} s) reached: {done} of {summary['expected_samples']} "
+              f"samples made; run the same command again to resume", file=sys.stderr)
+        return 5
     if not summary["accounted"]:
         return 3
     return 4 if summary["error_rate_exceeded"] else 0

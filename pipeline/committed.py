@@ -27,9 +27,11 @@ import numpy as np
 import pyarrow as pa
 
 #: Error reasons a new attempt may not repeat: their prompts are redone on resume.
-TRANSIENT = frozenset({"engine_error", "engine_no_output", "request_timeout", "engine_died", "unfinished"})
-KEY_COLUMNS = {"sample": ["sample_id", "prompt_id"], "error": ["sample_id", "prompt_id", "location", "sample_index",
-                                                                "error"]}
+TRANSIENT = frozenset({"engine_error", "engine_no_output", "request_timeout", "engine_died", "unfinished",
+                       "deadline_reached"})
+KEY_COLUMNS = {"sample": ["sample_id", "prompt_id", "location", "sample_index"],
+               "error": ["sample_id", "prompt_id", "location", "sample_index", "error"]}
+NO_OWNER = np.uint64(2**64 - 1)
 
 
 def key_hash(keys: list[str]) -> np.ndarray:
@@ -87,26 +89,69 @@ class Scan:
     row_hashes: list[np.ndarray] = field(default_factory=list)     # per file: its rows' own keys
     prompt_hashes: list[np.ndarray] = field(default_factory=list)  # per file: its rows' prompt keys
     transient: list[np.ndarray] = field(default_factory=list)      # per file: the row is a transient error
+    owners: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list)  # per file: (prompt, input row)
+    _first: np.ndarray | None = field(default=None, repr=False)
 
     def first_copies(self) -> np.ndarray:
         """Over all files in order: whether each row is the first copy of its key."""
+        if self._first is None:
+            self._first = self._first_copies()
+        return self._first
+
+    def _first_copies(self) -> np.ndarray:
         rows = np.concatenate(self.row_hashes) if self.row_hashes else np.zeros(0, np.uint64)
-        first = np.zeros(len(rows), bool)
-        first[np.unique(rows, return_index=True)[1]] = True
+        ordered = np.sort(rows)
+        copied = np.unique(ordered[1:][ordered[1:] == ordered[:-1]])  # keys held twice: rare
+        del ordered
+        first = np.ones(len(rows), bool)
+        if len(copied):  # only those rows need a closer look (no index array over all rows)
+            at = np.flatnonzero(np.isin(rows, copied))
+            first[at] = False
+            first[at[np.unique(rows[at], return_index=True)[1]]] = True
         return first
 
     def done(self, per_input: int) -> np.ndarray:
         """Hashes of the prompts with all ``per_input`` rows committed and no transient error."""
         if not self.paths:
             return np.zeros(0, np.uint64)
-        prompts = np.concatenate(self.prompt_hashes)
-        keys, counts = np.unique(prompts[self.first_copies()], return_counts=True)
+        prompts, first = np.concatenate(self.prompt_hashes), self.first_copies()
         bad = np.unique(prompts[np.concatenate(self.transient)])
+        keys, counts = np.unique(prompts if first.all() else prompts[first], return_counts=True)
+        del prompts
         return keys[(counts == per_input) & ~np.isin(keys, bad)]
 
+    def owners_of(self, done: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The input row (packed, ``ledger.Locations``) that owns each done prompt id: what a
+        resumed run seeds the duplicate-id ledger with."""
+        if not self.owners:
+            return np.zeros(0, np.uint64), np.zeros(0, np.uint64)
+        prompts = np.concatenate([k for k, _ in self.owners])
+        owners = np.concatenate([o for _, o in self.owners])
+        keep = member(np.sort(done), prompts)
+        keys, at = np.unique(prompts[keep], return_index=True)
+        return keys, owners[keep][at]
 
-def scan(fs, root: str, folders: dict[str, str]) -> Scan:
-    """Read the key columns of every part file under the run folder."""
+
+def member(sorted_keys: np.ndarray, values: np.ndarray, chunk: int = 1 << 20) -> np.ndarray:
+    """Whether each of ``values`` is in ``sorted_keys``, a chunk at a time (no index array
+    the size of ``values``).
+
+    >>> member(np.array([2, 5, 9], np.uint64), np.array([5, 1, 9, 10], np.uint64)).tolist()
+    [True, False, True, False]
+    """
+    out = np.zeros(len(values), bool)
+    if not len(sorted_keys):
+        return out
+    for at in range(0, len(values), chunk):
+        v = values[at:at + chunk]
+        i = np.minimum(np.searchsorted(sorted_keys, v), len(sorted_keys) - 1)
+        out[at:at + chunk] = sorted_keys[i] == v
+    return out
+
+
+def scan(fs, root: str, folders: dict[str, str], pack=None) -> Scan:
+    """Read the key columns of every part file under the run folder. ``pack``: input locations
+    -> uint64 owners (``ledger.Locations.pack_all``), for the rows of a real prompt id."""
     import pyarrow.parquet as pq
 
     s = Scan()
@@ -114,18 +159,26 @@ def scan(fs, root: str, folders: dict[str, str]) -> Scan:
         cols = KEY_COLUMNS["error" if status == "error" else "sample"]
         for path in sorted(fs.glob(f"{root}/{folder}/*.parquet")):
             with fs.open(path, "rb") as f:
-                t = pq.read_table(f, columns=cols)
+                pf = pq.ParquetFile(f)
+                t = pf.read(columns=[c for c in cols if c in pf.schema_arrow.names])
             s.paths.append(path)
             s.row_hashes.append(key_hash(row_keys(t)))
             s.prompt_hashes.append(key_hash(prompt_keys(t)))
             s.transient.append(np.array([e in TRANSIENT for e in t["error"].to_pylist()], bool)
                                if status == "error" else np.zeros(t.num_rows, bool))
+            if pack is not None and "location" in t.column_names:  # one entry per prompt of the file
+                owners = pack([loc if pid is not None else None for pid, loc in
+                               zip(t["prompt_id"].to_pylist(), t["location"].to_pylist())])
+                keys, at = np.unique(s.prompt_hashes[-1], return_index=True)
+                owned = owners[at] != NO_OWNER
+                s.owners.append((keys[owned], owners[at][owned]))
     return s
 
 
-def reconcile(fs, s: Scan, per_input: int | None, write) -> tuple[DoneSet, int]:
+def reconcile(fs, s: Scan, per_input: int | None, write) -> tuple[DoneSet, int, tuple[np.ndarray, np.ndarray]]:
     """Leave only done prompts' rows, each once: rewrite (``write(path, table)``) or delete the
-    files that hold anything else. Returns the done set and how many rows were dropped.
+    files that hold anything else. Returns the done set, how many rows were dropped and the done
+    prompts' owners (``Scan.owners_of``).
     ``per_input=None``: keep every prompt, drop only second copies (at the end of a run)."""
     import pyarrow.parquet as pq
 
@@ -133,7 +186,7 @@ def reconcile(fs, s: Scan, per_input: int | None, write) -> tuple[DoneSet, int]:
     first = s.first_copies()
     dropped, at = 0, 0
     for path, prompts in zip(s.paths, s.prompt_hashes):
-        keep = np.isin(prompts, done) & first[at:at + len(prompts)]
+        keep = member(done, prompts) & first[at:at + len(prompts)]
         at += len(prompts)
         if keep.all():
             continue
@@ -144,7 +197,7 @@ def reconcile(fs, s: Scan, per_input: int | None, write) -> tuple[DoneSet, int]:
         with fs.open(path, "rb") as f:
             full = pq.read_table(f)
         write(path, full.filter(pa.array(keep)))
-    return DoneSet(done), dropped
+    return DoneSet(done), dropped, s.owners_of(done)
 
 
 def file_name(table: pa.Table) -> str:

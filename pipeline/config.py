@@ -172,6 +172,11 @@ class RayConfig(Strict):
     num_cpus: int | None = Field(default=None, gt=0)
     """Logical CPUs of the embedded Ray (ignored when joining a cluster). ``null`` = enough for
     the replicas plus the CPU stages; on a CPU teacher the engines share the real cores."""
+    deadline_s: float | None = Field(default=None, gt=0)
+    """Wall-clock seconds one attempt may run, from its start. When they are up the job takes no
+    new work (rows not yet prepared are left; requests not yet sent become ``deadline_reached``
+    rows, redone on resume), lets the requests in flight finish, keeps what is committed and
+    exits 5. Running the same command again resumes. ``null`` = no deadline."""
 
 
 class JobConfig(Strict):

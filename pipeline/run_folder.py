@@ -196,9 +196,10 @@ class RunFolder:
         if fs.exists(f"{root}/_tmp"):
             fs.rm(f"{root}/_tmp", recursive=True)
 
-    def reconcile(self, per_input: int | None):
+    def reconcile(self, per_input: int | None, pack=None):
         """Before a resume: keep done prompts only, each row once (``pipeline.committed``);
-        ``per_input=None`` at the end of a run: drop second copies a retried write left."""
+        ``per_input=None`` at the end of a run: drop second copies a retried write left.
+        -> (done set, rows dropped, owners of the done prompts, packed by ``pack``)."""
         from .committed import reconcile, scan
 
         self.clean_scratch()
@@ -208,7 +209,7 @@ class RunFolder:
             folder, name = path.rsplit("/", 2)[-2:]
             self.write_part(folder, name, table)
 
-        kept = reconcile(fs, scan(fs, root, FOLDERS), per_input, rewrite)
+        kept = reconcile(fs, scan(fs, root, FOLDERS, pack), per_input, rewrite)
         self.clean_scratch()
         return kept
 

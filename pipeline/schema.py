@@ -39,6 +39,7 @@ SAMPLE = pa.schema([
     # identity
     ("sample_id", pa.string()), ("prompt_id", pa.string()), ("run_id", pa.string()),
     ("source", pa.string()),
+    ("location", pa.string()),   # the input row it came from: file:line (JSONL) or file#rowN (Parquet)
     # training: the conversation, ending in the assistant turn exactly as the teacher wrote it
     ("messages", MESSAGES),
     # analysis

@@ -101,9 +101,11 @@ def fuses(generation) -> bool:
     return bool(generation.mix) or any(m.flag or m.turns > 1 for m in generation.modes)
 
 
-def build(cfg, inputs: int, per_input: int, run_url: str, t: Tally, wall_s: float) -> dict:
+def build(cfg, inputs: int, per_input: int, run_url: str, t: Tally, wall_s: float,
+          replica_stats: dict | None = None) -> dict:
     """The generation run's summary (``summary.json``), without the adaptive block (the run
-    adds it with the unsolved file's place)."""
+    adds it with the unsolved file's place). ``replica_stats``: the replicas' restarts and
+    engine deaths in this attempt (``suspects.DeathBook.stats``)."""
     window = (t.t_last - t.t_first) if t.t_first is not None and t.t_last is not None else None
     tokens = {k.removesuffix("_tokens"): int(t.tokens.get(k, 0))
               for k in ("prompt_tokens", "thinking_tokens", "answer_tokens", "completion_tokens")}
@@ -125,9 +127,10 @@ def build(cfg, inputs: int, per_input: int, run_url: str, t: Tally, wall_s: floa
         "replica_tokens_per_s": round(sum(w.tokens / (w.end - w.start) for w in t.replicas.values()
                                           if w.end > w.start), 1) if t.replicas else None,
         "replicas_seen": len(t.replicas),
-        # replica processes beyond the configured count that produced rows: engines that died and
-        # were restarted (a lower bound: a restart that produced nothing is not seen)
-        "replica_restarts": max(0, len(t.replicas) - cfg.teacher.replicas),
+        # in this attempt: replicas Ray started again (their engine died, or their node went), and
+        # engine deaths the replicas saw
+        "replica_restarts": (replica_stats or {}).get("replica_restarts", 0),
+        "engine_deaths": (replica_stats or {}).get("engine_deaths", 0),
     }
 
 

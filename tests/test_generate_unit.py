@@ -217,11 +217,11 @@ class FakeEngine:
         pass
 
 
-def generate_stage(engine, **settings):
+def generate_stage(engine, deaths=None, **settings):
     from pipeline.stages.generate import Generate, GenerateSettings
 
     s = dict(engine_args={}, dialect="qwen3", modes=(), max_in_flight=4, max_model_len=1024) | settings
-    return Generate(GenerateSettings(**s), engine=engine, name="fake:1")
+    return Generate(GenerateSettings(**s), engine=engine, name="fake:1", deaths=deaths)
 
 
 def test_a_failed_request_becomes_an_error_row_and_the_batch_goes_on():
@@ -525,8 +525,7 @@ def test_a_request_that_kills_its_engine_is_found_and_becomes_one_error_row(monk
 
     def attempt():  # what Ray does after a replica died: a fresh replica, the same batch again
         sent = []
-        rep = generate_stage(PoisonEngine(sent))
-        rep.deaths = book
+        rep = generate_stage(PoisonEngine(sent), deaths=book)
 
         async def go():
             return [t async for t in rep(to_table(rows))]
@@ -545,3 +544,33 @@ def test_a_request_that_kills_its_engine_is_found_and_becomes_one_error_row(monk
     assert [r["status"] for r in out] == ["pending", "error", "pending"]
     assert out[1]["error"] == "engine_died" and "alone" in out[1]["detail"] and "s1" not in sent
     assert out[0]["generated"] == out[2]["generated"] == "ok"
+    # the same replica started three times: two restarts, after two engine deaths (summary.json)
+    assert book.stats() == {"replica_restarts": 2, "engine_deaths": 2}
+
+
+def test_after_the_deadline_no_request_is_sent_and_prepare_takes_no_new_rows(tiny_tokenizer):
+    import json as _json
+    import time as _time
+
+    import pyarrow as pa
+
+    from pipeline.committed import TRANSIENT
+    from pipeline.loading import load_config
+    from pipeline.schema import to_table
+    from pipeline.stages.prepare import Prepare, PrepareSettings
+    from tests.tiny_teacher import ARTIFACT_DIR
+
+    sent = []
+    rep = generate_stage(PoisonEngine(sent), deadline=_time.time() - 1)
+    rows = [{"status": "pending", "sample_id": "s0", "prompt_token_ids": [5, 5], "sampling": SAMPLING, "seed": 1,
+             "thinking_budget": None, "messages": [{"role": "user", "content": "q"}], "reference": None}]
+
+    async def go():
+        return [t async for t in rep(to_table(rows))]
+
+    out = asyncio.run(go())[0].to_pylist()
+    assert not sent and out[0]["error"] == "deadline_reached" and "deadline_reached" in TRANSIENT
+    cfg = load_config(data={"input": {"path": "p"}, "teacher": {"model": str(ARTIFACT_DIR)}})
+    raws = pa.Table.from_pylist([{"_path": "in.jsonl", "_row": 1, "_raw": _json.dumps({"prompt": "1+1?"}), "_error": None}])
+    assert Prepare(PrepareSettings.of(cfg, deadline=_time.time() + 600))(raws).num_rows > 0
+    assert Prepare(PrepareSettings.of(cfg, deadline=_time.time() - 1))(raws).num_rows == 0

@@ -32,9 +32,9 @@ def _parts(run_dir: Path) -> list[Path]:
     return [p for f in ("accepted", "rejected", "errors") for p in (run_dir / f).glob("*.parquet")]
 
 
-def _start(cfg_path: Path, log: Path) -> subprocess.Popen:
+def _start(cfg_path: Path, log: Path, *args: str) -> subprocess.Popen:
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}  # its own Ray, not the tests'
-    return subprocess.Popen([sys.executable, "-m", "jobs.generate", "--config", str(cfg_path)], cwd=ROOT, env=env,
+    return subprocess.Popen([sys.executable, "-m", "jobs.generate", "--config", str(cfg_path), *args], cwd=ROOT, env=env,
                             stdout=log.open("ab"), stderr=subprocess.STDOUT, start_new_session=True)
 
 
@@ -92,7 +92,7 @@ def _same_as(run_dir: Path, base_dir: Path) -> dict:
     for folder in ("accepted", "rejected", "errors"):
         assert [r["sample_id"] for r in got[folder]] == [r["sample_id"] for r in want[folder]], folder
         assert got[folder] == want[folder], folder
-    volatile = {"resumed", "run_id", "output", "replica_restarts"}
+    volatile = {"resumed", "run_id", "output", "replica_restarts", "engine_deaths"}
     assert {k: v for k, v in _stable(summary).items() if k not in volatile} == \
         {k: v for k, v in _stable(expected).items() if k not in volatile}
     assert (run_dir / "unsolved.jsonl").read_text() == (base_dir / "unsolved.jsonl").read_text()
@@ -110,6 +110,11 @@ def test_a_job_killed_twice_resumes_to_exactly_the_uninterrupted_rows(tmp_path, 
         committed = _kill_when_writing(_start(cfg_path, log), run_dir, rng, after=committed)
         assert not (run_dir / "summary.json").exists(), "killed mid-run: not complete"
     assert committed > 0
+    # a third attempt with a deadline already up when its first rows arrive: it makes nothing
+    # new, keeps what is committed, and says so (exit 5); the run is still not complete
+    short = _start(cfg_path, log, "--set", "ray.deadline_s=0.5")
+    assert short.wait(timeout=600) == 5, log.read_text(errors="replace")[-3000:]
+    assert "reached" in log.read_text(errors="replace") and not (run_dir / "summary.json").exists()
     final = _start(cfg_path, log)
     assert final.wait(timeout=900) == 0, log.read_text(errors="replace")[-3000:]
 
@@ -170,3 +175,4 @@ def test_a_killed_engine_is_restarted_and_the_run_is_the_uninterrupted_run(tmp_p
     assert "teacher engine died, restarting the replica" in log.read_text(errors="replace")
     summary = _same_as(run_dir, uninterrupted)
     assert summary["resumed"] is None
+    assert summary["engine_deaths"] >= 1 and summary["replica_restarts"] >= 1

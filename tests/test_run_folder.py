@@ -11,7 +11,8 @@ import sys
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.committed import DoneSet, file_name, scan
+from pipeline.committed import DoneSet, file_name, key_hash, scan
+from pipeline.ledger import Locations
 from pipeline.run_folder import FOLDERS, OutputError, RunFolder
 from pipeline.schema import ERROR, SAMPLE, to_table
 
@@ -70,6 +71,7 @@ def test_one_job_at_a_time_and_a_dead_jobs_lock_is_taken_over(tmp_path):
 
 def _sample(pid, i):
     return {"sample_id": f"{pid}-{i}", "prompt_id": pid, "mode": "think", "sample_index": i,
+            "location": f"in.jsonl:{pid[1:]}",
             "messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]}
 
 
@@ -97,8 +99,12 @@ def test_reconcile_keeps_complete_prompts_once_and_drops_the_rest(tmp_path):
                               "error": "invalid_json"}])
     (tmp_path / "run" / "_tmp").mkdir(exist_ok=True)
     (tmp_path / "run" / "_tmp" / "accepted-part-x.parquet").write_bytes(b"half a file")
-    done, dropped = folder.reconcile(per_input=2)
+    locations = Locations(["in.jsonl"])
+    done, dropped, (keys, owners) = folder.reconcile(per_input=2, pack=locations.pack_all)
     assert isinstance(done, DoneSet) and len(done) == 3
+    # the owners a resumed run seeds the duplicate-id ledger with: the done prompts' input rows
+    assert dict(zip(keys.tolist(), [locations.unpack(o) for o in owners])) == \
+        dict(zip(key_hash(["p1", "p3"]).tolist(), ["in.jsonl:1", "in.jsonl:3"]))
     assert [done.has(k) for k in ("p1", "p2", "p3", "p4", "@in.jsonl:9")] == [True, False, True, False, True]
     assert dropped == 5  # p2's one, p3's two copies, p4's two
     parts = sorted((tmp_path / "run").glob("*/*.parquet"))
@@ -109,7 +115,7 @@ def test_reconcile_keeps_complete_prompts_once_and_drops_the_rest(tmp_path):
     for path in parts:
         assert pq.read_schema(path).names in (SAMPLE.names, ERROR.names)
     # a second reconcile finds nothing more to drop: it is idempotent
-    again, dropped = folder.reconcile(per_input=2)
+    again, dropped, _ = folder.reconcile(per_input=2)
     assert dropped == 0 and len(again) == 3 and len(scan(*folder._fs, FOLDERS).paths) == len(parts)
 
 
@@ -127,7 +133,7 @@ def test_at_the_end_of_a_run_only_second_copies_are_dropped(tmp_path):
     _write(folder, "accepted", [_sample("p1", 0), _sample("p2", 0)])
     _write(folder, "accepted", [_sample("p2", 0)])  # a retried task's copy under another name
     _write(folder, "error", [{"sample_id": "p1-1", "prompt_id": "p1", "sample_index": 1, "error": "engine_error"}])
-    _, dropped = folder.reconcile(None)
+    _, dropped, _ = folder.reconcile(None)
     assert dropped == 1  # p2's copy; p1 (half, with a transient error) stays: this run is done with it
     parts = sorted((tmp_path / "run").glob("*/*.parquet"))
     assert sorted(k for p in parts for k in pq.read_table(p)["sample_id"].to_pylist()) == ["p1-0", "p1-1", "p2-0"]

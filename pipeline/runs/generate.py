@@ -18,9 +18,11 @@ from .. import summary as summaries
 from ..cluster import check_resources, init_ray
 from ..committed import DoneSet
 from ..config import JobConfig
+from ..ledger import IdLedger, Locations
 from ..run_folder import RunFolder
 from ..stages import GENERATION, Context, chain
 from ..stages.read import read_input
+from ..stages.suspects import call
 from ..tally import Tally
 from .plan import RunPlan, check_teacher, make_plan, resource_needs
 
@@ -56,16 +58,28 @@ def run(cfg: JobConfig, p: RunPlan | None = None) -> dict:
     if state == "complete":
         return {**folder.read_summary(), "already_complete": True}
     with folder.lock():
-        done, dropped = folder.reconcile(p.samples_per_input) if state == "resume" else (DoneSet.of([]), 0)
+        locations = Locations(p.files.paths)
+        done, dropped, owners = (folder.reconcile(p.samples_per_input, locations.pack_all) if state == "resume"
+                                 else (DoneSet.of([]), 0, None))
         init_ray(cfg.ray.address, p.ray_cpus)
         check_resources(*resource_needs(cfg, p))
+        ledger = IdLedger.start(p.files.paths, p.inputs, seed=owners)
         sink = SplitParquetSink(folder, cfg.output.rows_per_file)
         started = time.time()
-        chain(read_input(p.files, cfg.input.limit), GENERATION, Context(cfg, p, done)).write_datasink(sink)
+        deadline = started + cfg.ray.deadline_s if cfg.ray.deadline_s else None
+        ctx = Context(cfg, p, done, ledger, deadline)
+        chain(read_input(p.files, cfg.input.limit), GENERATION, ctx).write_datasink(sink)
         folder.reconcile(None)  # a write task Ray retried may have left a second copy: drop it
         t = Tally.of_committed(folder).timing_from(sink.tally)
-        summary = summaries.build(cfg, p.inputs, p.samples_per_input, p.run_url, t, time.time() - started)
+        stats = call(ctx.shared["deaths"], "stats") if "deaths" in ctx.shared else None
+        summary = summaries.build(cfg, p.inputs, p.samples_per_input, p.run_url, t, time.time() - started, stats)
         summary["resumed"] = {"prompts_kept": len(done), "rows_dropped": dropped} if state == "resume" else None
+        if deadline is not None and time.time() >= deadline and (
+                summary["missing"] or "deadline_reached" in summary["errors"]["by_reason"]):
+            # not complete: no summary.json (a re-run resumes); what it got to, for the log
+            summary["deadline_reached"] = True
+            folder.write_bytes("summary.partial.json", json.dumps(summary, indent=1).encode())
+            return summary
         if any(len(m.budgets) > 1 for m in cfg.generation.modes):  # a sweep: plot it beside the data
             summary["budget_plot"] = folder.write_bytes(
                 "budget_report.png", plot_png(summary["budget_report"], f"thinking budget sweep: {summary['teacher']}"))

@@ -13,7 +13,7 @@ Adding a stage is that module plus its name in one of the lists below.
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
 import pyarrow as pa
@@ -45,6 +45,10 @@ class Context:
     job: Any
     plan: Any = None
     done: Any = None     # a resumed run: the prompts already committed (``committed.DoneSet``)
+    ledger: Any = None   # the duplicate-id ledger (``ledger.IdLedger``), seeded on resume
+    deadline: float | None = None  # epoch seconds after which no new work starts (``ray.deadline_s``)
+    #: run-wide actors a stage makes and the run reads back when the data is written
+    shared: dict = field(default_factory=dict)
 
 
 class Stage:

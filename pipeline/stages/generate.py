@@ -78,12 +78,13 @@ class GenerateSettings:
     max_in_flight: int
     max_model_len: int
     request_timeout_s: float | None = None
+    deadline: float | None = None  # epoch seconds: requests not sent by then are left for a resume
 
     @classmethod
-    def of(cls, job) -> "GenerateSettings":
+    def of(cls, job, deadline: float | None = None) -> "GenerateSettings":
         t = job.teacher
         return cls(engine_kwargs(t, job.generation.modes), t.dialect, tuple(job.generation.modes),
-                   t.max_in_flight, t.engine.max_model_len, t.request_timeout_s)
+                   t.max_in_flight, t.engine.max_model_len, t.request_timeout_s, deadline)
 
 
 class Generate(Stage):
@@ -106,9 +107,9 @@ class Generate(Stage):
     def settings(cls, ctx: Context) -> dict:
         import ray
 
-        # one book for all replicas: it outlives a replica whose engine died
-        book = ray.remote(DeathBook).options(num_cpus=0).remote()
-        return {"settings": GenerateSettings.of(ctx.job), "deaths": book}
+        # one book for all replicas: it outlives a replica whose engine died, and counts restarts
+        book = ctx.shared["deaths"] = ray.remote(DeathBook).options(num_cpus=0).remote()
+        return {"settings": GenerateSettings.of(ctx.job, ctx.deadline), "deaths": book}
 
     @classmethod
     def describe(cls, ctx: Context) -> str:
@@ -135,10 +136,13 @@ class Generate(Stage):
         self.tokenizer = self.engine.tokenizer
         self.max_in_flight = settings.max_in_flight
         self.timeout = settings.request_timeout_s
+        self.deadline = settings.deadline
         self.replica = name or f"{socket.gethostname()}:{os.getpid()}"  # stamped on its rows
         self._sem: asyncio.Semaphore | None = None
         self._ids = itertools.count()
         self.deaths, self.gate = deaths, Gate()  # finding a request that kills its engine
+        if deaths is not None:  # a second start of the same actor is a restart (counted in the summary)
+            call(deaths, "started", _actor_id() or self.replica)
         # for two-stage budgets: the forced text as ids, and the ids that close thinking
         self.dialect = get_dialect(settings.dialect)
         self.forced_ids = self.tokenizer.encode(self.dialect.budget_end_str(), add_special_tokens=False)
@@ -165,6 +169,9 @@ class Generate(Stage):
                                                f"once with it alone; not sent again")
         try:
             async with self._sem, self.gate.enter(alone=bool(died), sample_id=row["sample_id"]):
+                if self.deadline is not None and time.time() >= self.deadline:
+                    return _failed(row, "deadline_reached", "ray.deadline_s was up before this request was sent; "
+                                                            "it is made when the run is resumed")
                 row["t_submit"] = time.time()
                 work = (self._conversation(row) if row.get("turn_flags")
                         else self._generate(row, row["prompt_token_ids"], row["prefill"], row["seed"]))
@@ -278,6 +285,16 @@ class Generate(Stage):
         engine = getattr(self, "engine", None)
         if engine is not None:
             engine.shutdown()
+
+
+def _actor_id() -> str | None:
+    """This Ray actor's id (the same across its restarts), or None outside an actor."""
+    try:
+        import ray
+
+        return ray.get_runtime_context().get_actor_id() if ray.is_initialized() else None
+    except Exception:  # noqa: BLE001 - only a label for counting restarts
+        return None
 
 
 class ContextFull(RuntimeError):

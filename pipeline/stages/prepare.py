@@ -6,12 +6,13 @@ requests (prompt rendered by the teacher's dialect and tokenized, seed and ids f
 the writer can account for ``inputs x samples`` exactly.
 
 Row validation is ``pipeline.rows``, the sample plan ``pipeline.samples``; this worker holds the
-tokenizer (loaded once) and talks to the ``IdLedger`` actor that catches duplicate ids.
+tokenizer (loaded once) and asks the run's ``ledger.IdLedger`` which row owns each prompt id.
 """
 
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass
 
 from ..config import ColumnMap, GenerationConfig, ModeConfig
@@ -20,24 +21,6 @@ from ..rows import Prompt, RowError, location, normalize, unreadable
 from ..samples import SampleDraws, SampleSpec, samples_per_input
 from ..schema import to_table
 from . import Context, Stage
-
-
-class IdLedger:
-    """Ray actor: the first row to claim a prompt id owns it; later rows are duplicates.
-
-    Claims are keyed by the row's location, so a retried batch re-claims its own ids.
-    """
-
-    def __init__(self):
-        self._owner: dict[str, str] = {}
-
-    def claim(self, items: list[tuple[str, str]]) -> list[str | None]:
-        """For each ``(prompt_id, location)``: ``None`` if it owns the id, else the owner's location."""
-        out = []
-        for pid, loc in items:
-            owner = self._owner.setdefault(pid, loc)
-            out.append(None if owner == loc else owner)
-        return out
 
 
 @dataclass(frozen=True)
@@ -52,12 +35,14 @@ class PrepareSettings:
     max_model_len: int
     run_id: str
     keep_prompt_text: bool
+    deadline: float | None = None  # epoch seconds: rows that arrive later are left for a resume
 
     @classmethod
-    def of(cls, job) -> "PrepareSettings":
+    def of(cls, job, deadline: float | None = None) -> "PrepareSettings":
         i, t = job.input, job.teacher
         return cls(i.columns, i.system_prompt, i.default_source, job.generation, t.model, t.dialect,
-                   t.engine.trust_remote_code, t.engine.max_model_len, job.output.run_id, job.output.keep_prompt_text)
+                   t.engine.trust_remote_code, t.engine.max_model_len, job.output.run_id, job.output.keep_prompt_text,
+                   deadline)
 
 
 class Prepare(Stage):
@@ -72,10 +57,7 @@ class Prepare(Stage):
 
     @classmethod
     def settings(cls, ctx: Context) -> dict:
-        import ray
-
-        ledger = ray.remote(IdLedger).options(num_cpus=0).remote()
-        return {"settings": PrepareSettings.of(ctx.job), "ledger": ledger, "done": ctx.done}
+        return {"settings": PrepareSettings.of(ctx.job, ctx.deadline), "ledger": ctx.ledger, "done": ctx.done}
 
     @classmethod
     def describe(cls, ctx: Context) -> str:
@@ -103,8 +85,8 @@ class Prepare(Stage):
             self.columns = self.columns.model_copy(update={"follow_ups": None})
 
     def process(self, batch):
-        import ray
-
+        if self.s.deadline is not None and time.time() >= self.s.deadline:
+            return to_table([], stage=self.name)  # ray.deadline_s is up: these rows wait for a resume
         raws = batch.to_pylist()
         prompts: list[Prompt | RowError] = []
         for r in raws:
@@ -118,17 +100,23 @@ class Prepare(Stage):
             except Exception as e:  # noqa: BLE001 - one odd row must not fail the batch (and the job)
                 prompts.append(RowError("prepare_failed", None, f"{type(e).__name__}: {e}"))
         locations = [location(r) for r in raws]
-        claims = [(p.prompt_id, loc) for p, loc in zip(prompts, locations) if isinstance(p, Prompt)]
-        owners = iter(ray.get(self.ledger.claim.remote(claims)) if claims and self.ledger else [None] * len(claims))
+        # a row an earlier attempt committed as a duplicate stays one: it does not claim its id
+        # again (its owner may not have been committed yet, and must still own it)
+        settled = [self.done is not None and self.done.has(f"@{loc}") for loc in locations]
+        claims = [(p.prompt_id, r["_path"], r["_row"]) for p, r, s in zip(prompts, raws, settled)
+                  if isinstance(p, Prompt) and not s]
+        owners = iter(self.ledger.claim(claims) if claims and self.ledger else [None] * len(claims))
         out: list[dict] = []
-        for raw, loc, p in zip(raws, locations, prompts):
+        for raw, loc, p, s in zip(raws, locations, prompts, settled):
+            if s:
+                continue
             if isinstance(p, Prompt) and (owner := next(owners)) is not None:
                 what = "id" if p.id_given else "prompt"
                 field = self.s.columns.id if p.id_given else p.field
                 p = RowError(f"duplicate_{what}", field,
                              f"{what} {p.prompt_id!r} already came from {owner}; each prompt must be unique")
             if self.done is not None and self.done.has(p.prompt_id if isinstance(p, Prompt) else f"@{loc}"):
-                continue  # committed by an earlier attempt (its id was still claimed above)
+                continue  # committed by an earlier attempt (the ledger was seeded with its owner)
             if isinstance(p, RowError):
                 out.extend(self._errors(raw, loc, p, prompt_id=None))
                 continue

@@ -19,8 +19,19 @@ class DeathBook:
 
     def __init__(self):
         self.deaths: dict[str, list[int]] = {}
+        self.starts: dict[str, int] = {}   # per replica (its Ray actor id): times it started
+        self.engine_deaths = 0
+
+    def started(self, replica: str) -> None:
+        self.starts[replica] = self.starts.get(replica, 0) + 1
+
+    def stats(self) -> dict:
+        """What the summary reports: restarts (a replica started again after its process
+        ended: its engine died, or the node went) and engine deaths the replicas saw."""
+        return {"replica_restarts": sum(n - 1 for n in self.starts.values()), "engine_deaths": self.engine_deaths}
 
     def record(self, sample_ids: list[str]) -> None:
+        self.engine_deaths += 1
         alone = len(sample_ids) == 1
         for sid in sample_ids:
             d = self.deaths.setdefault(sid, [0, 0])
