@@ -7,7 +7,8 @@ import line here.
 
 ``build_filters`` makes the configured filters in order; ``Judge`` runs them all on one sample.
 The sample is rejected with the first failing filter's reason (or the first skip of a filter
-whose ``keep_skipped`` is off); every verdict is kept with the sample either way.
+whose ``keep_skipped`` is off); every verdict is kept with the sample either way. A filter that
+raises rejects the sample as ``filter_error`` (fail closed; ``filters.on_error: keep`` keeps it).
 
 This package does not import ``pipeline``: a filter sees a ``Sample``, never a row or a job.
 """
@@ -47,6 +48,7 @@ class Judge:
     def __init__(self, cfg: FiltersConfig):
         self.filters = build_filters(cfg)
         self.keep_skipped = {name: cfg.settings(name).keep_skipped for name in cfg.order}
+        self.on_error = cfg.on_error
 
     def __call__(self, sample: Sample) -> tuple[list[Verdict], str | None]:
         verdicts = []
@@ -54,7 +56,9 @@ class Judge:
             try:
                 verdicts.append(f.check(sample))
             except Exception as e:  # noqa: BLE001 - one odd sample must not stop the stage
-                verdicts.append(Verdict(f.name, None, "filter_error", None, f"{type(e).__name__}: {e}"))
+                # fail closed: a sample a filter could not judge is not kept unjudged (``on_error``)
+                verdicts.append(Verdict(f.name, False if self.on_error == "reject" else None, "filter_error", None,
+                                        f"{type(e).__name__}: {e}"))
         reason = None
         for v in verdicts:
             if v.passed is False or (v.passed is None and not self.keep_skipped[v.filter]):

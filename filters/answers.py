@@ -1,105 +1,134 @@
-"""Final answers: extract them, compare them. Used by ``wrong_answer`` and ``think_answer_mismatch``.
+r"""Final answers against references: what kind of answer a reference is, and whether a text
+states it. Used by ``wrong_answer`` and ``think_answer_mismatch``; where a text states its
+answer and what value it states is ``filters.extract``.
 
-Comparison methods (chosen per source or per row, ``auto`` by default):
+Methods (chosen per source or per row; ``auto`` by default, from the reference):
 
-- ``math``: equivalence with math-verify (gold first; ``\\boxed{}`` preferred; ``0.5``,
-  ``\\frac{1}{2}`` and ``1/2`` agree). math-verify bounds its time with ``signal.alarm``, which
-  only works on a process's main thread, and Ray runs our code elsewhere; so it runs in a child
-  process that is killed when it overruns (``MathVerifier``): a hung sympy call costs one
-  timeout, never the stage.
-- ``choice``: multiple-choice letters (``B``, ``(B)``, ``\\boxed{B}``, ``answer is B``).
-- ``exact``: normalized strings (case, whitespace, ``\\text{}``, ``$``, trailing punctuation).
-- ``number``: numbers with tolerance (commas, ``%``, ``\\boxed{}`` stripped).
-- ``auto``: ``choice`` if the reference is one letter A-J, ``number`` if both sides read as plain
-  numbers (no child process needed), else ``math``.
+- ``choice``: the reference is one letter A-J; the answer's letter in any usual form (``B``,
+  ``(B)``, ``**B**``, ``\boxed{\text{B}}``, ``Answer: B``), or the option whose text it states.
+- ``number``: the reference is one number; the answer's number in any notation (thousands
+  separators, decimal commas, units, percents, fractions, non-Latin digits).
+- ``math``: a symbolic reference (``\sqrt{2}``, ``(1, 2)``, ``x^2+1``): equivalence by
+  math-verify, in a child process bounded in time (``MathVerifier``); its own extraction reads
+  the whole answer when the span found does not match.
+- ``exact``: a textual reference: equal when the answer states it (its words, normalised);
+  otherwise undecided, not wrong (free text cannot be compared mechanically), except a yes/no or
+  true/false reference answered with the opposite.
 
->>> extract_final("so \\\\boxed{12}. The answer is 13")
-'12'
->>> extract_final("The answer is 42.")
-'42'
->>> extract_final("答案是 7。")
-'7'
->>> normalize_text(" \\\\text{Paris}. ")
-'paris'
->>> choice_letter("I pick (c) because ...")
-'C'
->>> as_number("1,234.5")
-1234.5
+A comparison returns ``True`` / ``False``, or ``None`` when it cannot be decided.
+
+>>> kind("C"), kind("1,210"), kind(r"\frac{3}{4}"), kind(r"\sqrt{2}"), kind("Nitrogen")
+('choice', 'number', 'number', 'math', 'exact')
+>>> compare("auto", "300", "Therefore, Sophia can drive **300 miles**.", None)[0]
+True
+>>> compare("auto", "False, False", "Both statements are false.", None)[0] is None
+True
 """
 
 from __future__ import annotations
 
-import math
 import multiprocessing as mp
 import re
+import unicodedata
 
 from typing import Literal
 
-from .text import last_boxed
+from .extract import final_span, letter, main_number, numbers, options, plain, same_number
 
 METHODS = ("auto", "math", "choice", "exact", "number")
 AnswerMethod = Literal["auto", "math", "choice", "exact", "number"]
 
-_ANSWER_IS = re.compile(
-    r"(?:final answer|answer)\s*(?:is|:|=)\s*[:：]?\s*(.+?)\s*(?:$|\n|(?<=\S)[.。](?:\s|$))"
-    r"|答案(?:是|为|：|:)\s*(.+?)\s*(?:$|\n|[。.](?:\s|$))",
-    re.IGNORECASE)
-_NUMBER = re.compile(r"^[-+]?(?:\d{1,3}(?:,\d{3})+|\d+)?(?:\.\d+)?(?:[eE][-+]?\d+)?%?$")
-_LETTER = re.compile(r"^\(?([A-Ja-j])\)?[.:)]?$")
-_LETTER_IN_TEXT = re.compile(r"(?:answer|option|choice|pick|choose|答案|选)[^A-Za-z\n]{0,12}\(?([A-Ja-j])\)?(?![A-Za-z])",
-                             re.IGNORECASE)
+_SINGLE_LETTER = re.compile(r"^\(?([A-J])\)?\.?$")
+_WORDS = re.compile(r"[^\W_]+", re.UNICODE)
+_POLAR = {"yes": "no", "no": "yes", "true": "false", "false": "true", "correct": "incorrect", "incorrect": "correct"}
 
 
-def extract_final(text: str) -> str | None:
-    """The answer a text states: its last ``\\boxed{}``, else its last "the answer is X"."""
-    boxed = last_boxed(text)
-    if boxed is not None:
-        return boxed.strip()
-    found = None
-    for m in _ANSWER_IS.finditer(text):
-        found = (m.group(1) or m.group(2) or "").strip()
-    return found or None
-
-
-def normalize_text(s: str) -> str:
-    s = re.sub(r"\\text\{([^}]*)\}", r"\1", s)
-    s = s.replace("$", "").strip().rstrip(".。!！")
-    return re.sub(r"\s+", " ", s).strip().lower()
-
-
-def as_number(s: str | None) -> float | None:
-    if s is None:
-        return None
-    t = normalize_text(s).replace(" ", "")
-    t = re.sub(r"^\\boxed\{(.*)\}$", r"\1", t)
-    if not t or not _NUMBER.match(t) or not any(c.isdigit() for c in t):
-        return None
-    pct = t.endswith("%")
-    v = float(t.rstrip("%").replace(",", ""))
-    return v / 100 if pct else v
-
-
-def choice_letter(s: str | None) -> str | None:
-    if s is None:
-        return None
-    m = _LETTER.match(s.strip())
-    if m:
-        return m.group(1).upper()
-    boxed = last_boxed(s)
-    if boxed and (m := _LETTER.match(boxed.strip())):
-        return m.group(1).upper()
-    hits = _LETTER_IN_TEXT.findall(s)
-    return hits[-1].upper() if hits else None
-
-
-def pick_method(method: str, reference: str, answer: str | None) -> str:
-    if method != "auto":
-        return method
-    if _LETTER.match(reference.strip()):
+def kind(reference: str) -> str:
+    """How a reference is compared under ``auto``."""
+    r = reference.strip()
+    if _SINGLE_LETTER.match(r):
         return "choice"
-    if as_number(reference) is not None and as_number(answer) is not None:
+    ns = numbers(r)
+    if len(ns) == 1 and not re.search(r"[A-Za-z]{2,}|\\|[\^_{}()=+*/<>]", plain(r).replace(ns[0].text, "", 1)):
         return "number"
-    return "math"
+    if len(re.findall(r"[^\W\d_]{2,}", r)) >= 3:  # a phrase or sentence, whatever numbers it holds
+        return "exact"
+    if re.search(r"\\|[\^_=<>]|\d", r) or not re.search(r"[^\W\d_]{2,}", r):
+        return "math"
+    return "exact"
+
+
+def words(s: str) -> list[str]:
+    return [w.casefold() for w in _WORDS.findall(unicodedata.normalize("NFKC", plain(s)))]
+
+
+def states_text(reference: str, text: str) -> bool | None:
+    """Whether ``text`` states a textual reference (its words in order); a polar reference
+    (yes / no, true / false) answered only with its opposite is False; else None."""
+    ref, got = words(reference), words(text)
+    if not ref:
+        return None
+    n = len(ref)
+    if any(got[i:i + n] == ref for i in range(len(got) - n + 1)):
+        return True
+    if n == 1 and ref[0] in _POLAR and _POLAR[ref[0]] in got and ref[0] not in got:
+        return False
+    return None
+
+
+def choice_of(span: str | None, answer: str, prompt: str) -> str | None:
+    """The option an answer picks: its letter, else the one option whose text it states."""
+    got = letter(span) or letter(next((x for x in reversed(answer.strip().splitlines()) if x.strip()), None))
+    if got is not None:
+        return got
+    opts = options(prompt)
+    named = [k for k, v in opts.items() if v and states_text(v, span or answer)]
+    return named[0] if len(named) == 1 else None
+
+
+def same_value(reference: str, span: str) -> bool | None:
+    """A numeric reference against an answer span: its main number, or (a short span) its last."""
+    ref = numbers(reference)[0]
+    got = main_number(span)
+    if got is None:
+        return None
+    if same_number(got, ref):
+        return True
+    ns = numbers(span)
+    return len(ns) <= 3 and same_number(ns[-1], ref)
+
+
+def compare(method: str, reference: str, text: str, verifier, prompt: str = "") -> tuple[bool | None, str, str | None]:
+    """Does ``text`` (an answer) state the ``reference``? -> (equal, or None if undecided; the
+    method used; the span read as the answer, None if the text states no answer)."""
+    span = final_span(text)
+    m = kind(reference) if method == "auto" else method
+    if m == "choice":
+        got = choice_of(span, text, prompt)
+        want = letter(reference)
+        return (None if got is None or want is None else got == want), m, got or span
+    if m == "exact":  # a textual reference: stated anywhere in the answer; else undecided (auto) or wrong
+        eq = states_text(reference, text)
+        return (False if eq is None and method == "exact" else eq), m, span or " ".join(text.split())[:200]
+    if span is None:
+        return None, m, None
+    if m == "number" and numbers(reference):
+        eq = same_value(reference, span)
+        if eq is None:  # the span states no number: the last number of the whole answer, if any
+            ns = numbers(text)
+            if not ns:
+                return None, m, None
+            eq = same_number(ns[-1], numbers(reference)[0])
+        return eq, m, span
+    if m == "number":
+        return states_text(reference, text), "exact", span
+    if verifier is None:
+        return None, m, span
+    eq, _, _ = verifier.equal(reference, f"\\boxed{{{span}}}")
+    if eq is False and span != text:  # math-verify's own reading of the whole answer
+        eq2, _, _ = verifier.equal(reference, text)
+        eq = eq2 if eq2 is not None else eq
+    return eq, m, span
 
 
 # ----------------------------------------------------------- math-verify, bounded
@@ -169,23 +198,3 @@ class MathVerifier:
 
     def __del__(self):
         self.close()
-
-
-def compare(method: str, reference: str, text: str, verifier: MathVerifier) -> tuple[bool | None, str, str | None]:
-    """Is ``text``'s answer the ``reference``? -> (equal or None if undecided, method used, extracted)."""
-    extracted = extract_final(text)
-    m = pick_method(method, reference, extracted)
-    if m == "choice":
-        got = choice_letter(extracted) or choice_letter(text)
-        return (None if got is None else got == choice_letter(reference)), m, got
-    if extracted is None:
-        return None, m, None
-    if m == "number":
-        a, b = as_number(reference), as_number(extracted)
-        if a is None or b is None:
-            return False, m, extracted
-        return math.isclose(a, b, rel_tol=1e-6, abs_tol=1e-9), m, extracted
-    if m == "exact":
-        return normalize_text(reference) == normalize_text(extracted), m, extracted
-    eq, _, _ = verifier.equal(reference, f"\\boxed{{{extracted}}}")
-    return eq, m, extracted

@@ -7,7 +7,7 @@ model follows the registry, so adding a filter adds its section here without ano
 >>> FiltersConfig().order[:3]
 ['flag_following', 'format', 'wrong_answer']
 >>> FiltersConfig(order=["format"]).repetition.max_sentence_repeats
-5
+4
 """
 
 from __future__ import annotations
@@ -42,6 +42,8 @@ def _model() -> type[BaseModel]:
     model = create_model(
         "FiltersConfig", __base__=_FiltersBase, __module__=__name__,
         order=(list[Literal[names]], Field(default_factory=lambda: list(default))),  # type: ignore[valid-type]
+        on_error=(Literal["reject", "keep"], Field(default="reject", description=(
+            "A filter that raises on a sample: ``reject`` it (reason ``filter_error``, fail closed) or ``keep`` it."))),
         **fields)
     model.__doc__ = ("Filters to run, in ``order``: every sample gets every filter's verdict; ``reject_reason`` "
                      "is the first failing one's reason. ``[]`` = keep every sample that was generated. "

@@ -1,9 +1,14 @@
 """``repetition``: degenerate loops in the thinking or the answer.
 
-Four detectors, each its own reason, checked on the thinking and on the answer separately:
+A loop is the same text over and over *in a row* (a model stuck), not the same phrase coming
+back with other work between (a conclusion restated after each check, "so not prime." closing
+each case of an enumeration). Four detectors, each its own reason, checked on the thinking and on
+the answer separately:
 
-- ``repeated_paragraph``: one paragraph (>= 50 chars) written ``max_paragraph_repeats`` times;
-- ``repeated_sentence``: one sentence (>= 20 chars) written ``max_sentence_repeats`` times;
+- ``repeated_paragraph``: one paragraph (>= 50 chars), or a cycle of two, written
+  ``max_paragraph_repeats`` times in a row (or ``max_scattered_repeats`` times anywhere);
+- ``repeated_sentence``: one sentence (>= 20 chars), or a cycle of up to ``max_cycle_sentences``,
+  written ``max_sentence_repeats`` times in a row (or ``max_scattered_repeats`` times anywhere);
 - ``repeated_ngram``: one span of ``span_chars`` characters (about a dozen words, or a long
   CJK phrase; characters, so it needs no tokenizer and no word boundaries) occurring
   ``max_ngram_repeats`` times, the repeated spans covering ``min_ngram_coverage`` of the text;
@@ -64,6 +69,27 @@ def run_lengths(h: np.ndarray) -> np.ndarray:
     return np.diff(np.concatenate(([-1], edges, [len(s) - 1])))
 
 
+def longest_cycle(items: list, max_period: int) -> tuple[int, int, int] | None:
+    """The longest stretch where ``items`` repeat with a period of at most ``max_period``:
+    (where it starts, how many times the cycle is written, the period), or None. Linear per
+    period.
+
+    >>> longest_cycle(list("xabababy"), 3)
+    (1, 3, 2)
+    >>> longest_cycle(list("abcdef"), 3) is None
+    True
+    """
+    best = None
+    for p in range(1, max_period + 1):
+        run = 0
+        for i in range(len(items) - p):
+            run = run + 1 if items[i] == items[i + p] else 0
+            times = run // p + 1
+            if run >= p and (best is None or times > best[1]):
+                best = (i - run + 1, times, p)
+    return best
+
+
 def _most_repeated(text: str, h: np.ndarray) -> str:
     values, first, counts = np.unique(h, return_index=True, return_counts=True)
     at = int(first[np.argmax(counts)])
@@ -81,8 +107,15 @@ class RepetitionFilter(Filter):
 
     class Config(FilterConfig):
         max_paragraph_repeats: int = Field(default=3, ge=2)
+        """A paragraph (or a cycle of two) written this many times in a row is a loop."""
         min_paragraph_chars: int = Field(default=50, ge=1)
-        max_sentence_repeats: int = Field(default=5, ge=2)
+        max_sentence_repeats: int = Field(default=4, ge=2)
+        """A sentence, or a cycle of up to ``max_cycle_sentences`` sentences, written this many
+        times in a row is a loop."""
+        max_cycle_sentences: int = Field(default=4, ge=1)
+        max_scattered_repeats: int = Field(default=20, ge=2)
+        """The same sentence or paragraph this many times anywhere, with other text between, is a
+        loop too; fewer is structure ("therefore, the answer is 13." restated through a long trace)."""
         min_sentence_chars: int = Field(default=20, ge=1)
         span_chars: Literal[32, 64, 128] = 64
         """Length of the character spans counted by the ``repeated_ngram`` detector."""
@@ -110,8 +143,11 @@ class RepetitionFilter(Filter):
 
     def _check_text(self, text: str, where: str) -> Verdict | None:
         s = self.s
-        paras = Counter(p.strip() for p in re.split(r"\n\s*\n", text) if len(p.strip()) >= s.min_paragraph_chars)
-        if paras and (top := paras.most_common(1)[0])[1] >= s.max_paragraph_repeats:
+        paras = [" ".join(p.split()).lower() for p in re.split(r"\n\s*\n", text) if len(p.strip()) >= s.min_paragraph_chars]
+        if paras and (loop := longest_cycle(paras, 2)) and loop[1] >= s.max_paragraph_repeats:
+            return self.reject("repeated_paragraph", float(loop[1]), f"{where}: paragraph x{loop[1]} in a row: "
+                                                                      f"{_short(paras[loop[0]])!r}")
+        if paras and (top := Counter(paras).most_common(1)[0])[1] >= s.max_scattered_repeats:
             return self.reject("repeated_paragraph", float(top[1]), f"{where}: paragraph x{top[1]}: {_short(top[0])!r}")
 
         codes = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32).astype(np.uint64)
@@ -122,9 +158,14 @@ class RepetitionFilter(Filter):
             # span repeats often enough, neither detector can fire and the costlier counts are skipped
             top16 = int(run_lengths(hashes[16]).max())
             if top16 >= s.max_sentence_repeats:
-                sents = Counter(" ".join(x.split()).lower() for x in _SENTENCE.split(text)
-                                if len(x.strip()) >= s.min_sentence_chars)
-                if sents and (top := sents.most_common(1)[0])[1] >= s.max_sentence_repeats:
+                sents = [" ".join(x.split()).lower() for x in _SENTENCE.split(text) if len(x.strip()) >= s.min_sentence_chars]
+                loop = longest_cycle(sents, s.max_cycle_sentences)
+                if loop and loop[1] >= s.max_sentence_repeats:
+                    at, times, period = loop
+                    what = "sentence" if period == 1 else f"cycle of {period} sentences"
+                    return self.reject("repeated_sentence", float(times),
+                                       f"{where}: {what} x{times} in a row: {_short(sents[at])!r}")
+                if sents and (top := Counter(sents).most_common(1)[0])[1] >= s.max_scattered_repeats:
                     return self.reject("repeated_sentence", float(top[1]),
                                        f"{where}: sentence x{top[1]}: {_short(top[0])!r}")
             if top16 >= s.max_ngram_repeats and len(codes) >= w * s.max_ngram_repeats:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from typing import NamedTuple
 
-_BOXED = re.compile(r"\\boxed\{")
+_BOXED = re.compile(r"\\(?:boxed|fbox)\s*\{")
 
 
 class ThinkSplit(NamedTuple):
@@ -49,17 +49,24 @@ def split_thinking(text: str, start: str = "<think>", end: str = "</think>") -> 
 
 
 def last_boxed(text: str) -> str | None:
-    """Content of the last ``\\boxed{...}`` in ``text`` (braces balanced), or None.
+    """Content of the last closed ``\\boxed{...}`` (or ``\\fbox{...}``) in ``text``, braces
+    balanced, or None. One pass over the text, however many boxes are left unclosed.
 
     >>> last_boxed(r"so \\boxed{12} or rather \\boxed{\\frac{1}{2}}")
     '\\\\frac{1}{2}'
+    >>> last_boxed(r"\\boxed{x^{2}} then \\boxed{3") , last_boxed("none")
+    ('x^{2}', None)
     """
-    found = None
-    for m in _BOXED.finditer(text):
-        depth, i = 1, m.end()
-        while i < len(text) and depth:
-            depth += {"{": 1, "}": -1}.get(text[i], 0)
-            i += 1
-        if depth == 0:
-            found = text[m.end(): i - 1]
-    return found
+    opens = [m.end() for m in _BOXED.finditer(text)]
+    if not opens:
+        return None
+    wanted, ends, stack = set(opens), {}, []
+    for i, ch in enumerate(text):
+        if ch == "{":
+            stack.append(i + 1)
+        elif ch == "}" and stack:
+            start = stack.pop()
+            if start in wanted:
+                ends[start] = i
+    closed = [o for o in opens if o in ends]
+    return text[closed[-1]:ends[closed[-1]]] if closed else None

@@ -62,11 +62,11 @@ def test_format(sample, reason):
 # ------------------------------------------------------------------ wrong_answer
 
 @pytest.mark.parametrize("answer, reference, source, reason, method", [
-    ("\\boxed{0.5}", "\\frac{1}{2}", None, None, "math"),
-    ("\\boxed{\\frac{1}{2}}", "1/2", None, None, "math"),
-    ("The answer is 1/2.", "0.5", None, None, "math"),
+    ("\\boxed{0.5}", "\\frac{1}{2}", None, None, "number"),
+    ("\\boxed{\\frac{1}{2}}", "1/2", None, None, "number"),
+    ("The answer is 1/2.", "0.5", None, None, "number"),
     ("\\boxed{x^2+2x+1}", "(x+1)^2", None, None, "math"),
-    ("\\boxed{\\frac{1}{3}}", "0.5", None, "wrong_answer", "math"),
+    ("\\boxed{\\frac{1}{3}}", "0.5", None, "wrong_answer", "number"),
     ("所以答案是 \\boxed{140}。", "140", None, None, "number"),
     ("\\boxed{1,234}", "1234", None, None, "number"),
     ("\\boxed{139}", "140", None, "wrong_answer", "number"),
@@ -166,7 +166,7 @@ def test_language_mixing(prompt, thinking, answer, reason):
 def test_language_mixing_detail_names_the_script_and_share():
     v = LanguageMixingFilter().check(think("先算个位。Now I will add the tens digits and carry the one over.",
                                            "答案是 7。", prompt="计算 3 加 4"))
-    assert "in latin where cjk is expected" in v.detail and v.score > 0.05
+    assert "in en where zh is expected" in v.detail and v.score > 0.05
 
 
 # ---------------------------------------------------------- think_answer_mismatch
@@ -260,4 +260,7 @@ def test_a_filter_that_raises_becomes_a_verdict_not_a_crash():
 
     judge.filters = [Boom()]
     verdicts, reason = judge(think("a", "b"))
-    assert verdicts[0].reason == "filter_error" and "boom" in verdicts[0].detail and reason is None
+    assert verdicts[0].reason == "filter_error" and "boom" in verdicts[0].detail and reason == "filter_error"
+    keep = Judge(FiltersConfig(order=["format"], on_error="keep"))
+    keep.filters = [Boom()]
+    assert keep(think("a", "b"))[1] is None  # on_error: keep

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from filters.text import last_boxed
+from filters.extract import final_span
 
 from ..dialects import get_dialect
 from ..ids import content_prompt_id
@@ -54,7 +54,7 @@ def load_row(raw: str, dialect) -> dict:
         sample_id=str(given) if given is not None else content_prompt_id(messages),
         mode=mode or ("think" if expected else "no_think"), thinking_expected=expected,
         reference=None if reference is None else str(reference),
-        thinking=split.thinking, answer=split.answer, extracted_answer=last_boxed(split.answer),
+        thinking=split.thinking, answer=split.answer, extracted_answer=final_span(split.answer),
         think_opened=split.opened, think_closed=split.closed, think_blocks=split.blocks,
     )
     out.setdefault("prompt_id", content_prompt_id(messages[:-1]))

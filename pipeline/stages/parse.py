@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from typing import NamedTuple, Sequence
 
 from filters.flags import flag_turns
-from filters.text import last_boxed, split_thinking
+from filters.extract import final_span
+from filters.text import split_thinking
 
 from ..dialects import Dialect, get_dialect
 from ..schema import to_table
@@ -134,7 +135,7 @@ class Parse(Stage):
             think_opened=split.opened, think_closed=split.closed, think_blocks=split.blocks,
             thinking_tokens=counts.thinking, answer_tokens=counts.answer,
             completion_tokens=generated if generated is not None else len(row["completion_token_ids"]),
-            extracted_answer=last_boxed(split.answer), turns=turns,
+            extracted_answer=final_span(split.answer), turns=turns,
             status="parsed", completion_token_ids=None, generated=None,
         )
         return row
