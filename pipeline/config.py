@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
+from datetime import datetime, timezone
+
 from pydantic import Field, field_validator, model_validator
 
 from filters import FiltersConfig
@@ -148,18 +150,36 @@ class TeacherConfig(Strict):
 
 class OutputConfig(Strict):
     path: str = "out"
-    """Local folder or fsspec URL; the run writes under ``<path>/<run_id>/``."""
+    """Local folder or fsspec URL; the run writes under ``<path>/<run_id>/``. When the job joins
+    a cluster it must be absolute or a URL (a relative path would land on whichever node runs
+    the driver; under ``ray job submit``, inside its unpacked working directory)."""
     run_id: str = Field(default="run", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    """The run's folder name. May hold ``{date}`` (UTC date, ``2026-12-01``) and ``{hour}``
+    (``2026-12-01T03``), filled in when the config is loaded: ``qwen3-32b-{date}`` gives every
+    night its own run, and a night submitted twice the same run (resumed or already complete).
+    To resume a run after the date changed, pass its resolved id (``--set output.run_id=...``)."""
     rows_per_file: int = Field(default=10_000, gt=0)
     """Rows buffered per Parquet file (per output folder)."""
     keep_prompt_text: bool = False
     """Also store the exact rendered prompt the engine saw (column ``prompt_text``). Off by
     default: it repeats what ``messages`` renders to."""
     overwrite: bool = False
+    """Replace an existing ``<path>/<run_id>/``. Off = refuse to write into a used run folder."""
     max_error_rate: float = Field(default=0.5, ge=0, le=1)
     """Most ``errors/`` rows a run may have, as a share of its expected samples, and still exit 0;
     above it the job exits 4 (the rows are written all the same). 1 = never."""
-    """Replace an existing ``<path>/<run_id>/``. Off = refuse to write into a used run folder."""
+
+    @field_validator("run_id", mode="before")
+    @classmethod
+    def _fill_run_id(cls, v):
+        """``{date}`` / ``{hour}`` in ``run_id``, from the UTC clock at load time."""
+        if not isinstance(v, str) or "{" not in v:
+            return v
+        now = datetime.now(timezone.utc)
+        try:
+            return v.format(date=now.strftime("%Y-%m-%d"), hour=now.strftime("%Y-%m-%dT%H"))
+        except (KeyError, IndexError, ValueError) as e:
+            raise ValueError(f"run_id: only {{date}} and {{hour}} can be filled in, got {v!r} ({e})") from None
 
 
 class RayConfig(Strict):

@@ -126,3 +126,27 @@ def test_overrides_reach_into_lists(tmp_path):
     assert cfg.generation.modes[0].thinking_budget is None and cfg.generation.modes[1].sampling.max_tokens == 32
     with pytest.raises(ConfigError, match="is not an index of that list"):
         load_config("configs/local.yaml", ["generation.modes.5.thinking_budget=8"])
+
+
+def test_run_id_fills_in_the_date_for_a_nightly_schedule():
+    from datetime import datetime, timezone
+
+    before = datetime.now(timezone.utc).strftime("%Y-%m-%d")
+    cfg = load_config(CONFIGS / "qwen3-32b.yaml")
+    after = datetime.now(timezone.utc).strftime("%Y-%m-%d")  # the clock may pass midnight in between
+    assert cfg.output.run_id in {f"qwen3-32b-{before}", f"qwen3-32b-{after}"}
+    with pytest.raises(ConfigError, match=r"output.run_id.*only \{date\} and \{hour\}"):
+        load_config(CONFIGS / "qwen3-32b.yaml", ["output.run_id=night-{night}"])
+
+
+def test_a_relative_output_path_is_refused_when_joining_a_cluster(tmp_path, monkeypatch):
+    from pipeline.runs.plan import make_plan
+
+    (tmp_path / "p.jsonl").write_text('{"prompt": "What is 1+1?"}\n')
+    cfg = load_config(CONFIGS / "local.yaml", [f"input.path={tmp_path / 'p.jsonl'}", "output.path=out"])
+    assert make_plan(cfg).run_url.endswith("out/local")  # embedded Ray: relative to where it runs
+    monkeypatch.setenv("RAY_ADDRESS", "127.0.0.1:6379")
+    with pytest.raises(ConfigError, match=r"output.path: 'out' is relative, and this job joins a Ray cluster"):
+        make_plan(cfg)
+    absolute = load_config(CONFIGS / "local.yaml", [f"input.path={tmp_path / 'p.jsonl'}", f"output.path={tmp_path}/o"])
+    assert make_plan(absolute).run_url == f"{tmp_path}/o/local"

@@ -14,6 +14,7 @@ import filters
 
 from ..cluster import embedded_ray_cpus
 from ..config import JobConfig
+from ..loading import ConfigError
 from ..dialects import get_dialect
 from ..samples import samples_per_input
 from ..stages import GENERATION, Context
@@ -119,6 +120,17 @@ def check_teacher(teacher) -> None:
                          f"where only the GPU nodes see the folder)")
 
 
+def check_output_path(path: str, joining_cluster: bool) -> None:
+    """A relative output path is refused when the job joins a cluster: it would resolve on the
+    driver's node (under ``ray job submit``, inside the unpacked working directory, deleted with
+    it), not where the user or the trainers look."""
+    if joining_cluster and "://" not in path and not path.startswith("/"):
+        raise ConfigError(f"output.path: {path!r} is relative, and this job joins a Ray cluster (ray.address or "
+                          f"RAY_ADDRESS is set): it would be written on whichever node runs the driver - under "
+                          f"ray job submit inside its working-dir package, which is deleted with it. Give an absolute "
+                          f"path on storage every node sees, or a URL (s3://..., gs://...)")
+
+
 def make_plan(cfg: JobConfig) -> RunPlan:
     check_filter_files(cfg.filters)
     files = resolve_input(cfg.input.path, cfg.input.format)
@@ -129,6 +141,7 @@ def make_plan(cfg: JobConfig) -> RunPlan:
     # Enough batches per replica that max_in_flight requests are always waiting to enter the engine.
     batches = max(2, math.ceil(2 * cfg.teacher.max_in_flight / cfg.ray.batch_size))
     ray_cpus = embedded_ray_cpus(cfg.ray, cfg.teacher.replicas * res["num_cpus"])
+    check_output_path(cfg.output.path, joining_cluster=ray_cpus is None)
     return RunPlan(files, inputs, samples_per_input(cfg.generation), res, batches,
                    f"{cfg.output.path.rstrip('/')}/{cfg.output.run_id}", ray_cpus)
 
