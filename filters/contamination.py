@@ -35,13 +35,19 @@ def tokens(text: str) -> list[str]:
 
 
 def read_items(path: str, field: str) -> list[str]:
-    p = Path(path)
-    if p.suffix == ".parquet":
+    """The items of one evaluation file, local or at an fsspec URL (``s3://...``): the workers
+    read it where the plan checked it."""
+    import fsspec
+
+    suffix = Path(path.split("?", 1)[0]).suffix
+    if suffix == ".parquet":
         import pyarrow.parquet as pq
 
-        return [str(x) for x in pq.read_table(p, columns=[field]).column(field).to_pylist() if x]
-    lines = p.read_text(encoding="utf-8").splitlines()
-    if p.suffix in (".jsonl", ".json"):
+        with fsspec.open(path, "rb") as f:
+            return [str(x) for x in pq.read_table(f, columns=[field]).column(field).to_pylist() if x]
+    with fsspec.open(path, "r", encoding="utf-8") as f:
+        lines = f.read().splitlines()
+    if suffix in (".jsonl", ".json"):
         return [str(json.loads(line).get(field, "")) for line in lines if line.strip()]
     return [line for line in lines if line.strip()]
 

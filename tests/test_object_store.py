@@ -1,0 +1,109 @@
+"""Input, output and evaluation files on object storage: the job, as a user runs it, against a
+real S3-compatible server (moto's server mode, started here as its own process and stopped by
+pid). Endpoint and credentials come from the standard AWS environment variables."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.tiny_teacher import ARTIFACT_DIR
+
+pytestmark = pytest.mark.engine
+
+ROOT = Path(__file__).resolve().parents[1]
+BUCKET = "thinkmill-test"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def s3():
+    port = _free_port()
+    server = subprocess.Popen([str(Path(sys.executable).with_name("moto_server")), "-H", "127.0.0.1", "-p", str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.3)
+        env = {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "AWS_ACCESS_KEY_ID": "testing",
+               "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
+        import s3fs
+
+        fs = s3fs.S3FileSystem(key="testing", secret="testing", client_kwargs={"endpoint_url": env["AWS_ENDPOINT_URL"]})
+        fs.mkdir(BUCKET)
+        yield env, fs
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def _job(env: dict, *sets: str, timeout: int = 900) -> subprocess.CompletedProcess:
+    args = [sys.executable, "-m", "jobs.generate", "--config", "configs/local.yaml"]
+    for s in sets:
+        args += ["--set", s]
+    full = {**{k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}, **env}
+    return subprocess.run(args, cwd=ROOT, env=full, capture_output=True, text=True, timeout=timeout)
+
+
+def test_a_job_reads_and_writes_s3_and_trainers_load_it(s3, monkeypatch):
+    env, fs = s3
+    lines = (ROOT / "tests" / "tiny_teacher" / "prompts.jsonl").read_text(encoding="utf-8").splitlines()[:6]
+    fs.pipe(f"{BUCKET}/in/prompts.jsonl", ("\n".join(lines) + "\n").encode())
+    # an evaluation set on S3 too, holding one of the prompts: the workers must read it there
+    first = json.loads(lines[0])
+    fs.pipe(f"{BUCKET}/eval/eval.jsonl", (json.dumps({"prompt": first["prompt"]}) + "\n").encode())
+    r = _job(env, f"input.path=s3://{BUCKET}/in/prompts.jsonl", f"output.path=s3://{BUCKET}/out",
+             f"teacher.model={ARTIFACT_DIR}", "generation.samples_per_prompt=1", "output.run_id=s3-run",
+             "filters.order=[format, contamination]", f"filters.contamination.eval_files=[s3://{BUCKET}/eval/eval.jsonl]",
+             "filters.contamination.n=3")
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    summary = json.loads(fs.cat(f"{BUCKET}/out/s3-run/summary.json"))
+    assert summary["accounted"] and summary["inputs"] == 6
+    assert summary["rejected"]["by_reason"].get("eval_overlap", 0) >= 1  # the S3 eval file was read
+    assert not fs.exists(f"{BUCKET}/out/s3-run/_lock") and not fs.glob(f"{BUCKET}/out/s3-run/_tmp/*")
+
+    import datasets.config
+    from datasets import load_dataset
+
+    # offline mode keeps datasets off the Hub; this S3 is the local server, not a download
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", False)
+    opts = {"key": "testing", "secret": "testing", "client_kwargs": {"endpoint_url": env["AWS_ENDPOINT_URL"]}}
+    folders = {f: fs.glob(f"{BUCKET}/out/s3-run/{f}/*.parquet") for f in ("accepted", "rejected")}
+    rows = 0
+    for folder, parts in folders.items():
+        if parts:
+            ds = load_dataset("parquet", data_files=[f"s3://{p}" for p in parts], storage_options=opts, split="train")
+            rows += len(ds)
+            assert "messages" in ds.column_names
+    assert rows == summary["accepted"] + summary["rejected"]["total"]
+
+    again = _job(env, f"input.path=s3://{BUCKET}/in/prompts.jsonl", f"output.path=s3://{BUCKET}/out",
+                 f"teacher.model={ARTIFACT_DIR}", "generation.samples_per_prompt=1", "output.run_id=s3-run",
+                 "filters.order=[format, contamination]",
+                 f"filters.contamination.eval_files=[s3://{BUCKET}/eval/eval.jsonl]", "filters.contamination.n=3",
+                 timeout=300)
+    assert again.returncode == 0 and "already complete" in again.stdout, again.stdout[-2000:]
+
+
+def test_a_missing_s3_eval_file_fails_at_plan_time(s3):
+    env, _ = s3
+    r = _job(env, f"input.path={ROOT / 'tests' / 'tiny_teacher' / 'prompts.jsonl'}", "output.path=/tmp/unused",
+             f"teacher.model={ARTIFACT_DIR}", "filters.order=[format, contamination]",
+             f"filters.contamination.eval_files=[s3://{BUCKET}/eval/missing.jsonl]", timeout=300)
+    assert r.returncode == 2 and "filters.contamination.eval_files.0: nothing at" in r.stderr, r.stderr[-2000:]
