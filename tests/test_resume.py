@@ -161,9 +161,13 @@ def test_a_killed_engine_is_restarted_and_the_run_is_the_uninterrupted_run(tmp_p
     proc = _start(cfg_path, log)
     try:
         deadline = time.time() + 600
-        while time.time() < deadline and proc.poll() is None and not _parts(run_dir):
-            time.sleep(0.2)  # engines up and generating: the first parts are committed
-        engines = _engines(proc.pid)
+        engines: list[int] = []
+        # engines up and generating: generated samples committed (error rows of bad input rows
+        # can be written before any engine has started) and an engine process to kill
+        while time.time() < deadline and proc.poll() is None and not engines:
+            time.sleep(0.2)
+            if [p for p in _parts(run_dir) if p.parent.name != "errors"]:
+                engines = _engines(proc.pid)
         assert proc.poll() is None and engines, "the job ended before an engine could be killed"
         os.kill(engines[0], signal.SIGKILL)  # one replica's engine process, mid-run
         assert proc.wait(timeout=900) == 0, log.read_text(errors="replace")[-3000:]
