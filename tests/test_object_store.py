@@ -70,6 +70,7 @@ def test_a_job_reads_and_writes_s3_and_trainers_load_it(s3, monkeypatch):
     fs.pipe(f"{BUCKET}/eval/eval.jsonl", (json.dumps({"prompt": first["prompt"]}) + "\n").encode())
     r = _job(env, f"input.path=s3://{BUCKET}/in/prompts.jsonl", f"output.path=s3://{BUCKET}/out",
              f"teacher.model={ARTIFACT_DIR}", "generation.samples_per_prompt=1", "output.run_id=s3-run",
+             "teacher.replicas=1",  # one engine: storage is under test here, not the replica pool
              "filters.order=[format, contamination]", f"filters.contamination.eval_files=[s3://{BUCKET}/eval/eval.jsonl]",
              "filters.contamination.n=3")
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
@@ -95,6 +96,7 @@ def test_a_job_reads_and_writes_s3_and_trainers_load_it(s3, monkeypatch):
 
     again = _job(env, f"input.path=s3://{BUCKET}/in/prompts.jsonl", f"output.path=s3://{BUCKET}/out",
                  f"teacher.model={ARTIFACT_DIR}", "generation.samples_per_prompt=1", "output.run_id=s3-run",
+                 "teacher.replicas=1",
                  "filters.order=[format, contamination]",
                  f"filters.contamination.eval_files=[s3://{BUCKET}/eval/eval.jsonl]", "filters.contamination.n=3",
                  timeout=300)
