@@ -35,7 +35,7 @@ from pydantic import Field
 from .answers import AnswerMethod, MathVerifier, choice_of, kind, states_text
 from .base import Filter, FilterConfig, Sample, Shared, Verdict, register
 from .extract import anchored, final_span, has_value, main_number, numbers, options, plain, same_number
-from .text import last_boxed
+from .text import last_boxed, shorten
 
 _GUESS = re.compile(
     r"\b(?:i'?ll|i will|let me|i'?m going to|i have to|i must|i'?d)\s+(?:just\s+|simply\s+)?guess\b"
@@ -83,7 +83,7 @@ class ThinkAnswerMismatchFilter(Filter):
         choice = self.s.method == "choice" or (self.s.method == "auto" and (
             (s.reference is not None and kind(s.reference) == "choice") or len(options(s.prompt)) >= 2))
         equal, how = agree(concluded, stated, s.prompt, self.verifier, choice)
-        detail = f"thinking concludes {_short(concluded)!r}; the answer says {_short(stated)!r} ({how})"
+        detail = f"thinking concludes {shorten(concluded, 60)!r}; the answer says {shorten(stated, 60)!r} ({how})"
         if equal is None:
             return self.skip("skipped_undecided", detail) if self.s.keep_undecided else \
                 self.reject("skipped_undecided", None, detail)
@@ -195,11 +195,6 @@ def results(sentence: str) -> list:
     if not found:  # no "=" or "is": every number it states ("1人12個です", "10번째 수는 1024")
         return every
     return found + every[-1:]  # and its last ("... ≡ 3")
-
-
-def _short(s: str, n: int = 60) -> str:
-    s = " ".join(s.split())
-    return s if len(s) <= n else s[:n] + "..."
 
 
 @register

@@ -29,13 +29,7 @@ from pydantic import Field
 
 from .answers import AnswerMethod, MathVerifier, compare
 from .base import Filter, FilterConfig, Sample, Shared, Verdict, register
-
-
-def _short(s: str | None, n: int = 80) -> str | None:
-    if s is None:
-        return None
-    s = " ".join(s.split())
-    return s if len(s) <= n else s[:n] + "..."
+from .text import shorten
 
 
 @register
@@ -82,7 +76,7 @@ class WrongAnswerFilter(Filter):
             return self.skip("skipped_no_answer_text", f"{turn}nothing to compare with reference {reference!r}")
         method = self.by_source.get(source or "", self.method)
         equal, used, extracted = compare(method, reference, answer, self.verifier, prompt)
-        detail = f"{turn}reference {reference!r} vs answer {_short(extracted)!r} ({used})"
+        detail = f"{turn}reference {reference!r} vs answer {shorten(extracted)!r} ({used})"
         if extracted is None:
             return self.reject("no_answer", 0.0, f"{turn}no final answer found to compare with reference {reference!r}")
         if equal is None:

@@ -48,6 +48,18 @@ def split_thinking(text: str, start: str = "<think>", end: str = "</think>") -> 
     return ThinkSplit(thinking.strip("\n"), answer.lstrip("\n"), opened, True, blocks)
 
 
+def shorten(s: str | None, n: int = 80) -> str | None:
+    """``s`` on one line, cut to ``n`` characters, for a verdict's detail.
+
+    >>> shorten("a  b\\nc", 3), shorten(None)
+    ('a b...', None)
+    """
+    if s is None:
+        return None
+    s = " ".join(s.split())
+    return s if len(s) <= n else s[:n] + "..."
+
+
 def last_boxed(text: str) -> str | None:
     """Content of the last closed ``\\boxed{...}`` (or ``\\fbox{...}``) in ``text``, braces
     balanced, or None. One pass over the text, however many boxes are left unclosed.

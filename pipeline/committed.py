@@ -167,11 +167,11 @@ def scan(fs, root: str, folders: dict[str, str], pack=None) -> Scan:
             s.transient.append(np.array([e in TRANSIENT for e in t["error"].to_pylist()], bool)
                                if status == "error" else np.zeros(t.num_rows, bool))
             if pack is not None and "location" in t.column_names:  # one entry per prompt of the file
-                owners = pack([loc if pid is not None else None for pid, loc in
-                               zip(t["prompt_id"].to_pylist(), t["location"].to_pylist())])
                 keys, at = np.unique(s.prompt_hashes[-1], return_index=True)
-                owned = owners[at] != NO_OWNER
-                s.owners.append((keys[owned], owners[at][owned]))
+                pids, locs = t["prompt_id"].take(at).to_pylist(), t["location"].take(at).to_pylist()
+                owners = pack([loc if pid is not None else None for pid, loc in zip(pids, locs)])
+                owned = owners != NO_OWNER
+                s.owners.append((keys[owned], owners[owned]))
     return s
 
 

@@ -100,9 +100,6 @@ class IdShard:
     def __len__(self) -> int:
         return len(self.keys) + len(self.recent)
 
-    def size(self) -> int:
-        return len(self)
-
 
 class IdLedger:
     """The shards and how to reach them; picklable, so it travels to the prepare workers.

@@ -2,7 +2,7 @@
 `ray start` on this machine (its own temp dir and ports), with the tiny teacher.
 
 The cluster's processes are found by the temp dir in their command lines and stopped by pid:
-only what this test started (never `ray stop`).
+only what this test started, never every Ray on the machine.
 """
 
 from __future__ import annotations
