@@ -14,7 +14,8 @@ read time, so a prompt fanned out to N samples could be marked done half written
 
 Keys: a row's prompt key is its ``prompt_id``, or ``@<location>`` for an input row that never
 became a prompt (invalid JSON, a duplicate id); a row's own key is its ``sample_id``, or
-``@<location>#<sample_index>``. ``DoneSet`` holds 8-byte hashes of the done prompt keys in a
+``@<location>#<sample_index>``, or ``~<prompt_id>`` for an ``earlier/`` row (a prompt an earlier
+run generated, ``pipeline.catalog``), which stands for all of its prompt's samples. ``DoneSet`` holds 8-byte hashes of the done prompt keys in a
 sorted numpy array: 10 million prompts cost 80 MB, and membership is a binary search.
 """
 
@@ -30,7 +31,8 @@ import pyarrow as pa
 TRANSIENT = frozenset({"engine_error", "engine_no_output", "request_timeout", "engine_died", "unfinished",
                        "deadline_reached"})
 KEY_COLUMNS = {"sample": ["sample_id", "prompt_id", "location", "sample_index"],
-               "error": ["sample_id", "prompt_id", "location", "sample_index", "error"]}
+               "error": ["sample_id", "prompt_id", "location", "sample_index", "error"],
+               "earlier": ["prompt_id", "location"]}
 NO_OWNER = np.uint64(2**64 - 1)
 
 
@@ -73,6 +75,8 @@ def prompt_keys(t: pa.Table) -> list[str]:
 
 
 def row_keys(t: pa.Table) -> list[str]:
+    if "sample_id" not in t.column_names:  # an earlier/ part: one row per prompt
+        return [f"~{k}" for k in prompt_keys(t)]
     sid = t["sample_id"].to_pylist()
     if "location" not in t.column_names:
         return sid
@@ -89,6 +93,7 @@ class Scan:
     row_hashes: list[np.ndarray] = field(default_factory=list)     # per file: its rows' own keys
     prompt_hashes: list[np.ndarray] = field(default_factory=list)  # per file: its rows' prompt keys
     transient: list[np.ndarray] = field(default_factory=list)      # per file: the row is a transient error
+    markers: list[bool] = field(default_factory=list)              # per file: earlier/ (a row is a whole prompt)
     owners: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list)  # per file: (prompt, input row)
     _first: np.ndarray | None = field(default=None, repr=False)
 
@@ -116,8 +121,14 @@ class Scan:
             return np.zeros(0, np.uint64)
         prompts, first = np.concatenate(self.prompt_hashes), self.first_copies()
         bad = np.unique(prompts[np.concatenate(self.transient)])
-        keys, counts = np.unique(prompts if first.all() else prompts[first], return_counts=True)
-        del prompts
+        # an earlier/ row stands for all of its prompt's samples
+        weights = np.concatenate([np.full(len(h), per_input if m else 1, np.int64)
+                                  for h, m in zip(self.prompt_hashes, self.markers)])
+        if not first.all():
+            prompts, weights = prompts[first], weights[first]
+        keys, at = np.unique(prompts, return_inverse=True)
+        counts = np.bincount(at, weights=weights, minlength=len(keys))
+        del prompts, weights, at
         return keys[(counts == per_input) & ~np.isin(keys, bad)]
 
     def owners_of(self, done: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -156,12 +167,13 @@ def scan(fs, root: str, folders: dict[str, str], pack=None) -> Scan:
 
     s = Scan()
     for status, folder in folders.items():
-        cols = KEY_COLUMNS["error" if status == "error" else "sample"]
+        cols = KEY_COLUMNS[status if status in ("error", "earlier") else "sample"]
         for path in sorted(fs.glob(f"{root}/{folder}/*.parquet")):
             with fs.open(path, "rb") as f:
                 pf = pq.ParquetFile(f)
                 t = pf.read(columns=[c for c in cols if c in pf.schema_arrow.names])
             s.paths.append(path)
+            s.markers.append(status == "earlier")
             s.row_hashes.append(key_hash(row_keys(t)))
             s.prompt_hashes.append(key_hash(prompt_keys(t)))
             s.transient.append(np.array([e in TRANSIENT for e in t["error"].to_pylist()], bool)

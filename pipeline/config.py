@@ -168,6 +168,11 @@ class OutputConfig(Strict):
     max_error_rate: float = Field(default=0.5, ge=0, le=1)
     """Most ``errors/`` rows a run may have, as a share of its expected samples, and still exit 0;
     above it the job exits 4 (the rows are written all the same). 1 = never."""
+    incremental: bool = True
+    """Skip the prompts that completed runs under the same ``path`` already generated with the
+    same generation settings (``pipeline.catalog.fingerprint``): a nightly run over a growing
+    input generates only what is new. Each skipped prompt leaves one row in ``earlier/`` naming
+    the run that holds its samples. Off = generate every prompt (e.g. to check reproducibility)."""
 
     @field_validator("run_id", mode="before")
     @classmethod

@@ -1,7 +1,8 @@
 """The run folder ``<output.path>/<run_id>/``: the only code that touches it.
 
 Layout: ``run.json`` (what the run is: its config and input, written first), ``accepted/``,
-``rejected/``, ``errors/`` (Parquet parts, named by the rows they hold), ``summary.json``
+``rejected/``, ``errors/`` (Parquet parts, named by the rows they hold), ``earlier/`` (an
+incremental run's prompts that earlier runs generated, ``pipeline.catalog``), ``summary.json``
 (written last, atomically: its existence means the run completed), and beside it
 ``unsolved.jsonl`` (adaptive runs) and ``budget_report.png`` (budget sweeps); ``_lock`` while a
 job writes it.
@@ -26,7 +27,9 @@ import time
 import pyarrow as pa
 
 #: Output folder per written status.
-FOLDERS = {"accepted": "accepted", "rejected": "rejected", "error": "errors"}
+FOLDERS = {"accepted": "accepted", "rejected": "rejected", "error": "errors", "earlier": "earlier"}
+#: The statuses of generated (or failed) samples; ``earlier`` rows stand for samples held elsewhere.
+SAMPLES = ("accepted", "rejected", "error")
 
 
 #: A lock whose holder has not refreshed it for this long is stale (its job died elsewhere).
@@ -163,8 +166,8 @@ class RunFolder:
 
     def make_folders(self) -> None:
         fs, root = self._fs
-        for folder in FOLDERS.values():
-            fs.makedirs(f"{root}/{folder}", exist_ok=True)
+        for status in SAMPLES:  # earlier/ only when a run has such rows
+            fs.makedirs(f"{root}/{FOLDERS[status]}", exist_ok=True)
 
     def write_part(self, folder: str, name: str, table: pa.Table) -> None:
         """One Parquet part, written aside and moved into ``folder``."""
@@ -175,6 +178,7 @@ class RunFolder:
         fs.makedirs(f"{root}/_tmp", exist_ok=True)
         with fs.open(tmp, "wb") as f:
             pq.write_table(table, f, compression="zstd")
+        fs.makedirs(f"{root}/{folder}", exist_ok=True)
         fs.mv(tmp, f"{root}/{folder}/{name}")
 
     def write_bytes(self, name: str, data: bytes) -> str:
@@ -213,13 +217,13 @@ class RunFolder:
         self.clean_scratch()
         return kept
 
-    def tables(self, columns: list[str]):
+    def tables(self, columns: list[str], statuses=tuple(FOLDERS)):
         """Every committed part, one at a time, as ``(status, table)`` with those of ``columns`` it has."""
         import pyarrow.parquet as pq
 
         fs, root = self._fs
-        for status, folder in FOLDERS.items():
-            for path in sorted(fs.glob(f"{root}/{folder}/*.parquet")):
+        for status in statuses:
+            for path in sorted(fs.glob(f"{root}/{FOLDERS[status]}/*.parquet")):
                 with fs.open(path, "rb") as f:
                     pf = pq.ParquetFile(f)
                     yield status, pf.read(columns=[c for c in columns if c in pf.schema_arrow.names])

@@ -5,7 +5,8 @@ contract, the error columns, and a few working columns that are never written. T
 projects each row onto one of the output schemas according to its ``status``:
 
 - ``accepted/`` and ``rejected/``: ``SAMPLE`` (one row per generated sample);
-- ``errors/``: ``ERROR`` (one row per sample that could not be made, with the reason).
+- ``errors/``: ``ERROR`` (one row per sample that could not be made, with the reason);
+- ``earlier/``: ``EARLIER`` (one row per prompt an earlier run already generated).
 
 A fixed schema per stage keeps blocks concatenable whatever mix of rows a batch holds
 (an all-errors batch has the same columns as a clean one).
@@ -72,6 +73,15 @@ ERROR = pa.schema([
     ("input", pa.string()),      # the raw input row (JSON), so nothing is lost
 ])
 
+#: earlier/ rows: a prompt this run skipped because a completed earlier run under the same
+#: output path generated it with the same generation settings (``output.incremental``). One row
+#: per prompt; it stands for the prompt's ``samples_per_input`` samples in the accounting.
+EARLIER = pa.schema([
+    ("prompt_id", pa.string()), ("run_id", pa.string()), ("source", pa.string()),
+    ("location", pa.string()),
+    ("generated_by", pa.string()),  # the run_id whose folder holds the prompt's samples
+])
+
 #: Working columns, dropped by the writer.
 _WORKING = [
     ("status", pa.string()),             # pending -> parsed -> accepted / rejected; or error
@@ -91,7 +101,9 @@ _WORKING = [
 ]
 
 STREAM = pa.schema(
-    list(SAMPLE) + [f for f in ERROR if f.name not in SAMPLE.names] + [pa.field(n, t) for n, t in _WORKING]
+    list(SAMPLE) + [f for f in ERROR if f.name not in SAMPLE.names]
+    + [f for f in EARLIER if f.name not in SAMPLE.names and f.name not in ERROR.names]
+    + [pa.field(n, t) for n, t in _WORKING]
 )
 
 

@@ -1,4 +1,5 @@
-"""The write stage: one Ray Data sink that splits the stream into accepted/, rejected/, errors/.
+"""The write stage: one Ray Data sink that splits the stream into accepted/, rejected/, errors/
+(and earlier/, the prompts an incremental run skipped).
 
 Each write task writes its rows as (up to) three Parquet files, one per folder, through the
 ``RunFolder``, and returns the ``Tally`` of what it wrote; the driver adds them up
@@ -16,10 +17,10 @@ from ray.data.block import BlockAccessor
 
 from .committed import file_name
 from .run_folder import FOLDERS, RunFolder
-from .schema import ERROR, SAMPLE, STREAM
+from .schema import EARLIER, ERROR, SAMPLE, STREAM
 from .tally import Tally
 
-SCHEMAS = {"accepted": SAMPLE, "rejected": SAMPLE, "error": ERROR}
+SCHEMAS = {"accepted": SAMPLE, "rejected": SAMPLE, "error": ERROR, "earlier": EARLIER}
 
 
 class SplitParquetSink(Datasink):

@@ -17,12 +17,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 #: Statuses a written row can have, and where it goes.
-WRITTEN = ("accepted", "rejected", "error")
+WRITTEN = ("accepted", "rejected", "error", "earlier")
 TOKEN_COLUMNS = ("prompt_tokens", "thinking_tokens", "answer_tokens", "completion_tokens")
 _OUTCOME = {True: "passed", False: "failed", None: "skipped"}
 _FOLLOWED = {True: "followed", False: "not_followed", None: "no_flag"}
 _COLUMNS = ["status", "reject_reason", "error", "mode", "source", "budget_hit", "verdicts", "thinking_budget",
-            "replica", "t_submit", "t_done", "flag", "flag_turn", "turns", *TOKEN_COLUMNS]
+            "replica", "t_submit", "t_done", "flag", "flag_turn", "turns", "generated_by", *TOKEN_COLUMNS]
 
 
 @dataclass
@@ -45,6 +45,7 @@ class Tally:
     status: Counter = field(default_factory=Counter)        # accepted / rejected / error
     rejected: Counter = field(default_factory=Counter)      # reject_reason
     errors: Counter = field(default_factory=Counter)        # error reason
+    earlier: Counter = field(default_factory=Counter)       # run that generated a skipped prompt -> prompts
     by_mode: Counter = field(default_factory=Counter)       # (mode, status) of samples
     by_source: Counter = field(default_factory=Counter)     # (source, status) of samples
     budget_hit: int = 0
@@ -98,6 +99,9 @@ class Tally:
             self.replicas.setdefault(r["replica"], Window(w.start, w.end)).add(w)
         status = r["status"] if r["status"] in WRITTEN else "error"
         self.status[status] += 1
+        if status == "earlier":  # a prompt, not a sample: its samples are in another run
+            self.earlier[r["generated_by"]] += 1
+            return
         if status == "rejected":
             self.rejected[r["reject_reason"]] += 1
         elif status == "error":
@@ -130,7 +134,7 @@ class Tally:
     def add(self, other: "Tally") -> "Tally":
         for name in ("rows", "files", "budget_hit"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
-        for name in ("status", "rejected", "errors", "by_mode", "by_source", "tokens", "filters", "filter_reasons",
+        for name in ("status", "rejected", "errors", "earlier", "by_mode", "by_source", "tokens", "filters", "filter_reasons",
                      "budgets", "flags", "turns"):
             getattr(self, name).update(getattr(other, name))
         for name, w in other.replicas.items():

@@ -1,7 +1,8 @@
 """End to end: the generation job on the real engine (tiny teacher, 2 replicas, both modes).
 
 One input file mixes good prompts with planted bad rows; the job runs twice with the same
-config (two run ids) and everything below reads the Parquet output back with `datasets`.
+config (two run ids) and everything below reads the Parquet output back with `datasets`. A third,
+incremental run over that file and a new one (the next night) generates only the new prompts.
 """
 
 from __future__ import annotations
@@ -66,7 +67,7 @@ def planted_input(tmp_path_factory) -> dict:
     return {"path": path, "errors": expected, "inputs": len([l for l in lines if l.strip()])}
 
 
-def job_config(input_path: Path, out: Path, run_id: str):
+def job_config(input_path: Path, out: Path, run_id: str, incremental: bool = True):
     from pipeline.loading import load_config
 
     return load_config(data={
@@ -82,7 +83,7 @@ def job_config(input_path: Path, out: Path, run_id: str):
              "sampling": {"temperature": 0.7, "top_p": 0.8, "top_k": 20, "max_tokens": 64}}]},
         # room for math-verify on a loaded machine: the rejudge test compares two judgements
         "filters": {"wrong_answer": {"timeout_s": 60}},
-        "output": {"path": str(out), "run_id": run_id, "keep_prompt_text": True},
+        "output": {"path": str(out), "run_id": run_id, "keep_prompt_text": True, "incremental": incremental},
         "ray": {"batch_size": 8},
     })
 
@@ -92,7 +93,8 @@ def runs(planted_input, tmp_path_factory, ray_session):
     from pipeline.runs.generate import run
 
     out = tmp_path_factory.mktemp("out")
-    summaries = {rid: run(job_config(planted_input["path"], out, rid)) for rid in ("a", "b")}
+    # b repeats a (not incremental, so it generates everything again): the same samples
+    summaries = {rid: run(job_config(planted_input["path"], out, rid, incremental=rid == "a")) for rid in ("a", "b")}
     return {"out": out, "summaries": summaries}
 
 
@@ -307,3 +309,58 @@ def CONFIG_FOR_FILTER(tmp_path):
     p = tmp_path / "filter.yaml"
     p.write_text("dialect: qwen3\nray: {batch_size: 16}\nfilters: {wrong_answer: {timeout_s: 60}}\n")
     return p
+
+
+NEW = 3  # prompts in the next night's file
+
+
+@pytest.fixture(scope="session")
+def next_night(runs, planted_input, tmp_path_factory):
+    """The next night: last night's file delivered again (another path) beside a new file."""
+    from pipeline.runs.generate import run
+
+    folder = tmp_path_factory.mktemp("nightly-input")
+    (folder / "day1.jsonl").write_text(planted_input["path"].read_text(encoding="utf-8"), encoding="utf-8")
+    new = PROMPTS_PATH.read_text(encoding="utf-8").splitlines()[GOOD:GOOD + NEW]
+    (folder / "day2.jsonl").write_text("\n".join(new) + "\n", encoding="utf-8")
+    summary = run(job_config(folder, runs["out"], "c"))
+    return {"summary": summary, "new_ids": [json.loads(line)["id"] for line in new]}
+
+
+def test_an_incremental_run_generates_only_new_prompts_and_accounts_for_the_rest(runs, planted_input, next_night):
+    from collections import Counter
+
+    c = next_night["summary"]
+    errors_a = load(runs["out"], "a", "errors")
+    # every prompt a decided (the good ones, and one too long for the engine, an error it would make again)
+    decided = {r["prompt_id"] for r in generated(runs, "a") + errors_a if r["prompt_id"] is not None}
+    assert len(decided) == GOOD + 2
+    assert c["accounted"] and c["inputs"] == planted_input["inputs"] + NEW
+    assert c["earlier"]["prompts"] == len(decided) and c["earlier"]["samples"] == len(decided) * PER_PROMPT
+    # the oldest completed run holding a prompt is named (b holds them too); both were consulted
+    assert c["earlier"]["by_run"] == {"a": len(decided)} and c["earlier"]["runs_consulted"] == ["a", "b"]
+    assert c["accepted"] + c["rejected"]["total"] == NEW * PER_PROMPT
+    # rows that never became a prompt are still bad: reported again, tonight
+    assert c["errors"]["by_reason"] == dict(Counter(r["error"] for r in errors_a if r["prompt_id"] is None))
+    made = generated(runs, "c")
+    assert sorted({r["prompt_id"] for r in made}) == sorted(next_night["new_ids"])
+    assert not {r["sample_id"] for r in made} & {r["sample_id"] for r in generated(runs, "a")}
+    earlier = load(runs["out"], "c", "earlier")
+    assert {r["prompt_id"] for r in earlier} == decided and {r["generated_by"] for r in earlier} == {"a"}
+    assert all(r["location"].split(":")[0].endswith("day1.jsonl") for r in earlier)
+
+
+def test_the_manifest_loads_everything_accepted_to_date_in_one_call(runs, next_night):
+    import datasets
+
+    from pipeline.catalog import read_manifest
+
+    m = read_manifest(str(runs["out"]))
+    assert [r["run_id"] for r in m["runs"]] == ["a", "b", "c"]
+    assert len({r["fingerprint"] for r in m["runs"]}) == 1 and next_night["summary"]["fingerprint"] == m["runs"][0]["fingerprint"]
+    ds = datasets.load_dataset("parquet", data_files=m["accepted"], split="train")
+    per_run = {rid: load(runs["out"], rid, "accepted") for rid in ("a", "b", "c")}
+    assert len(ds) == sum(len(v) for v in per_run.values()) == sum(r["accepted"] for r in m["runs"])
+    assert sorted(ds["sample_id"]) == sorted(r["sample_id"] for v in per_run.values() for r in v)
+    # the files are named relative to the root too, so a copied root still resolves
+    assert all((runs["out"] / f).is_file() for r in m["runs"] for f in r["files"])

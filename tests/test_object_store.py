@@ -102,6 +102,25 @@ def test_a_job_reads_and_writes_s3_and_trainers_load_it(s3, monkeypatch):
                  timeout=300)
     assert again.returncode == 0 and "already complete" in again.stdout, again.stdout[-2000:]
 
+    # the next night: two new prompts beside last night's file; only they are generated
+    new = (ROOT / "tests" / "tiny_teacher" / "prompts.jsonl").read_text(encoding="utf-8").splitlines()[6:8]
+    fs.pipe(f"{BUCKET}/in/day2.jsonl", ("\n".join(new) + "\n").encode())
+    night = _job(env, f"input.path=s3://{BUCKET}/in/*.jsonl", f"output.path=s3://{BUCKET}/out",
+                 f"teacher.model={ARTIFACT_DIR}", "generation.samples_per_prompt=1", "output.run_id=s3-night-2",
+                 "teacher.replicas=1", "filters.order=[format, contamination]",
+                 f"filters.contamination.eval_files=[s3://{BUCKET}/eval/eval.jsonl]", "filters.contamination.n=3")
+    assert night.returncode == 0, night.stdout[-3000:] + night.stderr[-3000:]
+    second = json.loads(fs.cat(f"{BUCKET}/out/s3-night-2/summary.json"))
+    assert second["accounted"] and second["inputs"] == 8
+    assert second["earlier"]["by_run"] == {"s3-run": 6}
+    assert second["accepted"] + second["rejected"]["total"] + second["errors"]["total"] == 2 * summary["samples_per_input"]
+    # the manifest at the root names both nights' accepted files as s3:// URLs: one call loads them all
+    manifest = json.loads(fs.cat(f"{BUCKET}/out/manifest.json"))
+    assert [r["run_id"] for r in manifest["runs"]] == ["s3-run", "s3-night-2"]
+    assert manifest["accepted"] and all(u.startswith(f"s3://{BUCKET}/out/") for u in manifest["accepted"])
+    everything = load_dataset("parquet", data_files=manifest["accepted"], storage_options=opts, split="train")
+    assert len(everything) == summary["accepted"] + second["accepted"]
+
 
 def test_a_missing_s3_eval_file_fails_at_plan_time(s3):
     env, _ = s3

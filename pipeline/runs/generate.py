@@ -6,7 +6,9 @@ the folder holds: the summary (last, counted from the committed parts), the budg
 sweep, the unsolved prompts of an adaptive run.
 
 Re-running the same command after a crash resumes: the prompts already committed are kept and
-skipped, half-written ones are redone (``pipeline.committed``).
+skipped, half-written ones are redone (``pipeline.committed``). With ``output.incremental`` the
+prompts that completed runs under the same output path generated with the same settings are
+skipped too (``pipeline.catalog``); a completed run rebuilds the output root's ``manifest.json``.
 """
 
 from __future__ import annotations
@@ -14,12 +16,13 @@ from __future__ import annotations
 import json
 import time
 
+from .. import catalog
 from .. import summary as summaries
 from ..cluster import check_resources, init_ray
 from ..committed import DoneSet
 from ..config import JobConfig
 from ..ledger import IdLedger, Locations
-from ..run_folder import RunFolder
+from ..run_folder import SAMPLES, RunFolder
 from ..stages import GENERATION, Context, chain
 from ..stages.read import read_input
 from ..stages.suspects import call
@@ -54,26 +57,35 @@ def run(cfg: JobConfig, p: RunPlan | None = None) -> dict:
     p = p or make_plan(cfg)
     check_teacher(cfg.teacher)
     folder = RunFolder(p.run_url)
-    state = folder.open(identity(cfg, p), cfg.output.overwrite)
+    ident = identity(cfg, p)
+    state = folder.open(ident, cfg.output.overwrite)
     if state == "complete":
+        catalog.write_manifest(cfg.output.path)  # idempotent: a manifest lost or older than the run
         return {**folder.read_summary(), "already_complete": True}
+    if cfg.output.overwrite:  # a completed run this one replaces leaves the manifest now
+        catalog.write_manifest(cfg.output.path)
     with folder.lock():
         locations = Locations(p.files.paths)
         done, dropped, owners = (folder.reconcile(p.samples_per_input, locations.pack_all) if state == "resume"
                                  else (DoneSet.of([]), 0, None))
+        fp = catalog.fingerprint(ident["config"])
+        earlier, earlier_runs = (catalog.earlier_prompts(cfg.output.path, fp, cfg.output.run_id)
+                                 if cfg.output.incremental else (None, []))
         init_ray(cfg.ray.address, p.ray_cpus)
         check_resources(*resource_needs(cfg, p))
         ledger = IdLedger.start(p.files.paths, p.inputs, seed=owners)
         sink = SplitParquetSink(folder, cfg.output.rows_per_file)
         started = time.time()
         deadline = started + cfg.ray.deadline_s if cfg.ray.deadline_s else None
-        ctx = Context(cfg, p, done, ledger, deadline)
+        ctx = Context(cfg, p, done, ledger, deadline, earlier)
         chain(read_input(p.files, cfg.input.limit), GENERATION, ctx).write_datasink(sink)
         folder.reconcile(None)  # a write task Ray retried may have left a second copy: drop it
         t = Tally.of_committed(folder).timing_from(sink.tally)
         stats = call(ctx.shared["deaths"], "stats") if "deaths" in ctx.shared else None
         summary = summaries.build(cfg, p.inputs, p.samples_per_input, p.run_url, t, time.time() - started, stats)
         summary["resumed"] = {"prompts_kept": len(done), "rows_dropped": dropped} if state == "resume" else None
+        summary["fingerprint"] = fp
+        summary["earlier"]["runs_consulted"] = earlier_runs
         if deadline is not None and time.time() >= deadline and (
                 summary["missing"] or "deadline_reached" in summary["errors"]["by_reason"]):
             # not complete: no summary.json (a re-run resumes); what it got to, for the log
@@ -86,6 +98,7 @@ def run(cfg: JobConfig, p: RunPlan | None = None) -> dict:
         if cfg.generation.adaptive:
             summary["adaptive"] = adaptive(cfg, folder)
         folder.finish(summary)
+    catalog.write_manifest(cfg.output.path)
     return summary
 
 
@@ -97,7 +110,7 @@ def adaptive(cfg: JobConfig, folder: RunFolder) -> dict:
     order = {m.name: (i, m.budgets) for i, m in enumerate(g.modes)}
     groups: dict[str, list[dict]] = {}
     for status, t in folder.tables(["prompt_id", "mode", "verdicts", "source", "reference", "messages",
-                                    "thinking_budget", "sample_index"]):
+                                    "thinking_budget", "sample_index"], SAMPLES):
         for r in t.to_pylist():
             if r["prompt_id"] is not None:
                 groups.setdefault(r["prompt_id"], []).append({**r, "status": status})

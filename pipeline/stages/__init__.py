@@ -47,6 +47,7 @@ class Context:
     done: Any = None     # a resumed run: the prompts already committed (``committed.DoneSet``)
     ledger: Any = None   # the duplicate-id ledger (``ledger.IdLedger``), seeded on resume
     deadline: float | None = None  # epoch seconds after which no new work starts (``ray.deadline_s``)
+    earlier: Any = None  # an incremental run: prompts earlier runs generated (``catalog.Earlier``)
     #: run-wide actors a stage makes and the run reads back when the data is written
     shared: dict = field(default_factory=dict)
 

@@ -1,0 +1,210 @@
+"""The output root ``<output.path>/``: the runs it holds, what they generated, ``manifest.json``.
+
+A nightly job writes one run folder per night under one output path. This module looks across
+them (``pipeline.run_folder`` looks inside one):
+
+- ``fingerprint``: the settings a run's samples depend on (teacher, dialect, the engine's
+  numerics, the generation section, how prompts are read). Runs with the same fingerprint make
+  the same samples of a prompt: the same sample ids and seeds. Speed settings, the input's
+  location, the output section and the filters are not in it (the filters judge samples; to
+  re-judge, run ``jobs.filter``).
+- ``earlier_prompts``: the prompts that completed runs with a fingerprint generated, and which
+  run holds each (the oldest). An incremental run (``output.incremental``) skips them, each with
+  one ``earlier/`` row. A prompt counts as generated when a completed run holds any of its
+  samples other than transient errors (an engine error, a timeout); a prompt whose samples were
+  all transient errors is generated again. So no sample id is in two runs' ``accepted/``.
+- ``write_manifest``: ``manifest.json``, rebuilt from the completed runs' folders each time (so
+  it can never drift from them), written atomically: every completed run, its counts and its
+  accepted files, and ``accepted``, every accepted file to date, for one
+  ``datasets.load_dataset("parquet", data_files=manifest["accepted"])``.
+
+Two runs finishing at once under one path both rebuild the manifest; each lists the runs again
+after writing and writes once more if the list changed, so the last writer's manifest holds
+both. ``python -m jobs.manifest PATH`` rebuilds it by hand.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from .committed import TRANSIENT, key_hash
+from .ids import fingerprint as digest
+
+MANIFEST = "manifest.json"
+#: Of the teacher's engine settings, those that change what the engine generates.
+ENGINE_NUMERICS = ("dtype", "max_model_len", "seed", "trust_remote_code", "extra")
+
+
+def fingerprint(config: dict) -> str:
+    """The generation fingerprint of a run's config (as dumped in ``run.json``'s identity).
+
+    >>> c = {"teacher": {"model": "m", "dialect": "qwen3", "replicas": 2, "engine": {"dtype": "auto"}},
+    ...      "generation": {"seed": 0}, "input": {"path": "a.jsonl", "columns": {}}}
+    >>> fingerprint(c) == fingerprint({**c, "input": {"path": "b.jsonl", "columns": {}}})
+    True
+    >>> fingerprint(c) == fingerprint({**c, "generation": {"seed": 1}})
+    False
+    """
+    t, e = config["teacher"], config["teacher"].get("engine", {})
+    return digest({
+        "teacher": {"model": t["model"], "dialect": t.get("dialect"),
+                    "engine": {k: e.get(k) for k in ENGINE_NUMERICS}},
+        "generation": config.get("generation"),
+        "input": {k: config.get("input", {}).get(k) for k in ("columns", "system_prompt")},
+    })
+
+
+@dataclass(frozen=True)
+class RunEntry:
+    """A completed run under the output root."""
+
+    run_id: str
+    url: str           # the run folder
+    fingerprint: str
+    created: float
+    summary: dict
+
+
+def _fs(url: str):
+    import fsspec
+
+    fs, root = fsspec.core.url_to_fs(url)
+    return fs, root.rstrip("/")
+
+
+def _url(fs, path: str) -> str:
+    """A path as a reader outside this process names it: local paths stay paths, others get
+    their protocol back (``s3://bucket/...``)."""
+    protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
+    return path if protocol in ("file", "local") else fs.unstrip_protocol(path)
+
+
+def completed_runs(root_url: str) -> list[RunEntry]:
+    """Every completed thinkmill run directly under ``root_url``, oldest first."""
+    fs, root = _fs(root_url)
+    if not fs.exists(root):
+        return []
+    out = []
+    for path in fs.glob(f"{root}/*/summary.json"):
+        folder = path.rsplit("/", 1)[0]
+        try:
+            with fs.open(f"{folder}/run.json", "r") as f:
+                run = json.load(f)
+            with fs.open(path, "r") as f:
+                summary = json.load(f)
+        except (FileNotFoundError, json.JSONDecodeError, UnicodeDecodeError):
+            continue  # not a thinkmill run, or one being replaced
+        if not run.get("thinkmill_run") or "identity" not in run:
+            continue
+        out.append(RunEntry(folder.rsplit("/", 1)[-1], _url(fs, folder), fingerprint(run["identity"]["config"]),
+                            run.get("created", 0.0), summary))
+    return sorted(out, key=lambda r: (r.created, r.run_id))
+
+
+class Earlier:
+    """The prompts earlier runs generated: 8-byte hashes of their prompt ids (sorted) and, per
+    hash, which run holds it. Picklable (it travels to the prepare workers); 10 bytes a prompt.
+
+    >>> e = Earlier.of({"night-1": ["p1", "p2"], "night-2": ["p2", "p3"]})
+    >>> e.run_of("p2"), e.run_of("p3"), e.run_of("p4"), len(e)
+    ('night-1', 'night-2', None, 3)
+    """
+
+    def __init__(self, hashes: np.ndarray, runs: np.ndarray, names: list[str]):
+        self.hashes, self.runs, self.names = hashes, runs, names
+
+    @classmethod
+    def of(cls, by_run: dict[str, list[str]]) -> "Earlier":
+        """From prompt ids per run, oldest run first (the oldest holding a prompt is named)."""
+        return cls.merge([(name, key_hash(ids)) for name, ids in by_run.items()])
+
+    @classmethod
+    def merge(cls, per_run: list[tuple[str, np.ndarray]]) -> "Earlier":
+        if not per_run:
+            return cls(np.zeros(0, np.uint64), np.zeros(0, np.int16), [])
+        hashes = np.concatenate([h for _, h in per_run]).astype(np.uint64)
+        runs = np.concatenate([np.full(len(h), i, np.int16) for i, (_, h) in enumerate(per_run)])
+        keys, first = np.unique(hashes, return_index=True)  # first occurrence: the oldest run
+        return cls(keys, runs[first], [name for name, _ in per_run])
+
+    def run_of(self, prompt_id: str) -> str | None:
+        if not len(self.hashes):
+            return None
+        h = key_hash([prompt_id])[0]
+        i = int(np.searchsorted(self.hashes, h))
+        return self.names[int(self.runs[i])] if i < len(self.hashes) and self.hashes[i] == h else None
+
+    def __len__(self) -> int:
+        return len(self.hashes)
+
+
+def generated_prompts(run_url: str) -> np.ndarray:
+    """Hashes of the prompt ids a run folder holds samples of, transient errors aside."""
+    import pyarrow.parquet as pq
+
+    fs, root = _fs(run_url)
+    hashes = []
+    for folder in ("accepted", "rejected", "errors"):
+        for path in sorted(fs.glob(f"{root}/{folder}/*.parquet")):
+            with fs.open(path, "rb") as f:
+                pf = pq.ParquetFile(f)
+                t = pf.read(columns=[c for c in ("prompt_id", "error") if c in pf.schema_arrow.names])
+            pids = t["prompt_id"].to_pylist()
+            errors = t["error"].to_pylist() if "error" in t.column_names else [None] * len(pids)
+            hashes.append(key_hash([p for p, e in zip(pids, errors) if p is not None and e not in TRANSIENT]))
+    return np.unique(np.concatenate(hashes)) if hashes else np.zeros(0, np.uint64)
+
+
+def earlier_prompts(root_url: str, fp: str, this_run: str) -> tuple[Earlier, list[str]]:
+    """The prompts completed runs under ``root_url`` with fingerprint ``fp`` (other than
+    ``this_run``) generated, and those runs' ids (oldest first)."""
+    runs = [r for r in completed_runs(root_url) if r.fingerprint == fp and r.run_id != this_run]
+    return Earlier.merge([(r.run_id, generated_prompts(r.url)) for r in runs]), [r.run_id for r in runs]
+
+
+def build_manifest(root_url: str) -> dict:
+    fs, root = _fs(root_url)
+    runs, accepted = [], []
+    for r in completed_runs(root_url):
+        files = sorted(fs.glob(f"{root}/{r.run_id}/accepted/*.parquet"))
+        s = r.summary
+        runs.append({
+            "run_id": r.run_id, "fingerprint": r.fingerprint, "teacher": s.get("teacher"),
+            "created": r.created, "accepted": s.get("accepted"),
+            "rejected": (s.get("rejected") or {}).get("total"), "errors": (s.get("errors") or {}).get("total"),
+            "earlier_prompts": (s.get("earlier") or {}).get("prompts", 0),
+            "files": [p[len(root) + 1:] for p in files],  # relative to the root
+        })
+        accepted += [_url(fs, p) for p in files]
+    return {"thinkmill_manifest": 1, "path": _url(fs, root), "runs": runs, "accepted": accepted}
+
+
+def write_manifest(root_url: str, rounds: int = 5) -> dict:
+    """Rebuild ``manifest.json`` from the completed runs and write it atomically; again while
+    the list of runs changed under it (another run finished meanwhile)."""
+    fs, root = _fs(root_url)
+    manifest = build_manifest(root_url)
+    for _ in range(rounds):
+        body = {**manifest, "updated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        tmp = f"{root}/.{MANIFEST}.{os.getpid()}.{os.urandom(4).hex()}.tmp"
+        with fs.open(tmp, "w") as f:
+            json.dump(body, f, indent=1)
+        fs.mv(tmp, f"{root}/{MANIFEST}")  # a rename on a local disk; copy + delete on object stores
+        again = build_manifest(root_url)
+        if again == manifest:
+            return body
+        manifest = again
+    return body
+
+
+def read_manifest(root_url: str, storage_options: dict | None = None) -> dict:
+    """``manifest.json`` of an output root."""
+    import fsspec
+
+    with fsspec.open(f"{root_url.rstrip('/')}/{MANIFEST}", "r", **(storage_options or {})) as f:
+        return json.load(f)
