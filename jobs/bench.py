@@ -29,7 +29,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from jobs.bench_state import bench_resume
+from jobs.bench_state import bench_incremental, bench_resume
 
 
 def bench_quality() -> str:
@@ -211,13 +211,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--config", default="configs/local.yaml")
     ap.add_argument("--prompts", type=int, default=512)
     ap.add_argument("--out", type=Path, default=Path("docs/bench.md"))
-    ap.add_argument("--only", choices=["generation", "filters", "quality", "resume"], help="run one of the benchmarks")
+    ap.add_argument("--only", choices=["generation", "filters", "quality", "resume", "incremental"], help="run one of the benchmarks")
     args = ap.parse_args(argv)
 
     small = {"resume": ("## Resume state", bench_resume,
                         "what a resume holds in memory for a run folder of 10 million committed rows (4 per prompt), "
                         "in a fresh process. The scan reads only key columns; here the keys are made in memory, so "
                         "Parquet reading is not included"),
+             "incremental": ("## Incremental start", bench_incremental,
+                             "what an incremental run reads at its start: the `prompt_id` / `error` columns of "
+                             "every earlier night with its fingerprint (here 5 nights of 1 million prompts x 2 "
+                             "samples, as Parquet parts of 100k rows on the local disk), in a fresh process"),
              "filters": ("## Filter throughput", bench_filters, ""),
              "quality": ("## Filter quality", bench_quality,
                          "per-filter precision and recall and the share of good samples accepted on the labeled "

@@ -1,6 +1,7 @@
-"""The resume-state benchmarks of ``make bench`` (``--only resume``): what a resumed run holds in
-memory for a run folder of 10 million committed rows, and one duplicate-id ledger shard at its
-full share. Each runs in a fresh process, its peak memory read from the kernel."""
+"""The state benchmarks of ``make bench``: what a resumed run holds in memory for a run folder of
+10 million committed rows, and one duplicate-id ledger shard at its full share (``--only resume``);
+what an incremental run reads at its start from earlier nights' folders (``--only incremental``).
+Each runs in a fresh process, its peak memory read from the kernel."""
 
 from __future__ import annotations
 
@@ -96,3 +97,73 @@ def bench_resume(n_rows: int = 10_000_000, per_input: int = 4) -> str:
             f"| ids in one shard | claim, per id (batches of 256, hashing included) | bytes per id | "
             f"peak memory of the shard |\n|---:|---:|---:|---:|\n"
             f"| {led['ids']:,} | {led['claim_us']:.1f} us | {led['bytes_per_id']:.0f} B | {led['peak_mb']:.0f} MB |\n")
+
+
+def _write_nights(root: str, nights: int, prompts: int, per_input: int) -> str:
+    """``nights`` completed run folders of ``prompts`` prompts x ``per_input`` rows each, as
+    Parquet parts of 100k rows holding the key columns (the rest of a sample's columns are not
+    read); returns their generation fingerprint."""
+    import json
+    import os
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from pipeline import catalog
+    from pipeline.loading import load_config
+
+    cfg = json.loads(load_config("configs/local.yaml").model_dump_json())
+    for night in range(nights):
+        run = f"{root}/night-{night}"
+        os.makedirs(f"{run}/accepted")
+        with open(f"{run}/run.json", "w") as f:
+            json.dump({"thinkmill_run": 1, "identity": {"config": cfg, "input": {}}, "created": night}, f)
+        rows = prompts * per_input
+        for start in range(0, rows, 100_000):
+            idx = range(start, min(start + 100_000, rows))
+            pids = [f"night{night}-{i // per_input:09d}" for i in idx]
+            pq.write_table(pa.table({"sample_id": [f"{i:024x}" for i in idx], "prompt_id": pids}),
+                           f"{run}/accepted/part-{start:09d}.parquet", compression="zstd")
+        with open(f"{run}/summary.json", "w") as f:
+            json.dump({"accepted": rows}, f)
+    return catalog.fingerprint(cfg)
+
+
+def _incremental_state(root: str, fp: str, results) -> None:
+    """In a fresh process: the earlier set an incremental run builds from the folders under ``root``."""
+    import fsspec  # noqa: F401 - imported before the peak is reset: a driver has them loaded anyway
+    import pyarrow.compute  # noqa: F401
+    import pyarrow.parquet  # noqa: F401
+
+    from pipeline import catalog
+
+    base = _peak_reset()
+    t0 = time.perf_counter()
+    earlier, runs = catalog.earlier_prompts(root, fp, this_run="tonight")
+    t1 = time.perf_counter()
+    hits = sum(earlier.run_of(f"night0-{i:09d}") is not None for i in range(10_000))
+    t2 = time.perf_counter()
+    catalog.write_manifest(root)
+    t4 = time.perf_counter()
+    results.put({"runs": len(runs), "prompts": len(earlier), "build_s": t1 - t0, "lookup_us": (t2 - t1) / 10_000 * 1e6,
+                 "hits": hits, "peak_mb": (_status_kb("VmHWM") - base) / 1024,
+                 "shipped_mb": (earlier.hashes.nbytes + earlier.runs.nbytes) / 2**20, "manifest_s": t4 - t2})
+
+
+def bench_incremental(nights: int = 5, prompts: int = 1_000_000, per_input: int = 2) -> str:
+    import shutil
+    import tempfile
+
+    root = tempfile.mkdtemp(prefix="thinkmill-bench-nights-")
+    try:
+        t0 = time.perf_counter()
+        fp = _write_nights(root, nights, prompts, per_input)
+        written = time.perf_counter() - t0
+        r = _in_fresh_process(_incremental_state, root, fp)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    return (f"| earlier nights | prompts they made (rows) | reading them into the earlier set | lookup in prepare | "
+            f"peak memory added | shipped to prepare | manifest rebuilt |\n|---:|---:|---:|---:|---:|---:|---:|\n"
+            f"| {r['runs']} | {r['prompts']:,} ({r['prompts'] * per_input:,}) | {r['build_s']:.1f} s | "
+            f"{r['lookup_us']:.1f} us | {r['peak_mb']:.0f} MB | {r['shipped_mb']:.0f} MB | {r['manifest_s']:.2f} s |\n\n"
+            f"(Writing the {nights} folders took {written:.0f} s and is not counted.)\n")

@@ -145,6 +145,8 @@ class Earlier:
 
 def generated_prompts(run_url: str) -> np.ndarray:
     """Hashes of the prompt ids a run folder holds samples of, transient errors aside."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
     fs, root = _fs(run_url)
@@ -154,9 +156,10 @@ def generated_prompts(run_url: str) -> np.ndarray:
             with fs.open(path, "rb") as f:
                 pf = pq.ParquetFile(f)
                 t = pf.read(columns=[c for c in ("prompt_id", "error") if c in pf.schema_arrow.names])
-            pids = t["prompt_id"].to_pylist()
-            errors = t["error"].to_pylist() if "error" in t.column_names else [None] * len(pids)
-            hashes.append(key_hash([p for p, e in zip(pids, errors) if p is not None and e not in TRANSIENT]))
+            if "error" in t.column_names:
+                t = t.filter(pc.invert(pc.fill_null(pc.is_in(t["error"], pa.array(sorted(TRANSIENT))), False)))
+            # once per prompt, not per sample: hashing is most of the cost
+            hashes.append(key_hash(pc.unique(t["prompt_id"].drop_null()).to_pylist()))
     return np.unique(np.concatenate(hashes)) if hashes else np.zeros(0, np.uint64)
 
 
