@@ -43,6 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     from pipeline.runs.generate import run
     from pipeline.runs.plan import describe, make_plan
     from pipeline.stages.read import InputError
+    from pipeline.storage import masked
     from pipeline.summary import format_summary
 
     try:
@@ -55,7 +56,9 @@ def main(argv: list[str] | None = None) -> int:
         print("plan (dry run: nothing started)")
         print(describe(cfg, plan))
         print("\nresolved config")
-        print(yaml.safe_dump(json.loads(cfg.model_dump_json()), sort_keys=False).rstrip())
+        resolved = json.loads(cfg.model_dump_json())
+        resolved["storage_options"] = masked(resolved["storage_options"])
+        print(yaml.safe_dump(resolved, sort_keys=False).rstrip())
         return 0
     from pipeline.cluster import ClusterError
 

@@ -34,12 +34,23 @@ def check_resources(needs: dict[str, float], what: str) -> None:
                            f"teacher.replicas / teacher.resources / ray.cpu_stage_actors")
 
 
-def init_ray(address: str, embedded_cpus: int | None) -> None:
+def init_ray(address: str, embedded_cpus: int | None, storage_options: dict | None = None) -> None:
+    """Start or join Ray. ``storage_options`` reach every worker of the job through its runtime
+    environment (``pipeline.storage``); under ``ray job submit`` they join the job's own."""
     import ray
 
+    from .storage import env_vars
+
     if ray.is_initialized():
+        if storage_options:
+            import warnings
+
+            warnings.warn("storage_options: Ray was already started in this process, so its workers get them only "
+                          "if they were started with the FSSPEC_<PROTOCOL> variables (pipeline.storage.env_vars)",
+                          stacklevel=2)
         return
+    runtime_env = {"env_vars": env_vars(storage_options)} if storage_options else None
     if embedded_cpus is None:  # a cluster: given address, or the one `ray job submit` runs us in
-        ray.init(address=address or None)
+        ray.init(address=address or None, runtime_env=runtime_env)
     else:
-        ray.init(num_cpus=embedded_cpus, include_dashboard=False)
+        ray.init(num_cpus=embedded_cpus, include_dashboard=False, runtime_env=runtime_env)

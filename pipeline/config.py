@@ -12,11 +12,11 @@ engine starts. The ``filters`` section is ``filters.FiltersConfig``, owned by th
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from datetime import datetime, timezone
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from filters import FiltersConfig
 
@@ -204,6 +204,17 @@ class RayConfig(Strict):
     exits 5. Running the same command again resumes. ``null`` = no deadline."""
 
 
+def _protocols(v: dict) -> dict:
+    bad = [p for p in v if not p.isidentifier() or not p.islower()]
+    if bad:
+        raise ValueError(f"keys are fsspec protocols (s3, gcs, abfs, ...), got {bad}")
+    return v
+
+
+#: fsspec options per protocol (``pipeline.storage``).
+StorageOptions = Annotated[dict[str, dict[str, Any]], AfterValidator(_protocols)]
+
+
 class JobConfig(Strict):
     input: InputConfig
     teacher: TeacherConfig
@@ -211,6 +222,12 @@ class JobConfig(Strict):
     filters: FiltersConfig = FiltersConfig()
     output: OutputConfig = OutputConfig()
     ray: RayConfig = RayConfig()
+    storage_options: StorageOptions = Field(default_factory=dict)
+    """fsspec options per protocol for every file the job reads or writes (input, output,
+    evaluation files), on the driver and on every worker; e.g. ``{s3: {endpoint_url:
+    "http://minio:9000", key: ..., secret: ...}}``. Empty: the store's own configuration (for S3
+    the ``AWS_*`` environment variables). Not part of a run's identity, never written to
+    ``run.json``, secrets masked when printed (``pipeline.storage``)."""
 
     @model_validator(mode="after")
     def _sections_agree(self) -> "JobConfig":
@@ -234,6 +251,8 @@ class FilterJobConfig(Strict):
     """Whose think tags the samples use (``qwen3``, ``r1``)."""
     ray: RayConfig = RayConfig()
     rows_per_file: int = Field(default=10_000, gt=0)
+    storage_options: StorageOptions = Field(default_factory=dict)
+    """As the generation job's ``storage_options``."""
 
     @field_validator("dialect")
     @classmethod

@@ -1,6 +1,7 @@
 """Input, output and evaluation files on object storage: the job, as a user runs it, against a
 real S3-compatible server (moto's server mode, started here as its own process and stopped by
-pid). Endpoint and credentials come from the standard AWS environment variables."""
+pid). Endpoint and credentials come from the standard AWS environment variables, or, for the
+next night's run, from the config's ``storage_options`` alone."""
 
 from __future__ import annotations
 
@@ -20,6 +21,9 @@ pytestmark = pytest.mark.engine
 
 ROOT = Path(__file__).resolve().parents[1]
 BUCKET = "thinkmill-test"
+#: where an S3 client finds its endpoint and keys: only what a test passes counts
+AWS_ACCESS = {"AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
+              "AWS_SESSION_TOKEN", "AWS_PROFILE"}
 
 
 def _free_port() -> int:
@@ -57,7 +61,7 @@ def _job(env: dict, *sets: str, timeout: int = 900) -> subprocess.CompletedProce
     args = [sys.executable, "-m", "jobs.generate", "--config", "configs/local.yaml"]
     for s in sets:
         args += ["--set", s]
-    full = {**{k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}, **env}
+    full = {**{k: v for k, v in os.environ.items() if k != "RAY_ADDRESS" and k not in AWS_ACCESS}, **env}
     return subprocess.run(args, cwd=ROOT, env=full, capture_output=True, text=True, timeout=timeout)
 
 
@@ -102,10 +106,14 @@ def test_a_job_reads_and_writes_s3_and_trainers_load_it(s3, monkeypatch):
                  timeout=300)
     assert again.returncode == 0 and "already complete" in again.stdout, again.stdout[-2000:]
 
-    # the next night: two new prompts beside last night's file; only they are generated
+    # the next night: two new prompts beside last night's file; only they are generated. The
+    # endpoint and keys come from the config alone this time: the driver, the read tasks, the
+    # filter workers (the eval file) and the write tasks all need them
     new = (ROOT / "tests" / "tiny_teacher" / "prompts.jsonl").read_text(encoding="utf-8").splitlines()[6:8]
     fs.pipe(f"{BUCKET}/in/day2.jsonl", ("\n".join(new) + "\n").encode())
-    night = _job(env, f"input.path=s3://{BUCKET}/in/*.jsonl", f"output.path=s3://{BUCKET}/out",
+    options = json.dumps({"s3": {"endpoint_url": env["AWS_ENDPOINT_URL"], "key": "testing", "secret": "testing"}})
+    night = _job({"AWS_DEFAULT_REGION": "us-east-1"}, f"storage_options={options}",
+                 f"input.path=s3://{BUCKET}/in/*.jsonl", f"output.path=s3://{BUCKET}/out",
                  f"teacher.model={ARTIFACT_DIR}", "generation.samples_per_prompt=1", "output.run_id=s3-night-2",
                  "teacher.replicas=1", "filters.order=[format, contamination]",
                  f"filters.contamination.eval_files=[s3://{BUCKET}/eval/eval.jsonl]", "filters.contamination.n=3")
@@ -128,3 +136,21 @@ def test_a_missing_s3_eval_file_fails_at_plan_time(s3):
              f"teacher.model={ARTIFACT_DIR}", "filters.order=[format, contamination]",
              f"filters.contamination.eval_files=[s3://{BUCKET}/eval/missing.jsonl]", timeout=300)
     assert r.returncode == 2 and "filters.contamination.eval_files.0: nothing at" in r.stderr, r.stderr[-2000:]
+
+
+def test_storage_options_stay_out_of_run_json_and_the_printed_config(tmp_path):
+    from pipeline.loading import load_config
+    from pipeline.runs.generate import identity
+    from pipeline.runs.plan import make_plan
+
+    options = {"s3": {"endpoint_url": "http://minio:9000", "key": "AKIAEXAMPLE", "secret": "hunter2"}}
+    sets = [f"storage_options={json.dumps(options)}", f"output.path={tmp_path}", f"teacher.model={ARTIFACT_DIR}"]
+    cfg = load_config(ROOT / "configs" / "local.yaml", sets)
+    assert cfg.storage_options == options
+    ident = json.dumps(identity(cfg, make_plan(cfg)))
+    assert "hunter2" not in ident and "storage_options" not in ident  # what run.json holds
+    args = [sys.executable, "-m", "jobs.generate", "--config", "configs/local.yaml", "--dry-run"]
+    dry = subprocess.run(args + [a for s in sets for a in ("--set", s)], cwd=ROOT, capture_output=True, text=True,
+                         timeout=300)
+    assert dry.returncode == 0, dry.stderr[-2000:]
+    assert "hunter2" not in dry.stdout and "AKIAEXAMPLE" not in dry.stdout and "http://minio:9000" in dry.stdout

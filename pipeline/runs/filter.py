@@ -16,13 +16,15 @@ from .plan import check_filter_files, count_rows
 def run(cfg: FilterJobConfig, input_path: str, output: str, overwrite: bool = False) -> dict:
     """Judge every row of ``input_path`` into ``output``; returns the summary (also ``summary.json``)."""
     from ..sink import SplitParquetSink
+    from ..storage import apply
 
+    apply(cfg.storage_options)
     check_filter_files(cfg.filters)
     files = resolve_input(input_path)
     inputs = count_rows(files)
     folder = RunFolder(output)
     folder.claim(overwrite)
-    init_ray(cfg.ray.address, embedded_ray_cpus(cfg.ray))
+    init_ray(cfg.ray.address, embedded_ray_cpus(cfg.ray), cfg.storage_options)
     sink = SplitParquetSink(folder, cfg.rows_per_file)
     started = time.time()
     chain(read_input(files), REJUDGE, Context(cfg)).write_datasink(sink)

@@ -39,6 +39,7 @@ def identity(cfg: JobConfig, p: RunPlan) -> dict:
     """What makes a run this run: its config (less the speed settings) and its input files."""
     c = json.loads(cfg.model_dump_json())
     c.pop("ray")
+    c.pop("storage_options")  # where the files are and how to reach them, with secrets: not what the run is
     for section, keys in _NOT_IDENTITY.items():
         for k in keys:
             c[section].pop(k)
@@ -71,7 +72,7 @@ def run(cfg: JobConfig, p: RunPlan | None = None) -> dict:
         fp = catalog.fingerprint(ident["config"])
         earlier, earlier_runs = (catalog.earlier_prompts(cfg.output.path, fp, cfg.output.run_id)
                                  if cfg.output.incremental else (None, []))
-        init_ray(cfg.ray.address, p.ray_cpus)
+        init_ray(cfg.ray.address, p.ray_cpus, cfg.storage_options)
         check_resources(*resource_needs(cfg, p))
         ledger = IdLedger.start(p.files.paths, p.inputs, seed=owners)
         sink = SplitParquetSink(folder, cfg.output.rows_per_file)

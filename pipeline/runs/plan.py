@@ -132,6 +132,9 @@ def check_output_path(path: str, joining_cluster: bool) -> None:
 
 
 def make_plan(cfg: JobConfig) -> RunPlan:
+    from ..storage import apply
+
+    apply(cfg.storage_options)  # before the first file is looked at
     check_filter_files(cfg.filters)
     files = resolve_input(cfg.input.path, cfg.input.format)
     inputs = count_rows(files)
