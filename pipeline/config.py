@@ -117,8 +117,11 @@ class TeacherConfig(Strict):
     device: Literal["cpu", "gpu"] = "gpu"
     replicas: int = Field(default=1, ge=1)
     """Number of engine replicas (Ray actors), each one vLLM engine."""
-    max_in_flight: int = Field(default=256, ge=1)
-    """Requests submitted to one replica at once (across batches)."""
+    max_in_flight: int | None = Field(default=None, ge=1)
+    """Requests one replica holds at once (running in its engine or queued there). Default: the
+    engine's batch (``engine.max_num_seqs``) and a quarter more, so a finished request is
+    replaced at once while few wait behind a busy engine; the rest of the work waits in the
+    pipeline's shared queue, where whichever replica frees a slot takes it."""
     request_timeout_s: float | None = Field(default=None, gt=0)
     """Wall-clock bound per request (a whole sample: every turn and budget stage), seconds; an
     overrun is aborted in the engine and becomes an error row ``request_timeout`` (redone on
@@ -137,6 +140,12 @@ class TeacherConfig(Strict):
     @classmethod
     def _known_dialect(cls, name: str) -> str:
         return _check_dialect(name)
+
+    @property
+    def in_flight(self) -> int:
+        """``max_in_flight``, resolved."""
+        n = self.engine.max_num_seqs
+        return self.max_in_flight or n + max(2, n // 4)
 
     @model_validator(mode="after")
     def _cpu_has_no_tp(self) -> "TeacherConfig":

@@ -136,6 +136,15 @@ def build(cfg, inputs: int, per_input: int, run_url: str, t: Tally, wall_s: floa
         "replica_tokens_per_s": round(sum(w.tokens / (w.end - w.start) for w in t.replicas.values()
                                           if w.end > w.start), 1) if t.replicas else None,
         "replicas_seen": len(t.replicas),
+        # per replica (host:pid): requests, generated tokens, busy seconds (some request in its
+        # engine), its window, and how long it sat idle at the end while others still worked;
+        # utilization = busy time over (configured replicas x the window of all engines): 1.0 when
+        # every replica works from the first request to the last token
+        "replica_work": {name: {"requests": w.requests, "tokens": w.tokens, "busy_s": round(w.busy_s, 2),
+                                "window_s": round(w.end - w.start, 2), "idle_at_end_s": round(t.t_last - w.end, 2)}
+                         for name, w in sorted(t.replicas.items())},
+        "replica_utilization": round(sum(w.busy_s for w in t.replicas.values()) / (cfg.teacher.replicas * window), 3)
+        if window else None,
         # in this attempt: replicas Ray started again (their engine died, or their node went), and
         # engine deaths the replicas saw
         "replica_restarts": (replica_stats or {}).get("replica_restarts", 0),
@@ -201,4 +210,9 @@ def format_summary(s: dict) -> str:
         f"  time      {s['wall_s']} s wall, {s['completion_tokens_per_s']} generated tokens/s; engines busy "
         f"{s['engine_window_s']} s, {s['engine_window_tokens_per_s']} tokens/s (start-up excluded)",
     ]
+    if s.get("replica_work"):
+        util = s.get("replica_utilization")
+        lines.append(f"  replicas  {len(s['replica_work'])} of {s['replicas']} served"
+                     + (f", utilization {util:.0%}" if util is not None else "") + ": " + ", ".join(
+                         f"{w['requests']} requests / {w['busy_s']:.0f} s busy" for w in s["replica_work"].values()))
     return "\n".join(lines)

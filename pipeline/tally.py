@@ -27,15 +27,40 @@ _COLUMNS = ["status", "reject_reason", "error", "mode", "source", "budget_hit", 
 
 @dataclass
 class Window:
-    """One replica's busy window (first request in, last token out) and its generated tokens."""
+    """One replica's window (first request in, last token out), its generated tokens and requests,
+    and when it was busy (at least one request in its engine): merged spans, so a replica
+    starved in the middle of a run shows, not only one that finished early.
+
+    >>> w = Window(0, 2, 10, 1, [(0, 2)]); w.add(Window(1, 3, 5, 1, [(1, 3)])); w.add(Window(5, 6, 1, 1, [(5, 6)]))
+    >>> (w.start, w.end, w.tokens, w.requests, w.busy_s, w.spans)
+    (0, 6, 16, 3, 4, [(0, 3), (5, 6)])
+    """
 
     start: float
     end: float
     tokens: int = 0
+    requests: int = 0
+    spans: list = field(default_factory=list)
 
     def add(self, other: "Window") -> None:
         self.start, self.end, self.tokens = min(self.start, other.start), max(self.end, other.end), \
             self.tokens + other.tokens
+        self.requests += other.requests
+        self.spans = _merged(self.spans + other.spans)
+
+    @property
+    def busy_s(self) -> float:
+        return sum(b - a for a, b in self.spans)
+
+
+def _merged(spans: list) -> list:
+    out: list = []
+    for a, b in sorted(spans):
+        if out and a <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], b))
+        else:
+            out.append((a, b))
+    return out
 
 
 @dataclass
@@ -73,6 +98,8 @@ class Tally:
         missing = {c: None for c in _COLUMNS if c not in have}
         for r in rows:
             t._count({**missing, **r} if missing else r)
+        for w in t.replicas.values():
+            w.spans = _merged(w.spans)
         return t
 
     @classmethod
@@ -94,9 +121,13 @@ class Tally:
 
     def _count(self, r: dict) -> None:
         if r["replica"] is not None and r["t_submit"] is not None:
-            # per replica: its own busy window and tokens (replicas start at different times)
-            w = Window(r["t_submit"], r["t_done"], r["completion_tokens"] or 0)
-            self.replicas.setdefault(r["replica"], Window(w.start, w.end)).add(w)
+            # per replica: its own busy window and tokens (replicas start at different times); the
+            # spans are merged once the table is counted (``of``)
+            w = self.replicas.setdefault(r["replica"], Window(r["t_submit"], r["t_done"]))
+            w.start, w.end = min(w.start, r["t_submit"]), max(w.end, r["t_done"])
+            w.tokens += r["completion_tokens"] or 0
+            w.requests += 1
+            w.spans.append((r["t_submit"], r["t_done"]))
         status = r["status"] if r["status"] in WRITTEN else "error"
         self.status[status] += 1
         if status == "earlier":  # a prompt, not a sample: its samples are in another run

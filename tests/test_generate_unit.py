@@ -321,6 +321,42 @@ def test_dry_run_prints_the_plan_and_starts_nothing(config, capsys, tmp_path):
         assert "3 prompts" in out and "8 replica(s)" in out and "num_gpus=2" in out
 
 
+@pytest.mark.parametrize("tp", [1, 2, 8])
+def test_a_replica_of_tp_gpus_asks_ray_for_one_bundle_per_tp_worker(tp, ray_session, tmp_path, capsys):
+    """GPU path (not run on a GPU here): what each replica requests from Ray, checked on a real Ray.
+    The placement group Ray is asked for stays pending (this machine has no GPU) and is removed."""
+    import ray
+
+    from jobs.generate import main
+    from pipeline.runs.plan import make_plan
+    from pipeline.stages import Context
+    from pipeline.stages.generate import Generate, engine_kwargs
+
+    (tmp_path / "p.jsonl").write_text('{"prompt": "q"}\n')
+    sets = [f"input.path={tmp_path / 'p.jsonl'}", "teacher.device=gpu", f"teacher.engine.tensor_parallel_size={tp}",
+            "teacher.replicas=3", f"output.path={tmp_path}"]
+    cfg = load_config("configs/local.yaml", sets)
+    opts = Generate.ray_options(Context(cfg, make_plan(cfg)))
+    backend = engine_kwargs(cfg.teacher, cfg.generation.modes).get("distributed_executor_backend")
+    assert opts["compute"].max_size == 3 and opts["num_cpus"] == 1
+    if tp == 1:  # one GPU: the actor holds it, vLLM's single-process executor
+        assert opts["num_gpus"] == 1 and "ray_remote_args_fn" not in opts and backend is None
+    else:  # the GPUs belong to a placement group per replica; vLLM's Ray executor fills it
+        assert opts["num_gpus"] == 0 and backend == "ray"
+        strategy = opts["ray_remote_args_fn"]()["scheduling_strategy"]
+        group = strategy.placement_group
+        try:
+            assert group.bundle_specs == [{"CPU": 1, "GPU": 1}] * tp
+            assert strategy.placement_group_capture_child_tasks
+        finally:
+            ray.util.remove_placement_group(group)
+    assert main(["--config", "configs/local.yaml", "--dry-run", *[a for s in sets for a in ("--set", s)]]) == 0
+    out = capsys.readouterr().out
+    expected = (f"3 replica(s), each a placement group of {tp} bundles" if tp > 1
+                else "3 replica(s), each an actor with num_cpus=1, num_gpus=1")
+    assert f"placement {expected}" in out
+
+
 def test_a_bad_teacher_path_or_output_fails_before_anything_starts(capsys, tmp_path):
     from jobs.generate import main
 

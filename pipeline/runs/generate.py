@@ -49,9 +49,11 @@ def identity(cfg: JobConfig, p: RunPlan) -> dict:
     return {"config": c, "input": {"files": files, "rows": p.inputs}}
 
 
-def run(cfg: JobConfig, p: RunPlan | None = None) -> dict:
+def run(cfg: JobConfig, p: RunPlan | None = None, engine_factory=None) -> dict:
     """Run (or resume) the job; returns the summary (also written to ``summary.json``). A run
-    already complete is not run again: its summary comes back with ``"already_complete": true``."""
+    already complete is not run again: its summary comes back with ``"already_complete": true``.
+    ``engine_factory``: the replicas' engines are made by it, not vLLM (the benchmarks' stand-in,
+    ``pipeline.simulate``)."""
     from ..budget_report import plot_png
     from ..sink import SplitParquetSink
 
@@ -78,7 +80,7 @@ def run(cfg: JobConfig, p: RunPlan | None = None) -> dict:
         sink = SplitParquetSink(folder, cfg.output.rows_per_file)
         started = time.time()
         deadline = started + cfg.ray.deadline_s if cfg.ray.deadline_s else None
-        ctx = Context(cfg, p, done, ledger, deadline, earlier)
+        ctx = Context(cfg, p, done, ledger, deadline, earlier, engine_factory)
         chain(read_input(p.files, cfg.input.limit), GENERATION, ctx).write_datasink(sink)
         folder.reconcile(None)  # a write task Ray retried may have left a second copy: drop it
         t = Tally.of_committed(folder).timing_from(sink.tally)

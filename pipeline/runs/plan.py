@@ -28,7 +28,8 @@ class RunPlan:
     inputs: int            # rows that will be read (after input.limit)
     samples_per_input: int
     replica_resources: dict
-    batches_per_replica: int
+    batches_per_replica: int   # generate tasks one replica holds at once
+    rows_per_batch: int        # rows in one generate task: the unit of work a replica takes
     run_url: str
     ray_cpus: int | None   # logical CPUs of the embedded Ray; None when joining a cluster
 
@@ -73,12 +74,49 @@ def json_array_rows(data: bytes) -> int:
     return len(items) if isinstance(items, list) else 1
 
 
+def placement(cfg: JobConfig) -> dict | None:
+    """The placement group one replica gets when its engine spans GPUs (tensor parallelism > 1 on
+    GPU): one bundle per TP worker, packed onto as few nodes as possible, as ray.data.llm builds
+    it; vLLM's Ray executor then starts one worker per bundle inside it, and the replica actor
+    itself takes the first bundle's CPU. ``None``: the replica's own resources
+    (``replica_resources``) are enough. Written from Ray's and ray.data.llm's documented
+    behaviour; not run on a GPU here.
+
+    >>> from pipeline.config import JobConfig
+    >>> tp = lambda n: JobConfig.model_validate({"input": {"path": "p"}, "teacher": {"model": "m",
+    ...     "engine": {"tensor_parallel_size": n}}})
+    >>> placement(tp(1)), placement(tp(2))["bundles"]
+    (None, [{'CPU': 1, 'GPU': 1}, {'CPU': 1, 'GPU': 1}])
+    """
+    t = cfg.teacher
+    n = t.engine.tensor_parallel_size
+    if t.device != "gpu" or n == 1:
+        return None
+    return {"bundles": [{"CPU": 1, "GPU": 1} for _ in range(n)], "strategy": "PACK"}
+
+
 def replica_resources(cfg: JobConfig) -> dict:
     t = cfg.teacher
     if t.device == "gpu":
         return {"num_cpus": t.resources.num_cpus or 1,
                 "num_gpus": t.resources.num_gpus if t.resources.num_gpus is not None else t.engine.tensor_parallel_size}
     return {"num_cpus": t.resources.num_cpus or 1, "num_gpus": 0}
+
+
+def work_units(in_flight: int, batch_size: int) -> tuple[int, int]:
+    """How work reaches a replica: (rows per generate task, tasks one replica holds).
+
+    A replica takes small tasks from the pipeline's one shared queue, enough of them to hold
+    ``in_flight`` requests and two tasks more, so its engine is refilled as soon as a request
+    finishes. Small, because a task is done only when its slowest request is: a long trace then
+    holds back a few finished rows, not a replica's share, and at the end of a run the last
+    requests go to whichever replica is free instead of waiting in one replica's queue.
+
+    >>> work_units(80, 32), work_units(32, 8), work_units(4, 32)
+    ((5, 18), (2, 18), (1, 6))
+    """
+    rows = max(1, min(batch_size, in_flight // 16))
+    return rows, math.ceil(in_flight / rows) + 2
 
 
 def check_filter_files(cfg) -> None:
@@ -141,11 +179,10 @@ def make_plan(cfg: JobConfig) -> RunPlan:
     if cfg.input.limit is not None:
         inputs = min(inputs, cfg.input.limit)
     res = replica_resources(cfg)
-    # Enough batches per replica that max_in_flight requests are always waiting to enter the engine.
-    batches = max(2, math.ceil(2 * cfg.teacher.max_in_flight / cfg.ray.batch_size))
+    rows, batches = work_units(cfg.teacher.in_flight, cfg.ray.batch_size)
     ray_cpus = embedded_ray_cpus(cfg.ray, cfg.teacher.replicas * res["num_cpus"])
     check_output_path(cfg.output.path, joining_cluster=ray_cpus is None)
-    return RunPlan(files, inputs, samples_per_input(cfg.generation), res, batches,
+    return RunPlan(files, inputs, samples_per_input(cfg.generation), res, batches, rows,
                    f"{cfg.output.path.rstrip('/')}/{cfg.output.run_id}", ray_cpus)
 
 
@@ -176,6 +213,11 @@ def describe(cfg: JobConfig, p: RunPlan) -> str:
         modes.append(f"    adaptive ({a.rule}): {g.samples_per_prompt} samples in {a.think_mode} and {a.no_think_mode}"
                      f" per prompt; no-think chosen when acc_no_think + {a.delta} >= acc_think")
     ray = f"embedded local Ray ({p.ray_cpus} logical CPUs)" if p.ray_cpus else (cfg.ray.address or "$RAY_ADDRESS")
+    pg = placement(cfg)
+    place = (f"{cfg.teacher.replicas} replica(s), each a placement group of {len(pg['bundles'])} bundles "
+             f"{pg['bundles'][0]} ({pg['strategy']}); vLLM's Ray executor, one TP worker per bundle" if pg else
+             f"{cfg.teacher.replicas} replica(s), each an actor with " +
+             ", ".join(f"{k}={v:g}" for k, v in p.replica_resources.items()))
     return "\n".join([
         f"input     {p.files.format}, {len(p.files.paths)} file(s) at {cfg.input.path} -> {p.inputs} prompts"
         + (f" (limit {cfg.input.limit})" if cfg.input.limit else ""),
@@ -186,5 +228,6 @@ def describe(cfg: JobConfig, p: RunPlan) -> str:
         f"teacher   {cfg.teacher.model} (dialect {cfg.teacher.dialect}, device {cfg.teacher.device}, "
         f"TP {cfg.teacher.engine.tensor_parallel_size})",
         f"output    {p.run_url}/{{accepted,rejected,errors}}/ + summary.json",
+        f"placement {place}",
         f"ray       {ray}",
     ])

@@ -48,6 +48,9 @@ class Context:
     ledger: Any = None   # the duplicate-id ledger (``ledger.IdLedger``), seeded on resume
     deadline: float | None = None  # epoch seconds after which no new work starts (``ray.deadline_s``)
     earlier: Any = None  # an incremental run: prompts earlier runs generated (``catalog.Earlier``)
+    #: a picklable callable making each replica's engine instead of vLLM: the benchmarks'
+    #: labelled stand-in (``pipeline.simulate``); never set by a job's config
+    engine_factory: Any = None
     #: run-wide actors a stage makes and the run reads back when the data is written
     shared: dict = field(default_factory=dict)
 
@@ -71,6 +74,12 @@ class Stage:
     def settings(cls, ctx: Context) -> dict:
         """The constructor's keyword arguments, from the parts of the config the stage uses."""
         return {}
+
+    @classmethod
+    def block_rows(cls, ctx: Context) -> int | None:
+        """Cut the stream into blocks of at most this many rows before the stage (Ray Data hands
+        a worker whole blocks): the generate stage's unit of work. ``None``: as they come."""
+        return None
 
     @classmethod
     def describe(cls, ctx: Context) -> str:
@@ -122,6 +131,8 @@ def stages_for(names: tuple[str, ...], ctx: Context) -> list[type[Stage]]:
 def chain(ds, names: tuple[str, ...], ctx: Context):
     """``ds`` (the read dataset) through the wanted stages of ``names``, lazily."""
     for cls in stages_for(names, ctx):
+        if (rows := cls.block_rows(ctx)) is not None:  # streaming: blocks are split as they come
+            ds = ds.repartition(target_num_rows_per_block=rows)
         ds = ds.map_batches(cls, fn_constructor_kwargs=cls.settings(ctx), **cls.ray_options(ctx))
     return ds
 

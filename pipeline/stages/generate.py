@@ -1,9 +1,11 @@
 """Generate stage: a teacher replica is one Ray actor holding one engine (vLLM, async).
 
-Ray Data sends several batches to each replica at once (``max_concurrency``); every row of
-every batch is submitted to the engine as its own request, and a semaphore keeps at most
-``teacher.max_in_flight`` requests in the engine. So one long reasoning trace holds back only
-its own batch's output, never the engine: the other batches keep it full.
+The stream is cut into small blocks before this stage (``block_rows``), and each replica holds a
+few of them at a time (``runs.plan.work_units``), taking the next from the one shared queue as
+one finishes: so every replica has work from the start to the end of a run, whatever the input's
+file sizes. Every row is submitted to the engine as its own request, and a semaphore keeps at
+most ``teacher.in_flight`` requests in the engine. So one long reasoning trace holds back only
+its own small batch's output, never the engine: the other batches keep it full.
 
 Each request carries its own seed (``sample_seed``). A thinking budget is enforced one of two
 ways (``budget_strategy`` per mode): ``two_stage`` generates up to the budget, appends the
@@ -59,6 +61,8 @@ def engine_kwargs(teacher: TeacherConfig, modes: list[ModeConfig]) -> dict:
               disable_log_stats=True)
     if e.kv_cache_gib is not None:
         kw["kv_cache_memory_bytes"] = int(e.kv_cache_gib * 2**30)
+    if t.device == "gpu" and e.tensor_parallel_size > 1:  # workers in the replica's placement group
+        kw["distributed_executor_backend"] = "ray"
     chunked = e.chunked_prefill if e.chunked_prefill is not None else (False if t.device == "cpu" else None)
     if chunked is not None:
         kw["enable_chunked_prefill"] = chunked
@@ -68,6 +72,16 @@ def engine_kwargs(teacher: TeacherConfig, modes: list[ModeConfig]) -> dict:
         kw["reasoning_end_str"] = dialect.budget_end_str()  # a ReasoningConfig in VllmEngine
     kw.update(e.extra)
     return kw
+
+
+def placement_strategy(pg: dict) -> dict:
+    """Ray Data calls this for each replica it starts (``ray_remote_args_fn``): a placement group
+    of its own, which the engine's TP workers join (``capture_child_tasks``)."""
+    import ray
+    from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+
+    group = ray.util.placement_group(pg["bundles"], strategy=pg["strategy"])
+    return {"scheduling_strategy": PlacementGroupSchedulingStrategy(group, placement_group_capture_child_tasks=True)}
 
 
 @dataclass(frozen=True)
@@ -84,7 +98,7 @@ class GenerateSettings:
     def of(cls, job, deadline: float | None = None) -> "GenerateSettings":
         t = job.teacher
         return cls(engine_kwargs(t, job.generation.modes), t.dialect, tuple(job.generation.modes),
-                   t.max_in_flight, t.engine.max_model_len, t.request_timeout_s, deadline)
+                   t.in_flight, t.engine.max_model_len, t.request_timeout_s, deadline)
 
 
 class Generate(Stage):
@@ -104,35 +118,50 @@ class Generate(Stage):
     pool = "replicas"
 
     @classmethod
+    def block_rows(cls, ctx: Context) -> int:
+        return ctx.plan.rows_per_batch
+
+    @classmethod
     def settings(cls, ctx: Context) -> dict:
         import ray
 
         # one book for all replicas: it outlives a replica whose engine died, and counts restarts
         book = ctx.shared["deaths"] = ray.remote(DeathBook).options(num_cpus=0).remote()
-        return {"settings": GenerateSettings.of(ctx.job, ctx.deadline), "deaths": book}
+        return {"settings": GenerateSettings.of(ctx.job, ctx.deadline), "deaths": book,
+                "engine_factory": ctx.engine_factory}
 
     @classmethod
     def describe(cls, ctx: Context) -> str:
         t, p = ctx.job.teacher, ctx.plan
         res = ", ".join(f"{k}={v}" for k, v in p.replica_resources.items())
-        return (f"generate ({t.replicas} replica(s), each one vLLM engine, {res}; {t.max_in_flight} requests in "
-                f"flight, {p.batches_per_replica} batches of {ctx.job.ray.batch_size})")
+        return (f"generate ({t.replicas} replica(s), each one vLLM engine, {res}; up to {t.in_flight} requests "
+                f"each, taken {p.rows_per_batch} at a time from one shared queue)")
 
     @classmethod
     def ray_options(cls, ctx: Context) -> dict:
+        import functools
+
         import ray.data
 
+        from ..runs.plan import placement
+
         k = ctx.plan.batches_per_replica
-        return dict(batch_format="pyarrow", batch_size=ctx.job.ray.batch_size,
+        resources = dict(ctx.plan.replica_resources)
+        pg = placement(ctx.job)
+        if pg is not None:  # TP > 1: the GPUs are the placement group's; the actor takes none itself
+            resources = {"num_cpus": pg["bundles"][0]["CPU"], "num_gpus": 0,
+                         "ray_remote_args_fn": functools.partial(placement_strategy, pg)}
+        return dict(batch_format="pyarrow", batch_size=ctx.plan.rows_per_batch,
                     compute=ray.data.ActorPoolStrategy(size=ctx.job.teacher.replicas, max_tasks_in_flight_per_actor=k,
                                                        max_concurrent_calls_per_actor=k),
                     runtime_env={"env_vars": {"VLLM_LOGGING_LEVEL": ctx.job.teacher.engine.log_level}},
                     # bounded: an engine that keeps dying must not be restarted all night
-                    max_restarts=ctx.job.teacher.max_replica_restarts, **ctx.plan.replica_resources)
+                    max_restarts=ctx.job.teacher.max_replica_restarts, **resources)
 
     def __init__(self, settings: GenerateSettings, engine: Engine | None = None, name: str | None = None,
-                 deaths=None):
-        self.engine: Engine = engine if engine is not None else VllmEngine(settings.engine_args)
+                 deaths=None, engine_factory=None):
+        self.engine: Engine = (engine if engine is not None else engine_factory() if engine_factory is not None
+                               else VllmEngine(settings.engine_args))
         self.tokenizer = self.engine.tokenizer
         self.max_in_flight = settings.max_in_flight
         self.timeout = settings.request_timeout_s
