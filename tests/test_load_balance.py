@@ -6,7 +6,6 @@ to take everything."""
 
 from __future__ import annotations
 
-
 import pytest
 
 from tests.tiny_teacher import ARTIFACT_DIR, PROMPTS_PATH
