@@ -69,7 +69,7 @@ class ThinkAnswerMismatchFilter(Filter):
     def check(self, s: Sample) -> Verdict:
         if not s.thinking_expected or not s.thinking.strip():
             return self.skip("skipped_no_thinking")
-        if not s.answer.strip() or s.finish_reason == "length":
+        if not s.answer.strip() or s.finish_reason in ("length", "repetition"):
             return self.skip("skipped_no_final_answer", "nothing after the think block, or it was cut off")
         if s.budget_hit:  # the budget ended the thinking mid-way: it concludes nothing to compare
             return self.skip("skipped_budget_cut", "the thinking budget cut the thinking before it concluded")

@@ -64,8 +64,9 @@ class WrongAnswerFilter(Filter):
         earlier = self._earlier_turns(s)
         if earlier is not None:
             return earlier
-        if s.finish_reason == "length":  # cut off at max_tokens: no final answer yet (the format filter's)
-            return self.skip("skipped_unfinished", "the generation hit max_tokens before its answer was complete")
+        if s.finish_reason in ("length", "repetition"):  # cut off: no final answer yet (format / repetition's)
+            return self.skip("skipped_unfinished", f"the generation was cut ({s.finish_reason}) before its answer "
+                                                   f"was complete")
         return self._compare(s.reference, s.answer, s.source, s.prompt)
 
     def _compare(self, reference: str | None, answer: str, source: str | None, prompt: str = "",

@@ -26,6 +26,8 @@ class FormatFilter(Filter):
 
     def check(self, s: Sample) -> Verdict:
         split = s.split
+        if s.finish_reason == "repetition":  # the engine stopped a loop: the repetition filter's to judge
+            return self.skip("skipped_loop_stopped", "the engine stopped the generation as a loop")
         if s.finish_reason == "length":
             where = "inside the think block" if split.opened and not split.closed else "in the answer"
             return self.reject("truncated", detail=f"generation hit max_tokens {where}")

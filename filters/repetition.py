@@ -135,6 +135,10 @@ class RepetitionFilter(Filter):
         return cls(settings)
 
     def check(self, sample: Sample) -> Verdict:
+        if sample.finish_reason == "repetition":  # generation.stop_loops: the engine saw it loop and stopped it
+            where = "thinking" if sample.split.opened and not sample.split.closed else "answer"
+            return self.reject("loop_stopped", detail=f"{where}: the engine stopped the generation when its tail "
+                                                      f"repeated itself (generation.stop_loops)")
         for where, text in (("thinking", sample.thinking), ("answer", sample.answer)):
             v = self._check_text(text, where)
             if v is not None:

@@ -44,6 +44,9 @@ class Params:
     max_tokens: int
     seed: int
     thinking_token_budget: int | None = None  # vLLM's engine-side budget; None = off
+    #: (min, max) unit length in tokens and the repeats in a row that stop a looping request
+    #: (vLLM's ``repetition_detection``); None = off
+    stop_loops: tuple[int, int, int] | None = None
 
     def but(self, **changes) -> "Params":
         return replace(self, **changes)
@@ -91,8 +94,14 @@ def vllm_sampling(params: Params):
     from dataclasses import asdict
 
     from vllm import SamplingParams
+    from vllm.sampling_params import RepetitionDetectionParams
 
-    return SamplingParams(**asdict(params))
+    kw = asdict(params)
+    loops = kw.pop("stop_loops")
+    if loops is not None:
+        kw["repetition_detection"] = RepetitionDetectionParams(min_pattern_size=loops[0], max_pattern_size=loops[1],
+                                                               min_count=loops[2])
+    return SamplingParams(**kw)
 
 
 class VllmEngine:

@@ -99,6 +99,25 @@ def _default_modes() -> list[ModeConfig]:
     return [ModeConfig(name="think"), ModeConfig(name="no_think", thinking=False)]
 
 
+class StopLoops(Strict):
+    """Stop a generation as soon as its tail repeats one unit of ``min_tokens`` to ``max_tokens``
+    tokens ``repeats`` times in a row, instead of letting the loop run to ``max_tokens`` (vLLM's
+    ``repetition_detection``; checked in its scheduler at every step, cost measured in
+    ``docs/bench.md``). Such a sample ends with ``finish_reason: repetition`` and is rejected by
+    the ``repetition`` filter (``loop_stopped``); the summary counts them and the tokens they did
+    not generate. The defaults need at least 48 identical tokens, e.g. one sentence six times."""
+
+    min_tokens: int = Field(default=8, ge=1)
+    max_tokens: int = Field(default=64, ge=1)
+    repeats: int = Field(default=6, ge=2)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "StopLoops":
+        if self.min_tokens > self.max_tokens:
+            raise ValueError(f"min_tokens ({self.min_tokens}) must be <= max_tokens ({self.max_tokens})")
+        return self
+
+
 class AdaptiveConfig(Strict):
     """AdaptThink-style mode choice per prompt: ``samples_per_prompt`` (K) samples in each of two
     modes, verified by ``wrong_answer``; no-think is chosen when ``acc_no_think + delta >=
@@ -131,6 +150,9 @@ class GenerationConfig(Strict):
     column use theirs instead."""
     adaptive: AdaptiveConfig | None = None
     """Choose think or no-think per prompt by measured accuracy (AdaptThink); ``null`` = off."""
+    stop_loops: StopLoops | None = None
+    """Stop looping generations early (``StopLoops``); ``null`` = off: a loop runs to
+    ``max_tokens`` and the ``repetition`` filter rejects it afterwards."""
 
     @field_validator("modes")
     @classmethod

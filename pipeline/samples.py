@@ -35,6 +35,8 @@ def plan_samples(g: GenerationConfig, teacher: str, dialect: str) -> list[Sample
         fp = fingerprint({"teacher": teacher, "dialect": dialect,
                           "mode": mode.model_dump(exclude={"thinking_budget"}), "seed": g.seed,
                           **({"mix": g.mix} if g.mix else {}),
+                          # a loop stopped early is another text: in the id when it is on
+                          **({"stop_loops": g.stop_loops.model_dump()} if g.stop_loops else {}),
                           **({"follow_ups": g.follow_ups} if mode.turns > 1 else {})})
         for budget in mode.budgets:
             for i in range(g.samples_per_prompt):

@@ -7,7 +7,8 @@ the request's own seed, capped at ``max_tokens``), while at most ``max_num_seqs`
 once per engine, as in vLLM's continuous batching; the rest wait in the engine's queue. A running
 request decodes at a fixed ``tokens_per_s`` (one stream's speed; a real engine slows a little as
 its batch fills). A share of requests loops (``loop_share``): it runs to ``max_tokens``, as
-a real loop does unless it is stopped. Time is compressed by ``time_scale`` (a simulated second
+a real loop does, unless the request asks to stop loops (``Params.stop_loops``): then it ends once
+one unit has repeated that often, with ``finish_reason: repetition``. Time is compressed by ``time_scale`` (a simulated second
 lasts ``1 / time_scale`` s). The text it returns is short and the same for every request; the
 drawn length is in it (``simulated_tokens=N``), so a benchmark can count the work afterwards.
 """
@@ -34,41 +35,62 @@ class SimSpec:
     loop_share: float = 0.0
     time_scale: float = 1.0
 
-    def length(self, seed: int, max_tokens: int) -> tuple[int, bool]:
-        """A request's trace length in tokens, and whether it loops (deterministic per seed).
+    def length(self, seed: int, max_tokens: int, stop_loops: tuple[int, int, int] | None = None) -> tuple[int, bool]:
+        """A request's trace length in tokens, and whether it loops (deterministic per seed). A
+        loop starts where the trace would have ended and runs to ``max_tokens``, or, with
+        ``stop_loops`` (min, max unit, repeats), until one unit has repeated that often.
 
-        >>> s = SimSpec("t"); s.length(1, 32768) == s.length(1, 32768)
-        True
+        >>> s = SimSpec("t", loop_share=1.0); s.length(1, 32768)[0], s.length(1, 32768, (8, 64, 6))[0] < 32768
+        (32768, True)
         """
         rng = random.Random(seed)
-        if rng.random() < self.loop_share:
+        loops = rng.random() < self.loop_share
+        n = max(1, min(max_tokens, round(math.exp(rng.gauss(math.log(self.median_tokens), self.sigma)))))
+        if not loops:
+            return n, False
+        if stop_loops is None:
             return max_tokens, True
-        return max(1, min(max_tokens, round(math.exp(rng.gauss(math.log(self.median_tokens), self.sigma))))), False
+        return min(max_tokens, n + rng.randint(stop_loops[0], stop_loops[1]) * stop_loops[2]), True
 
     def seconds(self, tokens: int) -> float:
         """Real seconds a request of ``tokens`` runs for."""
         return tokens / self.tokens_per_s / self.time_scale
 
 
+class LightTokenizer:
+    """The two calls the generate stage makes of a tokenizer, from ``tokenizer.json`` with the
+    ``tokenizers`` library alone: a simulated replica stays a small process (no transformers,
+    no torch), so 64 of them fit on one machine."""
+
+    def __init__(self, folder: str):
+        from tokenizers import Tokenizer
+
+        self._tk = Tokenizer.from_file(f"{folder}/tokenizer.json")
+
+    def encode(self, text: str, add_special_tokens: bool = False) -> list[int]:
+        return self._tk.encode(text, add_special_tokens=add_special_tokens).ids
+
+    def decode(self, ids: list[int], skip_special_tokens: bool = False) -> str:
+        return self._tk.decode(ids, skip_special_tokens=skip_special_tokens)
+
+
 class SimEngine:
     """``pipeline.engine.Engine`` shaped: ``tokenizer``, ``complete``, ``shutdown``."""
 
     def __init__(self, spec: SimSpec):
-        from transformers import AutoTokenizer
-
         self.spec = spec
-        self.tokenizer = AutoTokenizer.from_pretrained(spec.tokenizer)
+        self.tokenizer = LightTokenizer(spec.tokenizer)
         self._running: asyncio.Semaphore | None = None
 
     async def complete(self, prompt_ids: list[int], params: Params, request_id: str) -> Completion:
         if self._running is None:  # made in the loop the replica runs requests on
             self._running = asyncio.Semaphore(self.spec.max_num_seqs)
-        n, loop = self.spec.length(params.seed, params.max_tokens)
+        n, loop = self.spec.length(params.seed, params.max_tokens, params.stop_loops)
         async with self._running:
             await asyncio.sleep(self.spec.seconds(n))
         text = TEXT.format(n=n, loop=int(loop))
-        return Completion(text, self.tokenizer.encode(text, add_special_tokens=False),
-                          "length" if n >= params.max_tokens else "stop")
+        finish = "length" if n >= params.max_tokens else "repetition" if loop else "stop"
+        return Completion(text, self.tokenizer.encode(text, add_special_tokens=False), finish)
 
     def shutdown(self) -> None:
         pass

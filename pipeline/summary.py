@@ -123,6 +123,8 @@ def build(cfg, inputs: int, per_input: int, run_url: str, t: Tally, wall_s: floa
         # output.incremental: prompts skipped because a completed earlier run generated them
         "earlier": earlier_summary(t, per_input),
         "budget_hit": t.budget_hit,
+        # generation.stop_loops: samples the engine stopped as loops, and the tokens not generated
+        "loops_stopped": {"samples": t.loops_stopped, "tokens_saved": t.loop_tokens_saved},
         "budget_report": budget_rows(t.budgets),
         **({"fusion": fusion_summary(t)} if fuses(cfg.generation) else {}),
         **error_rate(t, (inputs - t.status.get("earlier", 0)) * per_input, cfg.output.max_error_rate),
@@ -206,7 +208,9 @@ def format_summary(s: dict) -> str:
         lines.append(format_table(s["budget_report"]))
     lines += [
         f"  tokens    prompt {tok['prompt']}, thinking {tok['thinking']}, answer {tok['answer']}, "
-        f"generated {tok['completion']}; budget hit {s['budget_hit']}",
+        f"generated {tok['completion']}; budget hit {s['budget_hit']}"
+        + (f"; {s['loops_stopped']['samples']} loops stopped early, {s['loops_stopped']['tokens_saved']} tokens "
+           f"not generated" if s.get("loops_stopped", {}).get("samples") else ""),
         f"  time      {s['wall_s']} s wall, {s['completion_tokens_per_s']} generated tokens/s; engines busy "
         f"{s['engine_window_s']} s, {s['engine_window_tokens_per_s']} tokens/s (start-up excluded)",
     ]

@@ -21,6 +21,8 @@ WRITTEN = ("accepted", "rejected", "error", "earlier")
 TOKEN_COLUMNS = ("prompt_tokens", "thinking_tokens", "answer_tokens", "completion_tokens")
 _OUTCOME = {True: "passed", False: "failed", None: "skipped"}
 _FOLLOWED = {True: "followed", False: "not_followed", None: "no_flag"}
+#: read only for the samples the engine stopped as loops (``generation.stop_loops``)
+_LOOP_COLUMNS = ["finish_reason", "sampling"]
 _COLUMNS = ["status", "reject_reason", "error", "mode", "source", "budget_hit", "verdicts", "thinking_budget",
             "replica", "t_submit", "t_done", "flag", "flag_turn", "turns", "generated_by", *TOKEN_COLUMNS]
 
@@ -74,6 +76,8 @@ class Tally:
     by_mode: Counter = field(default_factory=Counter)       # (mode, status) of samples
     by_source: Counter = field(default_factory=Counter)     # (source, status) of samples
     budget_hit: int = 0
+    loops_stopped: int = 0                                  # samples the engine stopped as loops
+    loop_tokens_saved: int = 0                              # ... and the tokens up to their max_tokens
     tokens: Counter = field(default_factory=Counter)        # column -> sum over samples
     filters: Counter = field(default_factory=Counter)       # (filter, passed / failed / skipped)
     filter_reasons: Counter = field(default_factory=Counter)  # (filter, reason)
@@ -94,6 +98,15 @@ class Tally:
         have = set(table.column_names)
         if "t_submit" in have:
             t.t_first, t.t_last = pc.min(table["t_submit"]).as_py(), pc.max(table["t_done"]).as_py()
+        if "finish_reason" in have and "sampling" in have:
+            looped = table.filter(pc.fill_null(pc.equal(table["finish_reason"], "repetition"), False))
+            if looped.num_rows:
+                made = [sum(x or 0 for x in pair) for pair in zip(
+                    *(looped[c].to_pylist() if c in have else [0] * looped.num_rows
+                      for c in ("thinking_tokens", "answer_tokens")))]
+                cap = pc.struct_field(looped["sampling"], "max_tokens").to_pylist()
+                t.loops_stopped = looped.num_rows
+                t.loop_tokens_saved = sum(max(0, (c or 0) - m) for c, m in zip(cap, made))
         rows = table.select([c for c in _COLUMNS if c in have]).to_pylist()
         missing = {c: None for c in _COLUMNS if c not in have}
         for r in rows:
@@ -107,7 +120,7 @@ class Tally:
         """What a run folder holds, part by part (the summary's counts: what is committed, not
         what one attempt wrote)."""
         total = cls()
-        for status, table in folder.tables(_COLUMNS):
+        for status, table in folder.tables(_COLUMNS + _LOOP_COLUMNS):
             table = table.append_column("status", pa.array([status] * table.num_rows, pa.string()))
             part = cls.of(table)
             part.files = 1
@@ -163,7 +176,7 @@ class Tally:
                 self.filter_reasons[(v["filter"], v["reason"])] += 1
 
     def add(self, other: "Tally") -> "Tally":
-        for name in ("rows", "files", "budget_hit"):
+        for name in ("rows", "files", "budget_hit", "loops_stopped", "loop_tokens_saved"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         for name in ("status", "rejected", "errors", "earlier", "by_mode", "by_source", "tokens", "filters", "filter_reasons",
                      "budgets", "flags", "turns"):

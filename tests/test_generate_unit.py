@@ -244,6 +244,35 @@ def test_a_failed_request_becomes_an_error_row_and_the_batch_goes_on():
     assert out[3]["error"] == "empty_prompt"  # rows that were already errors pass through untouched
 
 
+def test_stop_loops_reaches_every_request_and_a_stopped_loop_is_counted_with_the_tokens_it_saved():
+    from pipeline.engine import Completion
+    from pipeline.schema import to_table
+    from pipeline.tally import Tally
+
+    class LoopingEngine(FakeEngine):
+        seen = []
+
+        async def complete(self, prompt_ids, params, request_id):
+            self.seen.append(params.stop_loops)
+            return Completion("<think>\nagain again", [1] * 120, "repetition")
+
+    rep = generate_stage(LoopingEngine(), stop_loops=(8, 64, 6))
+    sampling = {**SAMPLING, "max_tokens": 400}
+    # a budgeted two-stage sample: a loop stopped in its first stage is final, no continuation
+    rows = [{"status": "pending", "sample_id": "s0", "prompt_token_ids": [5, 5], "sampling": sampling, "seed": 1,
+             "thinking_budget": 50, "budget_strategy": "two_stage", "prefill": "",
+             "messages": [{"role": "user", "content": "q"}], "reference": None}]
+
+    async def go():
+        return [t async for t in rep(to_table(rows))]
+
+    out = asyncio.run(go())[0].to_pylist()
+    assert LoopingEngine.seen == [(8, 64, 6)] and out[0]["finish_reason"] == "repetition"
+    t = Tally.of(to_table([{"status": "rejected", "reject_reason": "repetition", "finish_reason": "repetition",
+                            "sampling": sampling, "thinking_tokens": 100, "answer_tokens": 0, "mode": "think"}]))
+    assert (t.loops_stopped, t.loop_tokens_saved) == (1, 300)
+
+
 def test_a_stage_names_the_columns_a_batch_lacks():
     from pipeline.stages import MissingColumns
 

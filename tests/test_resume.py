@@ -18,6 +18,7 @@ import sys
 import time
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
 import yaml
 
@@ -38,11 +39,24 @@ def _start(cfg_path: Path, log: Path, *args: str) -> subprocess.Popen:
                             stdout=log.open("ab"), stderr=subprocess.STDOUT, start_new_session=True)
 
 
+def _committed_rows(run_dir: Path) -> int:
+    """Rows committed: a resume's reconcile only removes rows (it may rewrite or delete parts, so
+    counting parts would miss new ones), the writer only adds them."""
+    import pyarrow.parquet as pq
+
+    n = 0
+    for p in _parts(run_dir):
+        with contextlib.suppress(OSError, pa.ArrowInvalid):  # moved or replaced while we look
+            n += pq.read_metadata(p).num_rows
+    return n
+
+
 def _kill_when_writing(proc: subprocess.Popen, run_dir: Path, rng: random.Random, after: int) -> int:
-    """SIGKILL the job's process group once it has committed parts beyond ``after``, at a random moment."""
+    """SIGKILL the job's process group once it has committed rows beyond ``after`` (this attempt
+    writes), at a random moment soon after; returns the rows committed then."""
     deadline = time.time() + 600
     while time.time() < deadline and proc.poll() is None:
-        if len(_parts(run_dir)) > after:
+        if _committed_rows(run_dir) > after:
             time.sleep(rng.uniform(0, 1.5))
             break
         time.sleep(0.2)
@@ -53,7 +67,7 @@ def _kill_when_writing(proc: subprocess.Popen, run_dir: Path, rng: random.Random
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
     proc.wait(timeout=60)
-    return len(_parts(run_dir))
+    return _committed_rows(run_dir)
 
 
 def _job(tmp_path: Path, name: str) -> tuple[Path, Path]:

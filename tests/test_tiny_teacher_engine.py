@@ -126,3 +126,40 @@ def test_engine_budget_leaves_naturally_closed_thinking_alone(tiny_llm, by_mode)
     outs = generate(tiny_llm, PLAIN, REFS, enable_thinking=True, thinking_token_budget=budget)
     late = [o.text for o in outs if EARLY_STOP in o.text.split("</think>", 1)[-1]]
     assert not late, f"{len(late)}/{len(outs)} answers got the early-stop text forced into them"
+
+
+def test_stop_loops_ends_planted_loops_early_and_leaves_normal_samples_alone(tiny_llm, tiny_tokenizer):
+    """``generation.stop_loops`` through ``engine.vllm_sampling``, on the real engine: requests
+    made to loop (greedy, a repetition penalty below 1 rewards repeating) stop with ``repetition`` well
+    before ``max_tokens``; the same sampling at penalty 1 gives the same texts with or without it."""
+    from filters.repetition import RepetitionFilter
+    from filters.base import Sample
+    from pipeline.config import JobConfig
+    from pipeline.engine import Params, vllm_sampling
+
+    loops = JobConfig.model_validate({"input": {"path": "p"}, "teacher": {"model": "m"},
+                                      "generation": {"stop_loops": {}}}).generation.stop_loops
+    stop = (loops.min_tokens, loops.max_tokens, loops.repeats)
+    texts = [tiny_tokenizer.apply_chat_template(c, tokenize=False, add_generation_prompt=True, enable_thinking=True)
+             for c in PLAIN[:40]]
+    prompts = [{"prompt_token_ids": tiny_tokenizer.encode(t, add_special_tokens=False)} for t in texts]
+
+    def run(penalty, stop_loops, temperature=0.6):
+        params = [vllm_sampling(Params(temperature=temperature, top_p=0.95, top_k=20, min_p=0.0, presence_penalty=0.0,
+                                       repetition_penalty=penalty, max_tokens=400, seed=i, stop_loops=stop_loops))
+                  for i in range(len(prompts))]
+        return [o.outputs[0] for o in tiny_llm.generate(prompts, params, use_tqdm=False)]
+
+    normal, checked = run(1.0, None), run(1.0, stop)
+    assert [o.text for o in checked] == [o.text for o in normal]  # no false stop on 40 normal samples
+    assert not any(o.finish_reason == "repetition" for o in checked)
+    # greedy: a planted loop repeats exactly (sampled at 0.6 it wanders, and an exact-repeat check
+    # misses most of it: the repetition filter judges those afterwards)
+    planted_free, planted = run(0.3, None, 0.0), run(0.3, stop, 0.0)
+    stopped = [o for o in planted if o.finish_reason == "repetition"]
+    assert len(stopped) >= 0.5 * len(planted), [o.finish_reason for o in planted]
+    free_tokens = sum(len(o.token_ids) for o in planted_free)
+    assert sum(len(o.token_ids) for o in planted) < 0.8 * free_tokens
+    # each stopped sample is rejected as a loop, not as something else
+    f = RepetitionFilter()
+    assert all(f.check(Sample(o.text, True, finish_reason=o.finish_reason)).reason == "loop_stopped" for o in stopped)

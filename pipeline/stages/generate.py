@@ -93,12 +93,14 @@ class GenerateSettings:
     max_model_len: int
     request_timeout_s: float | None = None
     deadline: float | None = None  # epoch seconds: requests not sent by then are left for a resume
+    stop_loops: tuple[int, int, int] | None = None  # ``generation.stop_loops`` (min, max, repeats)
 
     @classmethod
     def of(cls, job, deadline: float | None = None) -> "GenerateSettings":
-        t = job.teacher
+        t, loops = job.teacher, job.generation.stop_loops
         return cls(engine_kwargs(t, job.generation.modes), t.dialect, tuple(job.generation.modes),
-                   t.in_flight, t.engine.max_model_len, t.request_timeout_s, deadline)
+                   t.in_flight, t.engine.max_model_len, t.request_timeout_s, deadline,
+                   (loops.min_tokens, loops.max_tokens, loops.repeats) if loops else None)
 
 
 class Generate(Stage):
@@ -166,6 +168,7 @@ class Generate(Stage):
         self.max_in_flight = settings.max_in_flight
         self.timeout = settings.request_timeout_s
         self.deadline = settings.deadline
+        self.stop_loops = settings.stop_loops
         self.replica = name or f"{socket.gethostname()}:{os.getpid()}"  # stamped on its rows
         self._sem: asyncio.Semaphore | None = None
         self._ids = itertools.count()
@@ -222,6 +225,8 @@ class Generate(Stage):
         return row
 
     async def _complete(self, prompt_ids: list[int], params, sample_id: str) -> Completion:
+        if self.stop_loops is not None:
+            params = params.but(stop_loops=self.stop_loops)
         return await self.engine.complete(prompt_ids, params, f"{sample_id}-{next(self._ids)}")
 
     async def _generate(self, row: dict, prompt_ids: list[int], prefill: str, seed: int,
@@ -283,7 +288,7 @@ class Generate(Stage):
             c = await self._generate(row, prompt_ids, prefill, row["seed"] + 2 * turn, sampling)
             generated += len(c.token_ids)
             previous = self.dialect.completion(prefill, c.text)
-            if c.finish_reason == "length":
+            if c.finish_reason in ("length", "repetition"):  # cut, or stopped as a loop: no next turn
                 break
         # the row describes its last turn - which may come early, if a turn was cut
         row.update(messages=messages, prefill=prefill, prompt_tokens=len(prompt_ids), completion_tokens=generated,
