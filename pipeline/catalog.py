@@ -147,19 +147,15 @@ def generated_prompts(run_url: str) -> np.ndarray:
     """Hashes of the prompt ids a run folder holds samples of, transient errors aside."""
     import pyarrow as pa
     import pyarrow.compute as pc
-    import pyarrow.parquet as pq
 
-    fs, root = _fs(run_url)
+    from .run_folder import SAMPLES, RunFolder
+
     hashes = []
-    for folder in ("accepted", "rejected", "errors"):
-        for path in sorted(fs.glob(f"{root}/{folder}/*.parquet")):
-            with fs.open(path, "rb") as f:
-                pf = pq.ParquetFile(f)
-                t = pf.read(columns=[c for c in ("prompt_id", "error") if c in pf.schema_arrow.names])
-            if "error" in t.column_names:
-                t = t.filter(pc.invert(pc.fill_null(pc.is_in(t["error"], pa.array(sorted(TRANSIENT))), False)))
-            # once per prompt, not per sample: hashing is most of the cost
-            hashes.append(key_hash(pc.unique(t["prompt_id"].drop_null()).to_pylist()))
+    for _, t in RunFolder(run_url).tables(["prompt_id", "error"], SAMPLES):
+        if "error" in t.column_names:
+            t = t.filter(pc.invert(pc.fill_null(pc.is_in(t["error"], pa.array(sorted(TRANSIENT))), False)))
+        # once per prompt, not per sample: hashing is most of the cost
+        hashes.append(key_hash(pc.unique(t["prompt_id"].drop_null()).to_pylist()))
     return np.unique(np.concatenate(hashes)) if hashes else np.zeros(0, np.uint64)
 
 

@@ -101,12 +101,11 @@ class Tally:
         if "finish_reason" in have and "sampling" in have:
             looped = table.filter(pc.fill_null(pc.equal(table["finish_reason"], "repetition"), False))
             if looped.num_rows:
-                made = [sum(x or 0 for x in pair) for pair in zip(
-                    *(looped[c].to_pylist() if c in have else [0] * looped.num_rows
-                      for c in ("thinking_tokens", "answer_tokens")))]
-                cap = pc.struct_field(looped["sampling"], "max_tokens").to_pylist()
+                made = pc.add(*(pc.fill_null(looped[c], 0) if c in have else 0
+                                for c in ("thinking_tokens", "answer_tokens")))
+                left = pc.subtract(pc.fill_null(pc.struct_field(looped["sampling"], "max_tokens"), 0), made)
                 t.loops_stopped = looped.num_rows
-                t.loop_tokens_saved = sum(max(0, (c or 0) - m) for c, m in zip(cap, made))
+                t.loop_tokens_saved = pc.sum(pc.max_element_wise(left, 0)).as_py() or 0
         rows = table.select([c for c in _COLUMNS if c in have]).to_pylist()
         missing = {c: None for c in _COLUMNS if c not in have}
         for r in rows:
@@ -178,8 +177,8 @@ class Tally:
     def add(self, other: "Tally") -> "Tally":
         for name in ("rows", "files", "budget_hit", "loops_stopped", "loop_tokens_saved"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
-        for name in ("status", "rejected", "errors", "earlier", "by_mode", "by_source", "tokens", "filters", "filter_reasons",
-                     "budgets", "flags", "turns"):
+        for name in ("status", "rejected", "errors", "earlier", "by_mode", "by_source", "tokens", "filters",
+                     "filter_reasons", "budgets", "flags", "turns"):
             getattr(self, name).update(getattr(other, name))
         for name, w in other.replicas.items():
             self.replicas.setdefault(name, Window(w.start, w.end)).add(w)
