@@ -67,12 +67,12 @@ def planted_input(tmp_path_factory) -> dict:
     return {"path": path, "errors": expected, "inputs": len([l for l in lines if l.strip()])}
 
 
-def job_config(input_path: Path, out: Path, run_id: str, incremental: bool = True):
+def job_config(input_path: Path, out: Path, run_id: str, incremental: bool = True, replicas: int = 2):
     from pipeline.loading import load_config
 
     return load_config(data={
         "input": {"path": str(input_path), "columns": {"messages": "messages"}},
-        "teacher": {"model": str(ARTIFACT_DIR), "dialect": "qwen3", "device": "cpu", "replicas": 2,
+        "teacher": {"model": str(ARTIFACT_DIR), "dialect": "qwen3", "device": "cpu", "replicas": replicas,
                     "max_in_flight": 32,
                     "engine": {"dtype": "float32", "max_model_len": 1024, "max_num_seqs": 32,
                                "kv_cache_gib": 0.5, "enforce_eager": True}},
@@ -323,7 +323,8 @@ def next_night(runs, planted_input, tmp_path_factory):
     (folder / "day1.jsonl").write_text(planted_input["path"].read_text(encoding="utf-8"), encoding="utf-8")
     new = PROMPTS_PATH.read_text(encoding="utf-8").splitlines()[GOOD:GOOD + NEW]
     (folder / "day2.jsonl").write_text("\n".join(new) + "\n", encoding="utf-8")
-    summary = run(job_config(folder, runs["out"], "c"))
+    # one replica: 3 new prompts need no second engine start (replicas is not part of the fingerprint)
+    summary = run(job_config(folder, runs["out"], "c", replicas=1))
     return {"summary": summary, "new_ids": [json.loads(line)["id"] for line in new]}
 
 

@@ -115,9 +115,9 @@ def work_units(in_flight: int, batch_size: int) -> tuple[int, int]:
     0.61 with twice as many, and a 30% shorter run).
 
     >>> work_units(80, 32), work_units(32, 8), work_units(4, 32)
-    ((5, 34), (2, 34), (1, 10))
+    ((10, 18), (4, 18), (1, 10))
     """
-    rows = max(1, min(batch_size, in_flight // 16))
+    rows = max(1, min(batch_size, in_flight // 8))
     return rows, math.ceil(2 * in_flight / rows) + 2
 
 
