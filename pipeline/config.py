@@ -135,11 +135,24 @@ class TeacherConfig(Strict):
     """Check before starting that ``model`` is a model folder this machine sees (``config.json``
     and a tokenizer), so a wrong path fails at once (exit 2). Off for clusters where only the
     GPU nodes mount the models."""
+    name: str | None = None
+    """What the ``teacher`` column and the summary call the model (``Qwen/Qwen3-32B``). Default:
+    ``model``, made absolute when it is a relative local path."""
 
     @field_validator("dialect")
     @classmethod
     def _known_dialect(cls, name: str) -> str:
         return _check_dialect(name)
+
+    @property
+    def label(self) -> str:
+        """``name``, or ``model`` as an absolute path or URL: never a path relative to wherever the
+        job happened to run."""
+        import os
+
+        if self.name:
+            return self.name
+        return self.model if "://" in self.model or os.path.isabs(self.model) else os.path.abspath(self.model)
 
     @property
     def in_flight(self) -> int:

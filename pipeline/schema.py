@@ -43,6 +43,10 @@ SAMPLE = pa.schema([
     ("location", pa.string()),   # the input row it came from: file:line (JSONL) or file#rowN (Parquet)
     # training: the conversation, ending in the assistant turn exactly as the teacher wrote it
     ("messages", MESSAGES),
+    # the same split as TRL's conversational prompt-completion format (``conversation_split``): the
+    # messages up to the last user turn, and the teacher's turn; a trainer given these columns
+    # takes the loss on the completion only
+    ("prompt", MESSAGES), ("completion", MESSAGES),
     # analysis
     ("thinking", pa.string()), ("answer", pa.string()), ("mode", pa.string()),
     ("flag", pa.string()),         # the soft flag the last turn follows (null = none given)
@@ -105,6 +109,54 @@ STREAM = pa.schema(
     + [f for f in EARLIER if f.name not in SAMPLE.names and f.name not in ERROR.names]
     + [pa.field(n, t) for n, t in _WORKING]
 )
+
+
+def with_pandas_ints(schema: pa.Schema) -> pa.Schema:
+    """``schema`` with pandas metadata naming its integer columns ``Int64``: ``pandas.read_parquet``
+    (and ``pyarrow``'s ``to_pandas``) then keep them integers with ``<NA>`` for a null, where
+    pandas would otherwise turn a column with one null (``thinking_budget``) into floats.
+
+    >>> import json
+    >>> s = with_pandas_ints(pa.schema([("n", pa.int64()), ("t", pa.string())]))
+    >>> [c["numpy_type"] for c in json.loads(s.metadata[b"pandas"])["columns"]]
+    ['Int64', 'object']
+    """
+    import pandas as pd
+
+    frame = pd.DataFrame({f.name: pd.array([], dtype="Int64") if pa.types.is_integer(f.type) else pd.Series([], dtype=object)
+                          for f in schema})
+    meta = pa.Schema.from_pandas(frame, preserve_index=False).metadata
+    return schema.with_metadata({**(schema.metadata or {}), b"pandas": meta[b"pandas"]})
+
+
+def conversation_split(messages: pa.Array) -> tuple[pa.Array, pa.Array]:
+    """``messages`` as (prompt, completion): every message but the last, and the last one, the
+    teacher's turn. A row whose conversation does not end in an assistant turn gets nulls.
+
+    >>> m = pa.array([[{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}],
+    ...               None, [{"role": "user", "content": "q"}]], MESSAGES)
+    >>> prompt, completion = conversation_split(m)
+    >>> prompt.to_pylist()
+    [[{'role': 'user', 'content': 'q'}], None, None]
+    >>> completion.to_pylist()
+    [[{'role': 'assistant', 'content': 'a'}], None, None]
+    """
+    import numpy as np
+    import pyarrow.compute as pc
+
+    m = messages.combine_chunks() if isinstance(messages, pa.ChunkedArray) else messages
+    n = pc.fill_null(pc.list_value_length(m), 0).to_numpy(zero_copy_only=False).astype(np.int64)
+    flat = m.flatten()  # the values of the non-null lists, in order
+    ends = np.cumsum(n)
+    assistant = pc.fill_null(pc.equal(pc.struct_field(flat, "role"), "assistant"), False).to_numpy(zero_copy_only=False)
+    ok = (n > 0) & (assistant[np.maximum(ends - 1, 0)] if len(flat) else False)
+    pos = np.arange(len(flat)) - np.repeat(ends - n, n)  # each value's place in its conversation
+    in_ok, length = np.repeat(ok, n), np.repeat(n, n)
+    offsets = [np.concatenate([[0], np.cumsum(np.where(ok, n - 1, 0))]), np.concatenate([[0], np.cumsum(ok)])]
+    picks = [in_ok & (pos < length - 1), in_ok & (pos == length - 1)]
+    mask = pa.array(~ok)
+    return tuple(pa.ListArray.from_arrays(pa.array(o, pa.int32()), flat.filter(pa.array(p)), mask=mask)
+                 for o, p in zip(offsets, picks))
 
 
 def to_table(rows: list[dict], schema: pa.Schema = STREAM, stage: str | None = None) -> pa.Table:

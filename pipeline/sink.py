@@ -17,10 +17,12 @@ from ray.data.block import BlockAccessor
 
 from .committed import file_name
 from .run_folder import FOLDERS, RunFolder
-from .schema import EARLIER, ERROR, SAMPLE, STREAM
+from .schema import EARLIER, ERROR, SAMPLE, STREAM, conversation_split, with_pandas_ints
 from .tally import Tally
 
 SCHEMAS = {"accepted": SAMPLE, "rejected": SAMPLE, "error": ERROR, "earlier": EARLIER}
+# as written: integer columns stay integers in pandas (``with_pandas_ints``)
+_WRITTEN = {status: with_pandas_ints(schema) for status, schema in SCHEMAS.items()}
 
 
 class SplitParquetSink(Datasink):
@@ -55,7 +57,10 @@ class SplitParquetSink(Datasink):
             part = table.filter(pc.equal(table["status"], status))
             if part.num_rows:
                 schema = SCHEMAS[status]
-                part = part.select(schema.names).cast(schema)
+                if schema is SAMPLE:  # TRL's prompt-completion view of the conversation
+                    for name, column in zip(("prompt", "completion"), conversation_split(part["messages"])):
+                        part = part.set_column(part.schema.get_field_index(name), name, column)
+                part = part.select(schema.names).cast(_WRITTEN[status])
                 # named by its rows: a retried task rewrites its own file, never adds a copy
                 self.folder.write_part(folder, file_name(part), part)
                 files += 1

@@ -117,7 +117,7 @@ def build(cfg, inputs: int, per_input: int, run_url: str, t: Tally, wall_s: floa
     tokens = {k.removesuffix("_tokens"): int(t.tokens.get(k, 0))
               for k in ("prompt_tokens", "thinking_tokens", "answer_tokens", "completion_tokens")}
     return {
-        "run_id": cfg.output.run_id, "output": run_url, "teacher": cfg.teacher.model,
+        "run_id": cfg.output.run_id, "output": run_url, "teacher": cfg.teacher.label,
         "dialect": cfg.teacher.dialect, "replicas": cfg.teacher.replicas,
         **count_summary(t, inputs, per_input, cfg.filters.order),
         # output.incremental: prompts skipped because a completed earlier run generated them

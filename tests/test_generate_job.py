@@ -146,6 +146,8 @@ def test_samples_follow_the_data_contract(runs, tiny_tokenizer):
     for r in rows:
         final = r["messages"][-1]
         assert final["role"] == "assistant"
+        # TRL's prompt-completion view: the same conversation, split before the teacher's turn
+        assert r["prompt"] + r["completion"] == r["messages"] and r["completion"] == [final]
         if r["mode"] == "no_think":
             assert final["content"].startswith("<think>\n\n</think>\n\n") and r["thinking"] == ""
             assert r["thinking_tokens"] == 0 and r["thinking_budget"] is None

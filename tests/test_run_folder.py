@@ -137,3 +137,33 @@ def test_at_the_end_of_a_run_only_second_copies_are_dropped(tmp_path):
     assert dropped == 1  # p2's copy; p1 (half, with a transient error) stays: this run is done with it
     parts = sorted((tmp_path / "run").glob("*/*.parquet"))
     assert sorted(k for p in parts for k in pq.read_table(p)["sample_id"].to_pylist()) == ["p1-0", "p1-1", "p2-0"]
+
+
+def test_written_samples_carry_the_prompt_completion_split_and_keep_integers_in_pandas(tmp_path):
+    import datasets
+    import pandas as pd
+    import pyarrow as pa
+
+    from pipeline.schema import STREAM
+    from pipeline.sink import SplitParquetSink
+
+    folder = RunFolder(str(tmp_path / "run"))
+    folder.open({"config": {}, "input": {}}, overwrite=False)
+    sink = SplitParquetSink(folder, 100)
+    sink.on_write_start()
+    turns = [{"role": "system", "content": "s"}, {"role": "user", "content": "q1"},
+             {"role": "assistant", "content": "<think>\n\n</think>\n\na1"}, {"role": "user", "content": "q2"},
+             {"role": "assistant", "content": "<think>\nx\n</think>\n\na2"}]
+    rows = [{**_sample("p1", 0), "status": "accepted", "messages": turns, "thinking_budget": None},
+            {**_sample("p2", 0), "status": "accepted", "thinking_budget": 96},
+            {**_sample("p3", 0), "status": "error", "error": "prompt_too_long", "sample_index": None}]
+    sink.write([pa.Table.from_pylist([{k: r.get(k) for k in STREAM.names} for r in rows], schema=STREAM)], None)
+    got = {r["prompt_id"]: r for r in pq.read_table(tmp_path / "run" / "accepted").to_pylist()}
+    assert got["p1"]["prompt"] == turns[:-1] and got["p1"]["completion"] == turns[-1:]
+    assert got["p2"]["prompt"] + got["p2"]["completion"] == got["p2"]["messages"]
+    # pandas keeps integer columns integers, a null as <NA> (it would make them floats)
+    frame = pd.read_parquet(tmp_path / "run" / "accepted")
+    assert str(frame["thinking_budget"].dtype) == "Int64" and frame["thinking_budget"].isna().sum() == 1
+    assert str(pd.read_parquet(tmp_path / "run" / "errors")["sample_index"].dtype) == "Int64"
+    ds = datasets.load_dataset("parquet", data_dir=str(tmp_path / "run" / "accepted"), split="train")
+    assert ds.features["thinking_budget"].dtype == "int64" and {"prompt", "completion"} <= set(ds.column_names)

@@ -39,13 +39,14 @@ class PrepareSettings:
     run_id: str
     keep_prompt_text: bool
     deadline: float | None = None  # epoch seconds: rows that arrive later are left for a resume
+    label: str | None = None       # the ``teacher`` column (``TeacherConfig.label``); default ``teacher``
 
     @classmethod
     def of(cls, job, deadline: float | None = None) -> "PrepareSettings":
         i, t = job.input, job.teacher
         return cls(i.columns, i.system_prompt, i.default_source, job.generation, t.model, t.dialect,
                    t.engine.trust_remote_code, t.engine.max_model_len, job.output.run_id, job.output.keep_prompt_text,
-                   deadline)
+                   deadline, t.label)
 
 
 class Prepare(Stage):
@@ -181,7 +182,7 @@ class Prepare(Stage):
                 "thinking_budget": spec.budget,
                 # the reference belongs to the question the last turn answers
                 "reference": follow_ups[-1][1] if follow_ups else p.reference,
-                "teacher": self.s.teacher,
+                "teacher": self.s.label or self.s.teacher,
                 # a flag drawn per sample decides thinking or not: so do the recommended settings
                 "sampling": self.dialect.sampling(mode, thinking=thinks),
                 "seed": sample_seed(self.s.generation.seed, p.prompt_id, mode.name, spec.index),
