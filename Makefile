@@ -31,9 +31,9 @@ demo: install
 	$(VPY) -m jobs.generate --config configs/local.yaml
 
 test: install
-	$(VPY) -m pytest -q
+	$(VPY) -m pytest -q --durations=20
 
-# Throughput: bare vLLM vs the pipeline on the same prompts and engines -> docs/bench.md.
+# Benchmarks (generation vs bare vLLM and ray.data.llm, filters, state, loops, simulation) -> docs/bench.md.
 bench: install
 	$(VPY) -m jobs.bench --out docs/bench.md
 
