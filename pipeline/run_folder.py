@@ -4,8 +4,8 @@ Layout: ``run.json`` (what the run is: its config and input, written first), ``a
 ``rejected/``, ``errors/`` (Parquet parts, named by the rows they hold), ``earlier/`` (an
 incremental run's prompts that earlier runs generated, ``pipeline.catalog``), ``summary.json``
 (written last, atomically: its existence means the run completed), and beside it
-``unsolved.jsonl`` (adaptive runs) and ``budget_report.png`` (budget sweeps); ``_lock`` while a
-job writes it.
+``report.html`` (the run report, ``pipeline.report``), ``unsolved.jsonl`` (adaptive runs) and
+``budget_report.png`` (budget sweeps); ``_lock`` while a job writes it.
 
 ``open`` decides what a job does with the folder: start a new run, resume an unfinished one with
 the same config and input, do nothing for a completed one, or refuse (another config or input,
@@ -227,6 +227,49 @@ class RunFolder:
                 with fs.open(path, "rb") as f:
                     pf = pq.ParquetFile(f)
                     yield status, pf.read(columns=[c for c in columns if c in pf.schema_arrow.names])
+
+    def read_bytes(self, name: str) -> bytes | None:
+        """A file of the folder (``run.json``, ``budget_report.png``), or None where it has none."""
+        fs, root = self._fs
+        try:
+            with fs.open(f"{root}/{name}", "rb") as f:
+                return f.read()
+        except FileNotFoundError:
+            return None
+
+    def examples(self, status: str, key: str, want, per_key: int, columns: list[str],
+                 distinct: str | None = None) -> dict[str, list[dict]]:
+        """Up to ``per_key`` rows of ``status`` per value of column ``key`` in ``want`` (the report's
+        examples per reason), first parts first, at most one per value of ``distinct`` (an error
+        row's input ``location``: its samples fail alike): ``key`` is read of each part until every
+        value has its rows, the other ``columns`` only of the parts that give one, so a run of any
+        size costs a few parts' reads."""
+        import pyarrow.parquet as pq
+
+        fs, root = self._fs
+        need = {k: per_key for k in want}
+        out: dict[str, list[dict]] = {k: [] for k in want}
+        seen: set = set()
+        for path in sorted(fs.glob(f"{root}/{FOLDERS[status]}/*.parquet")):
+            if not any(need.values()):
+                break
+            with fs.open(path, "rb") as f:
+                pf = pq.ParquetFile(f)
+                if key not in pf.schema_arrow.names:
+                    continue
+                take = []
+                picked = pf.read(columns=[c for c in (key, distinct) if c in pf.schema_arrow.names])
+                for i, (k, d) in enumerate(zip(picked[key].to_pylist(), picked[distinct].to_pylist()
+                                               if distinct in picked.column_names else [None] * picked.num_rows)):
+                    if need.get(k) and (d is None or (k, d) not in seen):
+                        need[k] -= 1
+                        take.append(i)
+                        seen.add((k, d))
+                if take:
+                    names = list(dict.fromkeys([key] + [c for c in columns if c in pf.schema_arrow.names]))
+                    for row in pf.read(columns=names).take(take).to_pylist():
+                        out[row[key]].append(row)
+        return out
 
     def finish(self, summary: dict) -> None:
         """Drop the scratch folder and write ``summary.json`` last, atomically."""

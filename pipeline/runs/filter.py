@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+from .. import report
 from ..cluster import embedded_ray_cpus, init_ray
 from ..config import FilterJobConfig
 from ..run_folder import RunFolder
@@ -30,5 +31,6 @@ def run(cfg: FilterJobConfig, input_path: str, output: str, overwrite: bool = Fa
     chain(read_input(files), REJUDGE, Context(cfg)).write_datasink(sink)
     summary = {"input": input_path, "output": output,
                **count_summary(sink.tally, inputs, 1, cfg.filters.order), "wall_s": round(time.time() - started, 2)}
+    summary["report"] = report.write(folder, summary, report.resolved_config(cfg))
     folder.finish(summary)
     return summary

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import time
 
-from .. import catalog
+from .. import catalog, report
 from .. import summary as summaries
 from ..cluster import check_resources, init_ray
 from ..committed import DoneSet
@@ -100,6 +100,8 @@ def run(cfg: JobConfig, p: RunPlan | None = None, engine_factory=None) -> dict:
                 "budget_report.png", plot_png(summary["budget_report"], f"thinking budget sweep: {summary['teacher']}"))
         if cfg.generation.adaptive:
             summary["adaptive"] = adaptive(cfg, folder)
+        # report.html beside summary.json, rendered from it (a report that cannot be made is a warning)
+        summary["report"] = report.write(folder, summary, report.resolved_config(cfg))
         folder.finish(summary)
     catalog.write_manifest(cfg.output.path)
     return summary
