@@ -84,8 +84,8 @@ def chromium() -> str:
     why = "not root" if os.geteuid() != 0 else ("no apt-get" if not shutil.which("apt-get") else None)
     if why is None:
         env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        for cmd in (["apt-get", "install", "-y", "--no-install-recommends", "chromium"], ["apt-get", "update"],
-                    ["apt-get", "install", "-y", "--no-install-recommends", "chromium"]):
+        install = ["apt-get", "install", "-y", "--no-install-recommends", "chromium", "fonts-droid-fallback"]
+        for cmd in (install, ["apt-get", "update"], install):
             done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
             if cmd[1] == "install" and done.returncode == 0 and os.access(CHROMIUM, os.X_OK):
                 return CHROMIUM

@@ -209,3 +209,28 @@ def test_two_nights_side_by_side(tmp_path):
     assert f"{a['accepted'] - b['accepted']:+,}" in page
     assert "night-2 vs night-1" in page and not external_loads(page)
     assert lookup(a, ["errors", "total"]) == 8 and "+8" in page
+
+
+def test_the_sweep_adaptive_and_fusion_blocks_show_their_counts(run):
+    from collections import Counter
+    from types import SimpleNamespace
+
+    s = json.loads(json.dumps(run["summary"]))
+    s["budget_report"] = [{"mode": "think", "budget": b, "samples": 10 + i, "accuracy": 0.1 * i, "judged": 9,
+                           "mean_thinking_tokens": 30.0 * (i + 1), "budget_hit_rate": 0.5} for i, b in
+                          enumerate([32, 64, None])]
+    t = Tally()
+    t.flags.update({("think", "/think", "user", "accepted"): 5, ("no_think", "/no_think", "system", "rejected"): 2})
+    t.turns.update({("/think", "followed"): 3})
+    s["fusion"] = summaries.fusion_summary(t)
+    rule = SimpleNamespace(rule="adaptthink", delta=0.05, think_mode="think", no_think_mode="no_think")
+    s["adaptive"] = summaries.adaptive_summary(rule, 4, Counter({("gsm8k", "think"): 3, ("gsm8k", "no_think"): 2,
+                                                                 ("math.v2", "unsolved"): 1}), "x/unsolved.jsonl")
+    page = report.render(s)
+    assert not mismatches(page, {None: s})
+    assert {("adaptive", "chose_think"), ("adaptive", "by_source", "gsm8k", "chose_no_think"),
+            ("fusion", "flags", "/think in user", "accepted"), ("fusion", "turns", "/think followed"),
+            ("budget_report", "1", "samples")} <= shown(page)
+    assert 'aria-label="accuracy per budget"' in page  # no plot beside the data: drawn in SVG
+    png = report.render(s, report.Beside(budget_png=b"\x89PNG\r\n\x1a\n"))
+    assert "data:image/png;base64,iVBORw0KGgo=" in png and 'aria-label="accuracy per budget"' not in png

@@ -73,8 +73,8 @@ def gather(folder, summary: dict, config: dict | None = None) -> Beside:
 
 
 _CONTENTS = [("funnel", "funnel"), ("groups", "per mode / source"), ("filters", "filters"), ("lengths", "lengths"),
-             ("budgets", "budgets"), ("adaptive", "adaptive"), ("fusion", "fusion"), ("examples", "examples"),
-             ("throughput", "throughput"), ("provenance", "provenance")]
+             ("budgets", "budgets"), ("adaptive", "adaptive"), ("fusion", "fusion"), ("throughput", "throughput"),
+             ("examples", "examples"), ("provenance", "provenance")]
 
 
 def render(summary: dict, beside: Beside | None = None) -> str:

@@ -61,36 +61,39 @@ def lengths(s: dict) -> str:
                    + table(["mode", "part", "outcome", "samples", "median", "p90", "max"], rows))
 
 
+def _pct(v, digits: int) -> str:
+    return "-" if v is None else f"{v:.{digits}%}"
+
+
 def budgets(s: dict, png: bytes | None) -> str:
+    """The budget report: its table, and the sweep's plot (the PNG beside the data, or drawn here)."""
     rows = s.get("budget_report") or []
     if not png and not any(r["budget"] is not None for r in rows):
         return ""
-    def pct(v, digits: int) -> str:
-        return "-" if v is None else f"{v:.{digits}%}"
-
     body = [table(["mode", "budget", "samples", "accuracy", "judged", "mean thinking tokens", "budget hit"],
                   [[esc(r["mode"]), esc("none" if r["budget"] is None else r["budget"]),
-                    num(r["samples"], ("budget_report", i, "samples")), pct(r["accuracy"], 1),
+                    num(r["samples"], ("budget_report", i, "samples")), _pct(r["accuracy"], 1),
                     num(r["judged"], ("budget_report", i, "judged")), esc(r["mean_thinking_tokens"]),
-                    pct(r["budget_hit_rate"], 0)] for i, r in enumerate(rows)])]
+                    _pct(r["budget_hit_rate"], 0)] for i, r in enumerate(rows)])]
+    modes = sorted({r["mode"] for r in rows})
+    sweep = any(sum(r["mode"] == m for r in rows) > 1 for m in modes)
     if png:
         body.append(f'<img alt="budget report" style="max-width:900px;width:100%" '
                     f'src="data:image/png;base64,{base64.b64encode(png).decode()}">')
-    else:  # no plot beside the data (a run from before it was drawn): draw one here
+    elif sweep:  # no plot beside the data (a run from before it was drawn): draw one here
         order = sorted({r["budget"] for r in rows if r["budget"] is not None})
         x = {b: i for i, b in enumerate(order)} | {None: len(order)}
         ticks = [(i, str(b)) for b, i in x.items() if b is not None] + [(len(order), "none")]
-        modes = sorted({r["mode"] for r in rows})
+
         def per_mode(name: str):
             return [(m, PALETTE[i % 10], [(x[r["budget"]], r[name] or 0) for r in rows if r["mode"] == m])
                     for i, m in enumerate(modes)]
 
-        acc, think = per_mode("accuracy"), per_mode("mean_thinking_tokens")
-        body.append('<div class="grid"><div>' + lines(acc, "accuracy per budget", "thinking budget", "accuracy",
-                                                      ticks, percent=True)
-                    + "</div><div>" + lines(think, "thinking per budget", "thinking budget", "mean thinking tokens",
-                                            ticks) + "</div></div>")
-    return section("budgets", "Thinking-budget sweep", "".join(body))
+        body.append('<div class="grid"><div>'
+                    + lines(per_mode("accuracy"), "accuracy per budget", "thinking budget", "accuracy", ticks, True)
+                    + "</div><div>" + lines(per_mode("mean_thinking_tokens"), "thinking per budget", "thinking budget",
+                                            "mean thinking tokens", ticks) + "</div></div>")
+    return section("budgets", "Thinking-budget sweep" if sweep or png else "Thinking budgets", "".join(body))
 
 
 def adaptive(s: dict) -> str:

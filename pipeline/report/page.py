@@ -82,7 +82,7 @@ def table(head: list[str], rows: list[list[str]], cls: str = "") -> str:
     if not rows:
         return '<p class="note">none</p>'
     start = f'<table class="{cls}">' if cls else "<table>"
-    return (start + "<tr>" + "".join(f"<th>{h}</th>" for h in head) + "</tr>"
+    return (start + ("<tr>" + "".join(f"<th>{h}</th>" for h in head) + "</tr>" if any(head) else "")
             + "".join("<tr>" + "".join(f"<td>{c}</td>" for c in r) + "</tr>" for r in rows) + "</table>")
 
 
