@@ -23,7 +23,7 @@ REASONS = {"format": "think_tag_in_answer", "wrong_answer": "wrong_answer", "rep
 SOURCES = ["gsm8k", "math.v2", "tiny/add"]  # a dot and a slash: key paths must survive them
 
 
-def _sample(rng, i: int, mode: str, k: int, reason: str | None, t0: float) -> dict:
+def _sample(rng, i: int, mode: str, k: int, reason: str | None, t0: float, sources: list) -> dict:
     thinking = "" if mode == "no_think" else "step " * rng.randint(5, 900)
     answer = (SCRIPT + " \\boxed{4}" if reason == "think_tag_in_answer"
               else "The answer is \\boxed{4}. " * rng.randint(1, 40))
@@ -32,7 +32,7 @@ def _sample(rng, i: int, mode: str, k: int, reason: str | None, t0: float) -> di
                 for f in FILTERS]
     done = t0 + rng.uniform(0, 3600 * 10)  # ten hours of a night
     tokens = {"thinking_tokens": len(thinking.split()), "answer_tokens": len(answer.split()) * 3}
-    return {"sample_id": f"s{i}-{mode}-{k}", "prompt_id": f"p{i}", "run_id": "night", "source": SOURCES[i % 3],
+    return {"sample_id": f"s{i}-{mode}-{k}", "prompt_id": f"p{i}", "run_id": "night", "source": sources[i % len(sources)],
             "location": f"in.jsonl:{i + 1}", "mode": mode, "status": "rejected" if reason else "accepted",
             "messages": [{"role": "user", "content": f"What is 2 + 2? {SCRIPT}"},
                          {"role": "assistant", "content": f"<think>\n{thinking}\n</think>\n\n{answer}"}],
@@ -42,7 +42,8 @@ def _sample(rng, i: int, mode: str, k: int, reason: str | None, t0: float) -> di
             "replica": f"host:{i % 2}", "t_submit": done - 5, "t_done": done}
 
 
-def make_run(tmp_path, run_id: str = "night", prompts: int = 12, bad: int = 2, seed: int = 0) -> tuple:
+def make_run(tmp_path, run_id: str = "night", prompts: int = 12, bad: int = 2, seed: int = 0,
+             sources: list = SOURCES) -> tuple:
     """A run folder as the generation job leaves it: parts, summary (``summary.build`` over the
     committed parts' tally and the write tasks' timings), report.html, summary.json last."""
     from pipeline.loading import load_config
@@ -53,7 +54,7 @@ def make_run(tmp_path, run_id: str = "night", prompts: int = 12, bad: int = 2, s
                                              "storage_options.s3.secret=THE-SECRET-VALUE"])
     rng = random.Random(seed)
     t0 = 1.8e9
-    rows = [_sample(rng, i, mode, k, rng.choice([None, None, *REASONS.values()]), t0)
+    rows = [_sample(rng, i, mode, k, rng.choice([None, None, *REASONS.values()]), t0, sources)
             for i in range(prompts) for mode in ("think", "no_think") for k in range(2)]
     rows += [{"sample_id": f"e{j}-{k}", "status": "error", "stage": "prepare", "error": "invalid_json",
               "detail": f"not valid JSON {SCRIPT}", "location": f"in.jsonl:{prompts + j + 1}",
@@ -95,6 +96,13 @@ def test_every_count_on_the_page_is_the_summarys(run):
     off["rejected"]["by_reason"]["repetition"] += 1
     bad = mismatches(page, {None: off})
     assert bad and all(b.startswith("None ['rejected', 'by_reason', 'repetition']: page") for b in bad)
+
+
+def test_rows_without_a_source_are_counted_under_null(tmp_path):
+    _, s, _ = make_run(tmp_path, sources=[None])  # the filter job's rows carry none
+    page = (tmp_path / "night" / "report.html").read_text(encoding="utf-8")
+    assert set(s["by_source"]) == {"null"} and not mismatches(page, {None: s}) and "<td>(none)</td>" in page
+    assert ("by_source", "null", "accepted") in shown(page)
 
 
 def test_the_length_histograms_hold_every_sample_in_a_fixed_number_of_bins(run):

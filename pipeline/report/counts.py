@@ -90,7 +90,8 @@ def groups(s: dict) -> str:
         rows = []
         for name, d in counts.items():
             acc, rej = d.get("accepted", 0), d.get("rejected", 0)
-            rows.append([esc(name), num(acc, (f"by_{group}", name, "accepted")) if "accepted" in d else "0",
+            rows.append([esc("(none)" if name is None else name),
+                         num(acc, (f"by_{group}", name, "accepted")) if "accepted" in d else "0",
                          num(rej, (f"by_{group}", name, "rejected")) if "rejected" in d else "0",
                          share(acc, acc + rej), bar(acc, acc + rej, COLOURS["accepted"], 120)])
         body.append(f"<div><h3>Per {title}</h3>" + table([title, "accepted", "rejected", "accept rate", ""], rows))
@@ -98,7 +99,8 @@ def groups(s: dict) -> str:
         names = sorted({r for d in by.values() for r in d})
         body.append(f"<h3>Rejection reasons per {title}</h3>" + table(
             [title, *map(esc, names)],
-            [[esc(g), *(num(d[r], ("rejected", f"by_{group}", g, r)) if r in d else "" for r in names)]
+            [[esc("(none)" if g is None else g), *(num(d[r], ("rejected", f"by_{group}", g, r)) if r in d else ""
+                                                    for r in names)]
              for g, d in by.items()]) + "</div>")
     return section("groups", "Per mode and per source", f'<div class="side">{"".join(body)}</div>')
 

@@ -138,6 +138,18 @@ def _prompt(row: dict) -> str:
     return users[-1] if users else row.get("prompt_text") or ""
 
 
+def _meta(r: dict) -> str:
+    """A rejected sample's line of facts, those it has."""
+    tokens = (f"{r['thinking_tokens']} thinking + {r['answer_tokens']} answer tokens"
+              if r.get("thinking_tokens") is not None and r.get("answer_tokens") is not None else None)
+    facts = [r.get("mode"), r.get("source"), r.get("thinking_budget") and f"budget {r['thinking_budget']}", tokens,
+             r.get("finish_reason") and f"finish {r['finish_reason']}",
+             r.get("reference") is not None and f"reference {str(r['reference'])[:60]}",
+             r.get("extracted_answer") is not None and f"extracted {str(r['extracted_answer'])[:60]}",
+             r.get("sample_id")]
+    return " · ".join(esc(f) for f in facts if f)
+
+
 def _text(text, limit: int) -> str:
     return clip(text, limit) if text else '<span class="k">(empty)</span>'
 
@@ -153,11 +165,7 @@ def examples(s: dict, rejected: dict, errors: dict) -> str:
             why = "; ".join(f"{esc(v['filter'])}: {esc(v['reason'])}" + (f" ({clip(v.get('detail'), 200)})"
                                                                         if v.get("detail") else "") for v in failed)
             body.append(
-                f'<div class="ex"><div class="k">{esc(r.get("mode"))} · {esc(r.get("source"))} · budget '
-                f'{esc(r.get("thinking_budget") or "none")} · {esc(r.get("thinking_tokens"))} thinking + '
-                f'{esc(r.get("answer_tokens"))} answer tokens · finish {esc(r.get("finish_reason"))} · reference '
-                f'{clip(r.get("reference"), 60)} · extracted {clip(r.get("extracted_answer"), 60)} · '
-                f'{esc(r.get("sample_id"))}</div><div class="k">why: {why or "-"}</div>'
+                f'<div class="ex"><div class="k">{_meta(r)}</div><div class="k">why: {why or "-"}</div>'
                 f'<div class="k">prompt</div><pre>{_text(_prompt(r), 300)}</pre>'
                 f'<div class="k">thinking</div><pre>{_text(r.get("thinking"), 700)}</pre>'
                 f'<div class="k">answer</div><pre>{_text(r.get("answer"), 400)}</pre></div>')

@@ -50,7 +50,8 @@ def esc(value) -> str:
 
 
 def _path(key) -> str:
-    return escape(json.dumps([str(k) for k in key]), quote=True)
+    """A key path as JSON (a None key as summary.json writes it: ``null``)."""
+    return escape(json.dumps(["null" if k is None else str(k) for k in key]), quote=True)
 
 
 def num(value, key=None, run: str | None = None, total: bool = False) -> str:
