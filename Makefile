@@ -9,9 +9,20 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install demo test bench teacher clean
+.PHONY: install browser demo test bench teacher clean
 
-install: $(STAMP)
+install: $(STAMP) browser
+
+# Headless Chromium (Debian's package, with a CJK font for the examples) draws the run report in
+# tests/test_report_browser.py: installed as root with apt where it is missing (a no-op once there);
+# elsewhere that test skips, saying why.
+BROWSER_PKGS := chromium fonts-droid-fallback
+browser:
+	@test -x /usr/bin/chromium || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	  { DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $(BROWSER_PKGS) || \
+	    { apt-get update -q && \
+	      DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $(BROWSER_PKGS); }; }; } || \
+	  echo "make: chromium not installed (needs root and apt-get); the report's browser test will skip"
 
 # Re-runs only when pyproject.toml changes, so a second `make install` takes no time.
 $(STAMP): pyproject.toml
