@@ -55,6 +55,9 @@ def shown(page: str) -> set[tuple]:
 def must_show(summary: dict) -> set[tuple]:
     """The count keys a run's page must show: the funnel, every reason, filter and group."""
     keys = {("inputs",), ("expected_samples",), ("accepted",), ("rejected", "total"), ("errors", "total")}
+    if (summary.get("earlier") or {}).get("prompts"):
+        keys |= {("earlier", "samples"), ("earlier", "prompts")} | {("earlier", "by_run", r)
+                                                                   for r in summary["earlier"]["by_run"]}
     for block in ("rejected", "errors"):
         keys |= {(block, "by_reason", r) for r in summary[block]["by_reason"]}
     for name, f in summary["filters"].items():

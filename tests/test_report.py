@@ -32,7 +32,8 @@ def _sample(rng, i: int, mode: str, k: int, reason: str | None, t0: float, sourc
                 for f in FILTERS]
     done = t0 + rng.uniform(0, 3600 * 10)  # ten hours of a night
     tokens = {"thinking_tokens": len(thinking.split()), "answer_tokens": len(answer.split()) * 3}
-    return {"sample_id": f"s{i}-{mode}-{k}", "prompt_id": f"p{i}", "run_id": "night", "source": sources[i % len(sources)],
+    return {"sample_id": f"s{i}-{mode}-{k}", "prompt_id": f"p{i}", "run_id": "night",
+            "source": sources[i % len(sources)],
             "location": f"in.jsonl:{i + 1}", "mode": mode, "status": "rejected" if reason else "accepted",
             "messages": [{"role": "user", "content": f"What is 2 + 2? {SCRIPT}"},
                          {"role": "assistant", "content": f"<think>\n{thinking}\n</think>\n\n{answer}"}],
@@ -43,7 +44,7 @@ def _sample(rng, i: int, mode: str, k: int, reason: str | None, t0: float, sourc
 
 
 def make_run(tmp_path, run_id: str = "night", prompts: int = 12, bad: int = 2, seed: int = 0,
-             sources: list = SOURCES) -> tuple:
+             sources: list = SOURCES, earlier: int = 0) -> tuple:
     """A run folder as the generation job leaves it: parts, summary (``summary.build`` over the
     committed parts' tally and the write tasks' timings), report.html, summary.json last."""
     from pipeline.loading import load_config
@@ -56,13 +57,15 @@ def make_run(tmp_path, run_id: str = "night", prompts: int = 12, bad: int = 2, s
     t0 = 1.8e9
     rows = [_sample(rng, i, mode, k, rng.choice([None, None, *REASONS.values()]), t0, sources)
             for i in range(prompts) for mode in ("think", "no_think") for k in range(2)]
+    rows += [{"prompt_id": f"old{j}", "status": "earlier", "generated_by": "night-0", "location": f"old.jsonl:{j}"}
+             for j in range(earlier)]
     rows += [{"sample_id": f"e{j}-{k}", "status": "error", "stage": "prepare", "error": "invalid_json",
               "detail": f"not valid JSON {SCRIPT}", "location": f"in.jsonl:{prompts + j + 1}",
               "input": SCRIPT, "mode": "think"} for j in range(bad) for k in range(4)]
     stream = to_table(rows)
     folder = RunFolder(str(tmp_path / run_id))
     ident = {"config": {k: v for k, v in json.loads(cfg.model_dump_json()).items() if k != "storage_options"},
-             "input": {"files": [{"path": "in.jsonl", "bytes": 1}], "rows": prompts + bad}}
+             "input": {"files": [{"path": "in.jsonl", "bytes": 1}], "rows": prompts + bad + earlier}}
     assert folder.open(ident, overwrite=False) == "new"  # run.json, as a job starts
     folder.make_folders()
     schemas = {"accepted": SAMPLE, "rejected": SAMPLE, "error": ERROR, "earlier": EARLIER}
@@ -71,7 +74,7 @@ def make_run(tmp_path, run_id: str = "night", prompts: int = 12, bad: int = 2, s
         if part.num_rows:
             folder.write_part(name, "part-0.parquet", part.select(schemas[status].names).cast(schemas[status]))
     t = Tally.of_committed(folder).timing_from(Tally.of(stream))
-    s = summaries.build(cfg, prompts + bad, 4, folder.url, t, 600.0)
+    s = summaries.build(cfg, prompts + bad + earlier, 4, folder.url, t, 600.0)
     s["report"] = report.write(folder, s, report.resolved_config(cfg))
     folder.finish(s)
     return folder, json.loads((tmp_path / run_id / "summary.json").read_text()), rows
@@ -79,7 +82,7 @@ def make_run(tmp_path, run_id: str = "night", prompts: int = 12, bad: int = 2, s
 
 @pytest.fixture
 def run(tmp_path):
-    folder, summary, rows = make_run(tmp_path)
+    folder, summary, rows = make_run(tmp_path, earlier=3)
     return {"folder": folder, "summary": summary, "rows": rows,
             "page": (tmp_path / "night" / "report.html").read_text(encoding="utf-8")}
 
@@ -87,6 +90,7 @@ def run(tmp_path):
 def test_every_count_on_the_page_is_the_summarys(run):
     page, s = run["page"], run["summary"]
     assert s["report"].endswith("/night/report.html")
+    assert s["accounted"] and s["earlier"]["samples"] == 12 and s["errors"]["total"] == 8
     assert not mismatches(page, {None: s})
     missing = must_show(s) - shown(page)
     assert not missing, f"counts of summary.json the report does not show: {sorted(missing)}"
