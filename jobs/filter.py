@@ -32,7 +32,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--output", required=True, help="output folder (local or fsspec URL)")
     ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE")
     ap.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
+    ap.add_argument("--verbose", action="store_true",
+                    help="Ray Data's progress and the workers' logs on the console (ray.verbose), not one progress line")
     args = ap.parse_args(argv)
+    if args.verbose:
+        args.overrides.append("ray.verbose=true")
 
     from pipeline.run_folder import OutputError
     from pipeline.runs.filter import run

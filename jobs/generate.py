@@ -1,7 +1,7 @@
 """Generate a distillation SFT dataset: prompts -> vLLM teacher replicas -> Parquet.
 
 Usage:
-    python -m jobs.generate --config configs/local.yaml [--set key.path=value ...] [--dry-run]
+    python -m jobs.generate --config configs/local.yaml [--set key.path=value ...] [--dry-run] [--verbose]
 
 Reads the prompts, renders them for each configured mode (thinking / non-thinking, flags,
 thinking budget), generates with a pool of vLLM teacher replicas on Ray, and writes
@@ -9,7 +9,9 @@ thinking budget), generates with a pool of vLLM teacher replicas on Ray, and wri
 Every input row ends in exactly one of the three folders per sample; the summary checks it.
 
 ``--dry-run`` validates the config and the input, prints the resolved config and the plan
-(stages, replicas, resources, expected samples) and starts nothing.
+(stages, replicas, resources, expected samples) and starts nothing. While it runs the job prints
+one progress line (samples done, accepted share, tokens/s, ETA); ``--verbose`` shows Ray's
+progress and the workers' (vLLM's) logs instead, which otherwise go only to Ray's log files.
 
 Locally an embedded Ray is started; on a cluster run the same command under
 ``ray job submit -- python -m jobs.generate --config ...``.
@@ -37,7 +39,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE",
                     help="override one config value (YAML syntax), repeatable")
     ap.add_argument("--dry-run", action="store_true", help="validate and print the plan; start nothing")
+    ap.add_argument("--verbose", action="store_true",
+                    help="Ray Data's progress and the workers' logs on the console (ray.verbose), not one progress line")
     args = ap.parse_args(argv)
+    if args.verbose:
+        args.overrides.append("ray.verbose=true")
 
     from pipeline.run_folder import OutputError
     from pipeline.runs.generate import run

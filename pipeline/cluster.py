@@ -34,13 +34,20 @@ def check_resources(needs: dict[str, float], what: str) -> None:
                            f"teacher.replicas / teacher.resources / ray.cpu_stage_actors")
 
 
-def init_ray(address: str, embedded_cpus: int | None, storage_options: dict | None = None) -> None:
+def init_ray(address: str, embedded_cpus: int | None, storage_options: dict | None = None,
+             verbose: bool = True) -> None:
     """Start or join Ray. ``storage_options`` reach every worker of the job through its runtime
-    environment (``pipeline.storage``); under ``ray job submit`` they join the job's own."""
+    environment (``pipeline.storage``); under ``ray job submit`` they join the job's own. Not
+    ``verbose`` (``ray.verbose``): the workers' output stays in the log files and Ray Data prints no
+    progress blocks (``pipeline.progress``)."""
+    import logging
+
     import ray
 
+    from .progress import quiet
     from .storage import env_vars
 
+    quiet(verbose)
     if ray.is_initialized():
         if storage_options:
             import warnings
@@ -50,7 +57,8 @@ def init_ray(address: str, embedded_cpus: int | None, storage_options: dict | No
                           stacklevel=2)
         return
     runtime_env = {"env_vars": env_vars(storage_options)} if storage_options else None
+    console = {} if verbose else {"log_to_driver": False, "logging_level": logging.WARNING}
     if embedded_cpus is None:  # a cluster: given address, or the one `ray job submit` runs us in
-        ray.init(address=address or None, runtime_env=runtime_env)
+        ray.init(address=address or None, runtime_env=runtime_env, **console)
     else:
-        ray.init(num_cpus=embedded_cpus, include_dashboard=False, runtime_env=runtime_env)
+        ray.init(num_cpus=embedded_cpus, include_dashboard=False, runtime_env=runtime_env, **console)

@@ -185,6 +185,10 @@ class OutputConfig(Strict):
     keep_prompt_text: bool = False
     """Also store the exact rendered prompt the engine saw (column ``prompt_text``). Off by
     default: it repeats what ``messages`` renders to."""
+    license: str | None = None
+    """The dataset card's license (``README.md`` in the run folder; a Hugging Face license id such
+    as ``apache-2.0``). ``null``: ``unknown``. The teacher's own license and terms apply to its
+    outputs: choose accordingly."""
     overwrite: bool = False
     """Replace an existing ``<path>/<run_id>/``. Off = refuse to write into a used run folder."""
     max_error_rate: float = Field(default=0.5, ge=0, le=1)
@@ -219,6 +223,10 @@ class RayConfig(Strict):
     num_cpus: int | None = Field(default=None, gt=0)
     """Logical CPUs of the embedded Ray (ignored when joining a cluster). ``null`` = enough for
     the replicas plus the CPU stages; on a CPU teacher the engines share the real cores."""
+    verbose: bool = False
+    """Ray Data's progress blocks, Ray's info messages and the workers' output (vLLM's logs) on the
+    console, as Ray prints them (``--verbose``). Off: one progress line; the rest is in the Ray
+    session's log files, whose folder the job prints (``pipeline.progress``)."""
     deadline_s: float | None = Field(default=None, gt=0)
     """Wall-clock seconds one attempt may run, from its start. When they are up the job takes no
     new work (rows not yet prepared are left; requests not yet sent become ``deadline_reached``

@@ -14,7 +14,11 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import pytest
 
+from tests.generate_runs import planted_input, runs
 from tests.tiny_teacher import ARTIFACT_DIR
+
+# the generation job's runs (session fixtures), shared by the modules that check and train on them
+__all__ = ["planted_input", "runs"]
 
 
 @pytest.fixture(scope="session")

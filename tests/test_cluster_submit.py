@@ -130,6 +130,13 @@ def test_ray_job_submit_runs_the_job_on_the_cluster(cluster, tmp_path):
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["accounted"] and summary["inputs"] == 6, summary
     assert summary["expected_samples"] == 6 * summary["samples_per_input"]
+    # the console: one progress line, ending at every sample; not Ray Data's blocks, the workers'
+    # (vLLM's) logs or the tracebacks some libraries print while their processes exit
+    job_log = r.stdout + r.stderr
+    n = summary["expected_samples"]
+    assert f"progress  {n}/{n} samples (100%)" in job_log, log
+    assert "Traceback" not in job_log and "logging_progress" not in job_log and "VLLM" not in job_log.upper(), log
+    assert len(job_log.splitlines()) < 80, log
 
     from datasets import load_dataset
 

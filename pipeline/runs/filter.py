@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from .. import report
+from .. import progress, report
 from ..cluster import embedded_ray_cpus, init_ray
 from ..config import FilterJobConfig
 from ..run_folder import RunFolder
@@ -25,10 +25,12 @@ def run(cfg: FilterJobConfig, input_path: str, output: str, overwrite: bool = Fa
     inputs = count_rows(files)
     folder = RunFolder(output)
     folder.claim(overwrite)
-    init_ray(cfg.ray.address, embedded_ray_cpus(cfg.ray), cfg.storage_options)
+    init_ray(cfg.ray.address, embedded_ray_cpus(cfg.ray), cfg.storage_options, cfg.ray.verbose)
     sink = SplitParquetSink(folder, cfg.rows_per_file)
     started = time.time()
-    chain(read_input(files), REJUDGE, Context(cfg)).write_datasink(sink)
+    ctx = Context(cfg)
+    with progress.shown(ctx, inputs):
+        chain(read_input(files), REJUDGE, ctx).write_datasink(sink)
     summary = {"input": input_path, "output": output,
                **count_summary(sink.tally, inputs, 1, cfg.filters.order), "wall_s": round(time.time() - started, 2)}
     summary["report"] = report.write(folder, summary, report.resolved_config(cfg))

@@ -14,9 +14,10 @@ skipped too (``pipeline.catalog``); a completed run rebuilds the output root's `
 from __future__ import annotations
 
 import json
+import logging
 import time
 
-from .. import catalog, report
+from .. import catalog, progress, report
 from .. import summary as summaries
 from ..cluster import check_resources, init_ray
 from ..committed import DoneSet
@@ -29,10 +30,12 @@ from ..stages.suspects import call
 from ..tally import Tally
 from .plan import RunPlan, check_teacher, make_plan, resource_needs
 
+log = logging.getLogger(__name__)
+
 # settings that change how fast a run goes, not what it writes: a resume may change them
 _NOT_IDENTITY = {"teacher": ("replicas", "max_in_flight", "resources", "check_path", "request_timeout_s",
                              "max_replica_restarts"), "output": ("overwrite", "max_error_rate",
-                                                                                   "rows_per_file", "path")}
+                                                                                   "rows_per_file", "path", "license")}
 
 
 def identity(cfg: JobConfig, p: RunPlan) -> dict:
@@ -74,14 +77,15 @@ def run(cfg: JobConfig, p: RunPlan | None = None, engine_factory=None) -> dict:
         fp = catalog.fingerprint(ident["config"])
         earlier, earlier_runs = (catalog.earlier_prompts(cfg.output.path, fp, cfg.output.run_id)
                                  if cfg.output.incremental else (None, []))
-        init_ray(cfg.ray.address, p.ray_cpus, cfg.storage_options)
+        init_ray(cfg.ray.address, p.ray_cpus, cfg.storage_options, cfg.ray.verbose)
         check_resources(*resource_needs(cfg, p))
         ledger = IdLedger.start(p.files.paths, p.inputs, seed=owners)
         sink = SplitParquetSink(folder, cfg.output.rows_per_file)
         started = time.time()
         deadline = started + cfg.ray.deadline_s if cfg.ray.deadline_s else None
         ctx = Context(cfg, p, done, ledger, deadline, earlier, engine_factory)
-        chain(read_input(p.files, cfg.input.limit), GENERATION, ctx).write_datasink(sink)
+        with progress.shown(ctx, p.expected_samples, len(done) * p.samples_per_input):
+            chain(read_input(p.files, cfg.input.limit), GENERATION, ctx).write_datasink(sink)
         folder.reconcile(None)  # a write task Ray retried may have left a second copy: drop it
         t = Tally.of_committed(folder).timing_from(sink.tally)
         stats = call(ctx.shared["deaths"], "stats") if "deaths" in ctx.shared else None
@@ -102,6 +106,7 @@ def run(cfg: JobConfig, p: RunPlan | None = None, engine_factory=None) -> dict:
             summary["adaptive"] = adaptive(cfg, folder)
         # report.html beside summary.json, rendered from it (a report that cannot be made is a warning)
         summary["report"] = report.write(folder, summary, report.resolved_config(cfg))
+        write_card(cfg, folder, summary)
         folder.finish(summary)
     catalog.write_manifest(cfg.output.path)
     return summary
@@ -127,3 +132,14 @@ def adaptive(cfg: JobConfig, folder: RunFolder) -> dict:
     counts, unsolved = recount((sorted(rows, key=made) for rows in groups.values()), SelectSettings.of(cfg))
     path = folder.write_jsonl("unsolved.jsonl", sorted(unsolved, key=lambda u: u["prompt_id"]))
     return summaries.adaptive_summary(g.adaptive, g.samples_per_prompt, counts, path)
+
+
+def write_card(cfg: JobConfig, folder: RunFolder, summary: dict) -> None:
+    """The dataset card (``README.md``). The data is what matters: a card that cannot be made is
+    a warning, never a failed run."""
+    from ..card import render
+
+    try:
+        folder.write_bytes("README.md", render(cfg, summary).encode("utf-8"))
+    except Exception as e:  # noqa: BLE001 - any failure of the card leaves the run complete
+        log.warning("the dataset card (README.md) was not written: %s: %s", type(e).__name__, e)

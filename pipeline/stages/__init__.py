@@ -13,6 +13,7 @@ Adding a stage is that module plus its name in one of the lists below.
 from __future__ import annotations
 
 import importlib
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
@@ -64,6 +65,10 @@ class Stage:
     #: ``cpu``: an autoscaling pool of up to ``ray.cpu_stage_actors`` workers; ``one``: a single
     #: worker (it sees every row); ``replicas``: its own resources (``ray_options``).
     pool: ClassVar[Literal["cpu", "one", "replicas"]] = "cpu"
+    #: the last stage of a chain reports each batch it finishes here (``progress.ProgressBook``,
+    #: set by ``chain``), with the samples each ``earlier`` row stands for
+    progress: ClassVar[Any] = None
+    per_input: ClassVar[int] = 1
 
     @classmethod
     def wanted(cls, ctx: Context) -> bool:
@@ -105,7 +110,12 @@ class Stage:
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         self.require(batch)
-        return self.process(batch)
+        out = self.process(batch)
+        if self.progress is not None and out.num_rows:
+            from ..progress import counts
+
+            self.progress.add.remote(*counts(out, self.per_input))  # not awaited: the console's only
+        return out
 
     def process(self, batch: pa.Table) -> pa.Table:
         raise NotImplementedError
@@ -129,11 +139,23 @@ def stages_for(names: tuple[str, ...], ctx: Context) -> list[type[Stage]]:
 
 
 def chain(ds, names: tuple[str, ...], ctx: Context):
-    """``ds`` (the read dataset) through the wanted stages of ``names``, lazily."""
-    for cls in stages_for(names, ctx):
+    """``ds`` (the read dataset) through the wanted stages of ``names``, lazily. With a
+    ``ctx.shared["progress"]`` book, the last stage reports to it."""
+    chosen = stages_for(names, ctx)
+    book = ctx.shared.get("progress")
+    for i, cls in enumerate(chosen):
         if (rows := cls.block_rows(ctx)) is not None:  # streaming: blocks are split as they come
             ds = ds.repartition(target_num_rows_per_block=rows)
-        ds = ds.map_batches(cls, fn_constructor_kwargs=cls.settings(ctx), **cls.ray_options(ctx))
+        worker = cls
+        if book is not None and i == len(chosen) - 1:
+            per_input = ctx.plan.samples_per_input if ctx.plan is not None else 1
+            worker = type(cls.__name__, (cls,), {"progress": book, "per_input": per_input,
+                                                 "__module__": cls.__module__})
+        with warnings.catch_warnings():
+            # Ray 2.60 deprecates remote arguments passed through (``max_restarts``), but its
+            # named parameters have none for restarts yet
+            warnings.filterwarnings("ignore", message="`ray_remote_args` is deprecated")
+            ds = ds.map_batches(worker, fn_constructor_kwargs=cls.settings(ctx), **cls.ray_options(ctx))
     return ds
 
 

@@ -1,0 +1,149 @@
+"""The console while a job runs: one progress line, not Ray's and vLLM's logs.
+
+By default (``ray.verbose: false``) Ray Data's progress blocks are off, the workers' output (vLLM's
+logs and warnings, and the tracebacks some libraries print while their processes exit) is not sent
+to the driver, and Ray logs only warnings there; all of it is still in the Ray session's log files,
+whose folder the job prints. In their place the last stage of the chain reports each batch it
+finishes to a small actor (``ProgressBook``), and the driver prints one line from it: samples done
+of those expected, the accepted share, generated tokens/s, and an ETA. On a terminal the line is
+rewritten in place every second; otherwise (a log file, ``ray job submit``) a new one is printed
+every 30 s.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+import time
+from contextlib import contextmanager
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+
+def quiet(verbose: bool) -> None:
+    """Ray Data's console output for this driver: its progress blocks and execution banners only
+    when ``verbose``."""
+    from ray.data import DataContext
+
+    ctx = DataContext.get_current()
+    ctx.enable_progress_bars = verbose
+    ctx.print_on_execution_start = verbose
+    if not verbose:
+        logging.getLogger("ray.data").setLevel(logging.WARNING)
+        logging.getLogger("ray.data._internal.progress").setLevel(logging.ERROR)  # "progress bars disabled"
+
+
+def log_folder() -> str | None:
+    """Where this Ray session's logs (the workers', vLLM's) are written."""
+    try:
+        import ray
+
+        return f"{ray._private.worker._global_node.get_session_dir_path()}/logs"  # noqa: SLF001 - no public API
+    except Exception:  # noqa: BLE001 - only a hint for the console
+        return None
+
+
+class ProgressBook:
+    """Ray actor: what the last stage has finished so far."""
+
+    def __init__(self):
+        self.totals = [0, 0, 0, 0]  # samples (accounting), made here, accepted, generated tokens
+        self.first: float | None = None  # when the first batch came out (the engines had started)
+
+    def add(self, *batch: int) -> None:
+        if self.first is None:
+            self.first = time.time()
+        self.totals = [a + b for a, b in zip(self.totals, batch)]
+
+    def get(self) -> tuple[list[int], float | None]:
+        return self.totals, self.first
+
+
+def counts(table: pa.Table, per_input: int) -> tuple[int, int, int, int]:
+    """A finished batch as (samples, samples made here, accepted, generated tokens): an ``earlier``
+    row stands for a prompt's ``per_input`` samples, as in the accounting, made by another run.
+
+    >>> t = pa.table({"status": ["accepted", "rejected", "error", "earlier"], "completion_tokens": [5, 7, None, None]})
+    >>> counts(t, 4)
+    (7, 3, 1, 12)
+    """
+    status = table["status"]
+    earlier = pc.sum(pc.equal(status, "earlier")).as_py() or 0
+    accepted = pc.sum(pc.equal(status, "accepted")).as_py() or 0
+    tokens = 0
+    if "completion_tokens" in table.column_names:
+        tokens = pc.sum(table["completion_tokens"]).as_py() or 0
+    made = table.num_rows - earlier
+    return made + earlier * per_input, made, accepted, tokens
+
+
+def line(done: int, expected: int, made: int, accepted: int, tokens: int, elapsed: float | None) -> str:
+    """The progress line: ``done`` samples of ``expected`` (a resume's kept ones included), of which
+    this attempt ``made`` (and ``accepted``) in ``elapsed`` seconds since its first came out.
+
+    >>> line(250, 1000, 200, 80, 50_000, 20.0)
+    'progress  250/1,000 samples (25%)  accepted 40%  2,500 tokens/s  ETA 1m15s'
+    >>> line(0, 1000, 0, 0, 0, None)
+    'progress  0/1,000 samples (0%)  starting the engines'
+    """
+    head = f"progress  {done:,}/{expected:,} samples ({100 * done // max(expected, 1)}%)"
+    if not elapsed or made <= 0:
+        return f"{head}  starting the engines"
+    left = max(expected - done, 0) * elapsed / made
+    eta = f"{int(left // 3600)}h{int(left % 3600 // 60):02d}m" if left >= 3600 else f"{int(left // 60)}m{int(left % 60):02d}s"
+    return f"{head}  accepted {100 * accepted // made}%  {tokens / elapsed:,.0f} tokens/s  ETA {eta}"
+
+
+class Console:
+    """The driver's progress line, printed from a thread while the job's dataset executes."""
+
+    def __init__(self, book, expected: int, base: int = 0, stream=None, interval: float | None = None):
+        self.book, self.expected, self.base = book, expected, base
+        self.stream = stream or sys.stderr
+        self.tty = self.stream.isatty()
+        self.interval = interval or (1.0 if self.tty else 30.0)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="thinkmill-progress", daemon=True)
+
+    def __enter__(self) -> "Console":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self._show()  # where it ended
+        if self.tty:
+            self.stream.write("\n")
+            self.stream.flush()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            self._show()
+
+    def _show(self) -> None:
+        import ray
+
+        try:
+            (samples, made, accepted, tokens), first = ray.get(self.book.get.remote(), timeout=5)
+        except Exception:  # noqa: BLE001 - a missed update is not worth failing a run over
+            return
+        text = line(self.base + samples, self.expected, made, accepted, tokens, time.time() - first if first else None)
+        self.stream.write(f"\r{text}\033[K" if self.tty else text + "\n")
+        self.stream.flush()
+
+
+@contextmanager
+def shown(ctx, expected: int, base: int = 0):
+    """The progress line while the body runs: a book in ``ctx.shared`` for the chain's last stage,
+    and the console reading it. ``base``: samples a resume kept."""
+    import ray
+
+    where = log_folder()
+    if where and not ctx.job.ray.verbose:
+        print(f"logs of Ray and the engines: {where} (--verbose shows them here)", file=sys.stderr, flush=True)
+    book = ctx.shared["progress"] = ray.remote(ProgressBook).options(num_cpus=0).remote()
+    with Console(book, expected, base):
+        yield
