@@ -9,6 +9,7 @@ header's ``configs`` points at ``accepted/`` (split ``train``) and ``rejected/``
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 #: every column of accepted/ and rejected/ rows, what it holds; ``when`` (a run-kind test over the
@@ -67,12 +68,35 @@ def _count(summary: dict) -> str:
                                    (1e7, "1M<n<10M"), (float("inf"), "10M<n<100M")) if n < limit)
 
 
-def _header(cfg, summary: dict) -> str:
+def _configs(parts: dict[str, list[str]] | None) -> list[dict]:
+    """The card's one config: a split per folder that has parts (``datasets`` refuses a pattern
+    that matches nothing), named after those parts (named by their rows). ``datasets`` caches a
+    local folder by its card alone, so two runs with the same card text would load each other's
+    cached rows (seen: a run folder of the same name under another path).
+
+    >>> [c] = _configs({"accepted": ["part-1.parquet"], "rejected": []})
+    >>> c["data_files"], c["default"]
+    ([{'split': 'train', 'path': 'accepted/*.parquet'}], True)
+    >>> c["config_name"] != _configs({"accepted": ["part-2.parquet"], "rejected": []})[0]["config_name"]
+    True
+    >>> _configs({"accepted": [], "rejected": []})
+    []
+    """
+    if not parts or not any(parts.values()):
+        return []
+    splits = [{"split": split, "path": f"{folder}/*.parquet"}
+              for split, folder in (("train", "accepted"), ("rejected", "rejected")) if parts.get(folder)]
+    names = "\n".join(f"{folder}/{name}" for folder in sorted(parts) for name in parts[folder])
+    return [{"config_name": f"run-{hashlib.sha256(names.encode()).hexdigest()[:12]}", "default": True,
+             "data_files": splits}]
+
+
+def _header(cfg, summary: dict, parts: dict[str, list[str]] | None) -> str:
     meta = {"license": cfg.output.license or "unknown", "pretty_name": f"thinkmill {summary['run_id']}",
             "task_categories": ["text-generation"], "tags": ["thinkmill", "reasoning", "distillation", "sft"],
-            "size_categories": [_count(summary)],
-            "configs": [{"config_name": "default", "data_files": [
-                {"split": "train", "path": "accepted/*.parquet"}, {"split": "rejected", "path": "rejected/*.parquet"}]}]}
+            "size_categories": [_count(summary)]}
+    if configs := _configs(parts):
+        meta["configs"] = configs
     # JSON is YAML: no YAML writer needed, and every value is quoted safely
     return "---\n" + "\n".join(f"{k}: {json.dumps(v, ensure_ascii=False)}" for k, v in meta.items()) + "\n---\n"
 
@@ -92,15 +116,16 @@ def _reasons(block: dict) -> str:
     return ", ".join(f"`{k}` {v}" for k, v in block["by_reason"].items()) or "none"
 
 
-def render(cfg, summary: dict) -> str:
-    """The card's text, from the job config and the run's summary."""
+def render(cfg, summary: dict, parts: dict[str, list[str]] | None = None) -> str:
+    """The card's text, from the job config, the run's summary and its parts' names per folder
+    (``RunFolder.part_names``; none given: no ``configs`` in the header)."""
     kind = run_kind(cfg)
     empty = [name for name, _, when in COLUMNS if when and not kind[when]]
     columns = "\n".join(f"| `{name}` | {about} |" + (" empty in this run |" if name in empty else " |")
                         for name, about, _ in COLUMNS)
     s, g = summary, cfg.generation
     earlier = s.get("earlier", {}).get("prompts", 0)
-    return f"""{_header(cfg, summary)}
+    return f"""{_header(cfg, summary, parts)}
 # thinkmill run `{s['run_id']}`
 
 Supervised fine-tuning data distilled from **{s['teacher']}** (dialect `{cfg.teacher.dialect}`) by

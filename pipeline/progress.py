@@ -99,8 +99,11 @@ def line(done: int, expected: int, made: int, accepted: int, tokens: int, elapse
 class Console:
     """The driver's progress line, printed from a thread while the job's dataset executes."""
 
-    def __init__(self, book, expected: int, base: int = 0, stream=None, interval: float | None = None):
+    def __init__(self, book, expected: int, base: int = 0, stream=None, interval: float | None = None,
+                 shared: dict | None = None):
         self.book, self.expected, self.base = book, expected, base
+        self.shared = shared if shared is not None else {}  # the run's actors: engine deaths (``deaths``)
+        self.deaths = (0, 0)
         self.stream = stream or sys.stderr
         self.tty = self.stream.isatty()
         self.interval = interval or (1.0 if self.tty else 30.0)
@@ -131,8 +134,26 @@ class Console:
         except Exception:  # noqa: BLE001 - a missed update is not worth failing a run over
             return
         text = line(self.base + samples, self.expected, made, accepted, tokens, time.time() - first if first else None)
-        self.stream.write(f"\r{text}\033[K" if self.tty else text + "\n")
+        self.stream.write((f"\r{text}\033[K" if self.tty else text + "\n") + self._deaths())
         self.stream.flush()
+
+    def _deaths(self) -> str:
+        """A line when an engine died since the last look (the replica logs it in its own log file)."""
+        import ray
+
+        book = self.shared.get("deaths")
+        if book is None:
+            return ""
+        try:
+            stats = ray.get(book.stats.remote(), timeout=5)
+        except Exception:  # noqa: BLE001 - as above
+            return ""
+        seen = (stats["engine_deaths"], stats["replica_restarts"])
+        if seen[0] <= self.deaths[0] and seen[1] <= self.deaths[1]:
+            return ""
+        self.deaths = seen
+        return (("\n" if self.tty else "") + f"teacher engine died, restarting the replica (engine deaths so far: "
+                f"{seen[0]}, replica restarts: {seen[1]}; the requests it held are retried)\n")
 
 
 @contextmanager
@@ -145,5 +166,5 @@ def shown(ctx, expected: int, base: int = 0):
     if where and not ctx.job.ray.verbose:
         print(f"logs of Ray and the engines: {where} (--verbose shows them here)", file=sys.stderr, flush=True)
     book = ctx.shared["progress"] = ray.remote(ProgressBook).options(num_cpus=0).remote()
-    with Console(book, expected, base):
+    with Console(book, expected, base, shared=ctx.shared):
         yield

@@ -228,6 +228,12 @@ class RunFolder:
                     pf = pq.ParquetFile(f)
                     yield status, pf.read(columns=[c for c in columns if c in pf.schema_arrow.names])
 
+    def part_names(self, folder: str) -> list[str]:
+        """The committed parts of one folder (``accepted``, ...), by name: named by their rows, so
+        the names say what the folder holds."""
+        fs, root = self._fs
+        return sorted(p.rsplit("/", 1)[-1] for p in fs.glob(f"{root}/{folder}/*.parquet"))
+
     def read_bytes(self, name: str) -> bytes | None:
         """A file of the folder (``run.json``, ``budget_report.png``), or None where it has none."""
         fs, root = self._fs

@@ -31,10 +31,16 @@ def header(card: str) -> dict:
 
 
 def test_the_header_is_a_dataset_card_header_with_the_configs_license():
-    meta = header(render(config(), summary()))
+    parts = {"accepted": ["part-a.parquet"], "rejected": ["part-b.parquet"]}
+    meta = header(render(config(), summary(), parts))
     assert meta["license"] == "apache-2.0" and meta["size_categories"] == ["n<1K"]
     files = {f["split"]: f["path"] for f in meta["configs"][0]["data_files"]}
     assert files == {"train": "accepted/*.parquet", "rejected": "rejected/*.parquet"}
+    # a folder with no parts is no split (datasets refuses a pattern matching nothing); the config
+    # is named by the parts, so datasets' cache tells two runs with the same card text apart
+    only = header(render(config(), summary(), {"accepted": ["part-a.parquet"], "rejected": []}))["configs"][0]
+    assert [f["split"] for f in only["data_files"]] == ["train"]
+    assert only["config_name"] != meta["configs"][0]["config_name"]
     assert header(render(load_config(data={"input": {"path": "p"}, "teacher": {"model": "/m"}}), summary()))[
         "license"] == "unknown"
 
@@ -65,7 +71,7 @@ def test_a_card_that_cannot_be_made_leaves_the_run_complete(tmp_path, caplog, mo
 
     folder = RunFolder(str(tmp_path / "run"))
     folder.open({"config": {}, "input": {}}, overwrite=False)
-    monkeypatch.setattr(pipeline.card, "render", lambda cfg, s: 1 / 0)
+    monkeypatch.setattr(pipeline.card, "render", lambda cfg, s, parts=None: 1 / 0)
     with caplog.at_level(logging.WARNING):
         write_card(config(), folder, summary())
     assert "README.md) was not written: ZeroDivisionError" in caplog.text

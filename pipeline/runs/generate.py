@@ -140,6 +140,7 @@ def write_card(cfg: JobConfig, folder: RunFolder, summary: dict) -> None:
     from ..card import render
 
     try:
-        folder.write_bytes("README.md", render(cfg, summary).encode("utf-8"))
+        parts = {name: folder.part_names(name) for name in ("accepted", "rejected")}
+        folder.write_bytes("README.md", render(cfg, summary, parts).encode("utf-8"))
     except Exception as e:  # noqa: BLE001 - any failure of the card leaves the run complete
         log.warning("the dataset card (README.md) was not written: %s: %s", type(e).__name__, e)
