@@ -48,6 +48,7 @@ def build_requests(cfg) -> list[dict]:
 
 
 def _sampling(row: dict) -> dict:
+    """A request's sampling as the plain dict ray.data.llm takes (no loop stopping in the bench)."""
     from dataclasses import asdict
 
     from pipeline.engine import request_params
@@ -58,15 +59,15 @@ def _sampling(row: dict) -> dict:
 
 
 def _bare_engine(cfg, requests, barrier, results) -> None:
-    from vllm import LLM, SamplingParams
+    from vllm import LLM
     from vllm.inputs import TokensPrompt
 
-    from pipeline.engine import vllm_args
+    from pipeline.engine import request_params, vllm_args, vllm_sampling
     from pipeline.stages.generate import engine_kwargs
 
     llm = LLM(**vllm_args(engine_kwargs(cfg.teacher, cfg.generation.modes)))
     prompts = [TokensPrompt(prompt_token_ids=r["prompt_token_ids"]) for r in requests]
-    params = [SamplingParams(**_sampling(r)) for r in requests]
+    params = [vllm_sampling(request_params(r)) for r in requests]
     barrier.wait()
     t0 = time.time()
     outs = llm.generate(prompts, params, use_tqdm=False)

@@ -149,7 +149,7 @@ class Console:
         except Exception:  # noqa: BLE001 - as above
             return ""
         seen = (stats["engine_deaths"], stats["replica_restarts"])
-        if seen[0] <= self.deaths[0] and seen[1] <= self.deaths[1]:
+        if seen == self.deaths:  # the counts only grow
             return ""
         self.deaths = seen
         return (("\n" if self.tty else "") + f"teacher engine died, restarting the replica (engine deaths so far: "
