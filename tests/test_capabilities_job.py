@@ -33,12 +33,15 @@ SLOW_MACHINE = ["filters.wrong_answer.timeout_s=60"]
 
 
 def _run(name: str, out: Path, *overrides: str) -> dict:
+    """One shipped config, on one replica (the configs' second replica only costs the 2-core test
+    machine another engine start per run; load balance is test_load_balance's)."""
     from pipeline.loading import load_config
     from pipeline.runs.generate import run
 
     cfg = load_config(f"configs/{name}.yaml", [f"output.path={out}", "output.keep_prompt_text=true",
                                                "teacher.max_in_flight=32", "teacher.engine.kv_cache_gib=0.5",
-                                               "ray.batch_size=8", *SLOW_MACHINE, *overrides])
+                                               "ray.batch_size=8", "teacher.replicas=1", *SLOW_MACHINE,
+                                               *overrides])
     return run(cfg)
 
 
