@@ -3,11 +3,15 @@
 
 Each write task writes its rows as (up to) three Parquet files, one per folder, through the
 ``RunFolder``, and returns the ``Tally`` of what it wrote; the driver adds them up
-(``sink.tally``) into the run summary. A row still pending here (a stage lost track of it) is
-written as an error, so nothing disappears.
+(``sink.tally``) into the run summary. Each part carries the engine timings of its own rows in
+its Parquet metadata, stamped with this attempt (``Tally.timing_meta``): a resumed run counts the
+engine time of every attempt that committed rows. A row still pending here (a stage lost track
+of it) is written as an error, so nothing disappears.
 """
 
 from __future__ import annotations
+
+import time
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -18,7 +22,7 @@ from ray.data.block import BlockAccessor
 from .committed import file_name
 from .run_folder import FOLDERS, RunFolder
 from .schema import EARLIER, ERROR, SAMPLE, STREAM, conversation_split, with_pandas_ints
-from .tally import Tally
+from .tally import TIMING_KEY, Tally
 
 SCHEMAS = {"accepted": SAMPLE, "rejected": SAMPLE, "error": ERROR, "earlier": EARLIER}
 # as written: integer columns stay integers in pandas (``with_pandas_ints``)
@@ -31,9 +35,10 @@ class SplitParquetSink(Datasink):
     After the write, ``self.tally`` (on the driver) holds the total of all tasks.
     """
 
-    def __init__(self, folder: RunFolder, rows_per_file: int):
+    def __init__(self, folder: RunFolder, rows_per_file: int, attempt: float | None = None):
         self.folder = folder
         self._rows_per_file = rows_per_file
+        self.attempt = time.time() if attempt is None else attempt  # this attempt: its driver's start
         self.tally: Tally = Tally()
 
     @property
@@ -52,21 +57,24 @@ class SplitParquetSink(Datasink):
         unfinished = pc.invert(pc.is_in(table["status"], pa.array(list(FOLDERS))))
         if pc.any(unfinished).as_py():
             table = _mark_unfinished(table, unfinished)
-        files = 0
+        total = Tally()
         for status, folder in FOLDERS.items():
             part = table.filter(pc.equal(table["status"], status))
             if part.num_rows:
+                tally = Tally.of(part).stamped(self.attempt)
+                total.add(tally)
+                total.files += 1
                 schema = SCHEMAS[status]
                 if schema is SAMPLE:  # TRL's prompt-completion view of the conversation
                     for name, column in zip(("prompt", "completion"), conversation_split(part["messages"])):
                         part = part.set_column(part.schema.get_field_index(name), name, column)
                 part = part.select(schema.names).cast(_WRITTEN[status])
+                timing = tally.timing_meta()
+                if timing is not None:
+                    part = part.replace_schema_metadata({**part.schema.metadata, TIMING_KEY: timing})
                 # named by its rows: a retried task rewrites its own file, never adds a copy
                 self.folder.write_part(folder, file_name(part), part)
-                files += 1
-        t = Tally.of(table)
-        t.files = files
-        return t
+        return total
 
     def on_write_complete(self, write_result):
         self.tally = Tally.total(write_result.write_returns)

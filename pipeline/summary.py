@@ -174,7 +174,11 @@ def build(cfg, inputs: int, per_input: int, run_url: str, t: Tally, wall_s: floa
     """The generation run's summary (``summary.json``), without the adaptive block (the run
     adds it with the unsolved file's place). ``replica_stats``: the replicas' restarts and
     engine deaths in this attempt (``suspects.DeathBook.stats``)."""
-    window = (t.t_last - t.t_first) if t.t_first is not None and t.t_last is not None else None
+    # the engines' window: first request in -> last token out, per attempt, added up (a resumed run
+    # counts every attempt that committed rows, never the hours between attempts when none ran)
+    window = sum(a.end - a.start for a in t.attempts.values()) if t.attempts else (
+        (t.t_last - t.t_first) if t.t_first is not None and t.t_last is not None else None)
+    ends = {a: w.end for a, w in t.attempts.items()}
     tokens = {k.removesuffix("_tokens"): int(t.tokens.get(k, 0))
               for k in ("prompt_tokens", "thinking_tokens", "answer_tokens", "completion_tokens")}
     return {
@@ -204,11 +208,17 @@ def build(cfg, inputs: int, per_input: int, run_url: str, t: Tally, wall_s: floa
         # utilization = busy time over (configured replicas x the window of all engines): 1.0 when
         # every replica works from the first request to the last token
         "replica_work": {name: {"requests": w.requests, "tokens": w.tokens, "busy_s": round(w.busy_s, 2),
-                                "window_s": round(w.end - w.start, 2), "idle_at_end_s": round(t.t_last - w.end, 2)}
+                                "window_s": round(w.end - w.start, 2),
+                                # until the last token of its own attempt
+                                "idle_at_end_s": round(ends.get(t.replica_attempt.get(name), t.t_last) - w.end, 2)}
                          for name, w in sorted(t.replicas.items())},
         "replica_utilization": round(sum(w.busy_s for w in t.replicas.values()) / (cfg.teacher.replicas * window), 3)
         if window else None,
-        # in this attempt: replicas Ray started again (their engine died, or their node went), and
+        # each attempt (by its start) that committed rows: its engines' window, requests, tokens; a
+        # crash's cost shows as an extra attempt and in the window tokens/s (its lost work is not in the parts)
+        "attempts": [{"started": round(a, 3), "engine_window_s": round(w.end - w.start, 2), "requests": w.requests,
+                      "tokens": w.tokens, "busy_s": round(w.busy_s, 2)} for a, w in sorted(t.attempts.items())],
+        # in this attempt (the last): replicas Ray started again (their engine died, or their node went), and
         # engine deaths the replicas saw
         "replica_restarts": (replica_stats or {}).get("replica_restarts", 0),
         "engine_deaths": (replica_stats or {}).get("engine_deaths", 0),
@@ -278,9 +288,14 @@ def format_summary(s: dict) -> str:
         f"  time      {s['wall_s']} s wall, {s['completion_tokens_per_s']} generated tokens/s; engines busy "
         f"{s['engine_window_s']} s, {s['engine_window_tokens_per_s']} tokens/s (start-up excluded)",
     ]
+    attempts = s.get("attempts") or []
+    if len(attempts) > 1:  # resumed: the engine figures above add up every attempt's
+        lines.append(f"  attempts  {len(attempts)} committed rows; engines' windows "
+                     + ", ".join(f"{a['engine_window_s']:.0f} s" for a in attempts))
     if s.get("replica_work"):
         util = s.get("replica_utilization")
         lines.append(f"  replicas  {len(s['replica_work'])} of {s['replicas']} served"
+                     + (f" (replica processes over {len(attempts)} attempts)" if len(attempts) > 1 else "")
                      + (f", utilization {util:.0%}" if util is not None else "") + ": " + ", ".join(
                          f"{w['requests']} requests / {w['busy_s']:.0f} s busy" for w in s["replica_work"].values()))
     return "\n".join(lines)

@@ -4,11 +4,15 @@ A sink calls ``Tally.of(table)`` on the rows it writes and returns it; the drive
 tallies of all write tasks (``Tally.total``) and ``pipeline.summary`` turns the total into
 ``summary.json``. Keys are tuples (``(mode, status)``, ``(filter, outcome)``), never strings to
 split again. The summary counts the run folder's committed parts (``Tally.of_committed``), so a
-resumed run reports what it holds; the engine timings are the last attempt's.
+resumed run reports what it holds. The engine timings are not in the rows: each part carries its
+own in its Parquet metadata (``TIMING_KEY``, ``timing_meta``), stamped with the attempt (the
+driver's start time) that made it, so a run resumed after a crash reports every attempt's engine
+windows, not only the last one's.
 """
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Iterable
@@ -29,6 +33,8 @@ _COLUMNS = ["status", "reject_reason", "error", "mode", "source", "budget_hit", 
 LENGTH_BINS = 40
 #: Throughput over time: at most this many time buckets; their width doubles until the run fits.
 TIME_BUCKETS = 100
+#: The Parquet metadata key of a part's engine timings.
+TIMING_KEY = b"thinkmill.timing"
 
 
 def length_bin(n: int) -> int:
@@ -85,6 +91,13 @@ class Window:
     def busy_s(self) -> float:
         return sum(b - a for a, b in self.spans)
 
+    def as_list(self) -> list:
+        return [self.start, self.end, self.tokens, self.requests, self.spans]
+
+    @classmethod
+    def of_list(cls, v: list) -> "Window":
+        return cls(v[0], v[1], v[2], v[3], [tuple(s) for s in v[4]])
+
 
 def _merged(spans: list) -> list:
     out: list = []
@@ -124,6 +137,9 @@ class Tally:
     lengths: Counter = field(default_factory=Counter)       # (mode, status, thinking / answer, length_bin)
     tp_width: int = 1                                       # seconds per throughput bucket (a power of 2)
     throughput: Counter = field(default_factory=Counter)    # (replica, t // tp_width) -> generated tokens
+    # per attempt (its driver's start time): all its engines as one Window; and each replica's attempt
+    attempts: dict = field(default_factory=dict)
+    replica_attempt: dict = field(default_factory=dict)
 
     @classmethod
     def of(cls, table: pa.Table) -> "Tally":
@@ -161,17 +177,56 @@ class Tally:
         what one attempt wrote)."""
         total = cls()
         for status, table in folder.tables(_COLUMNS + _LOOP_COLUMNS):
+            timing = (table.schema.metadata or {}).get(TIMING_KEY)
             table = table.append_column("status", pa.array([status] * table.num_rows, pa.string()))
             part = cls.of(table)
             part.files = 1
             total.add(part)
+            if timing:
+                total.add(cls.of_timing(timing))
         return total
 
-    def timing_from(self, attempt: "Tally") -> "Tally":
-        """Engine timings are not in the files: take this attempt's."""
-        self.replicas, self.t_first, self.t_last = attempt.replicas, attempt.t_first, attempt.t_last
-        self.tp_width, self.throughput = attempt.tp_width, attempt.throughput
+    def stamped(self, attempt: float) -> "Tally":
+        """This tally's engine work as the work of one attempt (its driver's start time).
+
+        >>> t = Tally(t_first=1.0, t_last=4.0, replicas={"r": Window(1.0, 4.0, 7, 2, [(1.0, 2.0), (3.0, 4.0)])})
+        >>> a = t.stamped(0.5).attempts[0.5]; (a.start, a.end, a.tokens, a.requests, a.busy_s)
+        (1.0, 4.0, 7, 2, 2.0)
+        """
+        if self.t_first is not None and self.replicas:
+            ws = self.replicas.values()
+            self.attempts = {attempt: Window(self.t_first, self.t_last, sum(w.tokens for w in ws),
+                                             sum(w.requests for w in ws), _merged([s for w in ws for s in w.spans]))}
+            self.replica_attempt = {name: attempt for name in self.replicas}
         return self
+
+    def timing_meta(self) -> bytes | None:
+        """The engine timings of a stamped tally, for a part's Parquet metadata (None: it has none).
+
+        >>> t = Tally(t_first=1.0, t_last=4.0, replicas={"r": Window(1.0, 4.0, 7, 2, [(1.0, 4.0)])})
+        >>> t.throughput[("r", 1)] = 7
+        >>> back = Tally.of_timing(t.stamped(0.5).timing_meta())
+        >>> (back.t_first, back.t_last, back.replicas == t.replicas, back.attempts == t.attempts,
+        ...  back.replica_attempt, dict(back.throughput))
+        (1.0, 4.0, True, True, {'r': 0.5}, {('r', 1): 7})
+        """
+        if not self.attempts:
+            return None
+        return json.dumps({"attempts": [[a, *w.as_list()] for a, w in self.attempts.items()],
+                           "replicas": [[n, self.replica_attempt.get(n), *w.as_list()] for n, w in self.replicas.items()],
+                           "tp_width": self.tp_width,
+                           "throughput": [[r, i, n] for (r, i), n in self.throughput.items()]}).encode()
+
+    @classmethod
+    def of_timing(cls, raw: bytes) -> "Tally":
+        """The engine timings ``timing_meta`` wrote, as a tally of nothing else."""
+        d = json.loads(raw)
+        t = cls(tp_width=d["tp_width"], throughput=Counter({(r, i): n for r, i, n in d["throughput"]}))
+        t.attempts = {a[0]: Window.of_list(a[1:]) for a in d["attempts"]}
+        t.replicas = {r[0]: Window.of_list(r[2:]) for r in d["replicas"]}
+        t.replica_attempt = {r[0]: r[1] for r in d["replicas"]}
+        t.t_first, t.t_last = min(w.start for w in t.attempts.values()), max(w.end for w in t.attempts.values())
+        return t
 
     def _count(self, r: dict) -> None:
         if r["replica"] is not None and r["t_submit"] is not None:
@@ -236,6 +291,9 @@ class Tally:
         self._fit_throughput(width)
         for name, w in other.replicas.items():
             self.replicas.setdefault(name, Window(w.start, w.end)).add(w)
+        for attempt, w in other.attempts.items():
+            self.attempts.setdefault(attempt, Window(w.start, w.end)).add(w)
+        self.replica_attempt.update(other.replica_attempt)
         self.t_first = _pick(min, self.t_first, other.t_first)
         self.t_last = _pick(max, self.t_last, other.t_last)
         return self

@@ -40,12 +40,15 @@ def _start(cfg_path: Path, log: Path, *args: str) -> subprocess.Popen:
 
 
 def _committed_rows(run_dir: Path) -> int:
-    """Rows committed: a resume's reconcile only removes rows (it may rewrite or delete parts, so
-    counting parts would miss new ones), the writer only adds them."""
+    """Generated rows committed (error rows of bad input are written before any engine runs): a
+    resume's reconcile only removes rows (it may rewrite or delete parts, so counting parts would
+    miss new ones), the writer only adds them."""
     import pyarrow.parquet as pq
 
     n = 0
     for p in _parts(run_dir):
+        if p.parent.name == "errors":
+            continue
         with contextlib.suppress(OSError, pa.ArrowInvalid):  # moved or replaced while we look
             n += pq.read_metadata(p).num_rows
     return n
@@ -82,6 +85,9 @@ def _job(tmp_path: Path, name: str) -> tuple[Path, Path]:
         inp.write_text(text, encoding="utf-8")
     data = yaml.safe_load((HERE / "config.yaml").read_text(encoding="utf-8"))
     data["input"]["path"], data["teacher"]["model"] = str(inp), paths["teacher"]
+    # one replica: what is tested is the kills and restarts, and each start of a second engine
+    # costs the 2-core test machine ~30 s (replicas are not part of the run's identity)
+    data["teacher"]["replicas"] = 1
     data["output"].update(path=str(tmp_path / name), rows_per_file=4)  # small parts: many commit points
     cfg_path = tmp_path / f"{name}.yaml"
     cfg_path.write_text(yaml.safe_dump(data), encoding="utf-8")
@@ -119,7 +125,7 @@ def test_a_job_killed_twice_resumes_to_exactly_the_uninterrupted_rows(tmp_path, 
     base_dir = uninterrupted
     cfg_path, run_dir = _job(tmp_path, "killed")
 
-    committed = 0
+    committed, began = 0, time.time()
     for attempt in range(2):
         committed = _kill_when_writing(_start(cfg_path, log), run_dir, rng, after=committed)
         assert not (run_dir / "summary.json").exists(), "killed mid-run: not complete"
@@ -131,9 +137,19 @@ def test_a_job_killed_twice_resumes_to_exactly_the_uninterrupted_rows(tmp_path, 
     assert "reached" in log.read_text(errors="replace") and not (run_dir / "summary.json").exists()
     final = _start(cfg_path, log)
     assert final.wait(timeout=900) == 0, log.read_text(errors="replace")[-3000:]
+    ended = time.time()
 
     summary = _same_as(run_dir, base_dir)
     assert summary["resumed"]["prompts_kept"] > 0
+    # the engine figures count every attempt whose generated rows are committed (the final one, and
+    # a killed one at least: each was killed only after it committed some), each its own window
+    attempts = summary["attempts"]
+    assert 2 <= len(attempts) <= 3, attempts
+    assert all(began < a["started"] < ended and a["engine_window_s"] > 0 and a["requests"] > 0
+               for a in attempts), attempts
+    assert summary["engine_window_s"] == pytest.approx(sum(a["engine_window_s"] for a in attempts), abs=0.05)
+    assert sum(a["requests"] for a in attempts) >= summary["accepted"] + summary["rejected"]["total"]
+    assert "attempts  " in log.read_text(errors="replace")  # and the console says so
     assert not (run_dir / "_lock").exists() and not (run_dir / "_tmp").exists()
 
     again = _start(cfg_path, log)  # the completed run is not run again
@@ -189,7 +205,7 @@ def test_a_killed_engine_is_restarted_and_the_run_is_the_uninterrupted_run(tmp_p
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
     # the replica saw its engine die with requests in flight and exited for Ray to restart it; its
-    # batches were retried (by it or the other replica): the run is still the uninterrupted run
+    # batches were retried by its restarted self: the run is still the uninterrupted run
     assert "teacher engine died, restarting the replica" in log.read_text(errors="replace")
     summary = _same_as(run_dir, uninterrupted)
     assert summary["resumed"] is None

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 
 from ..tally import LENGTH_BINS, bin_edge, length_bin
 from .page import clip, esc, num, section, table
@@ -208,13 +209,18 @@ def throughput(s: dict) -> str:
         util = s.get("replica_utilization")
         body.append(f'<p class="note">utilization {"-" if util is None else format(util, ".0%")} (busy time over '
                     f'configured replicas x the engines\' window); {esc(s.get("replica_restarts", 0))} replica '
-                    f'restarts, {esc(s.get("engine_deaths", 0))} engine deaths.</p>')
+                    f'restarts, {esc(s.get("engine_deaths", 0))} engine deaths (in the last attempt).</p>')
+    attempts = s.get("attempts") or []
+    if len(attempts) > 1:  # a resumed run: the engine figures add up every attempt that committed rows
+        body.append("<p class=\"note\">Attempts that committed generated rows (the engines' window is the sum of "
+                    "theirs; the time between attempts is not counted):</p>" + table(
+                        ["started (UTC)", "engines' window s", "requests", "tokens", "busy s"],
+                        [[esc(time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(a["started"]))), esc(a["engine_window_s"]),
+                          esc(a["requests"]), esc(a["tokens"]), esc(a["busy_s"])] for a in attempts]))
     return section("throughput", "Throughput over time", "".join(body))
 
 
 def provenance(s: dict, config: dict | None, config_note: str, created: float | None) -> str:
-    import time
-
     import yaml
 
     items = [("run_id", s.get("run_id")), ("output", s.get("output")), ("teacher", s.get("teacher")),

@@ -80,14 +80,14 @@ def run(cfg: JobConfig, p: RunPlan | None = None, engine_factory=None) -> dict:
         init_ray(cfg.ray.address, p.ray_cpus, cfg.storage_options, cfg.ray.verbose)
         check_resources(*resource_needs(cfg, p))
         ledger = IdLedger.start(p.files.paths, p.inputs, seed=owners)
-        sink = SplitParquetSink(folder, cfg.output.rows_per_file)
         started = time.time()
+        sink = SplitParquetSink(folder, cfg.output.rows_per_file, attempt=started)
         deadline = started + cfg.ray.deadline_s if cfg.ray.deadline_s else None
         ctx = Context(cfg, p, done, ledger, deadline, earlier, engine_factory)
         with progress.shown(ctx, p.expected_samples, len(done) * p.samples_per_input):
             chain(read_input(p.files, cfg.input.limit), GENERATION, ctx).write_datasink(sink)
         folder.reconcile(None)  # a write task Ray retried may have left a second copy: drop it
-        t = Tally.of_committed(folder).timing_from(sink.tally)
+        t = Tally.of_committed(folder)  # every attempt's rows, and engine timings (in the parts' metadata)
         stats = call(ctx.shared["deaths"], "stats") if "deaths" in ctx.shared else None
         summary = summaries.build(cfg, p.inputs, p.samples_per_input, p.run_url, t, time.time() - started, stats)
         summary["resumed"] = {"prompts_kept": len(done), "rows_dropped": dropped} if state == "resume" else None
