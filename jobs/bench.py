@@ -20,9 +20,11 @@ import tempfile
 import time
 from pathlib import Path
 
+from jobs.bench_dispatch import bench_dispatch
 from jobs.bench_generation import BATCHED_TOKENS, WORKLOADS, bench_generation
 from jobs.bench_loops import bench_loops
 from jobs.bench_sim import bench_simulation
+from jobs.bench_stages import bench_stages
 from jobs.bench_state import bench_incremental, bench_resume
 
 
@@ -135,7 +137,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--config", default="configs/local.yaml")
     ap.add_argument("--prompts", type=int, default=512)
     ap.add_argument("--out", type=Path, default=Path("docs/bench.md"))
-    ap.add_argument("--only", choices=["generation", "filters", "quality", "resume", "incremental", "loops", "simulation"], help="run one of the benchmarks")
+    ap.add_argument("--only", choices=["generation", "filters", "quality", "resume", "incremental", "loops", "simulation", "dispatch",
+                             "stages"], help="run one of the benchmarks")
     args = ap.parse_args(argv)
 
     small = {"resume": ("## Resume state", bench_resume,
@@ -155,6 +158,17 @@ def main(argv: list[str] | None = None) -> int:
                             "request times drawn from a long-tailed log-normal of reasoning-trace lengths, median "
                             "1,500 tokens, capped at 32,768, 30 tokens/s per running request, 64 running per engine, "
                             "time compressed), replicas as real Ray actors on this machine (`jobs/bench_sim.py`)"),
+             "dispatch": ("## Dispatch at cluster scale (a model)", bench_dispatch,
+                          "an EVENT MODEL of the generate stage's dispatch (`jobs/bench_dispatch.py`), not the "
+                          "pipeline: tasks of `rows` requests, each replica holding `tasks` of them, the next task to "
+                          "the replica with the fewest in flight (Ray Data's ranking), at most 64 requests running per "
+                          "engine, request times from the simulation's log-normal (median 1,500 tokens, capped at "
+                          "32,768, 30 tokens/s), input as fast as it is taken; against one shared queue feeding every "
+                          "engine slot in arrival order (a per-request router). It agrees with the real pipeline's "
+                          "simulation at 8 replicas (next section) within about 10%"),
+             "stages": ("## CPU stages per core", bench_stages,
+                        "the generation chain's CPU stages in one process without Ray, on the demo's prompts, with a "
+                        "LABELLED STAND-IN for the engine's output (`jobs/bench_stages.py`: synthetic ~8k-token traces)"),
              "filters": ("## Filter throughput", bench_filters, ""),
              "quality": ("## Filter quality", bench_quality,
                          "per-filter precision and recall and the share of good samples accepted on the labeled "

@@ -109,16 +109,17 @@ def work_units(in_flight: int, batch_size: int) -> tuple[int, int]:
     A replica takes small tasks from the pipeline's one shared queue. Small, because a task is
     done only when its slowest request is: a long trace then holds back a few finished rows, not
     a replica's share, and at the end of a run the last requests go to whichever replica is free.
-    It holds tasks for twice ``in_flight`` requests (its semaphore lets ``in_flight`` into the
-    engine): with tasks for only ``in_flight``, those waiting on one long trace each left the
-    engine's batch half empty (simulated, docs/bench.md: 0.43 of the engine slots busy, against
-    0.61 with twice as many, and a 30% shorter run).
+    It holds tasks for four times ``in_flight`` requests (its semaphore lets ``in_flight`` into
+    the engine), because most held tasks are only waiting on their one slowest request. Modelled
+    at 64 replicas and 1M long-tailed requests (``jobs/bench_dispatch.py``, docs/bench.md): 0.95
+    of the engine slots busy, level with a per-request router. Tasks for twice ``in_flight``
+    give 0.79, and for once 0.45.
 
     >>> work_units(80, 32), work_units(32, 8), work_units(4, 32)
-    ((10, 18), (4, 18), (1, 10))
+    ((10, 34), (4, 34), (1, 18))
     """
     rows = max(1, min(batch_size, in_flight // 8))
-    return rows, math.ceil(2 * in_flight / rows) + 2
+    return rows, math.ceil(4 * in_flight / rows) + 2
 
 
 def check_filter_files(cfg) -> None:
