@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 from jobs.bench_dispatch import bench_dispatch
+from jobs.bench_driver import bench_driver
 from jobs.bench_generation import BATCHED_TOKENS, WORKLOADS, bench_generation
 from jobs.bench_loops import bench_loops
 from jobs.bench_sim import bench_simulation
@@ -138,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--prompts", type=int, default=512)
     ap.add_argument("--out", type=Path, default=Path("docs/bench.md"))
     ap.add_argument("--only", choices=["generation", "filters", "quality", "resume", "incremental", "loops", "simulation", "dispatch",
-                             "stages"], help="run one of the benchmarks")
+                             "stages", "driver"], help="run one of the benchmarks")
     args = ap.parse_args(argv)
 
     small = {"resume": ("## Resume state", bench_resume,
@@ -166,6 +167,11 @@ def main(argv: list[str] | None = None) -> int:
                           "32,768, 30 tokens/s), input as fast as it is taken; against one shared queue feeding every "
                           "engine slot in arrival order (a per-request router). It agrees with the real pipeline's "
                           "simulation at 8 replicas (next section) within about 10%"),
+             "driver": ("## Driver memory by run size", bench_driver,
+                        "what the driver holds to count a finished run folder and build its summary (`Tally.of_committed`, "
+                        "part by part, and `summary.build`), for folders of 10k, 100k and 1M committed rows written by the "
+                        "run's own sink in parts of 20,000 rows (`jobs/bench_driver.py`), each in a fresh process; the "
+                        "resume's state at 10M rows is in \"Resume state\" above"),
              "stages": ("## CPU stages per core", bench_stages,
                         "the generation chain's CPU stages in one process without Ray, on the demo's prompts, with a "
                         "LABELLED STAND-IN for the engine's output (`jobs/bench_stages.py`: synthetic ~8k-token traces)"),

@@ -110,12 +110,13 @@ def bench_dispatch(sizes=((8, 10_000), (32, 100_000), (64, 100_000), (64, 1_000_
     from pipeline.runs.plan import work_units
 
     in_flight = SEQS + max(2, SEQS // 4)  # teacher.in_flight's default
-    rows, held = work_units(in_flight, 64)
+    rows, _ = work_units(in_flight, 64)
     twice = math.ceil(2 * in_flight / rows) + 2
     lines = ["| replicas | requests | ideal makespan | dispatch | slot utilization | makespan / ideal | "
              "tail (last start to end) |", "|---:|---:|---:|---|---:|---:|---:|"]
     for replicas, n in sizes:
         times = durations(n)
+        held = work_units(in_flight, 64, math.ceil(n / replicas))[1]  # as the plan makes it for this run
         for label, r in ((f"tasks of {rows} rows, {held} held (as built)", tasks_model(times, replicas, rows, held)),
                          (f"tasks of {rows} rows, {twice} held (for 2 x in_flight: before)",
                           tasks_model(times, replicas, rows, twice)),

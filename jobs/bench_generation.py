@@ -171,7 +171,8 @@ def configs(config: str, prompts: int, think_only: bool, samples: int):
     # as many requests as the first workload's (every mode, one sample each)
     limit = prompts * every // (samples * len(data["generation"]["modes"]))
     common = [f"input.limit={limit}", f"generation.samples_per_prompt={samples}",
-              f"output.path={tmp}", "output.overwrite=true",
+              # not incremental: the second side's run would find the first's samples and skip them all
+              f"output.path={tmp}", "output.overwrite=true", "output.incremental=false",
               f"teacher.engine.extra.max_num_batched_tokens={BATCHED_TOKENS}",
               *(f"generation.modes.{i}.thinking_budget=null" for i in range(len(data["generation"]["modes"])))]
     return (load_config(data=copy.deepcopy(data), overrides=common + ["output.run_id=bench"]),

@@ -103,7 +103,7 @@ def replica_resources(cfg: JobConfig) -> dict:
     return {"num_cpus": t.resources.num_cpus or 1, "num_gpus": 0}
 
 
-def work_units(in_flight: int, batch_size: int) -> tuple[int, int]:
+def work_units(in_flight: int, batch_size: int, share: int | None = None) -> tuple[int, int]:
     """How work reaches a replica: (rows per generate task, tasks one replica holds).
 
     A replica takes small tasks from the pipeline's one shared queue. Small, because a task is
@@ -113,13 +113,18 @@ def work_units(in_flight: int, batch_size: int) -> tuple[int, int]:
     the engine), because most held tasks are only waiting on their one slowest request. Modelled
     at 64 replicas and 1M long-tailed requests (``jobs/bench_dispatch.py``, docs/bench.md): 0.95
     of the engine slots busy, level with a per-request router. Tasks for twice ``in_flight``
-    give 0.79, and for once 0.45.
+    give 0.79, and for once 0.45. But never more than a quarter of a replica's ``share`` of the
+    run's requests (and never less than fills its engine): in a small run the first replica up
+    would otherwise take much of the run before the others have started, and end last.
 
-    >>> work_units(80, 32), work_units(32, 8), work_units(4, 32)
-    ((10, 34), (4, 34), (1, 18))
+    >>> work_units(80, 32), work_units(32, 8), work_units(4, 32), work_units(64, 64, share=512)
+    ((10, 34), (4, 34), (1, 18), (8, 16))
     """
     rows = max(1, min(batch_size, in_flight // 8))
-    return rows, math.ceil(4 * in_flight / rows) + 2
+    held = math.ceil(4 * in_flight / rows) + 2
+    if share is not None:
+        held = min(held, max(math.ceil(in_flight / rows) + 2, math.ceil(share / 4 / rows)))
+    return rows, held
 
 
 def check_filter_files(cfg) -> None:
@@ -182,7 +187,8 @@ def make_plan(cfg: JobConfig) -> RunPlan:
     if cfg.input.limit is not None:
         inputs = min(inputs, cfg.input.limit)
     res = replica_resources(cfg)
-    rows, batches = work_units(cfg.teacher.in_flight, cfg.ray.batch_size)
+    share = math.ceil(inputs * samples_per_input(cfg.generation) / cfg.teacher.replicas)  # requests per replica
+    rows, batches = work_units(cfg.teacher.in_flight, cfg.ray.batch_size, share)
     ray_cpus = embedded_ray_cpus(cfg.ray, cfg.teacher.replicas * res["num_cpus"])
     check_output_path(cfg.output.path, joining_cluster=ray_cpus is None)
     return RunPlan(files, inputs, samples_per_input(cfg.generation), res, batches, rows,
