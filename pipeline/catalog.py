@@ -54,9 +54,27 @@ def fingerprint(config: dict) -> str:
     return digest({
         "teacher": {"model": t["model"], "dialect": t.get("dialect"),
                     "engine": {k: e.get(k) for k in ENGINE_NUMERICS}},
-        "generation": config.get("generation"),
+        "generation": _without_unused_forcing(config.get("generation")),
         "input": {k: config.get("input", {}).get(k) for k in ("columns", "system_prompt")},
     })
+
+
+_FORCING = ("min_thinking_tokens", "continuation", "max_extensions")
+
+
+def _without_unused_forcing(generation: dict | None) -> dict | None:
+    """A mode's s1 forcing settings count only where the forcing is on: earlier nights, made
+    before they existed, keep their fingerprint.
+
+    >>> g = {"modes": [{"name": "a", "min_thinking_tokens": None, "continuation": "Wait"}]}
+    >>> _without_unused_forcing(g)["modes"], len(_without_unused_forcing({"modes": [{"min_thinking_tokens": 8}]})["modes"][0])
+    ([{'name': 'a'}], 1)
+    """
+    if not generation or "modes" not in generation:
+        return generation
+    modes = [m if m.get("min_thinking_tokens") not in (None, [None]) else {k: v for k, v in m.items() if k not in _FORCING}
+             for m in generation["modes"]]
+    return {**generation, "modes": modes}
 
 
 @dataclass(frozen=True)

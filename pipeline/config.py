@@ -170,6 +170,15 @@ class TeacherConfig(Strict):
 
 # ----------------------------------------------------------------------- output
 
+class LogprobsConfig(Strict):
+    """Teacher log-probabilities for logit distillation, stored beside ``accepted/``
+    (``pipeline.logprobs``)."""
+
+    top_k: int = Field(default=20, ge=1, le=1000)
+    """Log-probabilities of the k most likely tokens at every generated position (and of the
+    sampled one). About 6 bytes per token per k before compression (int32 id + float16)."""
+
+
 class OutputConfig(Strict):
     path: str = "out"
     """Local folder or fsspec URL; the run writes under ``<path>/<run_id>/``. When the job joins
@@ -194,6 +203,9 @@ class OutputConfig(Strict):
     max_error_rate: float = Field(default=0.5, ge=0, le=1)
     """Most ``errors/`` rows a run may have, as a share of its expected samples, and still exit 0;
     above it the job exits 4 (the rows are written all the same). 1 = never."""
+    logprobs: LogprobsConfig | None = None
+    """Store the teacher's top-k log-probabilities of every accepted sample's completion in
+    ``logprobs/`` (``LogprobsConfig``); ``null`` = off."""
     incremental: bool = True
     """Skip the prompts that completed runs under the same ``path`` already generated with the
     same generation settings (``pipeline.catalog.fingerprint``): a nightly run over a growing

@@ -21,6 +21,7 @@ class Completion(NamedTuple):
     text: str
     token_ids: list[int]
     finish_reason: str | None
+    logprobs: Any = None  # ``pipeline.logprobs.TokenLogprobs`` when asked for (``Params.logprobs``)
 
 
 class EngineDead(RuntimeError):
@@ -47,6 +48,10 @@ class Params:
     #: (min, max) unit length in tokens and the repeats in a row that stop a looping request
     #: (vLLM's ``repetition_detection``); None = off
     stop_loops: tuple[int, int, int] | None = None
+    #: tokens that end the request (included in its output): s1's forcing stops at the end of thinking
+    stop_token_ids: tuple[int, ...] | None = None
+    #: top-k teacher log-probabilities per generated token (``output.logprobs``); None = off
+    logprobs: int | None = None
 
     def but(self, **changes) -> "Params":
         return replace(self, **changes)
@@ -98,6 +103,9 @@ def vllm_sampling(params: Params):
 
     kw = asdict(params)
     loops = kw.pop("stop_loops")
+    kw["stop_token_ids"] = list(kw["stop_token_ids"] or ())
+    if kw["logprobs"] is not None:
+        kw["flat_logprobs"] = True  # a few flat lists per request, not one dict per token
     if loops is not None:
         kw["repetition_detection"] = RepetitionDetectionParams(min_pattern_size=loops[0], max_pattern_size=loops[1],
                                                                min_count=loops[2])
@@ -127,7 +135,12 @@ class VllmEngine:
         if final is None or not final.outputs:
             raise EmptyOutput("the engine finished the request without an output")
         c = final.outputs[0]
-        return Completion(c.text, list(c.token_ids), c.finish_reason)
+        lp = None
+        if params.logprobs is not None:
+            from .logprobs import TokenLogprobs
+
+            lp = TokenLogprobs.of_vllm(c.logprobs or [], list(c.token_ids), params.logprobs)
+        return Completion(c.text, list(c.token_ids), c.finish_reason, lp)
 
     def shutdown(self) -> None:
         # Ray Data drops the worker when the stage is done. Stop the engine's output loop

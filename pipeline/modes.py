@@ -61,6 +61,28 @@ class ModeConfig(Strict):
     one pass. On vLLM 0.32's CPU build ``engine`` forces the text into the answer when the
     thinking ended under budget but thinking + answer run past it (see README)."""
 
+    min_thinking_tokens: int | list[int | None] | None = None
+    """s1's budget forcing, the other way: when the teacher closes its thinking before this many
+    thinking tokens, its end of thinking is replaced by ``continuation`` and it goes on thinking
+    (in the same replica), up to ``max_extensions`` times. With ``thinking_budget`` (the most
+    thinking) the two give s1's test-time scaling curve. A list is a sweep, like budgets (``null``
+    in it = not forced). Needs ``budget_strategy: two_stage``."""
+    continuation: str = Field(default="Wait", min_length=1)
+    """What replaces the end of thinking when it came too early (s1: "Wait")."""
+    max_extensions: int = Field(default=4, ge=1)
+    """How many times one sample's thinking may be extended; then it may end."""
+
+    @property
+    def min_thinkings(self) -> list[int | None]:
+        """The thinking minimums this mode is generated at (``[None]``: not forced)."""
+        if isinstance(self.min_thinking_tokens, list):
+            return list(self.min_thinking_tokens)
+        return [self.min_thinking_tokens]
+
+    @property
+    def forces_thinking(self) -> bool:
+        return any(m is not None for m in self.min_thinkings)
+
     @property
     def budgets(self) -> list[int | None]:
         """The budgets this mode is generated at (``[None]`` without a budget)."""
@@ -86,6 +108,21 @@ class ModeConfig(Strict):
             raise ValueError(f"thinking_budget: a sweep needs distinct budgets, got {self.thinking_budget}")
         if any(b is not None for b in budgets) and not self.thinking:
             raise ValueError("thinking_budget needs thinking: true (a no-think mode has no thinking to cap)")
+        minimums = self.min_thinkings
+        if any(m is not None and m <= 0 for m in minimums):
+            raise ValueError(f"min_thinking_tokens: must be > 0 (null = not forced), got {self.min_thinking_tokens}")
+        if isinstance(self.min_thinking_tokens, list) and (not minimums or len(set(minimums)) != len(minimums)):
+            raise ValueError(f"min_thinking_tokens: a sweep needs distinct values, got {self.min_thinking_tokens}")
+        if self.forces_thinking:
+            if not self.thinking:
+                raise ValueError("min_thinking_tokens needs thinking: true (a no-think mode has no thinking to extend)")
+            if self.budget_strategy != "two_stage":
+                raise ValueError("min_thinking_tokens needs budget_strategy: two_stage (the engine's budget has "
+                                 "no way to make thinking longer)")
+            low = [b for b in budgets if b is not None and b <= max(m for m in minimums if m is not None)]
+            if low:
+                raise ValueError(f"min_thinking_tokens ({self.min_thinking_tokens}) must be below every thinking "
+                                 f"budget ({self.thinking_budget}): a budget of {low[0]} would end the thinking first")
         if self.flag in ("/think", "random") and not self.thinking:
             raise ValueError(f"flag {self.flag!r} needs thinking: true (with the hard switch off the template "
                              f"closes the think block before the model can follow a flag)")
@@ -179,8 +216,9 @@ class GenerationConfig(Strict):
             if any(w <= 0 for w in self.mix.values()):
                 raise ValueError(f"mix: weights must be > 0, got {self.mix}")
             for i, m in enumerate(self.modes):
-                if len(m.budgets) > 1:
-                    raise ValueError(f"modes.{i}.thinking_budget: a mixed mode takes one budget, not a sweep")
+                if len(m.budgets) > 1 or len(m.min_thinkings) > 1:
+                    raise ValueError(f"modes.{i}: a mixed mode takes one thinking_budget and one "
+                                     f"min_thinking_tokens, not a sweep")
                 if not m.thinking and (m.flag != "/no_think" or m.flag_share < 1):
                     raise ValueError(
                         f"modes.{i}: in a fused set a no-think mode must carry flag '/no_think' on every sample "
@@ -197,6 +235,7 @@ class GenerationConfig(Strict):
                 raise ValueError("adaptive: think_mode must think and no_think_mode must not "
                                  f"(got {a.think_mode!r}, {a.no_think_mode!r})")
             for key in ("think_mode", "no_think_mode"):
-                if len(self.mode(getattr(a, key)).budgets) > 1:
-                    raise ValueError(f"adaptive.{key}: the chosen modes take one budget, not a sweep")
+                if len(self.mode(getattr(a, key)).budgets) > 1 or len(self.mode(getattr(a, key)).min_thinkings) > 1:
+                    raise ValueError(f"adaptive.{key}: the chosen modes take one budget and one "
+                                     f"min_thinking_tokens, not a sweep")
         return self

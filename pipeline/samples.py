@@ -22,6 +22,17 @@ class SampleSpec:
     budget: int | None
     index: int
     generation_fp: str  # what, besides the prompt, decides the sample
+    min_thinking: int | None = None  # s1's forcing: the least thinking (``min_thinking_tokens``)
+
+
+def mode_identity(mode: ModeConfig) -> dict:
+    """What of a mode decides its samples' text, less the controls swept per sample (the budget
+    and the thinking minimum, which are in the sample id): the forcing's settings only where it
+    is on, so a mode without it keeps the fingerprint it had before they existed."""
+    skip = {"thinking_budget", "min_thinking_tokens"}
+    if not mode.forces_thinking:
+        skip |= {"continuation", "max_extensions"}
+    return mode.model_dump(exclude=skip)
 
 
 def plan_samples(g: GenerationConfig, teacher: str, dialect: str) -> list[SampleSpec]:
@@ -33,14 +44,15 @@ def plan_samples(g: GenerationConfig, teacher: str, dialect: str) -> list[Sample
         # the budget is part of the sample id, not of the fingerprint: adding a budget to a sweep
         # keeps the ids of the samples already made at the others
         fp = fingerprint({"teacher": teacher, "dialect": dialect,
-                          "mode": mode.model_dump(exclude={"thinking_budget"}), "seed": g.seed,
+                          "mode": mode_identity(mode), "seed": g.seed,
                           **({"mix": g.mix} if g.mix else {}),
                           # a loop stopped early is another text: in the id when it is on
                           **({"stop_loops": g.stop_loops.model_dump()} if g.stop_loops else {}),
                           **({"follow_ups": g.follow_ups} if mode.turns > 1 else {})})
         for budget in mode.budgets:
-            for i in range(g.samples_per_prompt):
-                specs.append(SampleSpec(mode, budget, i, fp))
+            for least in mode.min_thinkings:
+                for i in range(g.samples_per_prompt):
+                    specs.append(SampleSpec(mode, budget, i, fp, least))
     return specs
 
 
@@ -52,7 +64,7 @@ def samples_per_input(g: GenerationConfig) -> int:
     """
     if g.mix:  # one mode per prompt, one budget per mixed mode
         return g.samples_per_prompt
-    return g.samples_per_prompt * sum(len(m.budgets) for m in g.modes)
+    return g.samples_per_prompt * sum(len(m.budgets) * len(m.min_thinkings) for m in g.modes)
 
 
 class Draw(NamedTuple):

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import pyarrow as pa
 
+from .logprobs import WORKING as LOGPROB_WORKING
+
 MESSAGES = pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())]))
 
 SAMPLING = pa.struct([
@@ -53,6 +55,9 @@ SAMPLE = pa.schema([
     ("flag_turn", pa.string()),    # where the flag was put: user / system
     ("turns", TURNS),              # multi-turn samples: one entry per assistant turn
     ("thinking_budget", pa.int64()), ("budget_strategy", pa.string()), ("budget_hit", pa.bool_()),
+    # s1's forcing (a mode's min_thinking_tokens): the least thinking asked, how often the end of
+    # thinking was replaced by the continuation word, and the thinking when the teacher first ended it
+    ("min_thinking_tokens", pa.int64()), ("extensions", pa.int64()), ("unforced_thinking_tokens", pa.int64()),
     ("finish_reason", pa.string()),
     ("prompt_tokens", pa.int64()), ("thinking_tokens", pa.int64()), ("answer_tokens", pa.int64()),
     ("completion_tokens", pa.int64()),
@@ -102,6 +107,8 @@ _WORKING = [
     ("turn_references", pa.list_(pa.string())),  # multi-turn: each turn's reference (or null)
     # the think split parse made (with ``thinking`` / ``answer``), so the filters need not split again
     ("think_opened", pa.bool_()), ("think_closed", pa.bool_()), ("think_blocks", pa.int64()),
+    # output.logprobs: the teacher's top-k per generated token, for the sink's logprobs/ sidecar
+    *LOGPROB_WORKING,
 ]
 
 STREAM = pa.schema(

@@ -20,6 +20,8 @@ from ray.data import Datasink
 from ray.data.block import BlockAccessor
 
 from .committed import file_name
+from .logprobs import FOLDER as LOGPROBS
+from .logprobs import sidecar
 from .run_folder import FOLDERS, RunFolder
 from .schema import EARLIER, ERROR, SAMPLE, STREAM, conversation_split, with_pandas_ints
 from .tally import TIMING_KEY, Tally
@@ -35,8 +37,10 @@ class SplitParquetSink(Datasink):
     After the write, ``self.tally`` (on the driver) holds the total of all tasks.
     """
 
-    def __init__(self, folder: RunFolder, rows_per_file: int, attempt: float | None = None):
+    def __init__(self, folder: RunFolder, rows_per_file: int, attempt: float | None = None,
+                 logprobs: tuple[int, dict] | None = None):
         self.folder = folder
+        self.logprobs = logprobs  # output.logprobs: (top_k, tokenizer hashes) for the logprobs/ sidecar
         self._rows_per_file = rows_per_file
         self.attempt = time.time() if attempt is None else attempt  # this attempt: its driver's start
         self.tally: Tally = Tally()
@@ -68,10 +72,13 @@ class SplitParquetSink(Datasink):
                 if schema is SAMPLE:  # TRL's prompt-completion view of the conversation
                     for name, column in zip(("prompt", "completion"), conversation_split(part["messages"])):
                         part = part.set_column(part.schema.get_field_index(name), name, column)
+                side = sidecar(part, *self.logprobs) if self.logprobs and status == "accepted" else None
                 part = part.select(schema.names).cast(_WRITTEN[status])
                 timing = tally.timing_meta()
                 if timing is not None:
                     part = part.replace_schema_metadata({**part.schema.metadata, TIMING_KEY: timing})
+                if side is not None:  # first: an accepted part is never committed without its logprobs
+                    self.folder.write_part(LOGPROBS, file_name(part), side)
                 # named by its rows: a retried task rewrites its own file, never adds a copy
                 self.folder.write_part(folder, file_name(part), part)
         return total

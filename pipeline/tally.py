@@ -28,6 +28,7 @@ _FOLLOWED = {True: "followed", False: "not_followed", None: "no_flag"}
 #: read only for the samples the engine stopped as loops (``generation.stop_loops``)
 _LOOP_COLUMNS = ["finish_reason", "sampling"]
 _COLUMNS = ["status", "reject_reason", "error", "mode", "source", "budget_hit", "verdicts", "thinking_budget",
+            "min_thinking_tokens", "extensions",
             "replica", "t_submit", "t_done", "flag", "flag_turn", "turns", "generated_by", *TOKEN_COLUMNS]
 #: Token-length histograms have this many bins, whatever the run's size (the last one is open).
 LENGTH_BINS = 40
@@ -125,7 +126,8 @@ class Tally:
     tokens: Counter = field(default_factory=Counter)        # column -> sum over samples
     filters: Counter = field(default_factory=Counter)       # (filter, passed / failed / skipped)
     filter_reasons: Counter = field(default_factory=Counter)  # (filter, reason)
-    budgets: Counter = field(default_factory=Counter)       # (mode, budget, samples / thinking / hit / judged / correct)
+    # (mode, budget, min thinking, samples / thinking / hit / extensions / judged / correct)
+    budgets: Counter = field(default_factory=Counter)
     flags: Counter = field(default_factory=Counter)         # (mode, flag or 'none', flag_turn or '-', status)
     turns: Counter = field(default_factory=Counter)         # (flag or 'none', followed / not_followed / no_flag)
     replicas: dict = field(default_factory=dict)            # replica name -> Window
@@ -264,11 +266,13 @@ class Tally:
                 self.lengths[(mode, status, part, length_bin(r[f"{part}_tokens"]))] += 1
         if status == "rejected":
             self.reasons[(mode, r["source"], r["reject_reason"])] += 1
-        # per mode and budget, for the budget report: samples, thinking, hits, verified accuracy
-        key = (mode, r["thinking_budget"])
+        # per mode, budget and thinking minimum, for the budget report: samples, thinking, hits,
+        # extensions (s1's forcing), verified accuracy
+        key = (mode, r["thinking_budget"], r["min_thinking_tokens"])
         self.budgets[(*key, "samples")] += 1
         self.budgets[(*key, "thinking")] += r["thinking_tokens"] or 0
         self.budgets[(*key, "hit")] += bool(r["budget_hit"])
+        self.budgets[(*key, "extensions")] += r["extensions"] or 0
         for v in r["verdicts"] or []:
             if v["filter"] == "wrong_answer" and v["passed"] is not None:
                 self.budgets[(*key, "judged")] += 1

@@ -21,6 +21,7 @@ SAMPLES = 2
 # engine strategy is tested on the shared engine in tests/test_tiny_teacher_engine.py.
 BUDGETS = {"think": [BUDGET, LOOSE_BUDGET, None], "no_think": [None]}
 PER_PROMPT = SAMPLES * sum(len(b) for b in BUDGETS.values())
+LOGPROB_K = 8
 
 # (line text, expected error, expected field); line numbers are computed below.
 PLANTED = [
@@ -78,7 +79,9 @@ def job_config(input_path: Path, out: Path, run_id: str, incremental: bool = Tru
              "sampling": {"temperature": 0.7, "top_p": 0.8, "top_k": 20, "max_tokens": 64}}]},
         # room for math-verify on a loaded machine: the rejudge test compares two judgements
         "filters": {"wrong_answer": {"timeout_s": 60}},
-        "output": {"path": str(out), "run_id": run_id, "keep_prompt_text": True, "incremental": incremental},
+        # the teacher's top-8 logprobs beside accepted/ (tests/test_logprobs.py reads them)
+        "output": {"path": str(out), "run_id": run_id, "keep_prompt_text": True, "incremental": incremental,
+                   "logprobs": {"top_k": LOGPROB_K}},
         "ray": {"batch_size": 8},
     })
 

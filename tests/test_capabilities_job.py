@@ -237,12 +237,37 @@ def test_query_filter_keeps_thinking_unless_no_think_solves_every_sample(capabil
 
 def test_the_sweep_config_reports_every_budget(capability_runs):
     s = capability_runs["sweep"]
-    report = {(r["mode"], r["budget"]): r for r in s["budget_report"]}
-    budgets = [8, 16, 32, 48, 64, 80, 96, None]
-    assert set(report) == {("think", b) for b in budgets} | {("no_think", None)}
+    report = {(r["mode"], r["budget"], r["min_thinking_tokens"]): r for r in s["budget_report"]}
+    budgets, minimums = [8, 16, 32, 48, 64, 80, 96, None], [96, 128, 192]
+    assert set(report) == ({("think", b, None) for b in budgets} | {("no_think", None, None)}
+                           | {("think_longer", None, m) for m in minimums})
     assert all(r["samples"] == SWEEP_PROMPTS for r in report.values())
     for b in budgets[:-1]:
-        assert report[("think", b)]["mean_thinking_tokens"] <= b
-    thinking = [report[("think", b)]["mean_thinking_tokens"] for b in budgets]
+        assert report[("think", b, None)]["mean_thinking_tokens"] <= b
+    thinking = [report[("think", b, None)]["mean_thinking_tokens"] for b in budgets]
     assert thinking == sorted(thinking)  # a larger budget never thinks less (same draws)
     assert (capability_runs["out"] / "sweep" / "budget_report.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_budget_forcing_thinks_at_least_the_minimum_by_replacing_early_ends_with_wait(capability_runs):
+    """s1's forcing on the real engine: a sample whose teacher ended its thinking before the
+    minimum was extended ("Wait" in place of the end) until it reached it or ran out of extensions;
+    one whose thinking was long enough was left alone; the report counts the extensions."""
+    rows = [r for r in load(capability_runs["out"], "sweep", "accepted", "rejected") if r["mode"] == "think_longer"]
+    assert len(rows) == 3 * SWEEP_PROMPTS
+    extended = 0
+    for r in rows:
+        least, n = r["min_thinking_tokens"], r["extensions"]
+        assert r["budget_strategy"] == "two_stage" and 0 <= n <= 4, r["sample_id"]
+        assert r["unforced_thinking_tokens"] is not None and r["thinking"].count("Wait") >= n
+        if r["unforced_thinking_tokens"] >= least:
+            assert n == 0, r["sample_id"]  # long enough the first time: not touched
+        elif r["finish_reason"] == "stop" and "</think>" in r["messages"][-1]["content"]:
+            # the teacher closed its thinking at last (not ended its turn inside it, which the format
+            # filter rejects): long enough by then, or out of extensions
+            assert n >= 1 and (r["thinking_tokens"] >= least or n == 4), (r["sample_id"], r["thinking_tokens"], n)
+        extended += n > 0
+    assert extended >= SWEEP_PROMPTS  # the tiny teacher thinks ~90 tokens: most samples were extended
+    report = {r["min_thinking_tokens"]: r for r in capability_runs["sweep"]["budget_report"] if r["mode"] == "think_longer"}
+    assert report[192]["mean_extensions"] >= report[96]["mean_extensions"] > 0
+    assert report[192]["mean_thinking_tokens"] > report[96]["mean_thinking_tokens"]

@@ -83,7 +83,7 @@ CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 @pytest.mark.parametrize("name", ["local.yaml", "qwen3-32b.yaml", "sweep.yaml"])
 def test_shipped_configs_validate(name):
     cfg = load_config(CONFIGS / name)
-    assert {m.name for m in cfg.generation.modes} == {"think", "no_think"}
+    assert {"think", "no_think"} <= {m.name for m in cfg.generation.modes}  # sweep.yaml adds think_longer
 
 
 def test_local_config_points_at_the_committed_teacher():

@@ -497,6 +497,91 @@ def test_two_stage_respects_max_tokens():
     assert len(c.token_ids) <= 7 and c.finish_reason == "length"
 
 
+class ForcingEngine:
+    """A stand-in 'model' for s1's forcing: it thinks 4 tokens and ends its thinking; after a
+    "Wait" it thinks 3 more and ends again; after an end of thinking it answers. It honours
+    ``stop_token_ids`` (the stop token is in the output, as in vLLM) and ``max_tokens``."""
+
+    THINK, END, WAIT, EOS = 1, 2, 3, 99
+    FORCED = [7, 8, 2]  # the early-stop text, ending in </think>
+    ANSWER = [60, 61, 99]
+
+    class Tokenizer(IdsTokenizer):
+        def encode(self, text, add_special_tokens=False):
+            return {"Wait": [3], "</think>": [2]}.get(text, ForcingEngine.FORCED)
+
+    tokenizer = Tokenizer()
+
+    def __init__(self):
+        self.requests = []
+
+    async def complete(self, prompt_ids, params, request_id):
+        from pipeline.engine import Completion
+
+        prefix = prompt_ids[1:]  # the base prompt is one token
+        self.requests.append((list(prefix), params.max_tokens, params.seed, params.stop_token_ids))
+        if not prefix:
+            out = [1, 10, 11, 12, 13, 2] + self.ANSWER
+        elif prefix[-1] == self.WAIT:
+            out = [20 + len(prefix), 21 + len(prefix), 22 + len(prefix), 2] + self.ANSWER
+        else:
+            out = self.ANSWER
+        stop = next((i for i, t in enumerate(out) if t in (params.stop_token_ids or ())), None)
+        out = out[:stop + 1] if stop is not None else out
+        finish = "stop" if len(out) <= params.max_tokens else "length"
+        out = out[:params.max_tokens]
+        return Completion(" ".join(map(str, out)), out, finish)
+
+    def shutdown(self):
+        pass
+
+
+def _forced(least: int, budget: int | None = None, max_tokens: int = 100, max_extensions: int = 4):
+    from pipeline.config import ModeConfig
+
+    mode = ModeConfig(name="s1", min_thinking_tokens=least, max_extensions=max_extensions,
+                      thinking_budget=budget)
+    rep = generate_stage(ForcingEngine(), modes=(mode,))
+    row = {"sample_id": "s", "prompt_token_ids": [0], "prefill": "", "thinking_budget": budget, "mode": "s1",
+           "min_thinking_tokens": least, "budget_strategy": "two_stage",
+           "sampling": {**SAMPLING, "max_tokens": max_tokens}, "seed": 5}
+    c = asyncio.run(rep._generate(row, row["prompt_token_ids"], row["prefill"], row["seed"]))
+    return c, row, rep.engine.requests
+
+
+def test_forcing_leaves_thinking_that_is_long_enough_as_it_is():
+    c, row, reqs = _forced(least=3)
+    assert c.token_ids == [1, 10, 11, 12, 13, 2, 60, 61, 99] and c.finish_reason == "stop"
+    assert (row["extensions"], row["unforced_thinking_tokens"]) == (0, 4)
+    assert [r[3] for r in reqs] == [(2,), None]  # the thinking stops at its end; the answer does not
+
+
+def test_forcing_replaces_an_early_end_of_thinking_by_wait_and_goes_on():
+    c, row, reqs = _forced(least=6)
+    assert c.token_ids == [1, 10, 11, 12, 13, 3, 26, 27, 28, 2, 60, 61, 99]
+    assert (row["extensions"], row["unforced_thinking_tokens"]) == (1, 4)
+    assert reqs[1][0] == [1, 10, 11, 12, 13, 3]  # the continuation: the thinking so far, then "Wait"
+    assert len({r[2] for r in reqs}) == len(reqs)  # each request its own seed
+
+
+def test_forcing_stops_extending_after_max_extensions():
+    c, row, reqs = _forced(least=50, max_extensions=2)
+    assert c.token_ids.count(ForcingEngine.WAIT) == 2 and c.token_ids[-3:] == ForcingEngine.ANSWER
+    assert row["extensions"] == 2 and len(reqs) == 4  # think, 2 extensions, answer
+
+
+def test_forcing_with_a_budget_forces_the_end_when_the_extension_reaches_it():
+    c, row, _ = _forced(least=5, budget=6)
+    # <think> + 4 + Wait = 6 thinking positions, one more token fits the budget, then the early stop
+    assert c.token_ids == [1, 10, 11, 12, 13, 3, 26] + ForcingEngine.FORCED + [60, 61, 99]
+    assert row["extensions"] == 1
+
+
+def test_forcing_respects_max_tokens():
+    c, row, _ = _forced(least=6, max_tokens=8)
+    assert c.token_ids == [1, 10, 11, 12, 13, 3, 26, 27] and c.finish_reason == "length"
+
+
 def test_only_the_engine_strategy_passes_an_engine_budget():
     from pipeline.engine import request_params
 

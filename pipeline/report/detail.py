@@ -69,13 +69,18 @@ def _pct(v, digits: int) -> str:
 def budgets(s: dict, png: bytes | None) -> str:
     """The budget report: its table, and the sweep's plot (the PNG beside the data, or drawn here)."""
     rows = s.get("budget_report") or []
-    if not png and not any(r["budget"] is not None for r in rows):
+    s1 = any(r.get("min_thinking_tokens") is not None for r in rows)  # s1's forcing: its columns too
+    if not png and not s1 and not any(r["budget"] is not None for r in rows):
         return ""
-    body = [table(["mode", "budget", "samples", "accuracy", "judged", "mean thinking tokens", "budget hit"],
-                  [[esc(r["mode"]), esc("none" if r["budget"] is None else r["budget"]),
-                    num(r["samples"], ("budget_report", i, "samples")), _pct(r["accuracy"], 1),
-                    num(r["judged"], ("budget_report", i, "judged")), esc(r["mean_thinking_tokens"]),
-                    _pct(r["budget_hit_rate"], 0)] for i, r in enumerate(rows)])]
+    body = [table(["mode", "budget"] + (["min thinking"] if s1 else []) + ["samples", "accuracy", "judged",
+                                                                           "mean thinking tokens", "budget hit"]
+                  + (["mean extensions"] if s1 else []),
+                  [[esc(r["mode"]), esc("none" if r["budget"] is None else r["budget"])]
+                   + ([esc("none" if r.get("min_thinking_tokens") is None else r["min_thinking_tokens"])] if s1 else [])
+                   + [num(r["samples"], ("budget_report", i, "samples")), _pct(r["accuracy"], 1),
+                      num(r["judged"], ("budget_report", i, "judged")), esc(r["mean_thinking_tokens"]),
+                      _pct(r["budget_hit_rate"], 0)]
+                   + ([esc(r.get("mean_extensions"))] if s1 else []) for i, r in enumerate(rows)])]
     modes = sorted({r["mode"] for r in rows})
     sweep = any(sum(r["mode"] == m for r in rows) > 1 for m in modes)
     if png:

@@ -23,6 +23,7 @@ from ..cluster import check_resources, init_ray
 from ..committed import DoneSet
 from ..config import JobConfig
 from ..ledger import IdLedger, Locations
+from ..logprobs import tokenizer_meta
 from ..run_folder import SAMPLES, RunFolder
 from ..stages import GENERATION, Context, chain
 from ..stages.read import read_input
@@ -58,6 +59,7 @@ def run(cfg: JobConfig, p: RunPlan | None = None, engine_factory=None) -> dict:
     ``engine_factory``: the replicas' engines are made by it, not vLLM (the benchmarks' stand-in,
     ``pipeline.simulate``)."""
     from ..budget_report import plot_png
+    from ..logprobs import settle
     from ..sink import SplitParquetSink
 
     p = p or make_plan(cfg)
@@ -81,17 +83,20 @@ def run(cfg: JobConfig, p: RunPlan | None = None, engine_factory=None) -> dict:
         check_resources(*resource_needs(cfg, p))
         ledger = IdLedger.start(p.files.paths, p.inputs, seed=owners)
         started = time.time()
-        sink = SplitParquetSink(folder, cfg.output.rows_per_file, attempt=started)
+        sink = SplitParquetSink(folder, cfg.output.rows_per_file, attempt=started, logprobs=logprob_settings(cfg))
         deadline = started + cfg.ray.deadline_s if cfg.ray.deadline_s else None
         ctx = Context(cfg, p, done, ledger, deadline, earlier, engine_factory)
         with progress.shown(ctx, p.expected_samples, len(done) * p.samples_per_input):
             chain(read_input(p.files, cfg.input.limit), GENERATION, ctx).write_datasink(sink)
         folder.reconcile(None)  # a write task Ray retried may have left a second copy: drop it
+        kept_logprobs = settle(folder) if cfg.output.logprobs else None  # logprobs/: the accepted samples'
         t = Tally.of_committed(folder)  # every attempt's rows, and engine timings (in the parts' metadata)
         stats = call(ctx.shared["deaths"], "stats") if "deaths" in ctx.shared else None
         summary = summaries.build(cfg, p.inputs, p.samples_per_input, p.run_url, t, time.time() - started, stats)
         summary["resumed"] = {"prompts_kept": len(done), "rows_dropped": dropped} if state == "resume" else None
         summary["fingerprint"] = fp
+        if kept_logprobs is not None:
+            summary["logprobs"] = {"top_k": cfg.output.logprobs.top_k, **kept_logprobs}
         summary["earlier"]["runs_consulted"] = earlier_runs
         if deadline is not None and time.time() >= deadline and (
                 summary["missing"] or "deadline_reached" in summary["errors"]["by_reason"]):
@@ -99,9 +104,9 @@ def run(cfg: JobConfig, p: RunPlan | None = None, engine_factory=None) -> dict:
             summary["deadline_reached"] = True
             folder.write_bytes("summary.partial.json", json.dumps(summary, indent=1).encode())
             return summary
-        if any(len(m.budgets) > 1 for m in cfg.generation.modes):  # a sweep: plot it beside the data
+        if any(len(m.budgets) > 1 or m.forces_thinking for m in cfg.generation.modes):  # plot it beside the data
             summary["budget_plot"] = folder.write_bytes(
-                "budget_report.png", plot_png(summary["budget_report"], f"thinking budget sweep: {summary['teacher']}"))
+                "budget_report.png", plot_png(summary["budget_report"], f"thinking control: {summary['teacher']}"))
         if cfg.generation.adaptive:
             summary["adaptive"] = adaptive(cfg, folder)
         # report.html beside summary.json, rendered from it (a report that cannot be made is a warning)
@@ -110,6 +115,16 @@ def run(cfg: JobConfig, p: RunPlan | None = None, engine_factory=None) -> dict:
         folder.finish(summary)
     catalog.write_manifest(cfg.output.path)
     return summary
+
+
+def logprob_settings(cfg: JobConfig) -> tuple[int, dict] | None:
+    """``output.logprobs``: (top-k, the tokenizer's and chat template's hashes) for the sidecar."""
+    if cfg.output.logprobs is None:
+        return None
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(cfg.teacher.model, trust_remote_code=cfg.teacher.engine.trust_remote_code)
+    return cfg.output.logprobs.top_k, tokenizer_meta(tok)
 
 
 def adaptive(cfg: JobConfig, folder: RunFolder) -> dict:

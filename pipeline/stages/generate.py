@@ -13,6 +13,11 @@ dialect's end string (Qwen3's early-stop sentence + ``</think>``) if the thinkin
 and continues in this replica; ``engine`` passes vLLM's ``thinking_token_budget`` and lets the
 engine force the same string (one pass; see the README for its CPU-build caveat).
 
+s1's budget forcing (a mode's ``min_thinking_tokens``) makes thinking longer: each request stops
+at the end of thinking; if that came before the minimum, it is replaced by the mode's
+``continuation`` ("Wait") and the thinking goes on, up to ``max_extensions`` times; then the
+answer, as its own request. The budget, if any, still caps the thinking as in ``two_stage``.
+
 A multi-turn sample (a mode with ``turns`` > 1) is a conversation generated turn by turn in
 this replica: after each assistant turn the next follow-up prompt (with its drawn flag) is
 appended, the conversation is rendered again by the teacher's template (which strips earlier
@@ -34,10 +39,12 @@ from filters.text import last_boxed
 
 from ..config import ModeConfig, TeacherConfig
 from ..dialects import get_dialect
-from ..engine import Completion, EmptyOutput, Engine, EngineDead, VllmEngine, request_params
+from ..engine import Completion, EmptyOutput, Engine, EngineDead, VllmEngine
+from ..logprobs import row_columns
 from ..schema import to_table
 from . import Context, Stage
 from .suspects import DeathBook, Gate, call
+from .thinking import ThinkingControl
 
 log = logging.getLogger(__name__)
 
@@ -94,16 +101,20 @@ class GenerateSettings:
     request_timeout_s: float | None = None
     deadline: float | None = None  # epoch seconds: requests not sent by then are left for a resume
     stop_loops: tuple[int, int, int] | None = None  # ``generation.stop_loops`` (min, max, repeats)
+    logprobs: int | None = None  # ``output.logprobs.top_k``: the teacher's top-k per generated token
 
     @classmethod
     def of(cls, job, deadline: float | None = None) -> "GenerateSettings":
-        t, loops = job.teacher, job.generation.stop_loops
-        return cls(engine_kwargs(t, job.generation.modes), t.dialect, tuple(job.generation.modes),
-                   t.in_flight, t.engine.max_model_len, t.request_timeout_s, deadline,
-                   (loops.min_tokens, loops.max_tokens, loops.repeats) if loops else None)
+        t, loops, lp = job.teacher, job.generation.stop_loops, job.output.logprobs
+        args = engine_kwargs(t, job.generation.modes)
+        if lp is not None and lp.top_k > 20:  # vLLM refuses more than max_logprobs (20 by default)
+            args["max_logprobs"] = lp.top_k
+        return cls(args, t.dialect, tuple(job.generation.modes), t.in_flight, t.engine.max_model_len,
+                   t.request_timeout_s, deadline, (loops.min_tokens, loops.max_tokens, loops.repeats) if loops else None,
+                   lp.top_k if lp is not None else None)
 
 
-class Generate(Stage):
+class Generate(ThinkingControl, Stage):
     """Ray Data worker (actor): pending rows in, rows with the engine's output (or an error) out.
 
     ``engine``: a stand-in for tests (anything shaped like ``pipeline.engine.Engine``); by
@@ -111,12 +122,14 @@ class Generate(Stage):
 
     name = "generate"
     reads = ("status", "sample_id", "prompt_token_ids", "prefill", "sampling", "seed", "thinking_budget",
-             "budget_strategy", "messages", "reference", "mode", "turn_flags", "follow_ups", "turn_references",
+             "min_thinking_tokens", "budget_strategy", "messages", "reference", "mode", "turn_flags", "follow_ups", "turn_references",
              "prompt_text")
     writes = ("generated", "completion_token_ids", "finish_reason", "t_submit", "t_done", "replica",
               # a multi-turn sample: the conversation up to its last turn, which the row then describes
               "messages", "prefill", "prompt_tokens", "completion_tokens", "reference", "flag",
-              "thinking_expected", "sampling", "prompt_text", "status", "stage", "error", "field", "detail", "input")
+              "thinking_expected", "sampling", "prompt_text", "status", "stage", "error", "field", "detail", "input",
+              "extensions", "unforced_thinking_tokens",
+              "lp_prompt_ids", "lp_token_ids", "lp_forced", "lp_sampled", "lp_top_ids", "lp_top")
     pool = "replicas"
 
     @classmethod
@@ -169,6 +182,7 @@ class Generate(Stage):
         self.timeout = settings.request_timeout_s
         self.deadline = settings.deadline
         self.stop_loops = settings.stop_loops
+        self.logprobs = settings.logprobs
         self.replica = name or f"{socket.gethostname()}:{os.getpid()}"  # stamped on its rows
         self._sem: asyncio.Semaphore | None = None
         self._ids = itertools.count()
@@ -179,6 +193,9 @@ class Generate(Stage):
         self.dialect = get_dialect(settings.dialect)
         self.forced_ids = self.tokenizer.encode(self.dialect.budget_end_str(), add_special_tokens=False)
         self.think_end_ids = self.tokenizer.encode(self.dialect.think_end, add_special_tokens=False)
+        # for s1's forcing: each mode's continuation word as ids
+        self.continuations = {m.name: self.tokenizer.encode(m.continuation, add_special_tokens=False)
+                              for m in settings.modes if m.forces_thinking}
         # for multi-turn samples: the modes (hard switch, sampling per turn), and the context window
         self.modes = {m.name: m for m in settings.modes}
         self.max_len = settings.max_model_len
@@ -220,6 +237,8 @@ class Generate(Stage):
             return _failed(row, "conversation_too_long", str(e))
         except Exception as e:  # noqa: BLE001 - any per-request failure becomes an error row
             return _failed(row, "engine_error", f"{type(e).__name__}: {e}")
+        if c.logprobs is not None:  # output.logprobs: for the sidecar (the prompt: the last turn's)
+            row.update(row_columns(row.pop("lp_prompt_ids", None) or row["prompt_token_ids"], c.token_ids, c.logprobs))
         row.update(generated=c.text, completion_token_ids=c.token_ids, finish_reason=c.finish_reason,
                    prompt_token_ids=None, t_done=time.time(), replica=self.replica)
         return row
@@ -227,48 +246,16 @@ class Generate(Stage):
     async def _complete(self, prompt_ids: list[int], params, sample_id: str) -> Completion:
         if self.stop_loops is not None:
             params = params.but(stop_loops=self.stop_loops)
+        if self.logprobs is not None:
+            params = params.but(logprobs=self.logprobs)
         return await self.engine.complete(prompt_ids, params, f"{sample_id}-{next(self._ids)}")
-
-    async def _generate(self, row: dict, prompt_ids: list[int], prefill: str, seed: int,
-                        sampling: dict | None = None) -> Completion:
-        """One assistant turn of ``row`` for this prompt, with the row's budget and strategy."""
-        if row["thinking_budget"] is not None and row.get("budget_strategy") == "two_stage":
-            return await self._two_stage(row, prompt_ids, prefill, seed, sampling)
-        return await self._complete(prompt_ids, request_params(row, seed=seed, sampling=sampling), row["sample_id"])
-
-    async def _two_stage(self, row: dict, prompt_ids: list[int], prefill: str, seed: int,
-                         sampling: dict | None = None) -> Completion:
-        """Qwen3's budget recipe: think up to the budget; if the thinking is still open, append
-        the early-stop text and ``</think>``; continue from there in this replica (the prefix
-        cache holds prompt + first part, so the second request only decodes the answer)."""
-        budget, cap = row["thinking_budget"], row["sampling"]["max_tokens"]
-        # the model opens the block itself (one <think> token) unless the prompt already did
-        opened_in_prompt = prefill.endswith(f"{self.dialect.think_start}\n")
-        first_cap = min(cap, budget + (0 if opened_in_prompt else 1))
-        first = await self._complete(prompt_ids, request_params(row, max_tokens=first_cap, seed=seed,
-                                                                 sampling=sampling), row["sample_id"])
-        if first.finish_reason != "length" or first_cap == cap:
-            return first  # finished inside the budget (or the length cap is the budget)
-        closed = _contains(first.token_ids, self.think_end_ids)
-        forced = [] if closed else self.forced_ids  # thinking ended under budget: just let it answer
-        ids = first.token_ids + forced
-        if cap - len(ids) <= 0:  # no room left to answer: cut at the length cap like one pass would
-            ids = ids[:cap]
-            return Completion(self._decode(ids), ids, "length")
-        # a new request restarts the seeded sampler; derive the seed so the continuation is its own draw
-        second = await self._complete(prompt_ids + ids,
-                                      request_params(row, max_tokens=cap - len(ids), seed=seed + 1,
-                                                      sampling=sampling),
-                                      row["sample_id"])
-        ids = ids + second.token_ids
-        return Completion(self._decode(ids), ids, second.finish_reason)
 
     async def _conversation(self, row: dict) -> Completion:
         """A multi-turn sample, turn by turn. Leaves in ``row`` the conversation up to the last
         user turn and that turn's prompt; returns the last turn (the one parse appends). A turn
         cut by the length cap ends the conversation there (the format filter rejects it)."""
         messages, prompt_ids, prefill = list(row["messages"]), row["prompt_token_ids"], row["prefill"]
-        prompt, generated, latest = row.get("prompt_text"), 0, None
+        prompt, generated, latest, previous = row.get("prompt_text"), 0, None, ""
         mode = self.modes[row["mode"]]
         for turn, flag in enumerate(row["turn_flags"]):
             latest = flag or latest  # the flag in force: each turn samples as its mode (row["sampling"]: the last)
@@ -291,6 +278,8 @@ class Generate(Stage):
             if c.finish_reason in ("length", "repetition"):  # cut, or stopped as a loop: no next turn
                 break
         # the row describes its last turn - which may come early, if a turn was cut
+        if self.logprobs is not None:
+            row["lp_prompt_ids"] = prompt_ids
         row.update(messages=messages, prefill=prefill, prompt_tokens=len(prompt_ids), completion_tokens=generated,
                    reference=row["turn_references"][turn], flag=latest, thinking_expected=mode.thinks_under(latest),
                    sampling=sampling)
@@ -333,11 +322,6 @@ def _actor_id() -> str | None:
 
 class ContextFull(RuntimeError):
     """A multi-turn conversation outgrew the context window before its last turn."""
-
-
-def _contains(ids: list[int], seq: list[int]) -> bool:
-    n = len(seq)
-    return any(ids[i:i + n] == seq for i in range(len(ids) - n + 1))
 
 
 def _failed(row: dict, error: str, detail: str) -> dict:

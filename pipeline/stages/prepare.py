@@ -55,7 +55,7 @@ class Prepare(Stage):
     name = "prepare"
     reads = ("_path", "_row", "_raw")  # and "_error" when the read stage could not decode the row
     writes = ("status", "sample_id", "prompt_id", "run_id", "source", "messages", "mode", "flag", "flag_turn",
-              "thinking_expected", "thinking_budget", "reference", "teacher", "sampling", "seed", "budget_strategy",
+              "thinking_expected", "thinking_budget", "min_thinking_tokens", "reference", "teacher", "sampling", "seed", "budget_strategy",
               "sample_index", "prompt_tokens", "prompt_token_ids", "prefill", "location", "prompt_text",
               "turn_flags", "follow_ups", "turn_references", "stage", "error", "field", "detail", "input",
               "generated_by")
@@ -175,18 +175,19 @@ class Prepare(Stage):
             thinks = mode.thinks_under(effective)
             rows.append({
                 "status": "pending",
-                "sample_id": sample_id(p.prompt_id, mode.name, spec.budget, spec.index, spec.generation_fp),
+                "sample_id": sample_id(p.prompt_id, mode.name, spec.budget, spec.index, spec.generation_fp,
+                                       spec.min_thinking),
                 "prompt_id": p.prompt_id, "run_id": self.s.run_id, "source": p.source,
                 "messages": messages, "mode": mode.name, "flag": effective, "flag_turn": d.flag_turn,
                 "thinking_expected": thinks,
-                "thinking_budget": spec.budget,
+                "thinking_budget": spec.budget, "min_thinking_tokens": spec.min_thinking,
                 # the reference belongs to the question the last turn answers
                 "reference": follow_ups[-1][1] if follow_ups else p.reference,
                 "teacher": self.s.label or self.s.teacher,
                 # a flag drawn per sample decides thinking or not: so do the recommended settings
                 "sampling": self.dialect.sampling(mode, thinking=thinks),
                 "seed": sample_seed(self.s.generation.seed, p.prompt_id, mode.name, spec.index),
-                "budget_strategy": mode.budget_strategy if spec.budget is not None else None,
+                "budget_strategy": mode.budget_strategy if spec.budget is not None or spec.min_thinking else None,
                 "sample_index": spec.index, "prompt_tokens": len(ids), "prompt_token_ids": ids,
                 "prefill": self.dialect.prefill(prompt_text), "location": loc,
                 "prompt_text": prompt_text if self.s.keep_prompt_text else None,
@@ -228,8 +229,8 @@ class Prepare(Stage):
                 # location it identifies each error row (``committed.row_keys``)
                 "mode": spec.mode.name if spec else None,
                 "sample_index": spec.index if spec and prompt_id else i,
-                "sample_id": sample_id(prompt_id, spec.mode.name, spec.budget, spec.index, spec.generation_fp)
-                if prompt_id and spec else None,
+                "sample_id": sample_id(prompt_id, spec.mode.name, spec.budget, spec.index, spec.generation_fp,
+                                       spec.min_thinking) if prompt_id and spec else None,
             })
         return rows
 
