@@ -128,8 +128,17 @@ def main(argv: list[str] | None = None) -> int:
     with open(os.path.join(args.output, "score.json"), "w") as f:
         json.dump(summary, f, indent=1)
     print(f"scored {len(items)} rows, {tokens} tokens -> {part}")
+    import contextlib
+
+    with contextlib.suppress(Exception):  # the engine's processes now, not at interpreter exit
+        llm.llm_engine.engine_core.shutdown()
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # everything is written: skip the interpreter's teardown, where vLLM's threads can abort the
+    # process ("terminate called without an active exception", seen in CI after a complete score)
+    os._exit(code)
