@@ -34,6 +34,7 @@ import numpy as np
 
 from .committed import TRANSIENT, key_hash
 from .ids import fingerprint as digest
+from .modes import FORCING_FIELDS
 
 MANIFEST = "manifest.json"
 #: Of the teacher's engine settings, those that change what the engine generates.
@@ -59,9 +60,6 @@ def fingerprint(config: dict) -> str:
     })
 
 
-_FORCING = ("min_thinking_tokens", "continuation", "max_extensions")
-
-
 def _without_unused_forcing(generation: dict | None) -> dict | None:
     """A mode's s1 forcing settings count only where the forcing is on: earlier nights, made
     before they existed, keep their fingerprint.
@@ -72,7 +70,7 @@ def _without_unused_forcing(generation: dict | None) -> dict | None:
     """
     if not generation or "modes" not in generation:
         return generation
-    modes = [m if m.get("min_thinking_tokens") not in (None, [None]) else {k: v for k, v in m.items() if k not in _FORCING}
+    modes = [m if m.get("min_thinking_tokens") not in (None, [None]) else {k: v for k, v in m.items() if k not in FORCING_FIELDS}
              for m in generation["modes"]]
     return {**generation, "modes": modes}
 

@@ -32,6 +32,11 @@ class SamplingConfig(Strict):
     """Completion length cap (thinking + answer) per assistant turn, tokens. Hitting it truncates the sample."""
 
 
+#: A mode's s1 forcing settings: they count in a fingerprint only where the forcing is on
+#: (``samples.mode_identity``, ``catalog.fingerprint``), so modes without it keep theirs.
+FORCING_FIELDS = ("min_thinking_tokens", "continuation", "max_extensions")
+
+
 class ModeConfig(Strict):
     name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
     thinking: bool = True

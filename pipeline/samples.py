@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from .config import GenerationConfig, ModeConfig
+from .modes import FORCING_FIELDS
 from .ids import draw, fingerprint
 from .rows import Prompt, RowError
 
@@ -29,9 +30,7 @@ def mode_identity(mode: ModeConfig) -> dict:
     """What of a mode decides its samples' text, less the controls swept per sample (the budget
     and the thinking minimum, which are in the sample id): the forcing's settings only where it
     is on, so a mode without it keeps the fingerprint it had before they existed."""
-    skip = {"thinking_budget", "min_thinking_tokens"}
-    if not mode.forces_thinking:
-        skip |= {"continuation", "max_extensions"}
+    skip = {"thinking_budget", "min_thinking_tokens"} | (set() if mode.forces_thinking else set(FORCING_FIELDS))
     return mode.model_dump(exclude=skip)
 
 
