@@ -9,7 +9,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install browser demo test bench teacher clean
+.PHONY: install browser demo test bench teacher teacher-harmony clean
 
 install: $(STAMP) browser
 
@@ -51,6 +51,10 @@ bench: install
 # Rebuild the committed tiny teacher from its seed (about 25-30 minutes on 2 cores).
 teacher: install
 	$(VPY) -m tests.tiny_teacher.build --out tests/tiny_teacher/model
+
+# Rebuild the tiny harmony teacher (gpt-oss's format) from the tiny teacher (about 15 minutes on 2 cores).
+teacher-harmony: install
+	$(VPY) -m tests.tiny_teacher.harmony --out tests/tiny_teacher/harmony_model
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -50,7 +50,9 @@ def model_config(cfg: TrainConfig, tokenizer):
     )
 
 
-def train(cfg: TrainConfig, tokenizer, out_dir: Path, log=print):
+def train(cfg: TrainConfig, tokenizer, out_dir: Path, log=print, model=None, example=None):
+    """Train from scratch (or fine-tune ``model``) on ``example(rng) -> (ids, labels)``, by default
+    the Qwen3-style mix of ``data.py``."""
     import torch
     from transformers import Qwen3ForCausalLM
 
@@ -59,7 +61,8 @@ def train(cfg: TrainConfig, tokenizer, out_dir: Path, log=print):
     torch.manual_seed(cfg.seed)
     torch.set_num_threads(cfg.threads)
     rng = random.Random(cfg.seed + 1)
-    model = Qwen3ForCausalLM(model_config(cfg, tokenizer))
+    model = model if model is not None else Qwen3ForCausalLM(model_config(cfg, tokenizer))
+    example = example or (lambda r: encode(tokenizer, sample_example(r)))
     n_params = sum(p.numel() for p in model.parameters())
     log(f"model: {n_params / 1e6:.2f}M parameters")
 
@@ -81,7 +84,7 @@ def train(cfg: TrainConfig, tokenizer, out_dir: Path, log=print):
     queue: list[list[tuple[list[int], list[int]]]] = []
     for step in range(cfg.steps):
         if not queue:  # refill: sort a pool by length, cut into batches, shuffle their order
-            pool = sorted((encode(tokenizer, sample_example(rng))
+            pool = sorted((example(rng)
                            for _ in range(cfg.batch_size * cfg.bucket_batches)), key=lambda e: len(e[0]))
             queue = [pool[i: i + cfg.batch_size] for i in range(0, len(pool), cfg.batch_size)]
             rng.shuffle(queue)
