@@ -20,7 +20,8 @@ COLUMNS: list[tuple[str, str, str | None]] = [
     ("run_id", "the run that made it", None),
     ("source", "the input row's source label (`input.default_source` when it has none)", None),
     ("location", "the input row it came from: `file:line` or `file#rowN`", None),
-    ("messages", "the conversation, ending in the teacher's turn exactly as it wrote it (think block included)", None),
+    ("messages", "the conversation, ending in the teacher's turn exactly as it wrote it (think block included; "
+                 "gpt-oss: `thinking` holds the analysis channel, `content` the final one)", None),
     ("prompt", "TRL prompt-completion: `messages` up to the last user turn", None),
     ("completion", "TRL prompt-completion: the teacher's turn", None),
     ("thinking", "the think block's text (empty for no-think)", None),
@@ -35,6 +36,8 @@ COLUMNS: list[tuple[str, str, str | None]] = [
     ("min_thinking_tokens", "s1's forcing: the least thinking asked for (null: not forced)", "forcing"),
     ("extensions", "s1's forcing: times an early end of thinking was replaced by the continuation word", "forcing"),
     ("unforced_thinking_tokens", "s1's forcing: the thinking when the teacher first ended it", "forcing"),
+    ("reasoning_effort", "gpt-oss's `Reasoning:` level the sample was made at (null: the template's default)",
+     "effort"),
     ("finish_reason", "`stop`, `length` (max_tokens), `repetition` (stopped as a loop)", None),
     ("prompt_tokens", "tokens of the rendered prompt", None),
     ("thinking_tokens", "tokens of the thinking (forced early-stop text not counted)", None),
@@ -62,6 +65,7 @@ def run_kind(cfg) -> dict[str, bool]:
             "multi_turn": any(m.turns > 1 for m in g.modes),
             "budgets": any(b is not None for m in g.modes for b in m.budgets),
             "forcing": any(m.forces_thinking for m in g.modes),
+            "effort": any(m.reasoning_effort is not None for m in g.modes),
             "adaptive": g.adaptive is not None,
             "keep_prompt_text": cfg.output.keep_prompt_text}
 

@@ -61,8 +61,8 @@ def fingerprint(config: dict) -> str:
 
 
 def _without_unused_forcing(generation: dict | None) -> dict | None:
-    """A mode's s1 forcing settings count only where the forcing is on: earlier nights, made
-    before they existed, keep their fingerprint.
+    """A mode's s1 forcing settings count only where the forcing is on, its reasoning effort only
+    where set: earlier nights, made before they existed, keep their fingerprint.
 
     >>> g = {"modes": [{"name": "a", "min_thinking_tokens": None, "continuation": "Wait"}]}
     >>> _without_unused_forcing(g)["modes"], len(_without_unused_forcing({"modes": [{"min_thinking_tokens": 8}]})["modes"][0])
@@ -72,6 +72,8 @@ def _without_unused_forcing(generation: dict | None) -> dict | None:
         return generation
     modes = [m if m.get("min_thinking_tokens") not in (None, [None]) else {k: v for k, v in m.items() if k not in FORCING_FIELDS}
              for m in generation["modes"]]
+    modes = [m if m.get("reasoning_effort") is not None else {k: v for k, v in m.items() if k != "reasoning_effort"}
+             for m in modes]
     return {**generation, "modes": modes}
 
 

@@ -113,7 +113,7 @@ class TeacherConfig(Strict):
     model: str
     """Model path (local folder). Nothing is downloaded at run time."""
     dialect: str = "qwen3"
-    """How the teacher is rendered and parsed: ``qwen3``, ``r1``."""
+    """How the teacher is rendered and parsed: ``qwen3``, ``r1``, ``gpt-oss`` (harmony)."""
     device: Literal["cpu", "gpu"] = "gpu"
     replicas: int = Field(default=1, ge=1)
     """Number of engine replicas (Ray actors), each one vLLM engine."""
@@ -273,7 +273,10 @@ class JobConfig(Strict):
 
     @model_validator(mode="after")
     def _sections_agree(self) -> "JobConfig":
+        from .dialects import get_dialect
+
         g, order = self.generation, self.filters.order
+        get_dialect(self.teacher.dialect).check(g)
         if g.adaptive is not None and "wrong_answer" not in order:
             raise ValueError("filters.order: generation.adaptive measures accuracy by 'wrong_answer'; add it")
         if any(m.turns > 1 for m in g.modes):
@@ -290,7 +293,7 @@ class FilterJobConfig(Strict):
 
     filters: FiltersConfig = FiltersConfig()
     dialect: str = "qwen3"
-    """Whose think tags the samples use (``qwen3``, ``r1``)."""
+    """Whose think tags the samples use (``qwen3``, ``r1``, ``gpt-oss``)."""
     ray: RayConfig = RayConfig()
     rows_per_file: int = Field(default=10_000, gt=0)
     storage_options: StorageOptions = Field(default_factory=dict)

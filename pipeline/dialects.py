@@ -9,7 +9,10 @@ the way ``vllm/reasoning/`` registers its parsers. A dialect owns:
 - ``completion``: prompt-side prefill + generated text -> the assistant turn as the
   teacher wrote it (think block included), which is what ``messages`` stores;
 - ``split``: that assistant turn -> thinking / answer;
-- its recommended sampling per mode (a mode's unset sampling fields take these).
+- ``message`` / ``text``: that assistant turn as the ``messages`` entry the teacher's template
+  renders back (Qwen3: the text is the content; gpt-oss: ``thinking`` and ``content``) and back;
+- its recommended sampling per mode (a mode's unset sampling fields take these);
+- ``check``: what of a job's modes it cannot make, as config errors naming the key.
 
 Adding a teacher family is one subclass with ``name`` and what differs.
 """
@@ -56,6 +59,10 @@ class Dialect:
     reasoning_parser: ClassVar[str] = "qwen3"
     #: Whether ``enable_thinking`` in the chat template is the hard switch.
     has_thinking_switch: ClassVar[bool] = True
+    #: Whether the teacher's own markup is special tokens, kept when its output is decoded.
+    keeps_special_tokens: ClassVar[bool] = False
+    #: Whether ``reasoning_effort`` (gpt-oss's ``Reasoning:`` levels) means anything to it.
+    has_reasoning_effort: ClassVar[bool] = False
     #: Recommended sampling, thinking (True) and non-thinking (False). Plain sampling by default.
     sampling_defaults: ClassVar[dict[bool, dict]] = {
         True: {"temperature": 1.0, "top_p": 1.0, "top_k": -1, "min_p": 0.0},
@@ -100,10 +107,17 @@ class Dialect:
                 return msgs
         raise ValueError("cannot place a user-turn flag: the conversation has no user turn")
 
-    def render(self, tokenizer, messages: list[dict], thinking: bool) -> str:
+    def render(self, tokenizer, messages: list[dict], thinking: bool, effort: str | None = None) -> str:
         """The prompt text for ``messages`` in the given mode (generation prompt included)."""
         return tokenizer.apply_chat_template(
             messages, tokenize=False, add_generation_prompt=True, enable_thinking=thinking)
+
+    def check(self, generation) -> None:
+        """Raise ``ValueError`` naming the key of the first mode setting this dialect cannot make."""
+        for i, m in enumerate(generation.modes):
+            if m.reasoning_effort is not None and not self.has_reasoning_effort:
+                raise ValueError(f"generation.modes.{i}.reasoning_effort: gpt-oss's reasoning effort needs "
+                                 f"teacher.dialect 'gpt-oss' (this teacher's is {self.name!r})")
 
     def prefill(self, prompt: str) -> str:
         """Part of the assistant turn already in the prompt (an open or empty think block)."""
@@ -120,6 +134,14 @@ class Dialect:
 
     def split(self, assistant_text: str) -> ThinkSplit:
         return split_thinking(assistant_text, self.think_start, self.think_end)
+
+    def message(self, assistant_text: str) -> dict:
+        """The ``messages`` entry of an assistant turn written as ``assistant_text``."""
+        return {"role": "assistant", "content": assistant_text}
+
+    def text(self, message: dict) -> str:
+        """An assistant ``messages`` entry -> the turn's text as the teacher wrote it (``message``'s inverse)."""
+        return message["content"]
 
 
 @register
@@ -155,3 +177,96 @@ class R1(Dialect):
         if prompt.endswith(f"{self.think_start}\n"):
             prompt = prompt[: -len(f"{self.think_start}\n")]
         return prompt + self.empty_block
+
+
+@register
+class GptOss(Dialect):
+    """gpt-oss's harmony format: the reasoning on the ``analysis`` channel, the answer on ``final``.
+
+    The template opens the assistant turn (``<|start|>assistant``); the model writes
+    ``<|channel|>analysis<|message|>`` + reasoning + ``<|end|>``, then
+    ``<|start|>assistant<|channel|>final<|message|>`` + answer, then ``<|return|>``. So the
+    "think tags" here are the analysis channel's opening and everything from its end to the
+    final channel's text. Those are special tokens: the output is decoded keeping them.
+
+    ``messages`` holds the turn as gpt-oss's template takes it back: ``thinking`` (the analysis)
+    and ``content`` (the final answer); rendered with the template, the conversation gives back the
+    exact prompt and completion (``<|return|>`` last). A turn cut inside its analysis has no final
+    message: ``content`` is null. Effort is the template's ``reasoning_effort`` (``Reasoning:``
+    in the system message). There is no non-thinking mode, no soft flag, and vLLM's engine
+    budget is not used: a budget closes the analysis channel (two_stage) with no sentence added.
+    """
+
+    name = "gpt-oss"
+    think_start = "<|channel|>analysis<|message|>"
+    think_end = "<|end|><|start|>assistant<|channel|>final<|message|>"
+    final_only = "<|channel|>final<|message|>"
+    early_stop = ""
+    empty_block = ""
+    reasoning_parser = "openai_gptoss"
+    has_thinking_switch = False
+    keeps_special_tokens = True
+    has_reasoning_effort = True
+    ends = ("<|return|>", "<|call|>", "<|endoftext|>")
+    # OpenAI's gpt-oss recommendation: temperature 1.0, top_p 1.0
+    sampling_defaults = {
+        True: {"temperature": 1.0, "top_p": 1.0, "top_k": -1, "min_p": 0.0},
+        False: {"temperature": 1.0, "top_p": 1.0, "top_k": -1, "min_p": 0.0},
+    }
+
+    def budget_end_str(self) -> str:
+        """A budget closes the analysis and opens the final channel (no sentence: gpt-oss has no recipe)."""
+        return self.think_end
+
+    def render(self, tokenizer, messages: list[dict], thinking: bool, effort: str | None = None) -> str:
+        kw = {"reasoning_effort": effort} if effort else {}
+        return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True, **kw)
+
+    def prefill(self, prompt: str) -> str:
+        return ""
+
+    def completion(self, prompt: str, generated: str) -> str:
+        for end in self.ends:  # the stop token, decoded with the rest (special tokens are kept)
+            if generated.endswith(end):
+                return generated[: -len(end)]
+        return generated
+
+    def split(self, assistant_text: str) -> ThinkSplit:
+        """Exactly at the channel markers, nothing stripped (the channels' text is the messages')."""
+        t = assistant_text
+        if not t.startswith(self.think_start):
+            answer = t[len(self.final_only):] if t.startswith(self.final_only) else t
+            return ThinkSplit("", answer, False, self.think_end in t, t.count(self.think_end))
+        thinking, closed, answer = t[len(self.think_start):].partition(self.think_end)
+        return ThinkSplit(thinking, answer, True, bool(closed), t.count(self.think_end))
+
+    def message(self, assistant_text: str) -> dict:
+        t = assistant_text
+        if t.startswith(self.think_start):
+            thinking, closed, answer = t[len(self.think_start):].partition(self.think_end)
+            return {"role": "assistant", "thinking": thinking, "content": answer if closed else None}
+        return {"role": "assistant", "content": t[len(self.final_only):] if t.startswith(self.final_only) else t}
+
+    def text(self, message: dict) -> str:
+        thinking, content = message.get("thinking"), message["content"]
+        if thinking is None:
+            return self.final_only + content
+        return self.think_start + thinking + ("" if content is None else self.think_end + content)
+
+    def check(self, generation) -> None:
+        super().check(generation)
+        for i, m in enumerate(generation.modes):
+            key = f"generation.modes.{i}"
+            if not m.thinking:
+                raise ValueError(f"{key}.thinking: gpt-oss always reasons (no non-thinking mode); "
+                                 f"use reasoning_effort: low for the shortest analysis")
+            if m.flag is not None:
+                raise ValueError(f"{key}.flag: gpt-oss has no /think or /no_think flags; set reasoning_effort")
+            if m.forces_thinking:
+                raise ValueError(f"{key}.min_thinking_tokens: s1's forcing is built for think tags, not yet for "
+                                 f"the harmony channels")
+            if m.budget_strategy == "engine" and any(b is not None for b in m.budgets):
+                raise ValueError(f"{key}.budget_strategy: 'engine' (vLLM's thinking_token_budget) is not used with "
+                                 f"gpt-oss; 'two_stage' closes the analysis channel")
+        if generation.adaptive is not None:
+            raise ValueError("generation.adaptive: chooses between thinking and not; gpt-oss always reasons")

@@ -52,6 +52,8 @@ class Params:
     stop_token_ids: tuple[int, ...] | None = None
     #: top-k teacher log-probabilities per generated token (``output.logprobs``); None = off
     logprobs: int | None = None
+    #: False keeps special tokens in the text (the harmony format's channel markers are special tokens)
+    skip_special_tokens: bool = True
 
     def but(self, **changes) -> "Params":
         return replace(self, **changes)

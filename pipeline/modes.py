@@ -35,6 +35,9 @@ class SamplingConfig(Strict):
 #: A mode's s1 forcing settings: they count in a fingerprint only where the forcing is on
 #: (``samples.mode_identity``, ``catalog.fingerprint``), so modes without it keep theirs.
 FORCING_FIELDS = ("min_thinking_tokens", "continuation", "max_extensions")
+#: gpt-oss's reasoning effort levels.
+EFFORTS = ("low", "medium", "high")
+Effort = Literal["low", "medium", "high"]
 
 
 class ModeConfig(Strict):
@@ -76,13 +79,25 @@ class ModeConfig(Strict):
     """What replaces the end of thinking when it came too early (s1: "Wait")."""
     max_extensions: int = Field(default=4, ge=1)
     """How many times one sample's thinking may be extended; then it may end."""
+    reasoning_effort: Effort | list[Effort] | None = None
+    """gpt-oss's ``Reasoning: low | medium | high`` (the ``gpt-oss`` dialect only): rendered into
+    the system message by the teacher's template. A list is a sweep, like budgets: every prompt is
+    generated at each level. ``null`` = the template's default (medium)."""
+
+    @property
+    def efforts(self) -> list[str | None]:
+        """The reasoning efforts this mode is generated at (``[None]``: the template's default)."""
+        return _sweep(self.reasoning_effort)
+
+    @property
+    def sweep(self) -> bool:
+        """Whether the mode is generated under more than one setting of its per-sample controls."""
+        return len(self.budgets) * len(self.min_thinkings) * len(self.efforts) > 1
 
     @property
     def min_thinkings(self) -> list[int | None]:
         """The thinking minimums this mode is generated at (``[None]``: not forced)."""
-        if isinstance(self.min_thinking_tokens, list):
-            return list(self.min_thinking_tokens)
-        return [self.min_thinking_tokens]
+        return _sweep(self.min_thinking_tokens)
 
     @property
     def forces_thinking(self) -> bool:
@@ -91,9 +106,7 @@ class ModeConfig(Strict):
     @property
     def budgets(self) -> list[int | None]:
         """The budgets this mode is generated at (``[None]`` without a budget)."""
-        if isinstance(self.thinking_budget, list):
-            return list(self.thinking_budget)
-        return [self.thinking_budget]
+        return _sweep(self.thinking_budget)
 
     def thinks_under(self, flag: str | None) -> bool:
         """Whether a sample (or turn) of this mode should think with ``flag`` in force."""
@@ -128,6 +141,9 @@ class ModeConfig(Strict):
             if low:
                 raise ValueError(f"min_thinking_tokens ({self.min_thinking_tokens}) must be below every thinking "
                                  f"budget ({self.thinking_budget}): a budget of {low[0]} would end the thinking first")
+        if isinstance(self.reasoning_effort, list) and (
+                not self.reasoning_effort or len(set(self.reasoning_effort)) != len(self.reasoning_effort)):
+            raise ValueError(f"reasoning_effort: a sweep needs distinct levels, got {self.reasoning_effort}")
         if self.flag in ("/think", "random") and not self.thinking:
             raise ValueError(f"flag {self.flag!r} needs thinking: true (with the hard switch off the template "
                              f"closes the think block before the model can follow a flag)")
@@ -135,6 +151,11 @@ class ModeConfig(Strict):
             raise ValueError("flag_turn: a multi-turn mode puts each turn's flag in that turn's user message; "
                              f"got {self.flag_turn!r}")
         return self
+
+
+def _sweep(value) -> list:
+    """A per-sample control's values: a list is a sweep, one value (or null) is a list of one."""
+    return list(value) if isinstance(value, list) else [value]
 
 
 def _default_modes() -> list[ModeConfig]:
@@ -221,9 +242,9 @@ class GenerationConfig(Strict):
             if any(w <= 0 for w in self.mix.values()):
                 raise ValueError(f"mix: weights must be > 0, got {self.mix}")
             for i, m in enumerate(self.modes):
-                if len(m.budgets) > 1 or len(m.min_thinkings) > 1:
-                    raise ValueError(f"modes.{i}: a mixed mode takes one thinking_budget and one "
-                                     f"min_thinking_tokens, not a sweep")
+                if m.sweep:
+                    raise ValueError(f"modes.{i}: a mixed mode takes one thinking_budget, one "
+                                     f"min_thinking_tokens and one reasoning_effort, not a sweep")
                 if not m.thinking and (m.flag != "/no_think" or m.flag_share < 1):
                     raise ValueError(
                         f"modes.{i}: in a fused set a no-think mode must carry flag '/no_think' on every sample "
@@ -240,7 +261,7 @@ class GenerationConfig(Strict):
                 raise ValueError("adaptive: think_mode must think and no_think_mode must not "
                                  f"(got {a.think_mode!r}, {a.no_think_mode!r})")
             for key in ("think_mode", "no_think_mode"):
-                if len(self.mode(getattr(a, key)).budgets) > 1 or len(self.mode(getattr(a, key)).min_thinkings) > 1:
-                    raise ValueError(f"adaptive.{key}: the chosen modes take one budget and one "
-                                     f"min_thinking_tokens, not a sweep")
+                if self.mode(getattr(a, key)).sweep:
+                    raise ValueError(f"adaptive.{key}: the chosen modes take one budget, one "
+                                     f"min_thinking_tokens and one reasoning_effort, not a sweep")
         return self

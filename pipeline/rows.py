@@ -93,7 +93,8 @@ def parse_json_row(raw: str) -> dict:
 
 
 def check_messages(value: Any, field: str, last: str = "user") -> list[dict]:
-    """A conversation ending in a ``last`` turn, as ``[{role, content}]``; raises ``RowError``.
+    """A conversation ending in a ``last`` turn, as ``[{role, content}]`` (an assistant turn's
+    ``thinking`` kept where given: gpt-oss's format); raises ``RowError``.
     ``last="user"``: a prompt the teacher answers; ``"assistant"``: a sample to judge.
 
     >>> check_messages([{"role": "user", "content": "hi"}], "messages")
@@ -120,7 +121,14 @@ def check_messages(value: Any, field: str, last: str = "user") -> list[dict]:
             raise RowError("malformed_messages", field, f"{where}.content: expected a string, got {describe(content)}")
         if role == "system" and i != 0:
             raise RowError("malformed_messages", field, f"{where}: a system turn may only come first")
-        out.append({"role": role, "content": check_text(content, field, f"{where}.content")})
+        turn_out = {"role": role, "content": check_text(content, field, f"{where}.content")}
+        if turn.get("thinking") is not None:  # gpt-oss's messages: an assistant turn's analysis channel
+            if role != "assistant" or not isinstance(turn["thinking"], str):
+                raise RowError("malformed_messages", field, f"{where}.thinking: expected a string on an assistant "
+                                                           f"turn (gpt-oss's analysis), got {describe(turn['thinking'])}"
+                                                           f" on a {role} turn")
+            turn_out["thinking"] = check_text(turn["thinking"], field, f"{where}.thinking")
+        out.append(turn_out)
     if out[-1]["role"] != last:
         why = "the teacher answers it" if last == "user" else "the sample to judge"
         raise RowError("malformed_messages", field,

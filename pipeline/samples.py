@@ -1,4 +1,4 @@
-"""Which samples a prompt gets: modes x budgets x draws, the mix's mode, each sample's flags.
+"""Which samples a prompt gets: modes x budgets (x thinking minimums x efforts) x draws, the mix's mode, each sample's flags.
 
 Pure and deterministic: every choice is an ``ids.draw`` keyed by the base seed and the prompt
 id, so the same prompt gets the same samples, flags and follow-ups in every run, on any worker.
@@ -24,13 +24,15 @@ class SampleSpec:
     index: int
     generation_fp: str  # what, besides the prompt, decides the sample
     min_thinking: int | None = None  # s1's forcing: the least thinking (``min_thinking_tokens``)
+    effort: str | None = None  # gpt-oss's reasoning effort (``reasoning_effort``)
 
 
 def mode_identity(mode: ModeConfig) -> dict:
     """What of a mode decides its samples' text, less the controls swept per sample (the budget
-    and the thinking minimum, which are in the sample id): the forcing's settings only where it
+    the thinking minimum and the reasoning effort, which are in the sample id): the forcing's settings only where it
     is on, so a mode without it keeps the fingerprint it had before they existed."""
-    skip = {"thinking_budget", "min_thinking_tokens"} | (set() if mode.forces_thinking else set(FORCING_FIELDS))
+    skip = {"thinking_budget", "min_thinking_tokens", "reasoning_effort"} | (
+        set() if mode.forces_thinking else set(FORCING_FIELDS))
     return mode.model_dump(exclude=skip)
 
 
@@ -50,8 +52,9 @@ def plan_samples(g: GenerationConfig, teacher: str, dialect: str) -> list[Sample
                           **({"follow_ups": g.follow_ups} if mode.turns > 1 else {})})
         for budget in mode.budgets:
             for least in mode.min_thinkings:
-                for i in range(g.samples_per_prompt):
-                    specs.append(SampleSpec(mode, budget, i, fp, least))
+                for effort in mode.efforts:
+                    for i in range(g.samples_per_prompt):
+                        specs.append(SampleSpec(mode, budget, i, fp, least, effort))
     return specs
 
 
@@ -63,7 +66,7 @@ def samples_per_input(g: GenerationConfig) -> int:
     """
     if g.mix:  # one mode per prompt, one budget per mixed mode
         return g.samples_per_prompt
-    return g.samples_per_prompt * sum(len(m.budgets) * len(m.min_thinkings) for m in g.modes)
+    return g.samples_per_prompt * sum(len(m.budgets) * len(m.min_thinkings) * len(m.efforts) for m in g.modes)
 
 
 class Draw(NamedTuple):

@@ -18,7 +18,10 @@ import pyarrow as pa
 
 from .logprobs import WORKING as LOGPROB_WORKING
 
-MESSAGES = pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())]))
+#: ``thinking``: an assistant turn's analysis channel, in gpt-oss's messages format (its template
+#: renders ``thinking`` and ``content``); null for every other teacher, whose think block is in
+#: ``content``. ``content`` is null only for a gpt-oss turn cut off inside its analysis.
+MESSAGES = pa.list_(pa.struct([("role", pa.string()), ("content", pa.string()), ("thinking", pa.string())]))
 
 SAMPLING = pa.struct([
     ("temperature", pa.float64()), ("top_p", pa.float64()), ("top_k", pa.int64()),
@@ -58,6 +61,7 @@ SAMPLE = pa.schema([
     # s1's forcing (a mode's min_thinking_tokens): the least thinking asked, how often the end of
     # thinking was replaced by the continuation word, and the thinking when the teacher first ended it
     ("min_thinking_tokens", pa.int64()), ("extensions", pa.int64()), ("unforced_thinking_tokens", pa.int64()),
+    ("reasoning_effort", pa.string()),  # gpt-oss's Reasoning: level the sample was made at (null: not set)
     ("finish_reason", pa.string()),
     ("prompt_tokens", pa.int64()), ("thinking_tokens", pa.int64()), ("answer_tokens", pa.int64()),
     ("completion_tokens", pa.int64()),
@@ -144,9 +148,9 @@ def conversation_split(messages: pa.Array) -> tuple[pa.Array, pa.Array]:
     ...               None, [{"role": "user", "content": "q"}]], MESSAGES)
     >>> prompt, completion = conversation_split(m)
     >>> prompt.to_pylist()
-    [[{'role': 'user', 'content': 'q'}], None, None]
+    [[{'role': 'user', 'content': 'q', 'thinking': None}], None, None]
     >>> completion.to_pylist()
-    [[{'role': 'assistant', 'content': 'a'}], None, None]
+    [[{'role': 'assistant', 'content': 'a', 'thinking': None}], None, None]
     """
     import numpy as np
     import pyarrow.compute as pc

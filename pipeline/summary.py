@@ -277,7 +277,7 @@ def format_summary(s: dict) -> str:
             share = "n/a" if d["no_think_share"] is None else f"{d['no_think_share']:.0%}"
             lines.append(f"            {src}: {d['prompts']} prompts, no-think {d['chose_no_think']} ({share}), "
                          f"unsolved {d['unsolved']}")
-    if any(r["budget"] is not None for r in s.get("budget_report", [])):
+    if any(r["budget"] is not None or r.get("reasoning_effort") for r in s.get("budget_report", [])):
         lines.append("  budget report")
         lines.append(format_table(s["budget_report"]))
     lines += [

@@ -28,7 +28,7 @@ _FOLLOWED = {True: "followed", False: "not_followed", None: "no_flag"}
 #: read only for the samples the engine stopped as loops (``generation.stop_loops``)
 _LOOP_COLUMNS = ["finish_reason", "sampling"]
 _COLUMNS = ["status", "reject_reason", "error", "mode", "source", "budget_hit", "verdicts", "thinking_budget",
-            "min_thinking_tokens", "extensions",
+            "min_thinking_tokens", "extensions", "reasoning_effort",
             "replica", "t_submit", "t_done", "flag", "flag_turn", "turns", "generated_by", *TOKEN_COLUMNS]
 #: Token-length histograms have this many bins, whatever the run's size (the last one is open).
 LENGTH_BINS = 40
@@ -266,9 +266,9 @@ class Tally:
                 self.lengths[(mode, status, part, length_bin(r[f"{part}_tokens"]))] += 1
         if status == "rejected":
             self.reasons[(mode, r["source"], r["reject_reason"])] += 1
-        # per mode, budget and thinking minimum, for the budget report: samples, thinking, hits,
-        # extensions (s1's forcing), verified accuracy
-        key = (mode, r["thinking_budget"], r["min_thinking_tokens"])
+        # per mode, budget, thinking minimum and reasoning effort, for the budget report: samples,
+        # thinking, hits, extensions (s1's forcing), verified accuracy
+        key = (mode, r["thinking_budget"], r["min_thinking_tokens"], r["reasoning_effort"])
         self.budgets[(*key, "samples")] += 1
         self.budgets[(*key, "thinking")] += r["thinking_tokens"] or 0
         self.budgets[(*key, "hit")] += bool(r["budget_hit"])

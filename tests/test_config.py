@@ -43,7 +43,7 @@ def test_minimal_config_gets_documented_defaults():
     ({**MIN, "output": {"run_id": "a/b"}}, "output.run_id", ["pattern"]),
     ({"teacher": {"model": "m"}}, "input", ["Field required"]),
     ({**MIN, "teacher": {"model": "m", "dialect": "llama"}}, "teacher.dialect",
-     ["dialect must be one of ['qwen3', 'r1'], got 'llama'"]),
+     ["dialect must be one of ['gpt-oss', 'qwen3', 'r1'], got 'llama'"]),
     ({**MIN, "teacher": {"model": "m", "device": "cpu", "engine": {"tensor_parallel_size": 2}}},
      "teacher", ["tensor_parallel_size must be 1 on device 'cpu', got 2"]),
 ])

@@ -10,7 +10,7 @@ Q = [{"role": "user", "content": "What is 2+3?"}]
 
 
 def test_unknown_dialect_names_the_choices():
-    with pytest.raises(ValueError, match=r"dialect must be one of \['qwen3', 'r1'\], got 'llama'"):
+    with pytest.raises(ValueError, match=r"dialect must be one of \['gpt-oss', 'qwen3', 'r1'\], got 'llama'"):
         get_dialect("llama")
 
 

@@ -508,7 +508,7 @@ class ForcingEngine:
 
     class Tokenizer(IdsTokenizer):
         def encode(self, text, add_special_tokens=False):
-            return {"Wait": [3], "</think>": [2]}.get(text, ForcingEngine.FORCED)
+            return {"Wait": [3], "<think>": [1], "</think>": [2]}.get(text, ForcingEngine.FORCED)
 
     tokenizer = Tokenizer()
 

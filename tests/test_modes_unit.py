@@ -101,7 +101,7 @@ def test_a_soft_no_think_mode_samples_like_no_think():
     (["generation.modes=[{name: a, thinking_budget: [8, 16]}, {name: b, thinking: false, flag: /no_think}]",
       "generation.mix={a: 1, b: 1}"], ["modes.0: a mixed mode takes one thinking_budget"]),
     (["generation.modes=[{name: a, min_thinking_tokens: [8, 16]}, {name: b, thinking: false, flag: /no_think}]",
-      "generation.mix={a: 1, b: 1}"], ["modes.0: a mixed mode takes one thinking_budget and one min_thinking_tokens"]),
+      "generation.mix={a: 1, b: 1}"], ["modes.0: a mixed mode takes one thinking_budget, one min_thinking_tokens"]),
     (["generation.modes=[{name: a, thinking: false, min_thinking_tokens: 8}]"], ["min_thinking_tokens needs thinking"]),
     (["generation.modes=[{name: a, min_thinking_tokens: 8, thinking_budget: 8}]"], ["must be below every thinking budget"]),
     (["generation.modes=[{name: a, min_thinking_tokens: 8, thinking_budget: 16, budget_strategy: engine}]"],

@@ -159,7 +159,8 @@ def test_written_samples_carry_the_prompt_completion_split_and_keep_integers_in_
             {**_sample("p3", 0), "status": "error", "error": "prompt_too_long", "sample_index": None}]
     sink.write([pa.Table.from_pylist([{k: r.get(k) for k in STREAM.names} for r in rows], schema=STREAM)], None)
     got = {r["prompt_id"]: r for r in pq.read_table(tmp_path / "run" / "accepted").to_pylist()}
-    assert got["p1"]["prompt"] == turns[:-1] and got["p1"]["completion"] == turns[-1:]
+    stored = [{**t, "thinking": None} for t in turns]  # the messages' gpt-oss field, null for a Qwen3 turn
+    assert got["p1"]["prompt"] == stored[:-1] and got["p1"]["completion"] == stored[-1:]
     assert got["p2"]["prompt"] + got["p2"]["completion"] == got["p2"]["messages"]
     # pandas keeps integer columns integers, a null as <NA> (it would make them floats)
     frame = pd.read_parquet(tmp_path / "run" / "accepted")

@@ -70,13 +70,15 @@ def budgets(s: dict, png: bytes | None) -> str:
     """The budget report: its table, and the sweep's plot (the PNG beside the data, or drawn here)."""
     rows = s.get("budget_report") or []
     s1 = any(r.get("min_thinking_tokens") is not None for r in rows)  # s1's forcing: its columns too
-    if not png and not s1 and not any(r["budget"] is not None for r in rows):
+    effort = any(r.get("reasoning_effort") for r in rows)  # gpt-oss's reasoning effort: its column
+    if not png and not s1 and not effort and not any(r["budget"] is not None for r in rows):
         return ""
-    body = [table(["mode", "budget"] + (["min thinking"] if s1 else []) + ["samples", "accuracy", "judged",
-                                                                           "mean thinking tokens", "budget hit"]
+    body = [table(["mode", "budget"] + (["min thinking"] if s1 else []) + (["reasoning effort"] if effort else [])
+                  + ["samples", "accuracy", "judged", "mean thinking tokens", "budget hit"]
                   + (["mean extensions"] if s1 else []),
                   [[esc(r["mode"]), esc("none" if r["budget"] is None else r["budget"])]
                    + ([esc("none" if r.get("min_thinking_tokens") is None else r["min_thinking_tokens"])] if s1 else [])
+                   + ([esc(r.get("reasoning_effort") or "default")] if effort else [])
                    + [num(r["samples"], ("budget_report", i, "samples")), _pct(r["accuracy"], 1),
                       num(r["judged"], ("budget_report", i, "judged")), esc(r["mean_thinking_tokens"]),
                       _pct(r["budget_hit_rate"], 0)]
@@ -86,7 +88,7 @@ def budgets(s: dict, png: bytes | None) -> str:
     if png:
         body.append(f'<img alt="budget report" style="max-width:900px;width:100%" '
                     f'src="data:image/png;base64,{base64.b64encode(png).decode()}">')
-    elif sweep:  # no plot beside the data (a run from before it was drawn): draw one here
+    elif sweep and not effort:  # no plot beside the data (a run from before it was drawn): draw one here
         order = sorted({r["budget"] for r in rows if r["budget"] is not None})
         x = {b: i for i, b in enumerate(order)} | {None: len(order)}
         ticks = [(i, str(b)) for b, i in x.items() if b is not None] + [(len(order), "none")]
@@ -99,7 +101,8 @@ def budgets(s: dict, png: bytes | None) -> str:
                     + lines(per_mode("accuracy"), "accuracy per budget", "thinking budget", "accuracy", ticks, True)
                     + "</div><div>" + lines(per_mode("mean_thinking_tokens"), "thinking per budget", "thinking budget",
                                             "mean thinking tokens", ticks) + "</div></div>")
-    return section("budgets", "Thinking-budget sweep" if sweep or png else "Thinking budgets", "".join(body))
+    return section("budgets", ("Reasoning-effort sweep" if effort else "Thinking-budget sweep") if sweep or png
+                   else "Thinking budgets", "".join(body))
 
 
 def adaptive(s: dict) -> str:

@@ -104,7 +104,7 @@ def run(cfg: JobConfig, p: RunPlan | None = None, engine_factory=None) -> dict:
             summary["deadline_reached"] = True
             folder.write_bytes("summary.partial.json", json.dumps(summary, indent=1).encode())
             return summary
-        if any(len(m.budgets) > 1 or m.forces_thinking for m in cfg.generation.modes):  # plot it beside the data
+        if any(m.sweep or m.forces_thinking for m in cfg.generation.modes):  # plot it beside the data
             summary["budget_plot"] = folder.write_bytes(
                 "budget_report.png", plot_png(summary["budget_report"], f"thinking control: {summary['teacher']}"))
         if cfg.generation.adaptive:

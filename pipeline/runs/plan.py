@@ -221,6 +221,8 @@ def describe(cfg: JobConfig, p: RunPlan) -> str:
         if m.forces_thinking:
             least = ", ".join("none" if b is None else str(b) for b in m.min_thinkings)
             bits.append(f"min thinking {least} (s1: {m.continuation!r} up to {m.max_extensions}x)")
+        if m.reasoning_effort is not None:
+            bits.append(f"reasoning effort {', '.join(m.efforts)}")
         bits.append(f"T={s['temperature']} top_p={s['top_p']} top_k={s['top_k']} max_tokens={s['max_tokens']}")
         modes.append(f"    {m.name}: {', '.join(bits)}")
     g = cfg.generation

@@ -13,25 +13,26 @@ from dataclasses import dataclass
 from filters import FiltersConfig, Judge, Sample
 from filters.text import ThinkSplit
 
-from ..dialects import get_dialect
+from ..dialects import Dialect, get_dialect
 from ..schema import to_table
 from . import Context, Stage
 
 
-def to_sample(row: dict, think_start: str = "<think>", think_end: str = "</think>",
-              early_stop: str | None = None) -> Sample:
+def to_sample(row: dict, dialect: Dialect) -> Sample:
     """A parsed row (``messages`` ending in the teacher's turn, its split made by parse or load)
-    -> what the filters see."""
-    messages = row["messages"]
+    -> what the filters see: each assistant turn as the teacher's text (``Dialect.text``), with
+    the dialect's think tags and forced budget text."""
+    messages = [{"role": m["role"], "content": dialect.text(m)} if m["role"] == "assistant" else m
+                for m in row["messages"]]
     prompt = next((m["content"] for m in reversed(messages[:-1]) if m["role"] == "user"), "")
     turns = row.get("turns")
     split = ThinkSplit(row["thinking"], row["answer"], row["think_opened"], row["think_closed"], row["think_blocks"])
     return Sample(completion=messages[-1]["content"], thinking_expected=bool(row["thinking_expected"]),
                   prompt=prompt, reference=row.get("reference"), source=row.get("source"),
                   finish_reason=row.get("finish_reason"), budget_hit=bool(row.get("budget_hit")),
-                  think_start=think_start, think_end=think_end, messages=messages,
+                  think_start=dialect.think_start, think_end=dialect.think_end, messages=messages,
                   turn_references=[t.get("reference") for t in turns] if turns else None,
-                  early_stop=early_stop, split=split)
+                  early_stop=dialect.early_stop or None, split=split)
 
 
 @dataclass(frozen=True)
@@ -59,8 +60,7 @@ class Filter(Stage):
 
     def __init__(self, settings: FilterSettings):
         self.judge = Judge(settings.filters)
-        d = get_dialect(settings.dialect)
-        self.tags = (d.think_start, d.think_end, d.early_stop)
+        self.dialect = get_dialect(settings.dialect)
 
     def process(self, batch):
         return to_table([self.judge_row(r) if r["status"] == "parsed" else r for r in batch.to_pylist()],
@@ -68,7 +68,7 @@ class Filter(Stage):
 
     def judge_row(self, row: dict) -> dict:
         try:
-            sample = to_sample(row, *self.tags)
+            sample = to_sample(row, self.dialect)
         except Exception as e:  # noqa: BLE001 - a row the filters cannot read is an error row, not a crash
             row.update(status="error", stage="filter", error="filter_failed", field=None,
                        detail=f"{type(e).__name__}: {e}")

@@ -122,7 +122,7 @@ class Generate(ThinkingControl, Stage):
 
     name = "generate"
     reads = ("status", "sample_id", "prompt_token_ids", "prefill", "sampling", "seed", "thinking_budget",
-             "min_thinking_tokens", "budget_strategy", "messages", "reference", "mode", "turn_flags", "follow_ups", "turn_references",
+             "min_thinking_tokens", "reasoning_effort", "budget_strategy", "messages", "reference", "mode", "turn_flags", "follow_ups", "turn_references",
              "prompt_text")
     writes = ("generated", "completion_token_ids", "finish_reason", "t_submit", "t_done", "replica",
               # a multi-turn sample: the conversation up to its last turn, which the row then describes
@@ -192,6 +192,7 @@ class Generate(ThinkingControl, Stage):
         # for two-stage budgets: the forced text as ids, and the ids that close thinking
         self.dialect = get_dialect(settings.dialect)
         self.forced_ids = self.tokenizer.encode(self.dialect.budget_end_str(), add_special_tokens=False)
+        self.think_start_ids = self.tokenizer.encode(self.dialect.think_start, add_special_tokens=False)
         self.think_end_ids = self.tokenizer.encode(self.dialect.think_end, add_special_tokens=False)
         # for s1's forcing: each mode's continuation word as ids
         self.continuations = {m.name: self.tokenizer.encode(m.continuation, add_special_tokens=False)
@@ -248,6 +249,8 @@ class Generate(ThinkingControl, Stage):
             params = params.but(stop_loops=self.stop_loops)
         if self.logprobs is not None:
             params = params.but(logprobs=self.logprobs)
+        if self.dialect.keeps_special_tokens:
+            params = params.but(skip_special_tokens=False)
         return await self.engine.complete(prompt_ids, params, f"{sample_id}-{next(self._ids)}")
 
     async def _conversation(self, row: dict) -> Completion:
@@ -263,9 +266,9 @@ class Generate(ThinkingControl, Stage):
             if turn:
                 answer = self.dialect.split(previous).answer
                 text = row["follow_ups"][turn - 1].replace("{answer}", last_boxed(answer) or answer.strip())
-                messages = messages + [{"role": "assistant", "content": previous}, {"role": "user", "content": text}]
+                messages = messages + [self.dialect.message(previous), {"role": "user", "content": text}]
                 messages = self.dialect.with_flag(messages, flag, "user")
-                prompt = self.dialect.render(self.tokenizer, messages, mode.thinking)
+                prompt = self.dialect.render(self.tokenizer, messages, mode.thinking, row.get("reasoning_effort"))
                 prompt_ids = self.tokenizer.encode(prompt, add_special_tokens=False)
                 if len(prompt_ids) >= self.max_len:
                     raise ContextFull(f"turn {turn + 1} of {len(row['turn_flags'])}: the conversation is "
@@ -302,7 +305,7 @@ class Generate(ThinkingControl, Stage):
         os._exit(1)
 
     def _decode(self, ids: list[int]) -> str:
-        return self.tokenizer.decode(ids, skip_special_tokens=True)
+        return self.tokenizer.decode(ids, skip_special_tokens=not self.dialect.keeps_special_tokens)
 
     def __del__(self):
         engine = getattr(self, "engine", None)

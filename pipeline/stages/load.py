@@ -32,7 +32,7 @@ def load_row(raw: str, dialect) -> dict:
     """One raw input row -> a ``parsed`` stream row, or ``RowError`` naming the field."""
     row = parse_json_row(raw)
     messages = check_messages(row.get("messages"), "messages", last="assistant")
-    split = dialect.split(messages[-1]["content"])
+    split = dialect.split(dialect.text(messages[-1]))
     mode = row.get("mode")
     if mode not in (None, "think", "no_think") and not isinstance(mode, str):
         raise RowError("invalid_mode", "mode", f"mode: expected 'think', 'no_think' or absent, got {describe(mode)}")

@@ -19,7 +19,6 @@ from typing import NamedTuple, Sequence
 
 from filters.flags import flag_turns
 from filters.extract import final_span
-from filters.text import split_thinking
 
 from ..dialects import Dialect, get_dialect
 from ..schema import to_table
@@ -32,41 +31,52 @@ class TokenCounts(NamedTuple):
     budget_hit: bool
 
 
-def count_tokens(ids: Sequence[int], *, opened_in_prompt: bool, start_id: int, end_id: int,
+def count_tokens(ids: Sequence[int], *, opened_in_prompt: bool, start: Sequence[int], end: Sequence[int],
                  forced: Sequence[int], budget: int | None) -> TokenCounts:
     """Thinking / answer token counts of one completion, from its token ids.
 
-    Thinking tokens are those between the think tags, not counting the tags; when the budget
-    forced the end (the ``forced`` ids, ending in ``</think>``, follow exactly ``budget``
-    thinking tokens) the forced early-stop text is not counted and ``budget_hit`` is true.
-    ``opened_in_prompt``: the prompt already holds ``<think>`` (R1-style templates).
+    Thinking tokens are those between the think tags (``start`` and ``end``, the ids of the
+    dialect's tags: one token each for Qwen3, a run of them for the harmony channels), not counting
+    the tags; when the budget forced the end (the ``forced`` ids, ending in the end tag, follow
+    exactly ``budget`` thinking tokens) the forced early-stop text is not counted and
+    ``budget_hit`` is true. ``opened_in_prompt``: the prompt already holds the start tag (R1-style
+    templates).
 
-    >>> S, E = 1, 2
-    >>> count_tokens([S, 5, 6, E, 9], opened_in_prompt=False, start_id=S, end_id=E, forced=[E], budget=None)
+    >>> S, E = [1], [2]
+    >>> count_tokens([1, 5, 6, 2, 9], opened_in_prompt=False, start=S, end=E, forced=E, budget=None)
     TokenCounts(thinking=2, answer=1, budget_hit=False)
-    >>> count_tokens([S, 5, 6, 7, 8, E, 9, 9], opened_in_prompt=False, start_id=S, end_id=E, forced=[7, 8, E], budget=2)
+    >>> count_tokens([1, 5, 6, 7, 8, 2, 9, 9], opened_in_prompt=False, start=S, end=E, forced=[7, 8, 2], budget=2)
     TokenCounts(thinking=2, answer=2, budget_hit=True)
-    >>> count_tokens([5, 6], opened_in_prompt=True, start_id=S, end_id=E, forced=[E], budget=None)
+    >>> count_tokens([5, 6], opened_in_prompt=True, start=S, end=E, forced=E, budget=None)
     TokenCounts(thinking=2, answer=0, budget_hit=False)
-    >>> count_tokens([9, 9], opened_in_prompt=False, start_id=S, end_id=E, forced=[E], budget=None)
+    >>> count_tokens([9, 9], opened_in_prompt=False, start=S, end=E, forced=E, budget=None)
     TokenCounts(thinking=0, answer=2, budget_hit=False)
+    >>> count_tokens([1, 3, 5, 6, 2, 4, 9], opened_in_prompt=False, start=[1, 3], end=[2, 4], forced=[2, 4], budget=2)
+    TokenCounts(thinking=2, answer=1, budget_hit=True)
     """
-    ids = list(ids)
+    ids, start, end, forced = list(ids), list(start), list(end), list(forced)
     if opened_in_prompt:
-        start = 0
-    elif start_id in ids:
-        start = ids.index(start_id) + 1
+        first = 0
+    elif (at := _find(ids, start)) >= 0:
+        first = at + len(start)
     else:  # no think block in the generated text (no-think mode: the prompt held the empty block)
         return TokenCounts(0, len(ids), False)
-    try:
-        end = ids.index(end_id, start)
-    except ValueError:  # never closed
-        return TokenCounts(len(ids) - start, 0, False)
-    answer = len(ids) - end - 1
-    forced = list(forced)
-    if budget is not None and end - start == budget + len(forced) - 1 and ids[start + budget:end + 1] == forced:
+    last = _find(ids, end, first)
+    if last < 0:  # never closed
+        return TokenCounts(len(ids) - first, 0, False)
+    answer = len(ids) - last - len(end)
+    if budget is not None and last + len(end) - first == budget + len(forced) and ids[first + budget:last + len(end)] == forced:
         return TokenCounts(budget, answer, True)
-    return TokenCounts(end - start, answer, False)
+    return TokenCounts(last - first, answer, False)
+
+
+def _find(ids: list[int], seq: list[int], at: int = 0) -> int:
+    """Where ``seq`` first starts in ``ids`` at or after ``at``; -1 if nowhere."""
+    n = len(seq)
+    for i in range(at, len(ids) - n + 1):
+        if ids[i] == seq[0] and ids[i:i + n] == seq:
+            return i
+    return -1
 
 
 @dataclass(frozen=True)
@@ -99,7 +109,8 @@ class Parse(Stage):
 
         self.dialect: Dialect = get_dialect(settings.dialect)
         tok = AutoTokenizer.from_pretrained(settings.teacher, trust_remote_code=settings.trust_remote_code)
-        self.start_id, self.end_id = (_single_token(tok, t) for t in (self.dialect.think_start, self.dialect.think_end))
+        single = not self.dialect.keeps_special_tokens  # plain think tags: one token each
+        self.start, self.end = (_tag_ids(tok, t, single) for t in (self.dialect.think_start, self.dialect.think_end))
         self.forced = tok.encode(self.dialect.budget_end_str(), add_special_tokens=False)
 
     def process(self, batch):
@@ -119,15 +130,13 @@ class Parse(Stage):
         completion = d.completion(row["prefill"], row["generated"])
         split = d.split(completion)
         counts = count_tokens(row["completion_token_ids"], opened_in_prompt=row["prefill"].endswith(f"{d.think_start}\n"),
-                              start_id=self.start_id, end_id=self.end_id, forced=self.forced,
-                              budget=row["thinking_budget"])
-        messages = list(row["messages"]) + [{"role": "assistant", "content": completion}]
+                              start=self.start, end=self.end, forced=self.forced, budget=row["thinking_budget"])
+        messages = list(row["messages"]) + [d.message(completion)]
         generated = row.get("completion_tokens")  # a multi-turn sample: all its turns (the replica counts)
         turns = None
         if row.get("turn_flags"):
             # which flag each turn had to follow and whether it did (the flag_following filter decides)
-            earlier = [split_thinking(m["content"], d.think_start, d.think_end)
-                       for m in messages[:-1] if m["role"] == "assistant"]
+            earlier = [d.split(d.text(m)) for m in messages[:-1] if m["role"] == "assistant"]
             turns = [{**t, "reference": ref} for t, ref in zip(
                 flag_turns(messages, d.think_start, d.think_end, earlier + [split]), row["turn_references"])]
         row.update(
@@ -141,12 +150,13 @@ class Parse(Stage):
         return row
 
 
-def _single_token(tok, text: str) -> int:
+def _tag_ids(tok, text: str, single: bool) -> list[int]:
+    """A think tag's ids: ``single``, one token (a ``<think>`` the tokenizer splits is not the teacher's)."""
     ids = tok.encode(text, add_special_tokens=False)
-    if len(ids) != 1:
+    if single and len(ids) != 1:
         raise ValueError(f"the dialect's think tag {text!r} is not one token in this tokenizer ({ids}); "
                          f"token counts need it to be")
-    return ids[0]
+    return ids
 
 
 STAGE = Parse

@@ -55,7 +55,8 @@ class Prepare(Stage):
     name = "prepare"
     reads = ("_path", "_row", "_raw")  # and "_error" when the read stage could not decode the row
     writes = ("status", "sample_id", "prompt_id", "run_id", "source", "messages", "mode", "flag", "flag_turn",
-              "thinking_expected", "thinking_budget", "min_thinking_tokens", "reference", "teacher", "sampling", "seed", "budget_strategy",
+              "thinking_expected", "thinking_budget", "min_thinking_tokens", "reasoning_effort", "reference", "teacher",
+              "sampling", "seed", "budget_strategy",
               "sample_index", "prompt_tokens", "prompt_token_ids", "prefill", "location", "prompt_text",
               "turn_flags", "follow_ups", "turn_references", "stage", "error", "field", "detail", "input",
               "generated_by")
@@ -163,9 +164,9 @@ class Prepare(Stage):
                 rows.extend(self._errors(raw, loc, e, p.prompt_id, [spec], p.source))
                 continue
             d = self.draws.flags_for(spec, p.prompt_id)
-            key = (mode.name, d.flags[0], d.flag_turn)  # what the first turn's prompt depends on
+            key = (mode.name, d.flags[0], d.flag_turn, spec.effort)  # what the first turn's prompt depends on
             if key not in rendered:
-                rendered[key] = self._render(p, mode, d.flags[0], d.flag_turn)
+                rendered[key] = self._render(p, mode, d.flags[0], d.flag_turn, spec.effort)
             r = rendered[key]
             if isinstance(r, RowError):
                 rows.extend(self._errors(raw, loc, r, p.prompt_id, [spec], p.source, stage="render"))
@@ -176,11 +177,12 @@ class Prepare(Stage):
             rows.append({
                 "status": "pending",
                 "sample_id": sample_id(p.prompt_id, mode.name, spec.budget, spec.index, spec.generation_fp,
-                                       spec.min_thinking),
+                                       spec.min_thinking, spec.effort),
                 "prompt_id": p.prompt_id, "run_id": self.s.run_id, "source": p.source,
                 "messages": messages, "mode": mode.name, "flag": effective, "flag_turn": d.flag_turn,
                 "thinking_expected": thinks,
                 "thinking_budget": spec.budget, "min_thinking_tokens": spec.min_thinking,
+                "reasoning_effort": spec.effort,
                 # the reference belongs to the question the last turn answers
                 "reference": follow_ups[-1][1] if follow_ups else p.reference,
                 "teacher": self.s.label or self.s.teacher,
@@ -197,11 +199,11 @@ class Prepare(Stage):
             })
         return rows
 
-    def _render(self, p: Prompt, mode: ModeConfig, flag: str | None, flag_turn: str | None):
+    def _render(self, p: Prompt, mode: ModeConfig, flag: str | None, flag_turn: str | None, effort: str | None):
         field = p.field
         try:
             messages = self.dialect.with_flag(p.messages, flag, flag_turn or "user")
-            text = self.dialect.render(self.tokenizer, messages, mode.thinking)
+            text = self.dialect.render(self.tokenizer, messages, mode.thinking, effort)
         except Exception as e:  # noqa: BLE001 - a template may raise anything (jinja raise_exception)
             return RowError("render_failed", field, f"the chat template failed in mode {mode.name!r}: {e}")
         ids = self.tokenizer.encode(text, add_special_tokens=False)
@@ -230,7 +232,7 @@ class Prepare(Stage):
                 "mode": spec.mode.name if spec else None,
                 "sample_index": spec.index if spec and prompt_id else i,
                 "sample_id": sample_id(prompt_id, spec.mode.name, spec.budget, spec.index, spec.generation_fp,
-                                       spec.min_thinking) if prompt_id and spec else None,
+                                       spec.min_thinking, spec.effort) if prompt_id and spec else None,
             })
         return rows
 

@@ -1,7 +1,8 @@
 """How the generate stage controls thinking within one assistant turn: a budget (Qwen3's
 two-stage recipe) and s1's budget forcing (think at least ``min_thinking_tokens``). A mixin of
 ``Generate``: it needs the replica's ``_complete``, ``_decode``, ``dialect``, ``modes`` and the
-token ids the replica encodes once (``forced_ids``, ``think_end_ids``, ``continuations``), and
+token ids the replica encodes once (``forced_ids``, ``think_start_ids``, ``think_end_ids``,
+``continuations``), and
 ``logprobs`` (top-k, or None): the teacher's logprobs of each part are joined as its ids are, the
 tokens put in here marked as forced (``pipeline.logprobs.join``).
 """
@@ -28,9 +29,9 @@ class ThinkingControl:
         the early-stop text and ``</think>``; continue from there in this replica (the prefix
         cache holds prompt + first part, so the second request only decodes the answer)."""
         budget, cap = row["thinking_budget"], row["sampling"]["max_tokens"]
-        # the model opens the block itself (one <think> token) unless the prompt already did
+        # the model opens the block itself (the start tag's tokens) unless the prompt already did
         opened_in_prompt = prefill.endswith(f"{self.dialect.think_start}\n")
-        first_cap = min(cap, budget + (0 if opened_in_prompt else 1))
+        first_cap = min(cap, budget + (0 if opened_in_prompt else len(self.think_start_ids)))
         first = await self._complete(prompt_ids, request_params(row, max_tokens=first_cap, seed=seed,
                                                                  sampling=sampling), row["sample_id"])
         if first.finish_reason != "length" or first_cap == cap:
@@ -61,7 +62,7 @@ class ThinkingControl:
         least, budget, cap = row["min_thinking_tokens"], row["thinking_budget"], row["sampling"]["max_tokens"]
         mode = self.modes[row["mode"]]
         end = self.think_end_ids[-1]
-        opener = 0 if prefill.endswith(f"{self.dialect.think_start}\n") else 1  # <think> written by the model
+        opener = 0 if prefill.endswith(f"{self.dialect.think_start}\n") else len(self.think_start_ids)  # written by the model
         ids: list[int] = []
         lp = join(k=self.logprobs)  # the teacher's logprobs of ids (None: not asked for)
         extensions, unforced, step, finish = 0, None, 0, None
