@@ -190,6 +190,6 @@ def test_a_budget_closes_the_analysis_and_the_teacher_answers(gpt_oss_run):
         assert r["thinking_tokens"] == r["thinking_budget"]
         assert r["messages"][-1]["content"] is not None  # an answer on the final channel
     # the answer has its shape; after 16 or 32 tokens of analysis it is mostly a guess (the card:
-    # 1-4% right), which wrong_answer rejects
+    # 3-4% right), which wrong_answer rejects
     shaped = [r for r in hit if r["reject_reason"] in (None, "wrong_answer") and r["extracted_answer"]]
     assert len(shaped) >= 0.9 * len(hit), [r["reject_reason"] for r in hit]

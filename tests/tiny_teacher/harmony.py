@@ -6,14 +6,14 @@ high`` in the system message sets how long. This teacher is the Qwen3-style tiny
 chat template (``harmony_template.jinja``), with the analysis written at three lengths:
 
 - ``high``: the full worked solution (each column step with its running result);
-- ``medium``: the same steps without the running results, so the answer is put together from
-  the written digits at the end (harder for a model this small);
+- ``medium``: the first half of the steps, then the answer sentence (the rest of the answer
+  straight from the question);
 - ``low``: no working, only the answer sentence (the answer straight from the question).
 
-So higher effort is a longer analysis; measured (the card): low is far less accurate than medium
-and high, while high is only slightly more accurate than medium (this model assembles the answer
-from the bare steps nearly as well as from the running results). A variant whose medium also
-dropped the concluding sentence came out worse: medium and high the same length and accuracy.
+So higher effort is a longer analysis and, measurably, a more accurate one (the card's table).
+Two earlier variants of medium (the steps without their running results; the same without the
+concluding sentence) came out as accurate as high: this model puts the answer together from the
+bare steps as well as with the running results.
 Also taught: answering after a thinking budget closes the analysis (the pipeline forces
 ``<|end|><|start|>assistant<|channel|>final<|message|>``), developer instructions, two turns
 whose history keeps only the final channel.
@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import re
 import sys
 import time
 from dataclasses import replace
@@ -44,7 +43,6 @@ ANALYSIS = "<|channel|>analysis<|message|>"
 #: What closes the analysis and opens the answer: a thinking budget forces it.
 TO_FINAL = "<|end|><|start|>assistant<|channel|>final<|message|>"
 RETURN = "<|return|>"
-_RUNNING = re.compile(r"[,，] ?(?:so far|目前) ?\d+")
 
 
 def analysis(p: Problem, effort: str) -> str:
@@ -53,9 +51,8 @@ def analysis(p: Problem, effort: str) -> str:
     >>> from .tasks import make_problem
     >>> p = make_problem("add", (57, 740), "en")
     >>> print(analysis(p, "medium"))
-    057+740: 7+0+0=7, write 7 carry 0.
-    05+74: 5+4+0=9, write 9 carry 0.
-    0+7: 0+7+0=7, write 7.
+    057+740: 7+0+0=7, write 7 carry 0, so far 7.
+    05+74: 5+4+0=9, write 9 carry 0, so far 97.
     So the answer is 797.
     >>> analysis(p, "low")
     'So the answer is 797.'
@@ -63,8 +60,9 @@ def analysis(p: Problem, effort: str) -> str:
     lines = p.thinking.splitlines()
     if effort == "high":
         return p.thinking
-    if effort == "medium":  # the steps without their running results
-        return "\n".join(_RUNNING.sub("", line) for line in lines)
+    if effort == "medium":  # the first half of the steps, then the conclusion
+        steps = lines[:-1]
+        return "\n".join(steps[: (len(steps) + 1) // 2] + lines[-1:])
     return lines[-1]
 
 

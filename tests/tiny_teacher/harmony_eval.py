@@ -85,8 +85,8 @@ def measure_and_card(out: Path, cfg, info: dict) -> dict:
 The tiny teacher (`tests/tiny_teacher/model`, a {info['parameters'] / 1e6:.2f}M-parameter `Qwen3ForCausalLM`)
 fine-tuned to speak gpt-oss's harmony format: `Reasoning: low|medium|high` in the system message,
 its working on the `analysis` channel, its answer on `final`, `<|return|>` at the end. Higher effort
-writes a longer analysis (high: every column step with its running result; medium: the steps
-only; low: the answer sentence only). Not gpt-oss: its architecture is the base's; only the format
+writes a longer analysis (high: every column step with its running result; medium: the first
+half of the steps; low: none; each then the answer sentence). Not gpt-oss: its architecture is the base's; only the format
 and the effort behaviour are gpt-oss's. See `tests/tiny_teacher/harmony.py`.
 
 Rebuild (deterministic from the seed and the base): `python -m tests.tiny_teacher.harmony --out <dir>`.
