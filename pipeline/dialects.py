@@ -241,11 +241,10 @@ class GptOss(Dialect):
         return ThinkSplit(thinking, answer, True, bool(closed), t.count(self.think_end))
 
     def message(self, assistant_text: str) -> dict:
-        t = assistant_text
-        if t.startswith(self.think_start):
-            thinking, closed, answer = t[len(self.think_start):].partition(self.think_end)
-            return {"role": "assistant", "thinking": thinking, "content": answer if closed else None}
-        return {"role": "assistant", "content": t[len(self.final_only):] if t.startswith(self.final_only) else t}
+        s = self.split(assistant_text)
+        if s.opened:
+            return {"role": "assistant", "thinking": s.thinking, "content": s.answer if s.closed else None}
+        return {"role": "assistant", "content": s.answer}
 
     def text(self, message: dict) -> str:
         thinking, content = message.get("thinking"), message["content"]

@@ -12,7 +12,7 @@ from typing import NamedTuple
 
 from .config import GenerationConfig, ModeConfig
 from .modes import FORCING_FIELDS
-from .ids import draw, fingerprint
+from .ids import draw, fingerprint, sample_id
 from .rows import Prompt, RowError
 
 @dataclass(frozen=True)
@@ -25,6 +25,11 @@ class SampleSpec:
     generation_fp: str  # what, besides the prompt, decides the sample
     min_thinking: int | None = None  # s1's forcing: the least thinking (``min_thinking_tokens``)
     effort: str | None = None  # gpt-oss's reasoning effort (``reasoning_effort``)
+
+    def sample_id(self, prompt_id: str) -> str:
+        """This spec's sample of ``prompt_id`` (``ids.sample_id``)."""
+        return sample_id(prompt_id, self.mode.name, self.budget, self.index, self.generation_fp,
+                         self.min_thinking, self.effort)
 
 
 def mode_identity(mode: ModeConfig) -> dict:

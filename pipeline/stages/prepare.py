@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass
 
 from ..config import ColumnMap, GenerationConfig, ModeConfig
-from ..ids import sample_id, sample_seed
+from ..ids import sample_seed
 from ..rows import Prompt, RowError, location, normalize, unreadable
 from ..samples import SampleDraws, SampleSpec, samples_per_input
 from ..schema import to_table
@@ -176,8 +176,7 @@ class Prepare(Stage):
             thinks = mode.thinks_under(effective)
             rows.append({
                 "status": "pending",
-                "sample_id": sample_id(p.prompt_id, mode.name, spec.budget, spec.index, spec.generation_fp,
-                                       spec.min_thinking, spec.effort),
+                "sample_id": spec.sample_id(p.prompt_id),
                 "prompt_id": p.prompt_id, "run_id": self.s.run_id, "source": p.source,
                 "messages": messages, "mode": mode.name, "flag": effective, "flag_turn": d.flag_turn,
                 "thinking_expected": thinks,
@@ -231,8 +230,7 @@ class Prepare(Stage):
                 # location it identifies each error row (``committed.row_keys``)
                 "mode": spec.mode.name if spec else None,
                 "sample_index": spec.index if spec and prompt_id else i,
-                "sample_id": sample_id(prompt_id, spec.mode.name, spec.budget, spec.index, spec.generation_fp,
-                                       spec.min_thinking, spec.effort) if prompt_id and spec else None,
+                "sample_id": spec.sample_id(prompt_id) if prompt_id and spec else None,
             })
         return rows
 

@@ -32,6 +32,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+from pipeline.dialects import get_dialect
 from .tasks import Problem, sample_problem
 
 HERE = Path(__file__).resolve().parent
@@ -39,9 +40,9 @@ TEMPLATE = HERE / "harmony_template.jinja"
 #: The harmony format's special tokens (gpt-oss's ``o200k_harmony`` names them the same).
 HARMONY_TOKENS = ("<|start|>", "<|end|>", "<|message|>", "<|channel|>", "<|return|>", "<|call|>", "<|constrain|>")
 EFFORTS = ("low", "medium", "high")
-ANALYSIS = "<|channel|>analysis<|message|>"
-#: What closes the analysis and opens the answer: a thinking budget forces it.
-TO_FINAL = "<|end|><|start|>assistant<|channel|>final<|message|>"
+#: The analysis channel's opening, and what closes it and opens the answer (a budget forces it):
+#: the gpt-oss dialect's tags
+ANALYSIS, TO_FINAL = get_dialect("gpt-oss").think_start, get_dialect("gpt-oss").think_end
 RETURN = "<|return|>"
 
 

@@ -12,8 +12,9 @@ import json
 from pathlib import Path
 
 from filters.text import last_boxed
+from pipeline.dialects import get_dialect
 from .evaluate import held_out_problems
-from .harmony import ANALYSIS, EFFORTS, TO_FINAL
+from .harmony import EFFORTS, TO_FINAL
 
 
 def load(model_dir: Path, max_num_seqs: int = 64):
@@ -24,11 +25,9 @@ def load(model_dir: Path, max_num_seqs: int = 64):
 
 
 def _split(text: str) -> tuple[str | None, str | None]:
-    """(analysis, final) of a harmony completion; None where that channel is missing."""
-    if not text.startswith(ANALYSIS) or TO_FINAL not in text:
-        return None, None
-    thinking, answer = text[len(ANALYSIS):].split(TO_FINAL, 1)
-    return thinking, answer
+    """(analysis, final) of a harmony completion (the dialect's split); None where either channel is missing."""
+    s = get_dialect("gpt-oss").split(text)
+    return (s.thinking, s.answer) if s.opened and s.closed else (None, None)
 
 
 def measure(llm, n: int = 300, seed: int = 12345, budgets: tuple[int, ...] = (8, 24)) -> dict:
