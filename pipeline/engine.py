@@ -101,9 +101,12 @@ def vllm_sampling(params: Params):
     from dataclasses import asdict
 
     from vllm import SamplingParams
-    from vllm.sampling_params import RepetitionDetectionParams
+    from vllm.sampling_params import RepetitionDetectionParams, RequestOutputKind
 
     kw = asdict(params)
+    # the pipeline reads only a request's final output, as ``LLM.generate`` does: by default the
+    # async engine builds every running request's cumulative output (ids, text) at every step
+    kw["output_kind"] = RequestOutputKind.FINAL_ONLY
     loops = kw.pop("stop_loops")
     kw["stop_token_ids"] = list(kw["stop_token_ids"] or ())
     if kw["logprobs"] is not None:

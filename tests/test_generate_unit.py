@@ -386,6 +386,46 @@ def test_a_replica_of_tp_gpus_asks_ray_for_one_bundle_per_tp_worker(tp, ray_sess
     assert f"placement {expected}" in out
 
 
+def test_replicas_run_at_normal_cpu_priority_and_the_cpu_stages_below_them(ray_session, tmp_path):
+    """Ray starts its workers at niceness 15. A replica (and the engine processes it starts) runs
+    with the generate stage's own runtime environment at 0, so the CPU stages (at Ray's 15) yield
+    to the engines' scheduling loops; checked on real Ray actors started with those options."""
+    import os
+
+    import ray
+
+    from pipeline.runs.plan import make_plan
+    from pipeline.stages import Context
+    from pipeline.stages.generate import REPLICA_NICENESS, Generate
+
+    (tmp_path / "p.jsonl").write_text('{"prompt": "q"}\n')
+    cfg = load_config("configs/local.yaml", [f"input.path={tmp_path / 'p.jsonl'}", f"output.path={tmp_path}"])
+    env = Generate.ray_options(Context(cfg, make_plan(cfg)))["runtime_env"]
+
+    @ray.remote(num_cpus=0)
+    class Probe:
+        def niceness(self):
+            return os.nice(0)
+
+    replica, stage = Probe.options(runtime_env=env).remote(), Probe.remote()
+    try:
+        assert ray.get(replica.niceness.remote()) == REPLICA_NICENESS == 0
+        assert ray.get(stage.niceness.remote()) > REPLICA_NICENESS
+    finally:
+        ray.kill(replica), ray.kill(stage)
+
+
+def test_requests_ask_vllm_for_their_final_output_only():
+    """``LLM.generate`` does this itself; the async engine otherwise builds each running request's
+    cumulative output at every step, which the replicas never read."""
+    from vllm.sampling_params import RequestOutputKind
+
+    from pipeline.engine import Params, vllm_sampling
+
+    sp = vllm_sampling(Params(0.6, 0.95, 20, 0.0, 0.0, 1.0, 32, seed=1))
+    assert sp.output_kind == RequestOutputKind.FINAL_ONLY and sp.max_tokens == 32 and sp.seed == 1
+
+
 def test_a_bad_teacher_path_or_output_fails_before_anything_starts(capsys, tmp_path):
     from jobs.generate import main
 

@@ -49,6 +49,13 @@ from .thinking import ThinkingControl
 log = logging.getLogger(__name__)
 
 
+#: The replicas' CPU priority. Ray starts its workers at niceness 15, below the driver and Ray's
+#: own processes; an engine's scheduling loop feeds the accelerator, so the replicas (and their
+#: engine processes) run at the normal priority a bare vLLM server has, and the CPU stages
+#: (parse, filters, writes) stay at 15 and yield to them.
+REPLICA_NICENESS = 0
+
+
 def engine_kwargs(teacher: TeacherConfig, modes: list[ModeConfig]) -> dict:
     """``vllm`` engine arguments for one replica, from the teacher section (and the modes: an
     engine-side budget needs the reasoning parser).
@@ -169,7 +176,8 @@ class Generate(ThinkingControl, Stage):
         return dict(batch_format="pyarrow", batch_size=ctx.plan.rows_per_batch,
                     compute=ray.data.ActorPoolStrategy(size=ctx.job.teacher.replicas, max_tasks_in_flight_per_actor=k,
                                                        max_concurrent_calls_per_actor=k),
-                    runtime_env={"env_vars": {"VLLM_LOGGING_LEVEL": ctx.job.teacher.engine.log_level}},
+                    runtime_env={"env_vars": {"VLLM_LOGGING_LEVEL": ctx.job.teacher.engine.log_level,
+                                              "RAY_worker_niceness": str(REPLICA_NICENESS)}},
                     # bounded: an engine that keeps dying must not be restarted all night
                     max_restarts=ctx.job.teacher.max_replica_restarts, **resources)
 
