@@ -412,7 +412,8 @@ def test_replicas_run_at_normal_cpu_priority_and_the_cpu_stages_below_them(ray_s
         assert ray.get(replica.niceness.remote()) == REPLICA_NICENESS == 0
         assert ray.get(stage.niceness.remote()) > REPLICA_NICENESS
     finally:
-        ray.kill(replica), ray.kill(stage)
+        for actor in (replica, stage):
+            ray.kill(actor)
 
 
 def test_requests_ask_vllm_for_their_final_output_only():
