@@ -43,7 +43,7 @@ from ..engine import Completion, EmptyOutput, Engine, EngineDead, VllmEngine
 from ..logprobs import row_columns
 from ..schema import to_table
 from . import Context, Stage
-from .suspects import DeathBook, Gate, call
+from .suspects import DeathBook, Gate, acall, call
 from .thinking import ThinkingControl
 
 log = logging.getLogger(__name__)
@@ -215,7 +215,7 @@ class Generate(ThinkingControl, Stage):
             self._sem = asyncio.Semaphore(self.max_in_flight)
         rows = batch.to_pylist()
         pending = [r["sample_id"] for r in rows if r["status"] == "pending"]
-        died = call(self.deaths, "counts", pending) if self.deaths is not None and pending else {}
+        died = await acall(self.deaths, "counts", pending) if self.deaths is not None and pending else {}
         rows = await asyncio.gather(*(self._one(r, died.get(r["sample_id"])) for r in rows))
         yield to_table(rows, stage=self.name)
 

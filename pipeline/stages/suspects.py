@@ -52,6 +52,13 @@ def call(book, method: str, *args):
     return fn(*args)
 
 
+async def acall(book, method: str, *args):
+    """``call`` from a replica's event loop: awaits the actor instead of blocking the loop (and
+    with it every request the engine is running) for the round trip."""
+    fn = getattr(book, method)
+    return await fn.remote(*args) if hasattr(fn, "remote") else fn(*args)
+
+
 class Gate:
     """Requests share the engine; a suspect has it to itself.
 
