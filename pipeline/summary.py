@@ -222,6 +222,8 @@ def build(cfg, inputs: int, per_input: int, run_url: str, t: Tally, wall_s: floa
         # engine deaths the replicas saw
         "replica_restarts": (replica_stats or {}).get("replica_restarts", 0),
         "engine_deaths": (replica_stats or {}).get("engine_deaths", 0),
+        # per host, CPU engines only: the cores their workers compute on, and the rest of the job's (pipeline.cores)
+        "engine_cores": (replica_stats or {}).get("engine_cores", {}),
         # generated tokens over time per replica, bounded; and what made the run
         "throughput": throughput_summary(t),
         "versions": versions(),

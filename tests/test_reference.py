@@ -32,7 +32,7 @@ FIXED = Path("/tmp/thinkmill-reference")  # the same absolute paths in every run
 UPDATE = os.environ.get("THINKMILL_UPDATE_REFERENCE") == "1"
 # summary fields that measure time or place, not behaviour
 VOLATILE = {"output", "wall_s", "completion_tokens_per_s", "engine_window_s", "engine_window_tokens_per_s",
-            "replica_tokens_per_s", "replicas_seen", "replica_restarts", "engine_deaths", "files", "budget_plot", "unsolved_file",
+            "replica_tokens_per_s", "replicas_seen", "replica_restarts", "engine_deaths", "engine_cores", "files", "budget_plot", "unsolved_file",
             "replica_work", "replica_utilization", "throughput", "versions", "report", "attempts"}
 
 

@@ -22,6 +22,7 @@ from .. import summary as summaries
 from ..cluster import check_resources, init_ray
 from ..committed import DoneSet
 from ..config import JobConfig
+from ..cores import restored
 from ..ledger import IdLedger, Locations
 from ..logprobs import tokenizer_meta
 from ..run_folder import SAMPLES, RunFolder
@@ -86,7 +87,8 @@ def run(cfg: JobConfig, p: RunPlan | None = None, engine_factory=None) -> dict:
         sink = SplitParquetSink(folder, cfg.output.rows_per_file, attempt=started, logprobs=logprob_settings(cfg))
         deadline = started + cfg.ray.deadline_s if cfg.ray.deadline_s else None
         ctx = Context(cfg, p, done, ledger, deadline, earlier, engine_factory)
-        with progress.shown(ctx, p.expected_samples, len(done) * p.samples_per_input):
+        # restored: CPU replicas move the driver off their engines' cores (pipeline.cores); it may start others after
+        with restored(), progress.shown(ctx, p.expected_samples, len(done) * p.samples_per_input):
             chain(read_input(p.files, cfg.input.limit), GENERATION, ctx).write_datasink(sink)
         folder.reconcile(None)  # a write task Ray retried may have left a second copy: drop it
         kept_logprobs = settle(folder) if cfg.output.logprobs else None  # logprobs/: the accepted samples'

@@ -37,6 +37,7 @@ from dataclasses import dataclass
 
 from filters.text import last_boxed
 
+from .. import cores
 from ..config import ModeConfig, TeacherConfig
 from ..dialects import get_dialect
 from ..engine import Completion, EmptyOutput, Engine, EngineDead, VllmEngine
@@ -109,6 +110,7 @@ class GenerateSettings:
     deadline: float | None = None  # epoch seconds: requests not sent by then are left for a resume
     stop_loops: tuple[int, int, int] | None = None  # ``generation.stop_loops`` (min, max, repeats)
     logprobs: int | None = None  # ``output.logprobs.top_k``: the teacher's top-k per generated token
+    cpu: bool = False  # a CPU engine: the job's other processes keep off its compute cores (``pipeline.cores``)
 
     @classmethod
     def of(cls, job, deadline: float | None = None) -> "GenerateSettings":
@@ -118,7 +120,7 @@ class GenerateSettings:
             args["max_logprobs"] = lp.top_k
         return cls(args, t.dialect, tuple(job.generation.modes), t.in_flight, t.engine.max_model_len,
                    t.request_timeout_s, deadline, (loops.min_tokens, loops.max_tokens, loops.repeats) if loops else None,
-                   lp.top_k if lp is not None else None)
+                   lp.top_k if lp is not None else None, t.device == "cpu")
 
 
 class Generate(ThinkingControl, Stage):
@@ -183,8 +185,14 @@ class Generate(ThinkingControl, Stage):
 
     def __init__(self, settings: GenerateSettings, engine: Engine | None = None, name: str | None = None,
                  deaths=None, engine_factory=None):
-        self.engine: Engine = (engine if engine is not None else engine_factory() if engine_factory is not None
-                               else VllmEngine(settings.engine_args))
+        self.cores = None  # a CPU engine's: {"compute": its workers' cores, "others": the rest of the job's}
+        if engine is None and engine_factory is None:
+            if settings.cpu:  # the engine's workers inherit this thread's mask: all the node's cores
+                cores.widen()
+            engine = VllmEngine(settings.engine_args)
+            if settings.cpu:
+                self.cores = cores.keep_job_off_engine()
+        self.engine: Engine = engine if engine is not None else engine_factory()
         self.tokenizer = self.engine.tokenizer
         self.max_in_flight = settings.max_in_flight
         self.timeout = settings.request_timeout_s
@@ -196,7 +204,7 @@ class Generate(ThinkingControl, Stage):
         self._ids = itertools.count()
         self.deaths, self.gate = deaths, Gate()  # finding a request that kills its engine
         if deaths is not None:  # a second start of the same actor is a restart (counted in the summary)
-            call(deaths, "started", _actor_id() or self.replica)
+            call(deaths, "started", _actor_id() or self.replica, socket.gethostname(), self.cores)
         # for two-stage budgets: the forced text as ids, and the ids that close thinking
         self.dialect = get_dialect(settings.dialect)
         self.forced_ids = self.tokenizer.encode(self.dialect.budget_end_str(), add_special_tokens=False)

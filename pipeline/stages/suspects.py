@@ -21,14 +21,18 @@ class DeathBook:
         self.deaths: dict[str, list[int]] = {}
         self.starts: dict[str, int] = {}   # per replica (its Ray actor id): times it started
         self.engine_deaths = 0
+        self.cores: dict[str, dict] = {}   # per host: a CPU engine's cores and the rest of the job's
 
-    def started(self, replica: str) -> None:
+    def started(self, replica: str, host: str | None = None, cores: dict | None = None) -> None:
         self.starts[replica] = self.starts.get(replica, 0) + 1
+        if cores is not None:
+            self.cores[host] = cores
 
     def stats(self) -> dict:
         """What the summary reports: restarts (a replica started again after its process
         ended: its engine died, or the node went) and engine deaths the replicas saw."""
-        return {"replica_restarts": sum(n - 1 for n in self.starts.values()), "engine_deaths": self.engine_deaths}
+        return {"replica_restarts": sum(n - 1 for n in self.starts.values()), "engine_deaths": self.engine_deaths,
+                "engine_cores": dict(sorted(self.cores.items()))}
 
     def record(self, sample_ids: list[str]) -> None:
         self.engine_deaths += 1
