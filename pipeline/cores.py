@@ -25,11 +25,19 @@ from pathlib import Path
 WORKER_PREFIX = b"VLLM::Worker"
 
 
+def ppid(pid: int) -> int | None:
+    """``pid``'s parent (from /proc), or None when it is gone."""
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
 def _children() -> dict[int, list[int]]:
     out: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        with contextlib.suppress(OSError, IndexError, ValueError):
-            out.setdefault(int(stat.read_text().rsplit(")", 1)[1].split()[1]), []).append(int(stat.parent.name))
+    for pid in (int(p.name) for p in Path("/proc").glob("[0-9]*")):
+        if (parent := ppid(pid)) is not None:
+            out.setdefault(parent, []).append(pid)
     return out
 
 
@@ -101,11 +109,8 @@ def node_root(pid: int | None = None) -> int:
     """Where this node's processes of the job hang from, seen from a Ray worker: its raylet, or the
     raylet's parent when that is this user's (the driver of an embedded Ray, ``ray start --block``)."""
     raylet = os.getppid() if pid is None else pid
-    with contextlib.suppress(OSError, IndexError, ValueError):
-        parent = int(Path(f"/proc/{raylet}/stat").read_text().rsplit(")", 1)[1].split()[1])
-        if parent > 1 and _mine(parent):
-            return parent
-    return raylet
+    parent = ppid(raylet)
+    return parent if parent is not None and parent > 1 and _mine(parent) else raylet
 
 
 def keep_job_off_engine() -> dict | None:

@@ -24,7 +24,7 @@ def _tree():
     deadline = time.time() + 10
     while time.time() < deadline:
         kids = {int(p.name): Path(p, "cmdline").read_bytes() for p in Path("/proc").glob("[0-9]*")
-                if p.joinpath("stat").exists() and _ppid(p) == root.pid}
+                if cores.ppid(int(p.name)) == root.pid}
         if len(kids) == 2 and all(c.startswith((b"VLLM::Worker", b"other")) for c in kids.values()):
             worker = next(k for k, c in kids.items() if c.startswith(b"VLLM::Worker"))
             return root, worker, next(k for k in kids if k != worker)
@@ -41,13 +41,6 @@ def _end(root: subprocess.Popen, *pids: int) -> None:
             os.kill(pid, 9)
         except ProcessLookupError:
             pass
-
-
-def _ppid(p: Path) -> int | None:
-    try:
-        return int(p.joinpath("stat").read_text().rsplit(")", 1)[1].split()[1])
-    except (OSError, IndexError, ValueError):
-        return None
 
 
 def test_everything_but_the_engine_workers_leaves_their_cores():
