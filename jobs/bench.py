@@ -22,7 +22,7 @@ from pathlib import Path
 
 from jobs.bench_dispatch import bench_dispatch
 from jobs.bench_driver import bench_driver
-from jobs.bench_generation import BATCHED_TOKENS, WORKLOADS, bench_generation
+from jobs.bench_generation import BATCHED_TOKENS, ISOLATED, WORKLOADS, bench_generation
 from jobs.bench_loops import bench_loops
 from jobs.bench_sim import bench_simulation
 from jobs.bench_stages import bench_stages
@@ -200,8 +200,14 @@ def main(argv: list[str] | None = None) -> int:
         return ratios[(workload, side)]
 
     think_on = [x(w, "thinkmill, filters on") for w in WORKLOADS]
+    isolated = [ratios[(w, ISOLATED)] for w in WORKLOADS if (w, ISOLATED) in ratios]
     rd = [side for (w, side) in ratios if w == long_tail and side.startswith("ray.data.llm")]
     vs_rd = {side: x(long_tail, "thinkmill, filters on") / x(long_tail, side) for side in rd}
+    iso_line = "" if not isolated else (
+        f"\n- The same with `teacher.isolate_cores` (a CPU node given to the job; off by default, `pipeline/cores.py`): "
+        f"**{' / '.join(f'{r:.2f}' for r in isolated)} x bare vLLM** (target >= 0.95: "
+        f"{'met' if min(isolated) >= 0.95 else 'NOT met'}); on the long tail "
+        + ", ".join(f"{isolated[-1] / x(long_tail, k):.2f} x {k}" for k in rd) + ".")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     section = f"""## Generation throughput: thinkmill vs bare vLLM and ray.data.llm
 
@@ -216,7 +222,7 @@ at the earliest such time minus the request's own latency.
 {table}
 
 - thinkmill with filters on, over the engines' busy window: **{' / '.join(f'{r:.2f}' for r in think_on)} x bare vLLM**
-  on the two workloads (target >= 0.95: {'met' if min(think_on) >= 0.95 else 'NOT met'}).
+  on the two workloads, default settings (target >= 0.95: {'met' if min(think_on) >= 0.95 else 'NOT met'}).{iso_line}
 - On the long tail, thinkmill (filters on) against ray.data.llm: {', '.join(f'{v:.2f} x {k}' for k, v in vs_rd.items())}
   (targets >= 1.2 x the default form, >= 1.0 x tuned).
 - On this machine the engines, the CPU stages and the filters all share 2 cores, and the pipeline's window also

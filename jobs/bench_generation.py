@@ -177,7 +177,13 @@ def configs(config: str, prompts: int, think_only: bool, samples: int):
               *(f"generation.modes.{i}.thinking_budget=null" for i in range(len(data["generation"]["modes"])))]
     return (load_config(data=copy.deepcopy(data), overrides=common + ["output.run_id=bench"]),
             load_config(data=copy.deepcopy(data), overrides=common + ["output.run_id=bench-nofilters",
-                                                                      "filters.order=[]"]))
+                                                                      "filters.order=[]"]),
+            load_config(data=copy.deepcopy(data), overrides=common + ["output.run_id=bench-isolated",
+                                                                      "teacher.isolate_cores=true"]))
+
+
+#: the side with ``teacher.isolate_cores`` (``pipeline.cores``): a CPU node given to the job
+ISOLATED = "thinkmill, filters on, `teacher.isolate_cores`"
 
 
 def bench_generation(config: str, prompts: int) -> tuple[str, dict]:
@@ -186,7 +192,7 @@ def bench_generation(config: str, prompts: int) -> tuple[str, dict]:
              "| tokens/s | x bare |", "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
     ratios = {}
     for name, (think_only, samples) in WORKLOADS.items():
-        cfg, cfg_nf = configs(config, prompts, think_only, samples)
+        cfg, cfg_nf, cfg_iso = configs(config, prompts, think_only, samples)
         requests = build_requests(cfg)
         r = cfg.teacher.replicas
         print(f"{name}: {len(requests)} requests, {r} engines", flush=True)
@@ -195,6 +201,8 @@ def bench_generation(config: str, prompts: int) -> tuple[str, dict]:
         sides[f"ray.data.llm, `concurrency=({r}, {r})`"] = bench_ray_data_llm(cfg, requests, (r, r))
         sides["thinkmill, filters off"] = bench_pipeline(cfg_nf)
         sides["thinkmill, filters on"] = bench_pipeline(cfg)
+        if cfg.teacher.device == "cpu":  # on a GPU nothing is bound: the same as the side before
+            sides[ISOLATED] = bench_pipeline(cfg_iso)
         bare = sides["bare vLLM `LLM.generate`"]
         for side, s in sides.items():
             print(f"  {side}: {s}", flush=True)

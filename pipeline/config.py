@@ -126,6 +126,12 @@ class TeacherConfig(Strict):
     """Wall-clock bound per request (a whole sample: every turn and budget stage), seconds; an
     overrun is aborted in the engine and becomes an error row ``request_timeout`` (redone on
     resume). ``null`` = no bound."""
+    isolate_cores: bool = False
+    """Device ``cpu`` only: once a replica's engine is up, move the job's other processes on its
+    node (everything under the raylet, and an embedded Ray's driver) off the cores vLLM bound the
+    engine's workers to (``pipeline.cores``). For a node given to the job alone: the rest of the
+    job keeps fewer cores (on 2 cores, one), and Ray's worker processes keep the narrowed mask
+    while their Ray lives. Off by default."""
     max_replica_restarts: int = Field(default=3, ge=0)
     """Times Ray restarts one replica whose engine died before the job gives up on it (Ray
     Data's default is unlimited, which can retry a crashing engine all night)."""
@@ -162,6 +168,9 @@ class TeacherConfig(Strict):
 
     @model_validator(mode="after")
     def _cpu_has_no_tp(self) -> "TeacherConfig":
+        if self.isolate_cores and self.device != "cpu":
+            raise ValueError(f"isolate_cores applies to device 'cpu' only (vLLM binds no cores on a GPU), "
+                             f"got device {self.device!r}")
         if self.device == "cpu" and self.engine.tensor_parallel_size != 1:
             raise ValueError(f"engine.tensor_parallel_size must be 1 on device 'cpu', "
                              f"got {self.engine.tensor_parallel_size}")

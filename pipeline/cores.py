@@ -4,10 +4,15 @@ vLLM's CPU worker binds its compute (OpenMP) threads to a node's cores but the l
 (``VLLM_CPU_OMP_THREADS_BIND=auto``), which it leaves to its scheduler. Nothing keeps the rest of the
 job off the compute cores: Linux puts the replica actors (vLLM's front ends), Ray Data's CPU stages,
 the driver and Ray's own processes wherever there is room, and each slice one of them takes on a
-compute core is a forward pass that waits. So once a replica's engine is up, the replica reads which
-cores the engine's workers are bound to and moves every other process of its Ray node (this user's)
-onto the remaining cores: the engines' workers are the only thing left on theirs. On a GPU nothing
-is bound and nothing moves.
+compute core is a forward pass that waits. So with ``teacher.isolate_cores``, once a replica's engine
+is up, the replica reads which cores the engine's workers are bound to and moves every other process
+of the job on its Ray node (this user's) onto the remaining cores: the engines' workers are the only
+thing left on theirs. On a GPU nothing is bound and nothing moves.
+
+It is off by default: the rest of the job then has fewer cores (on 2, one) for everything that is not
+a forward pass (start-up, prepare, parse, filters, writes), and processes of a Ray that outlives the
+job (an embedded Ray of a notebook or a test session) keep the narrowed mask. With it on in every
+run, this project's test suite (2 cores, one Ray shared by most of its jobs) took 2.2 x as long.
 
 Only masks are narrowed, never widened, except a replica's own before it starts its engine: the
 engine's workers inherit it, and a worker whose inherited mask does not hold its OpenMP cores runs
@@ -105,24 +110,31 @@ def widen() -> None:
         os.sched_setaffinity(0, range(os.cpu_count() or 1))
 
 
-def node_root(pid: int | None = None) -> int:
-    """Where this node's processes of the job hang from, seen from a Ray worker: its raylet, or the
-    raylet's parent when that is this user's (the driver of an embedded Ray, ``ray start --block``)."""
-    raylet = os.getppid() if pid is None else pid
+def node_processes(raylet: int | None = None,
+                   children: dict[int, list[int]] | None = None) -> tuple[list[int], list[int]]:
+    """Seen from a Ray worker, this node's processes of the job as ``subtree`` splits them: all
+    under its raylet, and the raylet's parent when that is this user's (the driver of an embedded
+    Ray, ``ray start --block``) but none of that parent's other children, which may be anything (a
+    test runner's servers, another Ray)."""
+    children = _children() if children is None else children
+    raylet = os.getppid() if raylet is None else raylet
+    others, workers = subtree(raylet, children)
     parent = ppid(raylet)
-    return parent if parent is not None and parent > 1 and _mine(parent) else raylet
+    if parent is not None and parent > 1 and _mine(parent):
+        others.append(parent)
+    return others, workers
 
 
 def keep_job_off_engine() -> dict | None:
-    """In a replica whose engine just started: every process under ``node_root`` but the engines'
-    workers off the workers' cores. Returns ``{"compute": [...], "others": [...]}`` or None (no
-    bound engine workers: a GPU, or ``VLLM_CPU_OMP_THREADS_BIND=nobind``)."""
+    """In a replica whose engine just started: the node's processes of the job (``node_processes``)
+    but the engines' workers off the workers' cores. Returns ``{"compute": [...], "others": [...]}``
+    or None (no bound engine workers: a GPU, or ``VLLM_CPU_OMP_THREADS_BIND=nobind``)."""
     children = _children()
     _, mine = subtree(os.getpid(), children)
     cores = compute_cores(mine)
     if not cores:
         return None
-    others, workers = subtree(node_root(), children)
+    others, workers = node_processes(children=children)
     move_off(others, compute_cores(workers) | cores)
     return {"compute": sorted(cores), "others": sorted(os.sched_getaffinity(0))}
 

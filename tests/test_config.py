@@ -46,6 +46,8 @@ def test_minimal_config_gets_documented_defaults():
      ["dialect must be one of ['gpt-oss', 'qwen3', 'r1'], got 'llama'"]),
     ({**MIN, "teacher": {"model": "m", "device": "cpu", "engine": {"tensor_parallel_size": 2}}},
      "teacher", ["tensor_parallel_size must be 1 on device 'cpu', got 2"]),
+    ({**MIN, "teacher": {"model": "m", "device": "gpu", "isolate_cores": True}},
+     "teacher", ["isolate_cores applies to device 'cpu' only", "got device 'gpu'"]),
 ])
 def test_errors_name_the_key_path(data, key, words):
     with pytest.raises(ConfigError) as exc:

@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 
 # settings that change how fast a run goes, not what it writes: a resume may change them
 _NOT_IDENTITY = {"teacher": ("replicas", "max_in_flight", "resources", "check_path", "request_timeout_s",
-                             "max_replica_restarts"), "output": ("overwrite", "max_error_rate",
+                             "max_replica_restarts", "isolate_cores"), "output": ("overwrite", "max_error_rate",
                                                                                    "rows_per_file", "path", "license")}
 
 
@@ -87,7 +87,7 @@ def run(cfg: JobConfig, p: RunPlan | None = None, engine_factory=None) -> dict:
         sink = SplitParquetSink(folder, cfg.output.rows_per_file, attempt=started, logprobs=logprob_settings(cfg))
         deadline = started + cfg.ray.deadline_s if cfg.ray.deadline_s else None
         ctx = Context(cfg, p, done, ledger, deadline, earlier, engine_factory)
-        # restored: CPU replicas move the driver off their engines' cores (pipeline.cores); it may start others after
+        # restored: isolate_cores moves the driver off the engines' cores (pipeline.cores); it may start others after
         with restored(), progress.shown(ctx, p.expected_samples, len(done) * p.samples_per_input):
             chain(read_input(p.files, cfg.input.limit), GENERATION, ctx).write_datasink(sink)
         folder.reconcile(None)  # a write task Ray retried may have left a second copy: drop it

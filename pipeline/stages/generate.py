@@ -110,7 +110,7 @@ class GenerateSettings:
     deadline: float | None = None  # epoch seconds: requests not sent by then are left for a resume
     stop_loops: tuple[int, int, int] | None = None  # ``generation.stop_loops`` (min, max, repeats)
     logprobs: int | None = None  # ``output.logprobs.top_k``: the teacher's top-k per generated token
-    cpu: bool = False  # a CPU engine: the job's other processes keep off its compute cores (``pipeline.cores``)
+    isolate_cores: bool = False  # ``teacher.isolate_cores``: the job's other processes keep off a CPU engine's cores
 
     @classmethod
     def of(cls, job, deadline: float | None = None) -> "GenerateSettings":
@@ -120,7 +120,7 @@ class GenerateSettings:
             args["max_logprobs"] = lp.top_k
         return cls(args, t.dialect, tuple(job.generation.modes), t.in_flight, t.engine.max_model_len,
                    t.request_timeout_s, deadline, (loops.min_tokens, loops.max_tokens, loops.repeats) if loops else None,
-                   lp.top_k if lp is not None else None, t.device == "cpu")
+                   lp.top_k if lp is not None else None, t.isolate_cores)
 
 
 class Generate(ThinkingControl, Stage):
@@ -187,10 +187,10 @@ class Generate(ThinkingControl, Stage):
                  deaths=None, engine_factory=None):
         self.cores = None  # a CPU engine's: {"compute": its workers' cores, "others": the rest of the job's}
         if engine is None and engine_factory is None:
-            if settings.cpu:  # the engine's workers inherit this thread's mask: all the node's cores
+            if settings.isolate_cores:  # the engine's workers inherit this thread's mask: all the node's cores
                 cores.widen()
             engine = VllmEngine(settings.engine_args)
-            if settings.cpu:
+            if settings.isolate_cores:
                 self.cores = cores.keep_job_off_engine()
         self.engine: Engine = engine if engine is not None else engine_factory()
         self.tokenizer = self.engine.tokenizer
