@@ -207,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
         f"\n- The same with `teacher.isolate_cores` (a CPU node given to the job; off by default, `pipeline/cores.py`): "
         f"**{' / '.join(f'{r:.2f}' for r in isolated)} x bare vLLM** (target >= 0.95: "
         f"{'met' if min(isolated) >= 0.95 else 'NOT met'}); on the long tail "
-        + ", ".join(f"{isolated[-1] / x(long_tail, k):.2f} x {k}" for k in rd) + ".")
+        + ", ".join(f"{x(long_tail, ISOLATED) / x(long_tail, k):.2f} x {k}" for k in rd) + ".")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     section = f"""## Generation throughput: thinkmill vs bare vLLM and ray.data.llm
 

@@ -167,7 +167,7 @@ class TeacherConfig(Strict):
         return self.max_in_flight or n + max(2, n // 4)
 
     @model_validator(mode="after")
-    def _cpu_has_no_tp(self) -> "TeacherConfig":
+    def _device_fits(self) -> "TeacherConfig":
         if self.isolate_cores and self.device != "cpu":
             raise ValueError(f"isolate_cores applies to device 'cpu' only (vLLM binds no cores on a GPU), "
                              f"got device {self.device!r}")
