@@ -1,6 +1,6 @@
 """The generation job's shared runs (session fixtures, registered in ``conftest.py``): one input
 file mixing good prompts with planted bad rows, run twice with the same config (run ids a and b)
-on the real engine (tiny teacher, 2 replicas, both modes). ``tests/test_generate_job.py`` checks
+on the real engine (tiny teacher, both modes; a on 2 replicas, b on 1). ``tests/test_generate_job.py`` checks
 them; ``tests/test_trl_training.py`` trains on them."""
 
 from __future__ import annotations
@@ -91,8 +91,10 @@ def runs(planted_input, tmp_path_factory, ray_session):
     from pipeline.runs.generate import run
 
     out = tmp_path_factory.mktemp("out")
-    # b repeats a (not incremental, so it generates everything again): the same samples
-    summaries = {rid: run(job_config(planted_input["path"], out, rid, incremental=rid == "a")) for rid in ("a", "b")}
+    # b repeats a (not incremental, so it generates everything again) on one replica: the same
+    # samples, though batched otherwise and all by one engine (replicas are not part of a run's identity)
+    summaries = {rid: run(job_config(planted_input["path"], out, rid, incremental=rid == "a",
+                                     replicas=2 if rid == "a" else 1)) for rid in ("a", "b")}
     return {"out": out, "summaries": summaries}
 
 

@@ -1,24 +1,19 @@
 """``pipeline.cores`` on real processes: a process tree with a stand-in engine worker (a process
 vLLM would name ``VLLM::Worker``) bound to one core, the rest of the tree moved off it. The real
-engine's side (workers bound by vLLM's CPU build): a small job with ``teacher.isolate_cores`` in its
-own process and Ray, read back from ``summary["engine_cores"]``."""
+engine's side (workers bound by vLLM's CPU build) is the next night's job of
+``tests/test_object_store.py``, run with ``teacher.isolate_cores`` in its own process and Ray."""
 
 from __future__ import annotations
 
-import json
 import os
-import socket
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
 
 import pytest
-import yaml
 
 from pipeline import cores
-from tests.test_reference import HERE, _fixed_paths
 
 pytestmark = pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="needs two cores to split")
 
@@ -96,26 +91,3 @@ def test_the_node_is_the_raylets_tree_and_its_driver_but_not_the_drivers_other_c
         sibling.kill()
         sibling.wait()
         _end(root, worker, other)
-
-
-@pytest.mark.engine
-def test_a_cpu_job_with_isolate_cores_leaves_its_engine_the_cores_vllm_bound(tmp_path):
-    """vLLM's CPU build binds each engine's workers to all cores but the last; every other process
-    of the job (the replica, the engine's scheduler, the CPU stages, the driver) ran on the rest.
-    The job's driver is a child of this process, which is not the job's and keeps its mask."""
-    paths, before = _fixed_paths(), os.sched_getaffinity(0)
-    data = yaml.safe_load((HERE / "config.yaml").read_text(encoding="utf-8"))
-    data["input"].update(path=paths["input"], limit=4)
-    data["teacher"].update(model=paths["teacher"], replicas=1, isolate_cores=True)
-    data["output"]["path"] = str(tmp_path / "out")
-    cfg = tmp_path / "isolated.yaml"
-    cfg.write_text(yaml.safe_dump(data), encoding="utf-8")
-    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}  # its own Ray, not the tests'
-    done = subprocess.run([sys.executable, "-m", "jobs.generate", "--config", str(cfg)], env=env,
-                          cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True, timeout=900)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    placed = json.loads((tmp_path / "out" / "reference" / "summary.json").read_text())["engine_cores"]
-    assert list(placed) == [socket.gethostname()], placed
-    compute, others = set(placed[socket.gethostname()]["compute"]), set(placed[socket.gethostname()]["others"])
-    assert compute and others and not compute & others and compute | others <= set(range(os.cpu_count()))
-    assert os.sched_getaffinity(0) == before

@@ -1,4 +1,4 @@
-"""End to end: the generation job on the real engine (tiny teacher, 2 replicas, both modes).
+"""End to end: the generation job on the real engine (tiny teacher, both modes, 2 replicas then 1).
 
 One input file mixes good prompts with planted bad rows; the job runs twice with the same
 config (two run ids) and everything below reads the Parquet output back with `datasets`. A third,
@@ -32,7 +32,7 @@ def test_every_input_is_accounted_for(runs, planted_input):
 
 
 def test_by_default_no_process_is_moved_off_the_engines_cores(runs):
-    """``teacher.isolate_cores`` is off by default (``tests/test_cores.py`` runs a job with it on):
+    """``teacher.isolate_cores`` is off by default (``tests/test_object_store.py`` runs a job with it on):
     no replica recorded cores it moved the job off."""
     assert [s["engine_cores"] for s in runs["summaries"].values()] == [{}, {}]
 

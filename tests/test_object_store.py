@@ -1,7 +1,8 @@
 """Input, output and evaluation files on object storage: the job, as a user runs it, against a
 real S3-compatible server (moto's server mode, started here as its own process and stopped by
 pid). Endpoint and credentials come from the standard AWS environment variables, or, for the
-next night's run, from the config's ``storage_options`` alone."""
+next night's run, from the config's ``storage_options`` alone; that night's job also runs with
+``teacher.isolate_cores`` (the real engine's side of ``tests/test_cores.py``)."""
 
 from __future__ import annotations
 
@@ -108,18 +109,23 @@ def test_a_job_reads_and_writes_s3_and_trainers_load_it(s3, monkeypatch):
 
     # the next night: two new prompts beside last night's file; only they are generated. The
     # endpoint and keys come from the config alone this time: the driver, the read tasks, the
-    # filter workers (the eval file) and the write tasks all need them
+    # filter workers (the eval file) and the write tasks all need them. This night's node is given
+    # to the job (teacher.isolate_cores; the job runs in its own Ray, so moving its processes
+    # cannot touch the test session's), which must not change what it writes
     new = (ROOT / "tests" / "tiny_teacher" / "prompts.jsonl").read_text(encoding="utf-8").splitlines()[6:8]
     fs.pipe(f"{BUCKET}/in/day2.jsonl", ("\n".join(new) + "\n").encode())
     options = json.dumps({"s3": {"endpoint_url": env["AWS_ENDPOINT_URL"], "key": "testing", "secret": "testing"}})
+    mask = os.sched_getaffinity(0)
     night = _job({"AWS_DEFAULT_REGION": "us-east-1"}, f"storage_options={options}",
                  f"input.path=s3://{BUCKET}/in/*.jsonl", f"output.path=s3://{BUCKET}/out",
                  f"teacher.model={ARTIFACT_DIR}", "generation.samples_per_prompt=1", "output.run_id=s3-night-2",
-                 "teacher.replicas=1", "filters.order=[format, contamination]",
+                 "teacher.replicas=1", "teacher.isolate_cores=true", "filters.order=[format, contamination]",
                  f"filters.contamination.eval_files=[s3://{BUCKET}/eval/eval.jsonl]", "filters.contamination.n=3")
     assert night.returncode == 0, night.stdout[-3000:] + night.stderr[-3000:]
     second = json.loads(fs.cat(f"{BUCKET}/out/s3-night-2/summary.json"))
     assert second["accounted"] and second["inputs"] == 8
+    _isolated(second["engine_cores"])
+    assert os.sched_getaffinity(0) == mask  # this process is not the job's: it keeps its cores
     assert second["earlier"]["by_run"] == {"s3-run": 6}
     assert second["accepted"] + second["rejected"]["total"] + second["errors"]["total"] == 2 * summary["samples_per_input"]
     # the manifest at the root names both nights' accepted files as s3:// URLs: one call loads them all
@@ -128,6 +134,18 @@ def test_a_job_reads_and_writes_s3_and_trainers_load_it(s3, monkeypatch):
     assert manifest["accepted"] and all(u.startswith(f"s3://{BUCKET}/out/") for u in manifest["accepted"])
     everything = load_dataset("parquet", data_files=manifest["accepted"], storage_options=opts, split="train")
     assert len(everything) == summary["accepted"] + second["accepted"]
+
+
+def _isolated(placed: dict) -> None:
+    """vLLM's CPU build binds each engine's workers to all cores but the last; with
+    ``teacher.isolate_cores`` every other process of the job (the replica, the engine's scheduler,
+    the CPU stages, the driver) ran on the rest (``pipeline/cores.py``; its logic on stand-in
+    processes is ``tests/test_cores.py``'s)."""
+    if (os.cpu_count() or 1) < 2:  # nothing to split: vLLM binds every core, nothing is moved
+        return
+    assert list(placed) == [socket.gethostname()], placed
+    compute, others = set(placed[socket.gethostname()]["compute"]), set(placed[socket.gethostname()]["others"])
+    assert compute and others and not compute & others and compute | others <= set(range(os.cpu_count()))
 
 
 def test_a_missing_s3_eval_file_fails_at_plan_time(s3):
