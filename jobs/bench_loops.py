@@ -14,13 +14,15 @@ def _loops_on_the_engine(cfg, requests, results) -> None:
     from vllm import LLM
     from vllm.inputs import TokensPrompt
 
-    from pipeline.engine import request_params, vllm_args, vllm_sampling
+    from pipeline.engine import config_kv_cache_wins, request_params, vllm_args, vllm_sampling
     from pipeline.modes import StopLoops
     from pipeline.stages.generate import engine_kwargs
 
     d = StopLoops()
     stop = (d.min_tokens, d.max_tokens, d.repeats)
-    llm = LLM(**vllm_args(engine_kwargs(cfg.teacher, cfg.generation.modes)))
+    kw = vllm_args(engine_kwargs(cfg.teacher, cfg.generation.modes))
+    with config_kv_cache_wins(kw):
+        llm = LLM(**kw)
     prompts = [TokensPrompt(prompt_token_ids=r["prompt_token_ids"]) for r in requests]
     out = {}
     for kind, change in (("normal", {}), ("planted", {"temperature": 0.0, "repetition_penalty": 0.3})):

@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     import pyarrow as pa
     import vllm
 
-    from pipeline.engine import vllm_args
+    from pipeline.engine import config_kv_cache_wins, vllm_args
     from pipeline.logprobs import FOLDER, sidecar, tokenizer_meta
     from pipeline.schema import STREAM
     from pipeline.stages.generate import engine_kwargs
@@ -104,7 +104,8 @@ def main(argv: list[str] | None = None) -> int:
     started = time.time()
     kw = vllm_args(engine_kwargs(cfg.teacher, cfg.generation.modes))
     kw["max_logprobs"] = max(20, args.top_k)
-    llm = vllm.LLM(**kw)
+    with config_kv_cache_wins(kw):
+        llm = vllm.LLM(**kw)
     tok = llm.get_tokenizer()
     try:
         run_folder = os.path.exists(os.path.join(args.input, "summary.json"))

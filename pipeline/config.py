@@ -74,15 +74,16 @@ class EngineConfig(Strict):
     """Sequences decoded at once in one engine."""
     kv_cache_gib: float | None = Field(default=None, gt=0)
     """KV cache per engine in GiB. ``null`` = vLLM's default (a fraction of GPU memory). On CPU
-    set it: otherwise vLLM reserves 92% of the memory node and a second engine cannot start."""
+    set it: otherwise vLLM reserves 92% of the memory node and a second engine cannot start. It
+    wins over the environment's ``VLLM_CPU_KVCACHE_SPACE`` (which vLLM would let override it)."""
     gpu_memory_utilization: float = Field(default=0.9, gt=0, le=1)
     """Fraction of accelerator memory vLLM may use (ignored when ``kv_cache_gib`` is set on CPU)."""
     enforce_eager: bool = False
+    """Skip CUDA-graph capture / compilation (faster start, slower decode)."""
     chunked_prefill: bool | None = None
     """Split long prefills across engine steps. ``null`` = off on device ``cpu`` (vLLM 0.32's CPU
     build kills the engine with "CPU Generator does not use offset" when a seeded request's
     prefill is split), vLLM's default on ``gpu``."""
-    """Skip CUDA-graph capture / compilation (faster start, slower decode)."""
     enable_prefix_caching: bool = True
     trust_remote_code: bool = False
     """Run model code from the checkpoint. Off unless you trust the checkpoint."""

@@ -13,8 +13,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+import os
 from dataclasses import dataclass, replace
 from typing import Any, NamedTuple, Protocol
+
+log = logging.getLogger(__name__)
 
 
 class Completion(NamedTuple):
@@ -117,13 +121,41 @@ def vllm_sampling(params: Params):
     return SamplingParams(**kw)
 
 
+@contextlib.contextmanager
+def config_kv_cache_wins(engine_args: dict):
+    """While an engine is built: a KV cache size from the config (``kv_cache_memory_bytes``, from
+    ``teacher.engine.kv_cache_gib``) is the one the engine gets. vLLM's CPU platform lets the legacy
+    variable ``VLLM_CPU_KVCACHE_SPACE`` override it silently (vllm/platforms/cpu.py, "Legacy
+    setting"); the variable is hidden from the build (and the engine processes it spawns) and put
+    back after. Without a size in the config the variable keeps its meaning.
+
+    >>> import os; os.environ["VLLM_CPU_KVCACHE_SPACE"] = "1"
+    >>> with config_kv_cache_wins({"kv_cache_memory_bytes": 2**29}):
+    ...     "VLLM_CPU_KVCACHE_SPACE" in os.environ
+    False
+    >>> os.environ.pop("VLLM_CPU_KVCACHE_SPACE")
+    '1'
+    """
+    key = "VLLM_CPU_KVCACHE_SPACE"
+    hidden = os.environ.pop(key, None) if "kv_cache_memory_bytes" in engine_args else None
+    if hidden is not None and hidden.strip() != str(engine_args["kv_cache_memory_bytes"] / 2**30).removesuffix(".0"):
+        log.warning("%s=%s is ignored: teacher.engine.kv_cache_gib sets this engine's KV cache (%.2f GiB)",
+                    key, hidden, engine_args["kv_cache_memory_bytes"] / 2**30)
+    try:
+        yield
+    finally:
+        if hidden is not None:
+            os.environ[key] = hidden
+
+
 class VllmEngine:
     """One vLLM ``AsyncLLMEngine`` (engine arguments from ``pipeline.stages.generate.engine_kwargs``)."""
 
     def __init__(self, engine_args: dict):
         import vllm
 
-        self.engine = vllm.AsyncLLMEngine.from_engine_args(vllm.AsyncEngineArgs(**vllm_args(engine_args)))
+        with config_kv_cache_wins(engine_args):
+            self.engine = vllm.AsyncLLMEngine.from_engine_args(vllm.AsyncEngineArgs(**vllm_args(engine_args)))
         self.tokenizer = self.engine.get_tokenizer()
 
     async def complete(self, prompt_ids: list[int], params: Params, request_id: str) -> Completion:

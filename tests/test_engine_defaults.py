@@ -9,6 +9,8 @@ load through the job's own engine arguments for a CPU teacher: it fails if the c
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from pipeline.loading import load_config
@@ -34,19 +36,27 @@ def test_chunked_prefill_is_off_on_cpu_unless_asked_for():
     assert "enable_chunked_prefill" not in engine_kwargs(gpu.teacher, gpu.generation.modes)
 
 
-def test_seeded_long_prompts_in_one_step_budget_do_not_kill_the_cpu_engine():
-    from vllm import LLM
-    from vllm.inputs import TokensPrompt
+def test_seeded_long_prompts_in_one_step_budget_do_not_kill_the_cpu_engine(monkeypatch):
+    """Also: the config's KV cache size is the engine's, though the legacy variable that vLLM's
+    CPU platform lets override it is set (to 1 GiB, the config asks for 0.5)."""
+    import asyncio
 
-    from pipeline.engine import Params, vllm_args, vllm_sampling
+    from pipeline.engine import Params, VllmEngine
 
+    monkeypatch.setenv("VLLM_CPU_KVCACHE_SPACE", "1")
     cfg = cpu_config(extra={"max_num_batched_tokens": 1024})
-    llm = LLM(**vllm_args(engine_kwargs(cfg.teacher, cfg.generation.modes)))
+    engine = VllmEngine(engine_kwargs(cfg.teacher, cfg.generation.modes))
     try:
-        base = llm.get_tokenizer().encode("What is 12+7? " * 60, add_special_tokens=False)
-        prompts = [TokensPrompt(prompt_token_ids=base[: 500 + 5 * i]) for i in range(40)]
-        params = [vllm_sampling(Params(0.6, 0.95, 20, 0.0, 0.0, 1.0, 32, seed=1000 + i)) for i in range(40)]
-        outs = llm.generate(prompts, params, use_tqdm=False)
-        assert len(outs) == 40 and all(o.outputs and o.outputs[0].token_ids for o in outs)
+        assert engine.engine.vllm_config.cache_config.kv_cache_memory_bytes == 2**29
+        assert os.environ["VLLM_CPU_KVCACHE_SPACE"] == "1"  # put back for whatever else reads it
+        base = engine.tokenizer.encode("What is 12+7? " * 60, add_special_tokens=False)
+
+        async def all_of_them():
+            return await asyncio.gather(*(
+                engine.complete(base[: 500 + 5 * i], Params(0.6, 0.95, 20, 0.0, 0.0, 1.0, 32, seed=1000 + i), f"r{i}")
+                for i in range(40)))
+
+        outs = asyncio.run(all_of_them())
+        assert len(outs) == 40 and all(o.token_ids for o in outs)
     finally:
-        llm.llm_engine.engine_core.shutdown()
+        engine.shutdown()
