@@ -5,7 +5,8 @@ Each write task writes its rows as (up to) three Parquet files, one per folder, 
 ``RunFolder``, and returns the ``Tally`` of what it wrote; the driver adds them up
 (``sink.tally``) into the run summary. Each part carries the engine timings of its own rows in
 its Parquet metadata, stamped with this attempt (``Tally.timing_meta``): a resumed run counts the
-engine time of every attempt that committed rows. A row still pending here (a stage lost track
+engine time of every attempt that committed rows, and the engine deaths and replica restarts each
+had seen by its last commit. A row still pending here (a stage lost track
 of it) is written as an error, so nothing disappears.
 """
 
@@ -43,6 +44,7 @@ class SplitParquetSink(Datasink):
         self.logprobs = logprobs  # output.logprobs: (top_k, tokenizer hashes) for the logprobs/ sidecar
         self._rows_per_file = rows_per_file
         self.attempt = time.time() if attempt is None else attempt  # this attempt: its driver's start
+        self.deaths = None  # the replicas' ``suspects.DeathBook``, once the generate stage has made it
         self.tally: Tally = Tally()
 
     @property
@@ -61,11 +63,13 @@ class SplitParquetSink(Datasink):
         unfinished = pc.invert(pc.is_in(table["status"], pa.array(list(FOLDERS))))
         if pc.any(unfinished).as_py():
             table = _mark_unfinished(table, unfinished)
-        total = Tally()
+        total, seen = Tally(), self._deaths_seen()
         for status, folder in FOLDERS.items():
             part = table.filter(pc.equal(table["status"], status))
             if part.num_rows:
                 tally = Tally.of(part).stamped(self.attempt)
+                if seen is not None and tally.attempts:
+                    tally.attempt_deaths = {self.attempt: seen}
                 total.add(tally)
                 total.files += 1
                 schema = SCHEMAS[status]
@@ -82,6 +86,19 @@ class SplitParquetSink(Datasink):
                 # named by its rows: a retried task rewrites its own file, never adds a copy
                 self.folder.write_part(folder, file_name(part), part)
         return total
+
+    def _deaths_seen(self) -> list[int] | None:
+        """[engine deaths, replica restarts] in this attempt so far (None: no book, or it did not answer:
+        the summary then counts this attempt's from the book at the end)."""
+        if self.deaths is None:
+            return None
+        import ray
+
+        try:
+            stats = ray.get(self.deaths.stats.remote(), timeout=10)
+        except Exception:  # noqa: BLE001 - a count is not worth a part
+            return None
+        return [stats["engine_deaths"], stats["replica_restarts"]]
 
     def on_write_complete(self, write_result):
         self.tally = Tally.total(write_result.write_returns)

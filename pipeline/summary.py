@@ -169,16 +169,35 @@ def fuses(generation) -> bool:
     return bool(generation.mix) or any(m.flag or m.turns > 1 for m in generation.modes)
 
 
+def over_attempts(t: Tally, attempt: float, live: dict | None) -> dict:
+    """Engine deaths and replica restarts over every attempt: an earlier one's as its parts recorded
+    them (what its replicas had seen by its last commit), this one's from its replicas' book now.
+    ``live``: this attempt's ``DeathBook.stats`` (or None); the result has its form, and ``by_attempt``.
+
+    >>> t = Tally(attempt_deaths={1.0: [1, 1], 2.0: [0, 0]})
+    >>> s = over_attempts(t, 2.0, {"engine_deaths": 2, "replica_restarts": 1, "engine_cores": {}})
+    >>> s["engine_deaths"], s["replica_restarts"], s["by_attempt"]
+    (3, 2, {1.0: [1, 1], 2.0: [2, 1]})
+    """
+    seen = dict(t.attempt_deaths)
+    if live is not None:
+        now = (live["engine_deaths"], live["replica_restarts"])
+        seen[attempt] = [max(a, b) for a, b in zip(seen.get(attempt, [0, 0]), now)]
+    return {"engine_deaths": sum(v[0] for v in seen.values()), "replica_restarts": sum(v[1] for v in seen.values()),
+            "engine_cores": (live or {}).get("engine_cores", {}), "by_attempt": seen}
+
+
 def build(cfg, inputs: int, per_input: int, run_url: str, t: Tally, wall_s: float,
           replica_stats: dict | None = None) -> dict:
     """The generation run's summary (``summary.json``), without the adaptive block (the run
     adds it with the unsolved file's place). ``replica_stats``: the replicas' restarts and
-    engine deaths in this attempt (``suspects.DeathBook.stats``)."""
+    engine deaths over all attempts (``over_attempts``)."""
     # the engines' window: first request in -> last token out, per attempt, added up (a resumed run
     # counts every attempt that committed rows, never the hours between attempts when none ran)
     window = sum(a.end - a.start for a in t.attempts.values()) if t.attempts else (
         (t.t_last - t.t_first) if t.t_first is not None and t.t_last is not None else None)
     ends = {a: w.end for a, w in t.attempts.items()}
+    by_attempt = (replica_stats or {}).get("by_attempt", {})
     tokens = {k.removesuffix("_tokens"): int(t.tokens.get(k, 0))
               for k in ("prompt_tokens", "thinking_tokens", "answer_tokens", "completion_tokens")}
     return {
@@ -217,9 +236,11 @@ def build(cfg, inputs: int, per_input: int, run_url: str, t: Tally, wall_s: floa
         # each attempt (by its start) that committed rows: its engines' window, requests, tokens; a
         # crash's cost shows as an extra attempt and in the window tokens/s (its lost work is not in the parts)
         "attempts": [{"started": round(a, 3), "engine_window_s": round(w.end - w.start, 2), "requests": w.requests,
-                      "tokens": w.tokens, "busy_s": round(w.busy_s, 2)} for a, w in sorted(t.attempts.items())],
-        # in this attempt (the last): replicas Ray started again (their engine died, or their node went), and
-        # engine deaths the replicas saw
+                      "tokens": w.tokens, "busy_s": round(w.busy_s, 2),
+                      **dict(zip(("engine_deaths", "replica_restarts"), by_attempt.get(a, [0, 0])))}
+                     for a, w in sorted(t.attempts.items())],
+        # over every attempt (an earlier one's as its last commit saw them): replicas Ray started again
+        # (their engine died, or their node went), and engine deaths the replicas saw
         "replica_restarts": (replica_stats or {}).get("replica_restarts", 0),
         "engine_deaths": (replica_stats or {}).get("engine_deaths", 0),
         # per host, CPU engines only: the cores their workers compute on, and the rest of the job's (pipeline.cores)
@@ -294,6 +315,8 @@ def format_summary(s: dict) -> str:
     if len(attempts) > 1:  # resumed: the engine figures above add up every attempt's
         lines.append(f"  attempts  {len(attempts)} committed rows; engines' windows "
                      + ", ".join(f"{a['engine_window_s']:.0f} s" for a in attempts))
+    if s.get("engine_deaths") or s.get("replica_restarts"):
+        lines.append(f"  restarts  {s['engine_deaths']} engine deaths, {s['replica_restarts']} replica restarts")
     if s.get("replica_work"):
         util = s.get("replica_utilization")
         lines.append(f"  replicas  {len(s['replica_work'])} of {s['replicas']} served"

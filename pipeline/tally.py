@@ -142,6 +142,8 @@ class Tally:
     # per attempt (its driver's start time): all its engines as one Window; and each replica's attempt
     attempts: dict = field(default_factory=dict)
     replica_attempt: dict = field(default_factory=dict)
+    # per attempt: [engine deaths, replica restarts] its replicas had seen when a part was committed (the most)
+    attempt_deaths: dict = field(default_factory=dict)
 
     @classmethod
     def of(cls, table: pa.Table) -> "Tally":
@@ -207,14 +209,16 @@ class Tally:
 
         >>> t = Tally(t_first=1.0, t_last=4.0, replicas={"r": Window(1.0, 4.0, 7, 2, [(1.0, 4.0)])})
         >>> t.throughput[("r", 1)] = 7
-        >>> back = Tally.of_timing(t.stamped(0.5).timing_meta())
+        >>> t.stamped(0.5).attempt_deaths = {0.5: [1, 1]}
+        >>> back = Tally.of_timing(t.timing_meta())
         >>> (back.t_first, back.t_last, back.replicas == t.replicas, back.attempts == t.attempts,
-        ...  back.replica_attempt, dict(back.throughput))
-        (1.0, 4.0, True, True, {'r': 0.5}, {('r', 1): 7})
+        ...  back.replica_attempt, dict(back.throughput), back.attempt_deaths)
+        (1.0, 4.0, True, True, {'r': 0.5}, {('r', 1): 7}, {0.5: [1, 1]})
         """
         if not self.attempts:
             return None
         return json.dumps({"attempts": [[a, *w.as_list()] for a, w in self.attempts.items()],
+                           "deaths": [[a, *v] for a, v in self.attempt_deaths.items()],
                            "replicas": [[n, self.replica_attempt.get(n), *w.as_list()] for n, w in self.replicas.items()],
                            "tp_width": self.tp_width,
                            "throughput": [[r, i, n] for (r, i), n in self.throughput.items()]}).encode()
@@ -227,6 +231,7 @@ class Tally:
         t.attempts = {a[0]: Window.of_list(a[1:]) for a in d["attempts"]}
         t.replicas = {r[0]: Window.of_list(r[2:]) for r in d["replicas"]}
         t.replica_attempt = {r[0]: r[1] for r in d["replicas"]}
+        t.attempt_deaths = {a: v for a, *v in d.get("deaths", [])}  # parts written before 2026-12-03 have none
         t.t_first, t.t_last = min(w.start for w in t.attempts.values()), max(w.end for w in t.attempts.values())
         return t
 
@@ -298,6 +303,8 @@ class Tally:
         for attempt, w in other.attempts.items():
             self.attempts.setdefault(attempt, Window(w.start, w.end)).add(w)
         self.replica_attempt.update(other.replica_attempt)
+        for attempt, v in other.attempt_deaths.items():  # counters seen at different commits: the latest is the most
+            self.attempt_deaths[attempt] = [max(a, b) for a, b in zip(self.attempt_deaths.get(attempt, [0, 0]), v)]
         self.t_first = _pick(min, self.t_first, other.t_first)
         self.t_last = _pick(max, self.t_last, other.t_last)
         return self

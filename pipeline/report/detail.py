@@ -217,14 +217,16 @@ def throughput(s: dict) -> str:
         util = s.get("replica_utilization")
         body.append(f'<p class="note">utilization {"-" if util is None else format(util, ".0%")} (busy time over '
                     f'configured replicas x the engines\' window); {esc(s.get("replica_restarts", 0))} replica '
-                    f'restarts, {esc(s.get("engine_deaths", 0))} engine deaths (in the last attempt).</p>')
+                    f'restarts, {esc(s.get("engine_deaths", 0))} engine deaths (over all attempts).</p>')
     attempts = s.get("attempts") or []
     if len(attempts) > 1:  # a resumed run: the engine figures add up every attempt that committed rows
         body.append("<p class=\"note\">Attempts that committed generated rows (the engines' window is the sum of "
                     "theirs; the time between attempts is not counted):</p>" + table(
-                        ["started (UTC)", "engines' window s", "requests", "tokens", "busy s"],
+                        ["started (UTC)", "engines' window s", "requests", "tokens", "busy s", "engine deaths",
+                         "replica restarts"],
                         [[esc(time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(a["started"]))), esc(a["engine_window_s"]),
-                          esc(a["requests"]), esc(a["tokens"]), esc(a["busy_s"])] for a in attempts]))
+                          esc(a["requests"]), esc(a["tokens"]), esc(a["busy_s"]), esc(a.get("engine_deaths", "-")),
+                          esc(a.get("replica_restarts", "-"))] for a in attempts]))
     return section("throughput", "Throughput over time", "".join(body))
 
 

@@ -89,12 +89,15 @@ def run(cfg: JobConfig, p: RunPlan | None = None, engine_factory=None) -> dict:
         ctx = Context(cfg, p, done, ledger, deadline, earlier, engine_factory)
         # restored: isolate_cores moves the driver off the engines' cores (pipeline.cores); it may start others after
         with restored(), progress.shown(ctx, p.expected_samples, len(done) * p.samples_per_input):
-            chain(read_input(p.files, cfg.input.limit), GENERATION, ctx).write_datasink(sink)
+            ds = chain(read_input(p.files, cfg.input.limit), GENERATION, ctx)
+            sink.deaths = ctx.shared.get("deaths")  # made with the generate stage
+            ds.write_datasink(sink)
         folder.reconcile(None)  # a write task Ray retried may have left a second copy: drop it
         kept_logprobs = settle(folder) if cfg.output.logprobs else None  # logprobs/: the accepted samples'
         t = Tally.of_committed(folder)  # every attempt's rows, and engine timings (in the parts' metadata)
         stats = call(ctx.shared["deaths"], "stats") if "deaths" in ctx.shared else None
-        summary = summaries.build(cfg, p.inputs, p.samples_per_input, p.run_url, t, time.time() - started, stats)
+        summary = summaries.build(cfg, p.inputs, p.samples_per_input, p.run_url, t, time.time() - started,
+                                  summaries.over_attempts(t, started, stats))
         summary["resumed"] = {"prompts_kept": len(done), "rows_dropped": dropped} if state == "resume" else None
         summary["fingerprint"] = fp
         if kept_logprobs is not None:
