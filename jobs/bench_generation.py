@@ -59,15 +59,12 @@ def _sampling(row: dict) -> dict:
 
 
 def _bare_engine(cfg, requests, barrier, results) -> None:
-    from vllm import LLM
     from vllm.inputs import TokensPrompt
 
-    from pipeline.engine import config_kv_cache_wins, request_params, vllm_args, vllm_sampling
+    from pipeline.engine import offline_llm, request_params, vllm_sampling
     from pipeline.stages.generate import engine_kwargs
 
-    kw = vllm_args(engine_kwargs(cfg.teacher, cfg.generation.modes))
-    with config_kv_cache_wins(kw):
-        llm = LLM(**kw)
+    llm = offline_llm(engine_kwargs(cfg.teacher, cfg.generation.modes))
     prompts = [TokensPrompt(prompt_token_ids=r["prompt_token_ids"]) for r in requests]
     params = [vllm_sampling(request_params(r)) for r in requests]
     barrier.wait()

@@ -11,18 +11,15 @@ import time
 def _loops_on_the_engine(cfg, requests, results) -> None:
     """In a fresh process, one engine: the same requests with and without ``generation.stop_loops``,
     as sampled (normal samples) and planted to loop (greedy, repetition penalty 0.3)."""
-    from vllm import LLM
     from vllm.inputs import TokensPrompt
 
-    from pipeline.engine import config_kv_cache_wins, request_params, vllm_args, vllm_sampling
+    from pipeline.engine import offline_llm, request_params, vllm_sampling
     from pipeline.modes import StopLoops
     from pipeline.stages.generate import engine_kwargs
 
     d = StopLoops()
     stop = (d.min_tokens, d.max_tokens, d.repeats)
-    kw = vllm_args(engine_kwargs(cfg.teacher, cfg.generation.modes))
-    with config_kv_cache_wins(kw):
-        llm = LLM(**kw)
+    llm = offline_llm(engine_kwargs(cfg.teacher, cfg.generation.modes))
     prompts = [TokensPrompt(prompt_token_ids=r["prompt_token_ids"]) for r in requests]
     out = {}
     for kind, change in (("normal", {}), ("planted", {"temperature": 0.0, "repetition_penalty": 0.3})):

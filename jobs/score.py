@@ -94,18 +94,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {args.output} already holds a score; choose another --output", file=sys.stderr)
         return 2
     import pyarrow as pa
-    import vllm
 
-    from pipeline.engine import config_kv_cache_wins, vllm_args
+    from pipeline.engine import offline_llm
     from pipeline.logprobs import FOLDER, sidecar, tokenizer_meta
     from pipeline.schema import STREAM
     from pipeline.stages.generate import engine_kwargs
 
     started = time.time()
-    kw = vllm_args(engine_kwargs(cfg.teacher, cfg.generation.modes))
+    kw = engine_kwargs(cfg.teacher, cfg.generation.modes)
     kw["max_logprobs"] = max(20, args.top_k)
-    with config_kv_cache_wins(kw):
-        llm = vllm.LLM(**kw)
+    llm = offline_llm(kw)
     tok = llm.get_tokenizer()
     try:
         run_folder = os.path.exists(os.path.join(args.input, "summary.json"))

@@ -127,7 +127,7 @@ def config_kv_cache_wins(engine_args: dict):
     ``teacher.engine.kv_cache_gib``) is the one the engine gets. vLLM's CPU platform lets the legacy
     variable ``VLLM_CPU_KVCACHE_SPACE`` override it silently (vllm/platforms/cpu.py, "Legacy
     setting"); the variable is hidden from the build (and the engine processes it spawns) and put
-    back after. Without a size in the config the variable keeps its meaning.
+    back after, with a warning that names it. Without a size in the config it keeps its meaning.
 
     >>> import os; os.environ["VLLM_CPU_KVCACHE_SPACE"] = "1"
     >>> with config_kv_cache_wins({"kv_cache_memory_bytes": 2**29}):
@@ -138,7 +138,7 @@ def config_kv_cache_wins(engine_args: dict):
     """
     key = "VLLM_CPU_KVCACHE_SPACE"
     hidden = os.environ.pop(key, None) if "kv_cache_memory_bytes" in engine_args else None
-    if hidden is not None and hidden.strip() != str(engine_args["kv_cache_memory_bytes"] / 2**30).removesuffix(".0"):
+    if hidden:
         log.warning("%s=%s is ignored: teacher.engine.kv_cache_gib sets this engine's KV cache (%.2f GiB)",
                     key, hidden, engine_args["kv_cache_memory_bytes"] / 2**30)
     try:
@@ -146,6 +146,15 @@ def config_kv_cache_wins(engine_args: dict):
     finally:
         if hidden is not None:
             os.environ[key] = hidden
+
+
+def offline_llm(engine_args: dict):
+    """vLLM's ``LLM`` over engine arguments of ``engine_kwargs`` (for jobs that batch without the
+    pipeline: scoring, the benchmarks' bare side), with the config's KV cache size."""
+    from vllm import LLM
+
+    with config_kv_cache_wins(engine_args):
+        return LLM(**vllm_args(engine_args))
 
 
 class VllmEngine:
