@@ -68,15 +68,22 @@ class RunFolder:
 
         return fsspec.core.url_to_fs(self.url)
 
-    def claim(self, overwrite: bool) -> None:
-        """A folder for a run without identity (the filter job): refuse a used folder, or empty it
-        with ``overwrite``."""
+    def claim(self, overwrite: bool, job: str = "filter") -> None:
+        """A folder for a run without identity (the filter job): refuse a used folder; with
+        ``overwrite`` start over one that holds a thinkmill run (its ``run.json``), and refuse any
+        other non-empty folder, naming it: a job deletes only what thinkmill wrote. The folder is
+        then marked as this job's run (``run.json``), so a later ``--overwrite`` may start it over."""
         fs, root = self._fs
         if fs.exists(root) and fs.ls(root):
             if not overwrite:
-                raise OutputError(f"output: {self.url} already holds a run; choose another output.run_id "
-                                  f"or set output.overwrite=true")
+                raise OutputError(f"output: {self.url} already holds files; choose another output folder, or "
+                                  f"--overwrite to start over a thinkmill run there")
+            if not fs.exists(f"{root}/run.json"):
+                raise OutputError(f"output: {self.url} holds files but no run.json: it is not a thinkmill run "
+                                  f"folder, so --overwrite does not delete it; choose another output folder")
+            self._check_lock()
             fs.rm(root, recursive=True)
+        self._start({"job": job})
 
     def open(self, identity: dict, overwrite: bool) -> str:
         """What this job does here: ``new``, ``resume`` or ``complete``; or ``OutputError``.

@@ -72,3 +72,32 @@ def test_filter_job_refuses_a_bad_config(tmp_path, capsys):
     cfg.write_text("filters: {order: [format, spelling]}\n")
     assert main(["--config", str(cfg), "--input", "x.jsonl", "--output", str(tmp_path / "o")]) == 2
     assert "filters.order.1" in capsys.readouterr().err
+
+
+def test_filter_job_overwrites_only_a_thinkmill_run(tmp_path, capsys):
+    """``--overwrite`` starts over a folder that holds a thinkmill run, and refuses any other
+    non-empty folder, naming it and deleting nothing (no Ray needed: the folder is claimed first)."""
+    from jobs.filter import main
+    from pipeline.run_folder import RunFolder
+
+    cfg = tmp_path / "f.yaml"
+    cfg.write_text("dialect: qwen3\n")
+    (tmp_path / "x.jsonl").write_text(json.dumps(ROWS[0][0]) + "\n")
+    theirs = tmp_path / "photos"
+    theirs.mkdir()
+    (theirs / "holiday.jpg").write_bytes(b"\xff\xd8 not ours")
+    assert main(["--config", str(cfg), "--input", str(tmp_path / "x.jsonl"), "--output", str(theirs),
+                 "--overwrite"]) == 2
+    err = capsys.readouterr().err
+    assert str(theirs) in err and "not a thinkmill run folder" in err, err
+    assert (theirs / "holiday.jpg").read_bytes() == b"\xff\xd8 not ours"
+
+    ours = tmp_path / "rejudged"
+    RunFolder(str(ours)).claim(overwrite=False)  # a filter job's folder is marked as a thinkmill run
+    (ours / "accepted").mkdir()
+    (ours / "accepted" / "part-0.parquet").write_bytes(b"old")
+    assert main(["--config", str(cfg), "--input", str(tmp_path / "x.jsonl"), "--output", str(ours)]) == 2
+    assert "--overwrite" in capsys.readouterr().err  # without it a used folder is refused
+    RunFolder(str(ours)).claim(overwrite=True)
+    assert sorted(p.name for p in ours.iterdir()) == ["run.json"]
+    assert json.loads((ours / "run.json").read_text())["identity"] == {"job": "filter"}
