@@ -9,11 +9,74 @@ True
 'empty_thinking'
 >>> f.check(Sample("<think>\\nhmm\\n</think>\\n\\n4", thinking_expected=False)).reason
 'thinking_in_no_think'
+
+Without a finish reason (a sample from elsewhere, re-judged with ``jobs.filter``) a cut-off answer
+is recognised from its text (``cut_off``): its last line stops inside a word of a sentence, or
+leaves a bracket, a bold marker or a code block open, or ends on ``,`` / ``=``.
+
+>>> f.check(Sample("<think>\\nw\\n</think>\\n\\nSo the answer is \\\\boxed{\\\\dfrac", True)).reason
+'cut_off'
+>>> f.check(Sample("<think>\\nw\\n</think>\\n\\nLight both ends of rope A and one end of", True)).detail
+"the answer's last line stops mid-sentence: 'Light both ends of rope A and one end of'"
+>>> f.check(Sample("<think>\\nw\\n</think>\\n\\n**Réponse :** 120 km", True)).passed
+True
 """
 
 from __future__ import annotations
 
+import re
+
 from .base import Filter, Sample, Verdict, register
+from .text import shorten
+
+_FENCE = re.compile(r"^[ \t]*(?:```|~~~)", re.MULTILINE)
+# a line that closes a sentence: punctuation, a closing bracket or quote, an emoji
+_CLOSES = re.compile(r"[.!?。！？…」』）)\]】]$|[\U0001F300-\U0001FAFF\u2600-\u27BF]$")
+_PAIRS = {"(": ")", "[": "]", "{": "}"}
+
+
+def _opened_near_end(line: str, near: int = 20) -> bool:
+    """Whether ``line`` leaves a bracket open that it opened in its last ``near`` characters (one
+    opened far earlier and never closed is a teacher's typo, not a cut)."""
+    stack = []
+    for i, ch in enumerate(line):
+        if ch in _PAIRS:
+            stack.append((ch, i))
+        elif stack and ch == _PAIRS[stack[-1][0]]:
+            stack.pop()
+    return bool(stack) and stack[-1][1] >= len(line) - near
+
+
+def cut_off(answer: str) -> str | None:
+    """Why ``answer`` looks cut off where it stands (the generation stopped mid-way), or None.
+
+    >>> cut_off("Dima walked 5 km in 5/6 h, so v = 5 km / (5"), cut_off("it is safer to go with")
+    ("the answer's last line leaves a bracket open: 'Dima walked 5 km in 5/6 h, so v = 5 km / (5'", "the answer's last line stops mid-sentence: 'it is safer to go with'")
+    >>> cut_off("Answer: 1 m 72 cm"), cut_off("The total is **60 minutes**."), cut_off("答案是 12")
+    (None, None, None)
+    """
+    text = answer.rstrip()
+    if not text:
+        return None
+    fences = list(_FENCE.finditer(text))
+    if len(fences) % 2:  # a code block opened and never closed, and no sentence after it
+        after = text[fences[-1].end():].splitlines()[1:]
+        if not any(_CLOSES.search(x.strip().rstrip("*_ \t")) for x in after if x.strip()):
+            return "the answer ends inside a code block that is never closed"
+    last = text.splitlines()[-1].strip()
+    if _opened_near_end(last):
+        return f"the answer's last line leaves a bracket open: {shorten(last[-80:])!r}"
+    if last.count("**") % 2 and last.rfind("**") >= len(last) - 30:
+        return f"the answer's last line leaves a bold marker open: {shorten(last[-80:])!r}"
+    if last.endswith((",", "=", "+")):
+        return f"the answer's last line ends on {last[-1]!r}: {shorten(last[-80:])!r}"
+    # a sentence of words cut inside a word: a lower-case letter ends a line of 4+ words whose last
+    # three are words (not "1 m 72 cm", "120 km": a unit after a number ends many finished answers)
+    words = last.split()
+    if (last[-1].isalpha() and last[-1].islower() and len(words) >= 4 and "\\boxed" not in last
+            and not any(ch.isdigit() for w in words[-3:] for ch in w)):
+        return f"the answer's last line stops mid-sentence: {shorten(last[-80:])!r}"
+    return None
 
 
 @register
@@ -53,4 +116,6 @@ class FormatFilter(Filter):
                                detail=f"no-think mode but the think block holds {len(split.thinking)} chars")
         if not split.answer.strip():
             return self.reject("empty_answer", detail="nothing after the think block")
+        if s.finish_reason is None and (why := cut_off(split.answer)):  # no engine said how it ended
+            return self.reject("cut_off", detail=why)
         return self.ok()
