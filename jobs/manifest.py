@@ -1,4 +1,5 @@
-"""Rebuild and show the manifest of an output root: every completed run and its accepted files.
+"""Rebuild and show the manifest of an output root: every run no job is writing (completed, or
+unfinished and marked so) and its accepted files.
 
 Usage:
     python -m jobs.manifest OUTPUT_PATH [--json]
@@ -26,10 +27,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", action="store_true", help="print the manifest itself")
     args = ap.parse_args(argv)
 
-    from pipeline.catalog import MANIFEST, completed_runs, write_manifest
+    from pipeline.catalog import MANIFEST, runs, write_manifest
 
-    if not completed_runs(args.path):
-        print(f"error: no completed thinkmill run under {args.path}", file=sys.stderr)
+    if not runs(args.path):
+        print(f"error: no thinkmill run (completed, or unfinished and not running) under {args.path}", file=sys.stderr)
         return 2
     m = write_manifest(args.path)
     if args.json:
@@ -37,7 +38,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     for r in m["runs"]:
         print(f"{r['run_id']:<28} {r['accepted']:>9} accepted in {len(r['files']):>4} file(s), "
-              f"{r['earlier_prompts']} prompts left to earlier runs, fingerprint {r['fingerprint']}")
+              f"{r['earlier_prompts']} prompts left to earlier runs, fingerprint {r['fingerprint']}"
+              + (" (unfinished: its committed samples)" if r.get("unfinished") else ""))
     print(f"{len(m['accepted'])} accepted file(s) in {args.path.rstrip('/')}/{MANIFEST}")
     return 0
 

@@ -8,15 +8,21 @@ them (``pipeline.run_folder`` looks inside one):
   the same samples of a prompt: the same sample ids and seeds. Speed settings, the input's
   location, the output section and the filters are not in it (the filters judge samples; to
   re-judge, run ``jobs.filter``).
-- ``earlier_prompts``: the prompts that completed runs with a fingerprint generated, and which
-  run holds each (the oldest). An incremental run (``output.incremental``) skips them, each with
-  one ``earlier/`` row. A prompt counts as generated when a completed run holds any of its
-  samples other than transient errors (an engine error, a timeout); a prompt whose samples were
-  all transient errors is generated again. So no sample id is in two runs' ``accepted/``.
-- ``write_manifest``: ``manifest.json``, rebuilt from the completed runs' folders each time (so
-  it can never drift from them), written atomically: every completed run, its counts and its
-  accepted files, and ``accepted``, every accepted file to date, for one
-  ``datasets.load_dataset("parquet", data_files=manifest["accepted"])``.
+- ``runs``: the runs an output root holds that no job is writing now: every completed run and
+  every unfinished one (stopped at its deadline, failed for good, killed or abandoned) whose lock
+  is gone or stale (``pipeline.run_folder``). A run whose lock is held and fresh is still running
+  and is not counted.
+- ``earlier_prompts``: the prompts those runs with a fingerprint generated, and which run holds
+  each (the oldest). An incremental run (``output.incremental``) skips them, each with one
+  ``earlier/`` row. A prompt counts as generated when a run holds any of its committed samples
+  other than transient errors (an engine error, a timeout); a prompt whose samples were all
+  transient errors is generated again. So no sample id is in two runs' ``accepted/``: a night
+  that did not finish is neither redone by the next night nor lost, and when it is resumed later
+  it skips, in turn, what the nights after it generated (a resume recomputes ``earlier``).
+- ``write_manifest``: ``manifest.json``, rebuilt from the runs' folders each time (so it can never
+  drift from them), written atomically: every run (an unfinished one marked ``"unfinished":
+  true``), its counts and its accepted files, and ``accepted``, every accepted file to date, for
+  one ``datasets.load_dataset("parquet", data_files=manifest["accepted"])``.
 
 Two runs finishing at once under one path both rebuild the manifest; each lists the runs again
 after writing and writes once more if the list changed, so the last writer's manifest holds
@@ -79,14 +85,14 @@ def _without_unused_forcing(generation: dict | None) -> dict | None:
 
 @dataclass(frozen=True)
 class RunEntry:
-    """A completed run under the output root."""
+    """A run under the output root that no job is writing now."""
 
     run_id: str
     url: str           # the run folder
     fingerprint: str
     created: float
-    summary: dict
-
+    summary: dict      # ``summary.json``; an unfinished run's ``summary.partial.json`` if it wrote one, else {}
+    finished: bool = True
 
 def _fs(url: str):
     import fsspec
@@ -102,26 +108,43 @@ def _url(fs, path: str) -> str:
     return path if protocol in ("file", "local") else fs.unstrip_protocol(path)
 
 
-def completed_runs(root_url: str) -> list[RunEntry]:
-    """Every completed thinkmill run directly under ``root_url``, oldest first."""
+def runs(root_url: str, unfinished: bool = True) -> list[RunEntry]:
+    """Every thinkmill generation run directly under ``root_url`` that no job is writing now,
+    oldest first: the completed ones and (``unfinished``) those that stopped before completing
+    and whose lock is gone or stale."""
+    from .run_folder import RunFolder
+
     fs, root = _fs(root_url)
     if not fs.exists(root):
         return []
     out = []
-    for path in fs.glob(f"{root}/*/summary.json"):
+    for path in fs.glob(f"{root}/*/run.json"):
         folder = path.rsplit("/", 1)[0]
         try:
-            with fs.open(f"{folder}/run.json", "r") as f:
-                run = json.load(f)
             with fs.open(path, "r") as f:
-                summary = json.load(f)
+                run = json.load(f)
+            finished = fs.exists(f"{folder}/summary.json")
+            if not finished and not unfinished:
+                continue
+            summary = {}
+            for name in ("summary.json",) if finished else ("summary.partial.json",):
+                if fs.exists(f"{folder}/{name}"):
+                    with fs.open(f"{folder}/{name}", "r") as f:
+                        summary = json.load(f)
         except (FileNotFoundError, json.JSONDecodeError, UnicodeDecodeError):
             continue  # not a thinkmill run, or one being replaced
-        if not run.get("thinkmill_run") or "identity" not in run:
-            continue
+        if not run.get("thinkmill_run") or "config" not in run.get("identity", {}):
+            continue  # not a generation run (the filter job's folders have no config identity)
+        if not finished and RunFolder(_url(fs, folder)).running():
+            continue  # still being written: what it holds is not settled
         out.append(RunEntry(folder.rsplit("/", 1)[-1], _url(fs, folder), fingerprint(run["identity"]["config"]),
-                            run.get("created", 0.0), summary))
+                            run.get("created", 0.0), summary, finished))
     return sorted(out, key=lambda r: (r.created, r.run_id))
+
+
+def completed_runs(root_url: str) -> list[RunEntry]:
+    """Every completed thinkmill run directly under ``root_url``, oldest first."""
+    return runs(root_url, unfinished=False)
 
 
 class Earlier:
@@ -178,27 +201,40 @@ def generated_prompts(run_url: str) -> np.ndarray:
 
 
 def earlier_prompts(root_url: str, fp: str, this_run: str) -> tuple[Earlier, list[str]]:
-    """The prompts completed runs under ``root_url`` with fingerprint ``fp`` (other than
-    ``this_run``) generated, and those runs' ids (oldest first)."""
-    runs = [r for r in completed_runs(root_url) if r.fingerprint == fp and r.run_id != this_run]
-    return Earlier.merge([(r.run_id, generated_prompts(r.url)) for r in runs]), [r.run_id for r in runs]
+    """The prompts the runs under ``root_url`` with fingerprint ``fp`` (other than ``this_run``;
+    completed, or unfinished and not running) generated, and those runs' ids (oldest first)."""
+    found = [r for r in runs(root_url) if r.fingerprint == fp and r.run_id != this_run]
+    return Earlier.merge([(r.run_id, generated_prompts(r.url)) for r in found]), [r.run_id for r in found]
+
+
+def _rows(fs, paths: list[str]) -> int:
+    import pyarrow.parquet as pq
+
+    total = 0
+    for p in paths:
+        with fs.open(p, "rb") as f:
+            total += pq.ParquetFile(f).metadata.num_rows
+    return total
 
 
 def build_manifest(root_url: str) -> dict:
     fs, root = _fs(root_url)
-    runs, accepted = [], []
-    for r in completed_runs(root_url):
+    entries, accepted = [], []
+    for r in runs(root_url):
         files = sorted(fs.glob(f"{root}/{r.run_id}/accepted/*.parquet"))
         s = r.summary
-        runs.append({
+        entry = {
             "run_id": r.run_id, "fingerprint": r.fingerprint, "teacher": s.get("teacher"),
             "created": r.created, "accepted": s.get("accepted"),
             "rejected": (s.get("rejected") or {}).get("total"), "errors": (s.get("errors") or {}).get("total"),
             "earlier_prompts": (s.get("earlier") or {}).get("prompts", 0),
             "files": [p[len(root) + 1:] for p in files],  # relative to the root
-        })
+        }
+        if not r.finished:  # its committed samples, counted from the files (a partial summary may be older)
+            entry.update(unfinished=True, accepted=_rows(fs, files))
+        entries.append(entry)
         accepted += [_url(fs, p) for p in files]
-    return {"thinkmill_manifest": 1, "path": _url(fs, root), "runs": runs, "accepted": accepted}
+    return {"thinkmill_manifest": 1, "path": _url(fs, root), "runs": entries, "accepted": accepted}
 
 
 def write_manifest(root_url: str, rounds: int = 5) -> dict:

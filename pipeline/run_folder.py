@@ -131,6 +131,15 @@ class RunFolder:
             return json.load(f)
 
     # -- the lock: one job writes a run folder at a time -----------------------------------------
+    def running(self) -> bool:
+        """Whether a live job holds this folder's lock (see ``_alive``)."""
+        fs, root = self._fs
+        try:
+            with fs.open(f"{root}/_lock", "r") as f:
+                return _alive(json.load(f))
+        except (FileNotFoundError, json.JSONDecodeError):
+            return False
+
     def _check_lock(self) -> None:
         fs, root = self._fs
         try:

@@ -70,6 +70,16 @@ def make_run(root, run_id: str, cfg: dict, accepted=(), errors=(), complete=True
     return folder
 
 
+def lock(folder, fresh: bool) -> None:
+    """A lock as a job on another host leaves it: refreshed just now, or long ago (stale)."""
+    import time
+
+    from pipeline.run_folder import LOCK_STALE_S
+
+    when = time.time() - (0 if fresh else 10 * LOCK_STALE_S)
+    (folder / "_lock").write_text(json.dumps({"host": "another-host", "pid": 1, "started": when, "refreshed": when}))
+
+
 @pytest.fixture
 def history(tmp_path):
     """Three nights and a stranger under one output root."""
@@ -80,8 +90,14 @@ def history(tmp_path):
              errors=[("p2", 0, "engine_error"), ("p2", 1, "request_timeout"), ("p3", 1, "engine_error"),
                      ("p6", 0, "prompt_too_long"), ("p6", 1, "prompt_too_long")], created=1)
     make_run(tmp_path, "night-2", cfg, accepted=[("p1", 0), ("p4", 0), ("p4", 1)], created=2)
-    make_run(tmp_path, "night-3", cfg, accepted=[("p5", 0), ("p5", 1)], complete=False, created=3)  # running
+    make_run(tmp_path, "night-3", cfg, accepted=[("p5", 0), ("p5", 1)], complete=False, created=3)  # running:
+    lock(tmp_path / "night-3", fresh=True)  # its lock is held and fresh, so what it holds is not settled
     make_run(tmp_path, "other-teacher", config(**{"generation.seed": 9}), accepted=[("p7", 0), ("p7", 1)], created=4)
+    # night-5 stopped before completing (its deadline, a failure, a kill) and nobody resumed it: p8 whole,
+    # p9 half committed. Its lock went stale; night-6 never took one (killed before it wrote anything)
+    make_run(tmp_path, "night-5", cfg, accepted=[("p8", 0), ("p8", 1), ("p9", 0)], complete=False, created=5)
+    lock(tmp_path / "night-5", fresh=False)
+    make_run(tmp_path, "night-6", cfg, accepted=[("p10", 0)], complete=False, created=6)
     (tmp_path / "notes").mkdir()
     (tmp_path / "notes" / "summary.json").write_text("{}")  # not a run: no run.json
     return tmp_path, catalog.fingerprint(cfg)
@@ -90,10 +106,16 @@ def history(tmp_path):
 def test_earlier_prompts_are_those_completed_runs_with_the_same_fingerprint_made(history):
     root, fp = history
     earlier, runs = catalog.earlier_prompts(str(root), fp, this_run="night-4")
-    assert runs == ["night-1", "night-2"]
-    got = {p: earlier.run_of(p) for p in ("p1", "p2", "p3", "p4", "p5", "p6", "p7")}
+    assert runs == ["night-1", "night-2", "night-5", "night-6"]  # not night-3: it is still running
+    got = {p: earlier.run_of(p) for p in ("p1", "p2", "p3", "p4", "p5", "p6", "p7", "p8", "p9", "p10")}
     assert got == {"p1": "night-1", "p2": None, "p3": "night-1", "p4": "night-2", "p5": None, "p6": "night-1",
-                   "p7": None}
+                   "p7": None, "p8": "night-5", "p9": "night-5", "p10": "night-6"}
+    # resumed later, an unfinished night skips what the nights after it generated, and never its own
+    again = catalog.earlier_prompts(str(root), fp, this_run="night-5")[0]
+    assert (again.run_of("p4"), again.run_of("p10"), again.run_of("p8")) == ("night-2", "night-6", None)
+    # once night-3's lock goes stale (its job died), its prompts count too
+    lock(root / "night-3", fresh=False)
+    assert catalog.earlier_prompts(str(root), fp, this_run="night-4")[0].run_of("p5") == "night-3"
     # a run never skips its own prompts as earlier (its resume does that)
     assert catalog.earlier_prompts(str(root), fp, this_run="night-2")[0].run_of("p4") is None
 
@@ -103,17 +125,20 @@ def test_the_manifest_lists_completed_runs_and_every_accepted_file(history):
 
     root, fp = history
     m = catalog.write_manifest(str(root))
-    assert [r["run_id"] for r in m["runs"]] == ["night-1", "night-2", "other-teacher"]
-    assert [r["fingerprint"] == fp for r in m["runs"]] == [True, True, False]
+    assert [r["run_id"] for r in m["runs"]] == ["night-1", "night-2", "other-teacher", "night-5", "night-6"]
+    assert [r["fingerprint"] == fp for r in m["runs"]] == [True, True, False, True, True]
+    assert [(r.get("unfinished", False), r["accepted"]) for r in m["runs"]][-2:] == [(True, 3), (True, 1)]
     assert json.loads((root / "manifest.json").read_text())["accepted"] == m["accepted"]
     assert not list(root.glob(".manifest.json*"))  # written aside and moved: no leftovers
     ds = datasets.load_dataset("parquet", data_files=m["accepted"], split="train")
-    assert sorted(ds["sample_id"]) == ["p1-0", "p1-0", "p1-1", "p3-0", "p4-0", "p4-1", "p7-0", "p7-1"]
+    assert sorted(ds["sample_id"]) == ["p1-0", "p1-0", "p1-1", "p10-0", "p3-0", "p4-0", "p4-1", "p7-0", "p7-1",
+                                       "p8-0", "p8-1", "p9-0"]
     # rebuilt from the folders: a run deleted since is gone from it
     import shutil
 
     shutil.rmtree(root / "night-2")
-    assert [r["run_id"] for r in catalog.write_manifest(str(root))["runs"]] == ["night-1", "other-teacher"]
+    assert [r["run_id"] for r in catalog.write_manifest(str(root))["runs"]] == ["night-1", "other-teacher", "night-5",
+                                                                               "night-6"]
 
 
 def test_the_manifest_cli_rebuilds_it_and_refuses_a_root_without_runs(history, tmp_path_factory, capsys):
@@ -124,7 +149,7 @@ def test_the_manifest_cli_rebuilds_it_and_refuses_a_root_without_runs(history, t
     assert main([str(root)]) == 0
     assert "night-1" in capsys.readouterr().out and (root / "manifest.json").exists()
     assert main([str(tmp_path_factory.mktemp("empty"))]) == 2
-    assert "no completed thinkmill run" in capsys.readouterr().err
+    assert "no thinkmill run" in capsys.readouterr().err
 
 
 def test_prepare_turns_an_earlier_prompt_into_one_row_and_still_claims_its_id(tiny_tokenizer):

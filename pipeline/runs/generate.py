@@ -7,8 +7,9 @@ sweep, the unsolved prompts of an adaptive run.
 
 Re-running the same command after a crash resumes: the prompts already committed are kept and
 skipped, half-written ones are redone (``pipeline.committed``). With ``output.incremental`` the
-prompts that completed runs under the same output path generated with the same settings are
-skipped too (``pipeline.catalog``); a completed run rebuilds the output root's ``manifest.json``.
+prompts that other runs under the same output path (completed, or unfinished and not running)
+generated with the same settings are skipped too (``pipeline.catalog``); every run that ends,
+completed or not, rebuilds the output root's ``manifest.json``.
 """
 
 from __future__ import annotations
@@ -59,7 +60,6 @@ def run(cfg: JobConfig, p: RunPlan | None = None, engine_factory=None) -> dict:
     already complete is not run again: its summary comes back with ``"already_complete": true``.
     ``engine_factory``: the replicas' engines are made by it, not vLLM (the benchmarks' stand-in,
     ``pipeline.simulate``)."""
-    from ..budget_report import plot_png
     from ..logprobs import settle
     from ..sink import SplitParquetSink
 
@@ -108,18 +108,26 @@ def run(cfg: JobConfig, p: RunPlan | None = None, engine_factory=None) -> dict:
             # not complete: no summary.json (a re-run resumes); what it got to, for the log
             summary["deadline_reached"] = True
             folder.write_bytes("summary.partial.json", json.dumps(summary, indent=1).encode())
-            return summary
-        if any(m.sweep or m.forces_thinking for m in cfg.generation.modes):  # plot it beside the data
-            summary["budget_plot"] = folder.write_bytes(
-                "budget_report.png", plot_png(summary["budget_report"], f"thinking control: {summary['teacher']}"))
-        if cfg.generation.adaptive:
-            summary["adaptive"] = adaptive(cfg, folder)
-        # report.html beside summary.json, rendered from it (a report that cannot be made is a warning)
-        summary["report"] = report.write(folder, summary, report.resolved_config(cfg))
-        write_card(cfg, folder, summary)
-        folder.finish(summary)
+        else:
+            complete(cfg, folder, summary)
+    # after the lock is gone: an unfinished run's committed samples are in the manifest too (marked so)
     catalog.write_manifest(cfg.output.path)
     return summary
+
+
+def complete(cfg: JobConfig, folder: RunFolder, summary: dict) -> None:
+    """What a completed run writes beside its data, and ``summary.json`` last."""
+    from ..budget_report import plot_png
+
+    if any(m.sweep or m.forces_thinking for m in cfg.generation.modes):  # plot it beside the data
+        summary["budget_plot"] = folder.write_bytes(
+            "budget_report.png", plot_png(summary["budget_report"], f"thinking control: {summary['teacher']}"))
+    if cfg.generation.adaptive:
+        summary["adaptive"] = adaptive(cfg, folder)
+    # report.html beside summary.json, rendered from it (a report that cannot be made is a warning)
+    summary["report"] = report.write(folder, summary, report.resolved_config(cfg))
+    write_card(cfg, folder, summary)
+    folder.finish(summary)
 
 
 def logprob_settings(cfg: JobConfig) -> tuple[int, dict] | None:
