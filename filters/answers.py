@@ -15,6 +15,15 @@ Methods (chosen per source or per row; ``auto`` by default, from the reference):
   otherwise undecided, not wrong (free text cannot be compared mechanically), except a yes/no or
   true/false reference answered with the opposite.
 
+Under ``auto`` also: a reference that is one ``\text{}`` is its text; a letter with its value
+(``(b) 1392``) accepts either; a list reference is met by the answer's last list of as many numbers
+(``list_equal``); numbered short parts (``1. left 2. north-east``) are read per numbered section, a
+closed-class part (compass points, left / right) from the first sentence that names one
+(``parts_equal``); a negated Japanese ``-te iru`` reference against the answer's last use of the verb
+(``polarity_equal``); a number stated in two units (``compound_equal``) or as the one value of a
+sentence that restates the prompt's givens (``new_number_equal``); an arithmetic-expression
+reference whose expression the answer states is never wrong for a slip in evaluating it.
+
 A comparison returns ``True`` / ``False``, or ``None`` when it cannot be decided.
 
 >>> kind("C"), kind("1,210"), kind(r"\frac{3}{4}"), kind(r"\sqrt{2}"), kind("Nitrogen")
@@ -33,33 +42,53 @@ import unicodedata
 
 from typing import Literal
 
-from .extract import final_span, letter, main_number, numbers, options, plain, same_number
+from .answer_forms import (_ARITHMETIC, compound_equal, list_equal, new_number_equal, parts_equal, polarity_equal,
+                           ref_parts, states_expression)
+from .extract import final_span, letter, main_number, numbers, options, plain, same_number, words
 
 METHODS = ("auto", "math", "choice", "exact", "number")
 AnswerMethod = Literal["auto", "math", "choice", "exact", "number"]
 
 _SINGLE_LETTER = re.compile(r"^\(?([A-J])\)?\.?$")
-_WORDS = re.compile(r"[^\W_]+", re.UNICODE)
 _POLAR = {"yes": "no", "no": "yes", "true": "false", "false": "true", "correct": "incorrect", "incorrect": "correct"}
 
 
 def kind(reference: str) -> str:
-    """How a reference is compared under ``auto``."""
-    r = reference.strip()
-    if _SINGLE_LETTER.match(r):
+    """How a reference is compared under ``auto``: a letter, or a letter with its option's text
+    (``(b) 1392``, ``C) Cylinder``), is ``choice``; see also ``parts``."""
+    r = _unwrap_text(reference.strip())
+    if _SINGLE_LETTER.match(r) or choice_value(r) is not None:
         return "choice"
     ns = numbers(r)
     if len(ns) == 1 and not re.search(r"[A-Za-z]{2,}|\\|[\^_{}()=+*/<>]", plain(r).replace(ns[0].text, "", 1)):
         return "number"
-    if len(re.findall(r"[^\W\d_]{2,}", r)) >= 3:  # a phrase or sentence, whatever numbers it holds
+    if len(re.findall(r"[^\W\d_]{2,}", re.sub(r"\\[A-Za-z]+", " ", r))) >= 3:  # a phrase or sentence
         return "exact"
     if re.search(r"\\|[\^_=<>]|\d", r) or not re.search(r"[^\W\d_]{2,}", r):
         return "math"
     return "exact"
 
 
-def words(s: str) -> list[str]:
-    return [w.casefold() for w in _WORDS.findall(unicodedata.normalize("NFKC", plain(s)))]
+_TEXT_ONLY = re.compile(r"^\\(?:text|textbf|mathrm|mbox)\s*\{([^{}]*)\}$")
+_CHOICE_VALUE = re.compile(r"^(?:\(([A-Ja-j])\)|([A-J])[).:：])\s*(\S.*)$", re.DOTALL)
+
+
+def _unwrap_text(reference: str) -> str:
+    """``\\text{Evelyn}`` -> ``Evelyn``: a reference that is one text wrapper is its text."""
+    m = _TEXT_ONLY.match(reference)
+    return m.group(1).strip() if m else reference
+
+
+def choice_value(reference: str) -> tuple[str, str] | None:
+    """A reference that names an option by letter and value: ``(b) 1392`` -> ``('B', '1392')``.
+
+    >>> choice_value("(b) 1392"), choice_value("C) 円柱"), choice_value("B"), choice_value("A cat")
+    (('B', '1392'), ('C', '円柱'), None, None)
+    """
+    m = _CHOICE_VALUE.match(unicodedata.normalize("NFKC", reference.strip()))
+    if not m:
+        return None
+    return (m.group(1) or m.group(2)).upper(), m.group(3).strip()
 
 
 def states_text(reference: str, text: str) -> bool | None:
@@ -102,23 +131,41 @@ def compare(method: str, reference: str, text: str, verifier, prompt: str = "") 
     """Does ``text`` (an answer) state the ``reference``? -> (equal, or None if undecided; the
     method used; the span read as the answer, None if the text states no answer)."""
     span = final_span(text)
+    if method == "auto":
+        reference = _unwrap_text(reference.strip())
+        pieces = ref_parts(reference)
+        if pieces is not None:  # "1. left 2. north-east": each part against its section of the answer
+            return parts_equal(pieces, text, prompt), "parts", span or " ".join(text.split())[:200]
     m = kind(reference) if method == "auto" else method
     if m == "choice":
-        got = choice_of(span, text, prompt)
-        want = letter(reference)
+        cv = choice_value(reference)
+        want = cv[0] if cv else letter(reference)
+        got = letter(span)
+        if got is None and cv is not None:  # no letter in the answer's span: the option's value it states
+            eq, used, got_span = compare("auto", cv[1], text, verifier, prompt)
+            if eq is not None or got_span is None:
+                return eq, f"choice/{used}", got_span
+        got = got or choice_of(span, text, prompt)
         return (None if got is None or want is None else got == want), m, got or span
     if m == "exact":  # a textual reference: stated anywhere in the answer; else undecided (auto) or wrong
         eq = states_text(reference, text)
+        if eq is None:
+            eq = polarity_equal(reference, text)
         return (False if eq is None and method == "exact" else eq), m, span or " ".join(text.split())[:200]
+    if m == "math" and list_equal(reference, text):  # a list stated inside prose or commentary
+        return True, m, span or " ".join(text.split())[:200]
     if span is None:
         return None, m, None
     if m == "number" and numbers(reference):
+        ref = numbers(reference)[0]
         eq = same_value(reference, span)
         if eq is None:  # the span states no number: the last number of the whole answer, if any
             ns = numbers(text)
             if not ns:
                 return None, m, None
-            eq = same_number(ns[-1], numbers(reference)[0])
+            eq = same_number(ns[-1], ref)
+        if eq is False and (compound_equal(ref, span) or new_number_equal(ref, span, prompt)):
+            eq = True
         return eq, m, span
     if m == "number":
         return states_text(reference, text), "exact", span
@@ -128,6 +175,8 @@ def compare(method: str, reference: str, text: str, verifier, prompt: str = "") 
     if eq is False and span != text:  # math-verify's own reading of the whole answer
         eq2, _, _ = verifier.equal(reference, text)
         eq = eq2 if eq2 is not None else eq
+    if eq is False and _ARITHMETIC.match(reference) and states_expression(reference, text, verifier):
+        eq = None  # the task asks for an expression, which the answer states: a slip evaluating it is not decided
     return eq, m, span
 
 

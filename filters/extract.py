@@ -64,7 +64,7 @@ def anchored(text: str) -> str | None:
         span = _unwrap(rest[:end.start()] if end else rest)
         if span.strip(" *:：#"):
             worded = span
-            if _HAS_VALUE.search(span):
+            if _HAS_VALUE.search(span) or _LEADING_WORDS.match(span):  # "the answer is three." states a value
                 valued = span
     return valued or worded
 
@@ -83,7 +83,7 @@ def final_span(text: str, stated: bool = False) -> str | None:
     if box is not None:
         return box.strip()
     span = anchored(text)
-    if span is not None and _HAS_VALUE.search(span):
+    if span is not None and (_HAS_VALUE.search(span) or _LEADING_WORDS.match(span)):
         return span
     if stated:
         return None
@@ -98,6 +98,7 @@ def final_span(text: str, stated: bool = False) -> str | None:
 
 _SPACING = re.compile(r"\\[,!;: ]|\\q?quad|~|\{,\}|\\(?:text|mathrm|textbf|mathbf|operatorname)\s*\{([^{}]*)\}")
 _FRAC = re.compile(r"(-)?\\[dt]?frac\s*\{\s*(-?\d+(?:\.\d+)?)\s*\}\s*\{\s*(-?\d+(?:\.\d+)?)\s*\}|(-?\d+)\s*/\s*(\d+)(?!\d|[.,]\d)")
+_FRAC_SHORT = re.compile(r"\\[dt]?frac\s*(\d)\s*(\d)")
 _GROUP_SPACE = re.compile(r"(?<=\d)[ \u00a0\u2009\u202f](?=\d{3}(?!\d))")
 _NUM = re.compile(r"(?<![A-Za-z0-9_.])[-−]?\d+(?:[.,']\d+)*(?:\s*%)?", re.UNICODE)
 
@@ -109,6 +110,9 @@ _SCALES = {"hundred": 100, "thousand": 1000, "million": 10**6, "billion": 10**9}
 _WORDS = {w: i for i, w in enumerate(_UNITS)} | {w: 20 + 10 * i for i, w in enumerate(_TENS)}
 _NUMBER_WORDS = re.compile(r"\b(?:" + "|".join(list(_WORDS) + list(_SCALES)) + r")(?:(?:[\s-]+|\s+and\s+)(?:"
                            + "|".join(list(_WORDS) + list(_SCALES)) + r"))*\b", re.IGNORECASE)
+
+#: a span that opens with a number in words (the answer phrase's value: "the answer is three.")
+_LEADING_WORDS = re.compile(r"\W*(?:(?:exactly|simply|just)\s+)?" + _NUMBER_WORDS.pattern + r"(?!\s+of\b)", re.IGNORECASE)
 
 
 def word_value(phrase: str) -> float | None:
@@ -138,11 +142,20 @@ class Number(NamedTuple):
     values: tuple[float, ...]   # every reading of the notation (two when it is ambiguous)
 
 
+_WORD_CHARS = re.compile(r"[^\W_]+", re.UNICODE)
+
+
+def words(s: str) -> list[str]:
+    """The words of ``s`` (letters and digits, NFKC-normalised, case-folded), for text comparisons."""
+    return [w.casefold() for w in _WORD_CHARS.findall(unicodedata.normalize("NFKC", plain(s)))]
+
+
 def plain(s: str) -> str:
     """``s`` with digits made ASCII (``１２`` ``৪৫`` ``١٢`` -> ``12 45 12``), LaTeX spacing and
     text wrappers removed, markdown emphasis dropped."""
     s = "".join(str(unicodedata.decimal(c)) if c.isdigit() and not c.isascii() and unicodedata.decimal(c, None) is not None
                 else c for c in unicodedata.normalize("NFKC", s))
+    s = _FRAC_SHORT.sub(r"\\frac{\1}{\2}", s)  # \dfrac12 -> \frac{1}{2}
     s = _SPACING.sub(lambda m: m.group(1) if m.group(1) is not None else {"{,}": ",", "\\!": ""}.get(m.group(0), " "), s)
     s = s.replace("−", "-").replace("\\%", "%").replace("\\$", "$").replace("^\\circ", "°").replace("^{\\circ}", "°")
     return re.sub(r"\*\*|__|`", "", s)
