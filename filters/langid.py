@@ -42,7 +42,7 @@ _QUOTED = [(q, re.compile(rx)) for q, rx in (
     ("「", r"「[^」\n]{1,200}」"), ("『", r"『[^』\n]{1,200}』"), ("'", r"(?<![A-Za-z])'[^'\n]{1,60}'(?![A-Za-z])"))]
 # characters of simplified Chinese that Japanese does not use (its forms are 們 這 説 個 為 ...)
 _SIMPLIFIED = frozenset("们这说么个为还过对时吗呢让计题问间关开经发现实样两边进后从种类结买卖电脑读认识语话车门长东书马见鸟"
-                        "给钱钟头习颗块张条辆岁总于应该觉")
+                        "给钱钟头习颗块张辆岁总于应该觉")
 _SIMPLIFIED_RX = re.compile("[" + "".join(sorted(_SIMPLIFIED)) + "]")
 _STOPWORDS = {
     "en": "the and is are of to that this it we so with for what which be not have has let me you can will there "
@@ -104,10 +104,26 @@ def script_of(ch: str) -> str | None:
     return "other"
 
 
+_TEXT_FENCE = re.compile(r"```(?:text|plaintext|txt|markdown|md)[ \t]*\n(.*?)(?:```|$)", re.S)
+_TEXT_ARG = re.compile(r"\\(?:text|textbf|textit|mbox|mathrm|operatorname)\{([^{}$]*)\}")
+
+
+def _math(m: re.Match) -> str:
+    """A formula is not prose, but the words in its ``\\text{}`` are (``\\text{Anne's次数}``)."""
+    return " " + " ".join(_TEXT_ARG.findall(m.group())) + " " if "\\" in m.group() else " "
+
+
 def prose(text: str) -> str:
-    """``text`` without what is not prose (code, LaTeX, URLs, numbers, identifiers, quotations)."""
-    for pattern in _STRIP[:-1]:
-        text = pattern.sub(" ", text)
+    """``text`` without what is not prose (code, LaTeX, URLs, numbers, identifiers, quotations).
+    The words of a formula's ``\\text{}`` stay: they are written language, not symbols.
+
+    >>> " ".join(prose(r"So $\\text{total} = 3x$ and `code()` here").split())
+    'So total and here'
+    """
+    if "```" in text:  # a fence labelled as plain text or markdown holds prose, not code
+        text = _TEXT_FENCE.sub(r" \1 ", text)
+    for i, pattern in enumerate(_STRIP[:-1]):
+        text = pattern.sub(_math if i in (2, 3) else " ", text)
     for mark, quoted in _QUOTED:
         if mark in text:
             text = quoted.sub(" ", text)
@@ -279,10 +295,13 @@ def uniform(text: str, counts: dict[str, int], min_words: int = 4, min_chars: in
     return None
 
 
-def main_language(text: str, share: float = 0.8, counts: dict | None = None, one: str | None = None) -> str | None:
+def main_language(text: str, share: float = 0.8, counts: dict | None = None, one: str | None = None,
+                  also: str | None = None) -> str | None:
     """The language ``text`` is written in throughout: the one it starts in and whose sentences
     (or sentences that may be in it) hold at least ``share`` of its letters; None for a mixed text.
-    ``counts`` / ``one``: its ``letter_counts`` and ``uniform`` language, when already known."""
+    ``counts`` / ``one``: its ``letter_counts`` and ``uniform`` language, when already known.
+    ``also``: a language of another script whose passages do not count against it (the
+    prompt's: an English thinking may draft the answer's headings in Chinese)."""
     counts = letter_counts(text) if counts is None else counts
     first = next((language(x) for x in _SENTENCE.split(text, 3)[:3] if _LETTER.search(x)), None)
     if one is not None or (one := uniform(text, counts)) is not None:
@@ -293,7 +312,9 @@ def main_language(text: str, share: float = 0.8, counts: dict | None = None, one
     if first is None:
         first = next((language(x) for x in _SENTENCE.split(text) if _LETTER.search(x)), None)
     total = _weight(counts)
-    other = sum(_weight(c) for _, c, _ in foreign_sentences(text, {own}))
+    if also and _SCRIPTS_OF.get(also) == _SCRIPTS_OF.get(own):
+        also = None  # passages told apart by their script only: Spanish in English thinking counts
+    other = sum(_weight(c) for _, c, _ in foreign_sentences(text, {own, also}))
     # a trace that starts in one language and drifts into another is not written in either
     return own if total - other >= share * total and compatible(first, own) else None
 
@@ -303,3 +324,6 @@ def compatible(a: str | None, b: str | None) -> bool:
     if a is None or b is None or a == b:
         return True
     return b in AMBIGUOUS.get(a, ()) or a in AMBIGUOUS.get(b, ())
+
+
+# --- code-switched words: a word of another script inside a sentence ("three equal整数 parts")

@@ -9,7 +9,9 @@ Before that, what is not prose is removed: code, LaTeX, URLs, numbers, identifie
 (a cited title or phrase is not a switch). A sentence is foreign only if its language is known,
 differs from the ones expected, and it is long enough to be prose (``min_foreign_words`` Latin
 words, or ``min_foreign_chars`` letters of another script), so "GPU" or "CUDA" inside Chinese is
-not mixing, but an English sentence is.
+not mixing, but an English sentence is. A single word of a script none of the expected languages
+writes is a switch on its own (QwQ's "three equal整数 parts", a Korean syllable in Japanese, a
+Chinese-only word in Japanese), unless the prompt holds it or the sentence talks about words.
 
 Expected: in the answer, the prompt's language; in the thinking, the prompt's language or the
 thinking's own main one (Qwen3 and s1.1 think in English about a Japanese prompt: consistent,
@@ -31,6 +33,7 @@ True
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
 from pydantic import Field
@@ -38,6 +41,23 @@ from pydantic import Field
 from .base import Filter, FilterConfig, Sample, Shared, Verdict, register
 from .langid import (LATIN_WORD, TRANSLATION, compatible, dominant, foreign_sentences, language, letter_counts,
                      main_language, prose, uniform)
+from .switches import code_switches, prompt_language, unquote
+
+
+_HARMONY = re.compile(r"\s*analysis(?=[A-Z])")
+
+
+def _harmony(thinking: str, answer: str) -> tuple[str, str]:
+    """gpt-oss text served with harmony's special tokens stripped ("analysisWe need to ...
+    assistantfinal...") has no think tags: its analysis channel is thinking, not answer.
+
+    >>> _harmony("", "analysisWe need 7.assistantfinal答えは7です。")
+    ('We need 7.', '答えは7です。')
+    """
+    if thinking or not (m := _HARMONY.match(answer)):
+        return thinking, answer
+    analysis, _, final = answer[m.end():].partition("assistantfinal")
+    return analysis, final
 
 
 @register
@@ -72,8 +92,10 @@ class LanguageMixingFilter(Filter):
         # the budget's forced early-stop sentence is not the model's writing (and is English whatever
         # the prompt's language): judge what the model wrote
         thinking = sample.thinking.replace(sample.early_stop, " ") if sample.early_stop else sample.thinking
-        thinking, answer = prose(thinking), prose(sample.answer)
-        expected = self.s.expected if self.s.expected != "auto" else language(prose(sample.prompt or ""), short=True)
+        thinking, answer = _harmony(thinking, sample.answer)
+        prompt = prose(sample.prompt or "")
+        thinking, answer = unquote(prose(thinking), prompt), prose(answer)
+        expected = self.s.expected if self.s.expected != "auto" else prompt_language(sample.prompt or "")
         if expected is None:  # a prompt without words: hold the completion to its own main language
             expected = language(answer) or language(thinking)
         if expected is None:
@@ -83,22 +105,29 @@ class LanguageMixingFilter(Filter):
         for text in (thinking, answer):
             counts = letter_counts(text)
             known[text] = (counts, uniform(text, counts, s.min_foreign_words, s.min_foreign_chars) if counts else None)
-        own = main_language(thinking, counts=known[thinking][0], one=known[thinking][1])
+        own = main_language(thinking, counts=known[thinking][0], one=known[thinking][1], also=expected)
         if self.s.thinking_language == "prompt" and own and sample.thinking_expected and not compatible(own, expected):
             return self.reject("thinking_language", None, f"thinking in {own}, the prompt in {expected}")
         worst = None
         for where, text, allowed in (("thinking", thinking, {expected, own}), ("answer", answer, {expected})):
-            v = self._region(text, where, allowed, *known[text])
+            v = self._region(text, where, allowed, *known[text], prompt=prompt)
             if not v.passed:
                 return v
             worst = v if worst is None or (v.score or 0) > (worst.score or 0) else worst
         return worst
 
-    def _region(self, text: str, where: str, allowed: set, region: dict, one: str | None) -> Verdict:
+    def _region(self, text: str, where: str, allowed: set, region: dict, one: str | None, prompt: str = "") -> Verdict:
         s = self.s
         total = sum(region.values())
         foreign, first, n_sent = 0, None, 0
         expected = "/".join(sorted(a for a in allowed if a))
+        # a word of a script none of the expected languages writes, inside their prose ("three
+        # equal整数 parts"): one is a switch, however short (the sentence checks below need whole sentences)
+        if switched := code_switches(text, allowed, prompt):
+            word, sentence = switched[0]
+            return self.reject("language_mixing", None,
+                               f"{where}: {len(switched)} word(s) in another script where {expected} is expected; "
+                               f"first: {word!r} in {sentence[:80]!r}")
         if one is not None and any(compatible(one, a) for a in allowed if a):
             return self.ok(0.0, f"{where}: {expected}")  # one language throughout, an expected one
         for sentence, counts, lang in foreign_sentences(text, allowed) if total else ():
