@@ -30,9 +30,18 @@ from jobs.bench_state import bench_incremental, bench_resume
 
 
 def bench_quality() -> str:
-    from jobs.filter_quality import evaluate, load, table
+    from jobs.filter_quality import REAL, evaluate, sets, table
 
-    return table(evaluate(load()))
+    parts = []
+    found = sets("both")
+    if "real" not in found:
+        parts.append(f"**Real set: not found at `{REAL}`** (it is read from `../shared` beside the project).\n")
+    for name, rows in found.items():
+        about = ("Real teachers' outputs (`../shared/real_outputs/`, verbatim, labeled by careful reading; the "
+                 "filters are tuned on it)" if name == "real" else
+                 "The imitation set (`tests/filter_devset/`, written here in real teachers' styles; a regression guard)")
+        parts.append(f"### {name} set\n\n{about}:\n\n{table(evaluate(rows))}")
+    return "\n".join(parts)
 
 
 def synthetic_traces(n: int, seed: int = 0) -> list:
@@ -177,12 +186,11 @@ def main(argv: list[str] | None = None) -> int:
                         "LABELLED STAND-IN for the engine's output (`jobs/bench_stages.py`: synthetic ~8k-token traces)"),
              "filters": ("## Filter throughput", bench_filters, ""),
              "quality": ("## Filter quality", bench_quality,
-                         "per-filter precision and recall and the share of good samples accepted on the labeled "
-                         "development set `tests/filter_devset/` (364 samples written by hand in the styles of "
-                         "Qwen3, DeepSeek-R1, QwQ, s1.1 and gpt-oss, 11 languages), default filters and settings. "
-                         "The filters were tuned on this set: the sets kept aside are the test. Before this work "
-                         "(commit 82693a6) the same set gave: 44.2% of good samples accepted, `wrong_answer` "
-                         "precision 0.27, `language_mixing` 0.26, `think_answer_mismatch` recall 0.59")}
+                         "per-filter precision and recall, good samples accepted and bad samples rejected, default "
+                         "filters and settings, on two labeled sets: real teachers' outputs (`../shared/real_outputs/`, "
+                         "~60 models; scored as `jobs/filter_quality.py` says) and the imitation set "
+                         "`tests/filter_devset/` (364 samples written here in the styles of Qwen3, DeepSeek-R1, QwQ, "
+                         "s1.1 and gpt-oss). `python -m jobs.filter_quality --errors` lists every miss of both")}
     for name, (heading, bench, about) in small.items():
         if args.only not in (None, name):
             continue

@@ -264,3 +264,72 @@ def test_a_filter_that_raises_becomes_a_verdict_not_a_crash():
     keep = Judge(FiltersConfig(order=["format"], on_error="keep"))
     keep.filters = [Boom()]
     assert keep(think("a", "b"))[1] is None  # on_error: keep
+
+
+# ============================================================ wrong_answer: answer forms (issue 30)
+
+@pytest.mark.parametrize("answer, reference, prompt, reason", [
+    ("\\boxed{\\text{B}}", "(b) 42", "Pick one: (a) 40 (b) 42 (c) 44", None),       # letter of a letter+value reference
+    ("So the total is \\boxed{42}.", "(b) 42", "Pick one: (a) 40 (b) 42 (c) 44", None),  # its value
+    ("The answer is (c).", "(b) 42", "Pick one: (a) 40 (b) 42 (c) 44", "wrong_answer"),
+    ("Answer: 2 m 5 cm", "2.05", "", None),                                        # a quantity in two units
+    ("\\boxed{3 \\text{ h } 10 \\text{ min}}", "190", "", None),
+    ("Answer: 2 m 7 cm", "2.05", "", "wrong_answer"),
+    ("**Answer:** 5 pens cost $7 more than 2 pencils.", "7", "5 pens at $2, 2 pencils at $1.5", None),  # givens restated
+    ("So the answer is seven.", "7", "", None),                                    # a number in words
+    ("Ann is the fastest, at 4.5 units per hour.", "\\text{Ann}", "", None),      # a text reference in a sentence
+    ("So $x = \\dfrac12$.", "0.5", "", None),
+    ("Sorted: first [3, 1]... no. The result is [1, 2, 3] as asked.", "[1, 2, 3]", "", None),  # a list in prose
+    ("The result is [1, 3, 2].", "[1, 2, 3]", "", "wrong_answer"),
+    ("1. 左に曲がります。\n2. 北西です。", "1. 左 2. 北東", "1. どちら? 2. 方角は?", "wrong_answer"),  # numbered parts
+    ("1. Turn right.\n2. North-east.", "1. left 2. northeast", "", "wrong_answer"),
+    ("1. Turn left.\n2. North-east.", "1. left 2. northeast", "", None),
+    ("よって、元の場所には戻っています。", "戻っていない", "", "wrong_answer"),        # a negated predicate affirmed
+])
+def test_wrong_answer_forms(verifier, answer, reference, prompt, reason):
+    v = WrongAnswerFilter(verifier).check(think("work", answer, reference=reference, prompt=prompt))
+    assert (v.passed, v.reason) == (reason is None, reason), v.detail
+
+
+def test_wrong_answer_expression_reference_with_a_slip_evaluating_it_is_undecided(verifier):
+    s = think("work", "The expression is $$(1/2 + 3) \\times 4$$ which gives 15.", reference="(1/2+3)*4")
+    assert WrongAnswerFilter(verifier).check(s).reason == "skipped_undecided"
+
+
+# ============================================ think_answer_mismatch: explicit conclusions only
+# (issue: judge only a conclusion the thinking states explicitly; choices as choices, statements
+# as statements; thinking cut mid-sentence, alternatives and re-checks are not conclusions)
+
+@pytest.mark.parametrize("thinking, answer, prompt, reason", [
+    # an alternative box after the final one is not the conclusion
+    ("So x = 5.\n\n**Final Answer**\n\\boxed{5}\n\nAlternatively, if x may be negative, \\boxed{-5}.",
+     "\\boxed{5}", "q", None),
+    # a re-check of a part after the conclusion: the answer agrees with the conclusion
+    ("The total is 72, so the answer is 72. Let me double-check the first part: 40 + 40 = 80. So 80 then.",
+     "\\boxed{72}", "q", None),
+    # a result stated only in passing never rejects
+    ("Half of 48 is 24. Then 24 + 48 = 72. Then 72 - 10 = 62.", "\\boxed{72}", "q", "skipped_undecided"),
+    # a maybe is not a conclusion
+    ("Maybe the answer is 20. I am not sure at all.", "\\boxed{17}", "q", "skipped_undecided"),
+    # the thinking settles on one option, the answer states another (a bare option line)
+    ("Cans are usually cylinders, so the answer should be C.", "A) circle",
+     "Shape of a can? A) circle B) cone C) cylinder", "think_answer_mismatch"),
+    # statements compared as statements, not as option letters or numbers
+    ("So the answer is that A is a knight and B is a knave.", "\\boxed{A is a knave and B is a knight}",
+     "Who is who?", "think_answer_mismatch"),
+    ("So the answer is that A is a knight and B is a knave.", "**Answer:** A is a knight, and B is a knave.",
+     "Who is who?", None),
+    # an explicit choice; "day20" read as 20
+    ("Both readings are possible. Thus, the answer is day20. So I'll go with that.", "\\boxed{39}", "q",
+     "think_answer_mismatch"),
+    ("I'll go with the plain schedule, even though it totals 20.", "\\boxed{17}", "q", "think_answer_mismatch"),
+    # thinking cut mid-sentence by an outside budget: nothing concluded
+    ("So far 3 + 4 = 7, and the remaining part would take", "\\boxed{9}", "q", "skipped_budget_cut"),
+    # prose conclusions are compared as text: undecided, not a number mismatch
+    ("Therefore, the answer is to keep the one you picked.", "**Answer:** keep it, since 3/4 beats 5/8.", "q",
+     "skipped_undecided"),
+])
+def test_think_answer_mismatch_judges_explicit_conclusions_only(verifier, thinking, answer, prompt, reason):
+    v = ThinkAnswerMismatchFilter(verifier).check(think(thinking, answer, prompt=prompt))
+    passed = None if reason and reason.startswith("skipped") else reason is None
+    assert (v.passed, v.reason) == (passed, reason), v.detail
