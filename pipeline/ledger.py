@@ -18,6 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from .committed import NO_OWNER as NONE, key_hash
+from .pinned import on_driver_node
 
 _ROW_BITS = 40  # rows per input file < 2^40; file index in the upper 24 bits
 
@@ -117,7 +118,7 @@ class IdLedger:
         import ray
 
         n = min(64, max(1, -(-prompts // cls.PROMPTS_PER_SHARD)))
-        ledger = cls([ray.remote(IdShard).options(num_cpus=0).remote() for _ in range(n)], Locations(paths))
+        ledger = cls([ray.remote(IdShard).options(**on_driver_node()).remote() for _ in range(n)], Locations(paths))
         if seed is not None and len(seed[0]):
             keys, owners = seed
             which = keys % np.uint64(n)

@@ -20,6 +20,7 @@ from contextlib import contextmanager
 
 import pyarrow as pa
 import pyarrow.compute as pc
+from .pinned import on_driver_node
 
 
 def quiet(verbose: bool) -> None:
@@ -165,6 +166,6 @@ def shown(ctx, expected: int, base: int = 0):
     where = log_folder()
     if where and not ctx.job.ray.verbose:
         print(f"logs of Ray and the engines: {where} (--verbose shows them here)", file=sys.stderr, flush=True)
-    book = ctx.shared["progress"] = ray.remote(ProgressBook).options(num_cpus=0).remote()
+    book = ctx.shared["progress"] = ray.remote(ProgressBook).options(**on_driver_node()).remote()
     with Console(book, expected, base, shared=ctx.shared):
         yield

@@ -87,19 +87,58 @@ def cluster():
     ports = _free_ports(16)
     gcs, dashboard, client = ports[:3]
     head = [RAY, "start", "--head", f"--port={gcs}", f"--dashboard-port={dashboard}", "--dashboard-host=127.0.0.1",
-            "--include-dashboard=true", f"--ray-client-server-port={client}", f"--temp-dir={temp}", "--num-cpus=6",
+            "--include-dashboard=true", f"--ray-client-server-port={client}", f"--temp-dir={temp}", "--num-cpus=3",
             "--disable-usage-stats", *_node_ports(ports[3:9], (23000, 23499))]
-    # the second node gets its own temp dir: sharing the head's, its runtime-env agent would
+    # 3 CPUs on the head, 4 on the worker: the job's pools need more than the head alone has, so a
+    # replica and CPU-stage actors live on the worker, and a lost worker needs a new node to finish.
+    # The second node gets its own temp dir: sharing the head's, its runtime-env agent would
     # garbage-collect the working-dir package the driver runs from (both nodes are on one host)
-    worker = [RAY, "start", f"--address=127.0.0.1:{gcs}", "--num-cpus=4", "--disable-usage-stats", f"--temp-dir={temp}/w",
-              *_node_ports(ports[9:15], (23500, 23999))]
+    mark = uuid.uuid4().hex[:12]
     try:
-        for cmd in (head, worker):
-            r = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=300)
-            assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
-        yield {"address": f"http://127.0.0.1:{dashboard}", "temp": temp}
+        r = subprocess.run(head, env=_env(), capture_output=True, text=True, timeout=300)
+        assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+        _join(temp, gcs, "w", ports[9:15], (23500, 23999), mark)
+        yield {"address": f"http://127.0.0.1:{dashboard}", "temp": temp, "gcs": gcs, "mark": mark}
     finally:
         _stop(temp)
+        for tag in ("w", "w2"):  # the workers Ray renamed (ray::...) are found by their node's mark
+            for pid in _marked(f"{mark}-{tag}"):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+
+
+MARK = "THINKMILL_TEST_NODE"
+
+
+def _join(temp: Path, gcs: int, tag: str, ports: list[int], workers: tuple[int, int], mark: str) -> None:
+    """Start a worker node (4 CPUs) with its own temp dir; every process of it inherits
+    ``THINKMILL_TEST_NODE=<mark>-<tag>`` (Ray renames its workers' command lines, and vLLM's engine
+    processes are the workers' children: the environment is what finds them all)."""
+    cmd = [RAY, "start", f"--address=127.0.0.1:{gcs}", "--num-cpus=4", "--disable-usage-stats",
+           f"--temp-dir={temp}/{tag}", *_node_ports(ports, workers)]
+    r = subprocess.run(cmd, env={**_env(), MARK: f"{mark}-{tag}"}, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+
+
+def _marked(value: str) -> list[int]:
+    """Pids of the processes of one node (their environment holds its mark)."""
+    found = []
+    for env in Path("/proc").glob("[0-9]*/environ"):
+        with contextlib.suppress(OSError):
+            if f"{MARK}={value}".encode() in env.read_bytes().split(b"\0"):
+                found.append(int(env.parent.name))
+    return found
+
+
+def _pipeline_processes(pids: list[int]) -> list[int]:
+    """Of ``pids``, the job's pipeline actors and the engines (not Ray's own agents and idle workers)."""
+    out = []
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
+            if cmd.startswith((b"ray::MapWorker", b"VLLM")):
+                out.append(pid)
+    return out
 
 
 def _submit(cluster: dict, *args: str, timeout: int = 900) -> subprocess.CompletedProcess:
@@ -122,11 +161,12 @@ def test_ray_job_submit_runs_the_job_on_the_cluster(cluster, tmp_path):
     prompts.write_text("\n".join(lines) + "\n", encoding="utf-8")
     out = tmp_path / "out"
     r = _submit(cluster, "--set", f"input.path={prompts}", "--set", f"output.path={out}",
-                "--set", f"teacher.model={ARTIFACT_DIR}", "--set", "generation.samples_per_prompt=1",
+                "--set", f"teacher.model={ARTIFACT_DIR}",
                 "--set", "output.run_id=cluster-{date}")
     log = r.stdout[-6000:] + r.stderr[-2000:]
     assert r.returncode == 0 and "succeeded" in r.stdout, log
     (run_dir,) = out.glob("cluster-*")
+    cluster["uninterrupted"] = run_dir  # the lost-node test compares its first prompts' samples with these
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["accounted"] and summary["inputs"] == 6, summary
     assert summary["expected_samples"] == 6 * summary["samples_per_input"]
@@ -150,3 +190,77 @@ def test_a_relative_output_path_is_refused_on_the_cluster(cluster):
     r = _submit(cluster, "--set", "output.path=out", "--set", f"teacher.model={ARTIFACT_DIR}", timeout=300)
     assert r.returncode != 0
     assert "output.path: 'out' is relative, and this job joins a Ray cluster" in r.stdout + r.stderr
+
+
+def _job_status(cluster: dict, job_id: str) -> str:
+    """The job's state word (``RUNNING``, ``SUCCEEDED``, ...), asked of the job API in a process
+    with the cluster's token (``ray job status`` prints it only in words, on stderr)."""
+    code = ("import sys; from ray.job_submission import JobSubmissionClient; "
+            "print(JobSubmissionClient(sys.argv[1]).get_job_status(sys.argv[2]).value)")
+    r = subprocess.run([sys.executable, "-c", code, cluster["address"], job_id], env=_env(), capture_output=True,
+                       text=True, timeout=120)
+    return r.stdout.strip() or f"UNKNOWN: {r.stderr[-500:]}"
+
+
+def test_a_lost_node_costs_only_the_work_it_held(cluster, tmp_path):
+    """A worker node disappears mid-run (every process of it SIGKILLed, as when a spot VM is
+    reclaimed) while it holds teacher replicas or CPU-stage actors and parts are committed; a
+    replacement node joins. The job, submitted once, finishes by itself with every sample exactly
+    once, the same rows for the prompts the first cluster test made, and the new node used.
+    Runs last in this module: it changes the cluster."""
+    lines = (ROOT / "tests" / "tiny_teacher" / "prompts.jsonl").read_text(encoding="utf-8").splitlines()[:48]
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    out, job_id = tmp_path / "out", f"lost-node-{uuid.uuid4().hex[:8]}"
+    cmd = [RAY, "job", "submit", "--address", cluster["address"], "--working-dir", ".", "--no-wait",
+           "--submission-id", job_id, "--", "python", "-m", "jobs.generate", "--config", "configs/local.yaml",
+           "--set", f"input.path={prompts}", "--set", f"output.path={out}", "--set", f"teacher.model={ARTIFACT_DIR}",
+           "--set", "output.run_id=lost", "--set", "output.rows_per_file=16"]
+    r = subprocess.run(cmd, cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    run_dir, node2 = out / "lost", f"{cluster['mark']}-w"
+
+    deadline, held = time.time() + 600, []
+    while time.time() < deadline:
+        held = _pipeline_processes(_marked(node2))
+        if held and list(run_dir.glob("*/*.parquet")) and _job_status(cluster, job_id) == "RUNNING":
+            break
+        time.sleep(1)
+    assert held, f"node 2 never held a pipeline actor while parts were committed ({_job_status(cluster, job_id)})"
+    engine_lost = any(Path(f"/proc/{p}/cmdline").read_bytes().startswith(b"VLLM") for p in held)
+    for pid in _marked(node2):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    ports = _free_ports(6)
+    _join(cluster["temp"], cluster["gcs"], "w2", ports, (24000, 24499), cluster["mark"])
+
+    used_new = False
+    while time.time() < deadline and (state := _job_status(cluster, job_id)) in ("PENDING", "RUNNING"):
+        used_new = used_new or bool(_pipeline_processes(_marked(f"{cluster['mark']}-w2")))
+        time.sleep(2)
+    logs = subprocess.run([RAY, "job", "logs", "--address", cluster["address"], job_id], env=_env(),
+                          capture_output=True, text=True, timeout=120).stdout
+    assert state == "SUCCEEDED", (state, logs[-4000:])
+    assert used_new, "the node that joined later held no pipeline actor"
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["accounted"] and summary["inputs"] == 48, summary
+    if engine_lost:  # a replica lived there: Ray started it again elsewhere
+        assert summary["replica_restarts"] >= 1, summary
+
+    from datasets import load_dataset
+
+    rows = []
+    for folder in ("accepted", "rejected", "errors"):
+        files = [str(p) for p in (run_dir / folder).glob("*.parquet")]
+        rows += list(load_dataset("parquet", data_files=files, split="train")) if files else []
+    ids = [r["sample_id"] for r in rows]
+    assert len(ids) == len(set(ids)) == summary["expected_samples"], "a sample lost or written twice"
+    # the first prompts' samples are the ones the uninterrupted cluster run made (same seeds)
+    first = {r["sample_id"]: r["messages"][-1]["content"] for r in rows}
+    before = cluster.get("uninterrupted")
+    if before is None:
+        pytest.skip("the uninterrupted cluster run did not run in this session (-k): nothing to compare with")
+    for folder in ("accepted", "rejected"):
+        for p in (before / folder).glob("*.parquet"):
+            for r in load_dataset("parquet", data_files=[str(p)], split="train"):
+                assert first[r["sample_id"]] == r["messages"][-1]["content"], r["sample_id"]

@@ -42,6 +42,7 @@ from ..config import ModeConfig, TeacherConfig
 from ..dialects import get_dialect
 from ..engine import Completion, EmptyOutput, Engine, EngineDead, VllmEngine
 from ..logprobs import row_columns
+from ..pinned import on_driver_node
 from ..schema import to_table
 from . import Context, Stage
 from .suspects import DeathBook, Gate, acall, call
@@ -150,7 +151,7 @@ class Generate(ThinkingControl, Stage):
         import ray
 
         # one book for all replicas: it outlives a replica whose engine died, and counts restarts
-        book = ctx.shared["deaths"] = ray.remote(DeathBook).options(num_cpus=0).remote()
+        book = ctx.shared["deaths"] = ray.remote(DeathBook).options(**on_driver_node()).remote()
         return {"settings": GenerateSettings.of(ctx.job, ctx.deadline), "deaths": book,
                 "engine_factory": ctx.engine_factory}
 
