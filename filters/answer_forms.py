@@ -25,7 +25,7 @@ _COMPOUND_UNITS = [
     (r"(?:ft|feet|foot)", r"(?:in|inch(?:es)?)", 12),
     (r"(?:lbs?|pounds?)", r"(?:oz|ounces?)", 16),
 ]
-_COMPOUND = [(re.compile(r"(\d+(?:[.,]\d+)?)\s*" + big + r"\.?(?:\s*(?:and|и|,))?\s*(\d+(?:[.,]\d+)?)\s*" + small
+_COMPOUND = [(re.compile(r"(?<![\d.,])(\d+(?:[.,]\d+)?)\s*" + big + r"\.?(?:\s*(?:and|и|,))?\s*(\d+(?:[.,]\d+)?)\s*" + small
                          + r"(?![A-Za-zА-Яа-я])", re.IGNORECASE), ratio) for big, small, ratio in _COMPOUND_UNITS]
 
 
@@ -53,9 +53,9 @@ def new_number_equal(ref: Number, span: str, prompt: str) -> bool:
     bagels"): the one number in it that the prompt does not state is its answer."""
     if not prompt:
         return False
-    given = numbers(prompt)
-    new = [n for n in numbers(span) if not any(same_number(n, g) for g in given)]
-    return len(new) == 1 and len(numbers(span)) > 1 and same_number(new[0], ref)
+    given, stated = numbers(prompt), numbers(span)
+    new = [n for n in stated if not any(same_number(n, g) for g in given)]
+    return len(new) == 1 and len(stated) > 1 and same_number(new[0], ref)
 
 
 # ----------------------------------------------------------- lists, expressions
@@ -72,7 +72,7 @@ def _items(body: str) -> list[float] | None:
     out = []
     for item in _ITEM_SEP.split(body):
         ns = numbers(item)
-        if not ns:
+        if not ns or not ns[0].values:  # no number, or one no notation reads (192.168.0.1)
             return None
         out.append(ns[0].values[0])
     return out
@@ -108,13 +108,14 @@ def list_equal(reference: str, text: str) -> bool:
 
 # an arithmetic expression of numbers (no unknowns): a task that asks to write the expression
 _ARITHMETIC = re.compile(r"^[\d\s.()+\-*/×÷^]*\d[\d\s.()]*[+\-*/×÷^][\d\s.()+\-*/×÷^]*$")
-_MATH_SEGMENT = re.compile(r"\$\$(.+?)\$\$|\\\[(.+?)\\\]|\\\((.+?)\\\)|\$([^$]+?)\$", re.DOTALL)
+# bounded: an opener never closed scans at most this far (linear in the text, not quadratic)
+_MATH_SEGMENT = re.compile(r"\$\$(.{1,1000}?)\$\$|\\\[(.{1,1000}?)\\\]|\\\((.{1,1000}?)\\\)|\$([^$]{1,1000}?)\$", re.DOTALL)
 
 
 def states_expression(reference: str, text: str, verifier, limit: int = 6) -> bool:
     """Whether one of the answer's formulas that holds an operator is equivalent to the reference."""
     tried = 0
-    for m in _MATH_SEGMENT.finditer(text):
+    for m in _MATH_SEGMENT.finditer(text[-4000:]):  # the formulas of the answer's end
         seg = next(g for g in m.groups() if g is not None).strip()
         if not re.search(r"[+\-*/×÷]|\\(?:times|div|frac|cdot)", seg) or "=" in seg:
             continue
@@ -128,7 +129,7 @@ def states_expression(reference: str, text: str, verifier, limit: int = 6) -> bo
 
 # ----------------------------------------------------------- numbered parts, closed classes, polarity
 
-_PART_MARK = re.compile(r"(?:^|\s)(\d)[.)、．]\s*")
+_PART_MARK = re.compile(r"(?:^|\s)(\d)(?:[.．](?!\d)|[)、])\s*")  # "1. 左", not the decimal in "1.5"
 _CIRCLED = "①②③④⑤⑥⑦⑧⑨"
 
 
@@ -151,7 +152,7 @@ def _sections(text: str, n: int) -> list[str] | None:
     ``Question 2``, ``②``), in order; None when a marker is missing."""
     pos, start = [], 0
     for k in range(1, n + 1):
-        rx = re.compile(r"^[\s#>*_\-]*(?:(?:質問|問題|問|設問|question|part|q)\s*)?(?:" + str(k) + r"(?![\d]|[.．]\d)|"
+        rx = re.compile(r"^[ \t#>*_\-]*(?:(?:質問|問題|問|設問|question|part|q)\s*)?(?:" + str(k) + r"(?![\d]|[.．]\d)|"
                         + _CIRCLED[k - 1] + r")", re.MULTILINE | re.IGNORECASE)
         m = rx.search(text, start)
         if m is None:
@@ -170,7 +171,9 @@ _COMPASS = {"北": "N", "南": "S", "東": "E", "西": "W", "东": "E", "北東"
             # Chinese order (or a region): ambiguous, so a part naming it is undecided
             "東北": "?", "東南": "?"}
 _COMPASS_EN = re.compile(r"\b(north|south)[- ]?(east|west)\b|\b(north|south|east|west)\b", re.IGNORECASE)
-_COMPASS_CJK = re.compile("|".join(sorted(_COMPASS, key=len, reverse=True)))
+# a direction on its own, not a character of a longer name (東京, 南京 are places)
+_COMPASS_CJK = re.compile("(?<![\u4e00-\u9fff])(?:" + "|".join(sorted(_COMPASS, key=len, reverse=True))
+                          + ")(?![\u4e00-\u9fff])")
 _SIDES = re.compile(r"左|右|\b(?:left|right)\b", re.IGNORECASE)
 
 
@@ -182,7 +185,7 @@ def _class_terms(s: str, ref: str) -> set[str] | None:
         for m in _COMPASS_EN.finditer(x):
             out.append((m.group(1)[0] + m.group(2)[0]).upper() if m.group(1) else m.group(3)[0].upper())
         # the Japanese "東北" is the same in simplified Chinese, where "东北" is NE
-        return out + [_COMPASS["東北" if t == "東北" else t] for t in _COMPASS_CJK.findall(x)]
+        return out + [_COMPASS[t] for t in _COMPASS_CJK.findall(x)]
 
     def sides(x: str) -> list[str]:
         return [("L" if t.lower() in ("左", "left") else "R") for t in _SIDES.findall(x)]

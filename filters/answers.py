@@ -70,7 +70,8 @@ def kind(reference: str) -> str:
 
 
 _TEXT_ONLY = re.compile(r"^\\(?:text|textbf|mathrm|mbox)\s*\{([^{}]*)\}$")
-_CHOICE_VALUE = re.compile(r"^(?:\(([A-Ja-j])\)|([A-J])[).:：])\s*(\S.*)$", re.DOTALL)
+# "(b) 1392", "C) 円柱", "B: 12"; not "E. coli", "J. S. Bach" (a dot after a capital is an initial)
+_CHOICE_VALUE = re.compile(r"^(?:\(([A-Ja-j])\)|([A-J])[):：])\s*(\S.*)$", re.DOTALL)
 
 
 def _unwrap_text(reference: str) -> str:

@@ -25,6 +25,7 @@ Everything here is linear in the text length (the balanced-brace scan included) 
 
 from __future__ import annotations
 
+import math
 import re
 import unicodedata
 from typing import NamedTuple
@@ -97,7 +98,7 @@ def final_span(text: str, stated: bool = False) -> str | None:
 # ----------------------------------------------------------------------------- values
 
 _SPACING = re.compile(r"\\[,!;: ]|\\q?quad|~|\{,\}|\\(?:text|mathrm|textbf|mathbf|operatorname)\s*\{([^{}]*)\}")
-_FRAC = re.compile(r"(-)?\\[dt]?frac\s*\{\s*(-?\d+(?:\.\d+)?)\s*\}\s*\{\s*(-?\d+(?:\.\d+)?)\s*\}|(-?\d+)\s*/\s*(\d+)(?!\d|[.,]\d)")
+_FRAC = re.compile(r"(-)?\\[dt]?frac\s*\{\s*(-?\d+(?:\.\d+)?)\s*\}\s*\{\s*(-?\d+(?:\.\d+)?)\s*\}|(?<![\d.,])(-?\d+)\s*/\s*(\d+)(?!\d|[.,]\d)")
 _FRAC_SHORT = re.compile(r"\\[dt]?frac\s*(\d)\s*(\d)")
 _GROUP_SPACE = re.compile(r"(?<=\d)[ \u00a0\u2009\u202f](?=\d{3}(?!\d))")
 _NUM = re.compile(r"(?<![A-Za-z0-9_.])[-−]?\d+(?:[.,']\d+)*(?:\s*%)?", re.UNICODE)
@@ -184,6 +185,7 @@ def _readings(tok: str) -> tuple[float, ...]:
             if grouped:  # 1,210 / 1.250: thousands in one convention, a decimal in the other
                 out.append(float("".join(parts)))
             out.append(float(".".join(parts)))
+    out = [v for v in out if math.isfinite(v)]  # 400 digits read as inf would equal every number
     if neg:
         out = [-v for v in out]
     if pct:
@@ -203,9 +205,9 @@ def numbers(span: str) -> list[Number]:
             a, b, neg = float(m.group(4)), float(m.group(5)), 1
         if b:
             found.append((m.start(), Number(m.group(0), (neg * a / b,))))
-    taken = [(m.start(), m.end()) for m in _FRAC.finditer(s)]
+    taken = {i for m in _FRAC.finditer(s) for i in range(m.start(), m.end())}
     for m in _NUM.finditer(s):
-        if any(a <= m.start() < b for a, b in taken):
+        if m.start() in taken:
             continue
         try:
             found.append((m.start(), Number(m.group(0), _readings(m.group(0)))))

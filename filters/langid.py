@@ -22,13 +22,14 @@ SCRIPTS = ("latin", "cjk", "kana", "hangul", "cyrillic", "greek", "arabic", "dev
 _STRIP = [
     re.compile(r"```.*?(```|$)", re.S),                     # fenced code (also unterminated)
     re.compile(r"`[^`\n]*`"),                               # inline code
-    re.compile(r"\$\$.*?\$\$|\\\[.*?\\\]|\\\(.*?\\\)", re.S),  # display / inline LaTeX
+    # display / inline LaTeX; bounded, so an opener never closed costs a bounded scan, not the whole text
+    re.compile(r"\$\$.{0,4000}?\$\$|\\\[.{0,4000}?\\\]|\\\(.{0,1000}?\\\)", re.S),
     re.compile(r"\$[^$\n]*\$"),
     re.compile(r"\\[A-Za-z]+(\{[^{}]*\})*"),                # \commands with their arguments
     # identifiers, numbers, camelCase (ASCII \b and classes: \w would also eat adjacent CJK text)
     re.compile(r"\b[A-Za-z]*(?:[0-9_]|[a-z][A-Z])[A-Za-z0-9_]*\b", re.ASCII),
 ]
-_URL = re.compile(r"https?://\S+|www\.\S+|\S+@\S+\.\w+")  # URLs, e-mails (only run when present)
+_URL = re.compile(r"https?://\S+|www\.\S+|[^\s@]+@[^\s@]+\.\w+")  # URLs, e-mails (only run when present)
 _SENTENCE = re.compile(r"[.!?;。！？；\n]+")
 _LETTER = re.compile(r"[^\W\d_]")  # any Unicode letter
 _LATIN_WORD = re.compile(r"[A-Za-zÀ-ɏ]{2,}")

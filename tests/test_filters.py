@@ -333,3 +333,16 @@ def test_think_answer_mismatch_judges_explicit_conclusions_only(verifier, thinki
     v = ThinkAnswerMismatchFilter(verifier).check(think(thinking, answer, prompt=prompt))
     passed = None if reason and reason.startswith("skipped") else reason is None
     assert (v.passed, v.reason) == (passed, reason), v.detail
+
+
+# --- review findings (inputs that raised, or read a name as a choice or a place as a direction) ---
+
+def test_answer_forms_that_used_to_raise_or_misread():
+    from filters.answer_forms import _items, part_equal
+    from filters.answers import choice_value
+    from filters.extract import numbers, same_number
+
+    assert _items("192.168.0.1, 8080") is None  # a token no notation reads: no list, no IndexError
+    assert choice_value("E. coli") is None and choice_value("(b) 1392") is not None  # an initial is no option
+    assert not any(same_number(n, numbers("5")[0]) for n in numbers("1" * 400))  # 400 digits are not inf
+    assert part_equal("北東", "1. 東京タワーが見えます。方角は北東です。", "") is True  # 東京 names no direction

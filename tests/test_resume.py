@@ -121,6 +121,23 @@ def _same_as(run_dir: Path, base_dir: Path) -> dict:
     return summary
 
 
+def _serving(log: Path) -> bool:
+    """Whether this attempt's replica has sent its engine requests: vLLM's replica-side warning on
+    the first request it processes, in the Ray log folder the job printed (the log holds every
+    attempt's: the last is this one's). A commit is the other sign; on an idle machine the tiny
+    teacher can finish every request before the first commit."""
+    import re
+
+    found = re.findall(r"logs of Ray and the engines: (\S+)", log.read_text(errors="replace"))
+    if not found:
+        return False
+    for f in Path(found[-1]).glob("worker-*.out"):
+        with contextlib.suppress(OSError):
+            if b"input_processor.py" in f.read_bytes():
+                return True
+    return False
+
+
 def _kill_an_engine_then_the_job(proc: subprocess.Popen, run_dir: Path, log: Path, rng: random.Random) -> int:
     """A fresh run, all its work ahead: SIGKILL its engine process once it has committed generated
     rows (error rows of bad input can come before any engine starts), wait until Ray has restarted
@@ -129,7 +146,7 @@ def _kill_an_engine_then_the_job(proc: subprocess.Popen, run_dir: Path, log: Pat
     deadline, engines = time.time() + 600, []
     while time.time() < deadline and proc.poll() is None and not engines:
         time.sleep(0.2)
-        if [p for p in _parts(run_dir) if p.parent.name != "errors"]:
+        if [p for p in _parts(run_dir) if p.parent.name != "errors"] or _serving(log):
             engines = _engines(proc.pid)
     assert proc.poll() is None and engines, "the job ended before an engine could be killed"
     os.kill(engines[0], signal.SIGKILL)  # the replica's engine process, mid-run
@@ -161,6 +178,7 @@ def test_a_job_killed_twice_resumes_to_exactly_the_uninterrupted_rows(tmp_path, 
     short = _start(cfg_path, log, "--set", "ray.deadline_s=0.5")
     assert short.wait(timeout=600) == 5, log.read_text(errors="replace")[-3000:]
     assert "reached" in log.read_text(errors="replace") and not (run_dir / "summary.json").exists()
+    _an_unfinished_night_counts(run_dir)
     final = _start(cfg_path, log)
     assert final.wait(timeout=900) == 0, log.read_text(errors="replace")[-3000:]
     ended = time.time()
@@ -186,6 +204,29 @@ def test_a_job_killed_twice_resumes_to_exactly_the_uninterrupted_rows(tmp_path, 
     again = _start(cfg_path, log)  # the completed run is not run again
     assert again.wait(timeout=300) == 0
     assert "already complete" in log.read_text(errors="replace").splitlines()[-1]
+
+
+def _an_unfinished_night_counts(run_dir: Path) -> None:
+    """The night the kills and the deadline left unfinished (no summary.json, no live lock), as
+    the next night sees it: every prompt it committed a sample of is "earlier" (the next night
+    makes none of them again), and the manifest its deadline attempt rebuilt lists its committed
+    accepted files, marked unfinished."""
+    import pyarrow.parquet as pq
+
+    from pipeline import catalog
+
+    root = run_dir.parent
+    run = json.loads((run_dir / "run.json").read_text())
+    earlier, runs = catalog.earlier_prompts(str(root), catalog.fingerprint(run["identity"]["config"]), "next-night")
+    assert runs == [run_dir.name]
+    committed = {pid for f in ("accepted", "rejected") for p in (run_dir / f).glob("*.parquet")
+                 for pid in pq.read_table(p, columns=["prompt_id"]).column("prompt_id").to_pylist()}
+    assert committed and all(earlier.run_of(pid) == run_dir.name for pid in committed)
+    manifest = json.loads((root / "manifest.json").read_text())
+    (entry,) = manifest["runs"]
+    accepted = sorted((run_dir / "accepted").glob("*.parquet"))
+    assert entry["unfinished"] and entry["accepted"] == sum(pq.read_metadata(p).num_rows for p in accepted)
+    assert len(manifest["accepted"]) == len(accepted)
 
 
 def _descendants(pid: int) -> list[int]:
