@@ -190,7 +190,10 @@ def main(argv: list[str] | None = None) -> int:
                          "filters and settings, on two labeled sets: real teachers' outputs (`../shared/real_outputs/`, "
                          "~60 models; scored as `jobs/filter_quality.py` says) and the imitation set "
                          "`tests/filter_devset/` (364 samples written here in the styles of Qwen3, DeepSeek-R1, QwQ, "
-                         "s1.1 and gpt-oss). `python -m jobs.filter_quality --errors` lists every miss of both")}
+                         "s1.1 and gpt-oss). `python -m jobs.filter_quality --errors` lists every miss of both. Before the retuning "
+                         "on the real set (commit 94908e6) it gave: good accepted 0.93, bad rejected 0.76; P / R "
+                         "format 1.00 / 0.65, wrong_answer 0.85 / 0.82, repetition 0.79 / 0.79, language_mixing "
+                         "0.84 / 0.52, think_answer_mismatch 0.60 / 0.53")}
     for name, (heading, bench, about) in small.items():
         if args.only not in (None, name):
             continue
