@@ -215,7 +215,10 @@ def test_a_lost_node_costs_only_the_work_it_held(cluster, tmp_path):
     cmd = [RAY, "job", "submit", "--address", cluster["address"], "--working-dir", ".", "--no-wait",
            "--submission-id", job_id, "--", "python", "-m", "jobs.generate", "--config", "configs/local.yaml",
            "--set", f"input.path={prompts}", "--set", f"output.path={out}", "--set", f"teacher.model={ARTIFACT_DIR}",
-           "--set", "output.run_id=lost", "--set", "output.rows_per_file=16"]
+           "--set", "output.run_id=lost", "--set", "output.rows_per_file=16",
+           # few requests at a time (a speed setting: the same samples): the tiny teacher would otherwise
+           # finish its work before the first commit, and the kill would cost nothing
+           "--set", "teacher.max_in_flight=2"]
     r = subprocess.run(cmd, cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
     run_dir, node2 = out / "lost", f"{cluster['mark']}-w"
@@ -228,6 +231,9 @@ def test_a_lost_node_costs_only_the_work_it_held(cluster, tmp_path):
         time.sleep(1)
     assert held, f"node 2 never held a pipeline actor while parts were committed ({_job_status(cluster, job_id)})"
     engine_lost = any(Path(f"/proc/{p}/cmdline").read_bytes().startswith(b"VLLM") for p in held)
+    import pyarrow.parquet as pq
+
+    committed = sum(pq.read_metadata(p).num_rows for p in run_dir.glob("*/*.parquet"))
     for pid in _marked(node2):
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
@@ -241,11 +247,14 @@ def test_a_lost_node_costs_only_the_work_it_held(cluster, tmp_path):
     logs = subprocess.run([RAY, "job", "logs", "--address", cluster["address"], job_id], env=_env(),
                           capture_output=True, text=True, timeout=120).stdout
     assert state == "SUCCEEDED", (state, logs[-4000:])
-    assert used_new, "the node that joined later held no pipeline actor"
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["accounted"] and summary["inputs"] == 48, summary
-    if engine_lost:  # a replica lived there: Ray started it again elsewhere
-        assert summary["replica_restarts"] >= 1, summary
+    # the head (3 CPUs) cannot hold the pools' minimum (7 CPUs): with work left at the kill, the lost
+    # actors had to start again on the node that joined. (Killed near the end, nothing needed them.)
+    if committed <= summary["expected_samples"] // 2:
+        assert used_new, ("the node that joined later held no pipeline actor", committed, summary["replica_work"])
+        if engine_lost:  # a replica lived there: Ray started it again
+            assert summary["replica_restarts"] >= 1, summary
 
     from datasets import load_dataset
 
