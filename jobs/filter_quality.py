@@ -90,8 +90,7 @@ def load_real(path: Path = REAL) -> list[dict]:
                 completion = _EMPTY_THINK + completion
             rows.append({"id": r["id"], "prompt": r["prompt"], "reference": r.get("reference"),
                          "thinking_expected": think, "completion": completion, "finish_reason": None,
-                         "bad": bad, "unfinished": r["labels"].get("finished") is False,
-                         "has_answer": "</think>" in completion or not think, "model": r.get("model")})
+                         "bad": bad, "has_answer": "</think>" in completion or not think})
     return rows
 
 
@@ -102,12 +101,12 @@ def sample_of(row: dict):
                   source=row.get("source"), finish_reason=row.get("finish_reason"))
 
 
-def evaluate(rows: list[dict], overrides: dict | None = None, judge=None) -> dict:
+def evaluate(rows: list[dict], overrides: dict | None = None) -> dict:
     """Judge every row with the default filters -> counts per filter, good accepted, bad
     rejected, the misses."""
     from filters import FiltersConfig, Judge
 
-    judge = judge or Judge(FiltersConfig.model_validate(overrides or {}))
+    judge = Judge(FiltersConfig.model_validate(overrides or {}))
     per = {f: {"tp": 0, "fp": 0, "fn": 0} for f in JUDGED}
     good = accepted = bad = rejected = 0
     misses = []

@@ -94,6 +94,7 @@ class RunEntry:
     summary: dict      # ``summary.json``; an unfinished run's ``summary.partial.json`` if it wrote one, else {}
     finished: bool = True
 
+
 def _fs(url: str):
     import fsspec
 
@@ -127,10 +128,10 @@ def runs(root_url: str, unfinished: bool = True) -> list[RunEntry]:
             if not finished and not unfinished:
                 continue
             summary = {}
-            for name in ("summary.json",) if finished else ("summary.partial.json",):
-                if fs.exists(f"{folder}/{name}"):
-                    with fs.open(f"{folder}/{name}", "r") as f:
-                        summary = json.load(f)
+            name = f"{folder}/summary.json" if finished else f"{folder}/summary.partial.json"
+            if fs.exists(name):
+                with fs.open(name, "r") as f:
+                    summary = json.load(f)
         except (FileNotFoundError, json.JSONDecodeError, UnicodeDecodeError):
             continue  # not a thinkmill run, or one being replaced
         if not run.get("thinkmill_run") or "config" not in run.get("identity", {}):
@@ -140,11 +141,6 @@ def runs(root_url: str, unfinished: bool = True) -> list[RunEntry]:
         out.append(RunEntry(folder.rsplit("/", 1)[-1], _url(fs, folder), fingerprint(run["identity"]["config"]),
                             run.get("created", 0.0), summary, finished))
     return sorted(out, key=lambda r: (r.created, r.run_id))
-
-
-def completed_runs(root_url: str) -> list[RunEntry]:
-    """Every completed thinkmill run directly under ``root_url``, oldest first."""
-    return runs(root_url, unfinished=False)
 
 
 class Earlier:

@@ -62,4 +62,3 @@ def init_ray(address: str, embedded_cpus: int | None, storage_options: dict | No
         ray.init(address=address or None, runtime_env=runtime_env, **console)
     else:
         ray.init(num_cpus=embedded_cpus, include_dashboard=False, runtime_env=runtime_env, **console)
-

@@ -20,6 +20,7 @@ from contextlib import contextmanager
 
 import pyarrow as pa
 import pyarrow.compute as pc
+
 from .pinned import on_driver_node
 
 

@@ -68,7 +68,7 @@ class RunFolder:
 
         return fsspec.core.url_to_fs(self.url)
 
-    def claim(self, overwrite: bool, job: str = "filter") -> None:
+    def claim(self, overwrite: bool) -> None:
         """A folder for a run without identity (the filter job): refuse a used folder; with
         ``overwrite`` start over one that holds a thinkmill run (its ``run.json``), and refuse any
         other non-empty folder, naming it: a job deletes only what thinkmill wrote. The folder is
@@ -83,7 +83,7 @@ class RunFolder:
                                   f"folder, so --overwrite does not delete it; choose another output folder")
             self._check_lock()
             fs.rm(root, recursive=True)
-        self._start({"job": job})
+        self._start({"job": "filter"})
 
     def open(self, identity: dict, overwrite: bool) -> str:
         """What this job does here: ``new``, ``resume`` or ``complete``; or ``OutputError``.
@@ -131,23 +131,23 @@ class RunFolder:
             return json.load(f)
 
     # -- the lock: one job writes a run folder at a time -----------------------------------------
-    def running(self) -> bool:
-        """Whether a live job holds this folder's lock (see ``_alive``)."""
-        fs, root = self._fs
-        try:
-            with fs.open(f"{root}/_lock", "r") as f:
-                return _alive(json.load(f))
-        except (FileNotFoundError, json.JSONDecodeError):
-            return False
-
-    def _check_lock(self) -> None:
+    def _held(self) -> dict | None:
+        """The lock a live job holds on this folder (see ``_alive``), or None."""
         fs, root = self._fs
         try:
             with fs.open(f"{root}/_lock", "r") as f:
                 held = json.load(f)
         except (FileNotFoundError, json.JSONDecodeError):
-            return
-        if _alive(held):
+            return None
+        return held if _alive(held) else None
+
+    def running(self) -> bool:
+        """Whether a live job holds this folder's lock."""
+        return self._held() is not None
+
+    def _check_lock(self) -> None:
+        held = self._held()
+        if held is not None:
             raise OutputError(f"output: {self.url} is being written by another job ({held['host']} pid "
                               f"{held['pid']}, since {time.strftime('%H:%M:%S', time.localtime(held['started']))}); "
                               f"wait for it, or choose another output.run_id")
