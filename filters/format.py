@@ -11,8 +11,10 @@ True
 'thinking_in_no_think'
 
 Without a finish reason (a sample from elsewhere, re-judged with ``jobs.filter``) a cut-off answer
-is recognised from its text (``cut_off``): its last line stops inside a word of a sentence, or
-leaves a bracket, a bold marker or a code block open, or ends on ``,`` / ``=``.
+is recognised from its text (``cut_off``): its last line stops inside a word of a sentence (or on
+a Japanese particle), leaves a bracket, a bold marker or a code block open, ends on ``,`` / ``=``,
+breaks off a line the answer repeats, starts a list and stops at its first letter, or ends in a
+run of one symbol after its words (a degenerate ending).
 
 >>> f.check(Sample("<think>\\nw\\n</think>\\n\\nSo the answer is \\\\boxed{\\\\dfrac", True)).reason
 'cut_off'
@@ -25,6 +27,7 @@ True
 from __future__ import annotations
 
 import re
+import unicodedata
 
 from .base import Filter, Sample, Verdict, register
 from .text import shorten
@@ -33,6 +36,27 @@ _FENCE = re.compile(r"^[ \t]*(?:```|~~~)", re.MULTILINE)
 # a line that closes a sentence: punctuation, a closing bracket or quote, an emoji
 _CLOSES = re.compile(r"[.!?。！？…」』）)\]】]$|[\U0001F300-\U0001FAFF\u2600-\u27BF]$")
 _PAIRS = {"(": ")", "[": "]", "{": "}"}
+# a Japanese clause that needs its predicate: a case particle or "の場合" ends it
+_JA_OPEN = ("の場合", *"はがをにでとへや")
+_KANA = re.compile(r"[\u3040-\u30ff]")
+_LIST_START = re.compile(r"^1[.)]\s*[^\W\d_]$")  # "1. Д": a numbered list stops at its first letter
+
+
+def _symbol_run(line: str, run: int = 4) -> bool:
+    """Whether ``line`` has words and then ends in ``run`` or more copies of one symbol that is no
+    letter, digit, punctuation or space ("значению ⠚⠚⠚⠚⠇⠇⠇⠇⠇")."""
+    tail = line[-run:]
+    return (len(line) > run and len(set(tail)) == 1 and not tail[0].isalnum() and not tail[0].isspace()
+            and unicodedata.category(tail[0])[0] in "SM" and any(ch.isalpha() for ch in line[:-run]))
+
+
+def _breaks_off_repeated(lines: list[str], last: str) -> bool:
+    """Whether ``last`` (8+ characters) is the start of a longer line the answer wrote twice or
+    more before it, and is no such line itself: a cut in a run of repeated steps."""
+    if len(last) < 8 or not any(ch.isalnum() for ch in last):
+        return False
+    longer = [x for x in (x.strip() for x in lines[:-1]) if len(x) > len(last) and x.startswith(last)]
+    return len(longer) >= 2 and last not in {x.strip() for x in lines[:-1]}
 
 
 def _opened_near_end(line: str, near: int = 20) -> bool:
@@ -54,6 +78,10 @@ def cut_off(answer: str) -> str | None:
     ("the answer's last line leaves a bracket open: 'Dima walked 5 km in 5/6 h, so v = 5 km / (5'", "the answer's last line stops mid-sentence: 'it is safer to go with'")
     >>> cut_off("Answer: 1 m 72 cm"), cut_off("The total is **60 minutes**."), cut_off("答案是 12")
     (None, None, None)
+    >>> cut_off("- 6 L jug: 6 liters\\n- 12 L jug: 0\\n- 6 L jug: 6 liters\\n- 6 L jug: 6")
+    "the answer's last line breaks off a line it repeats: '- 6 L jug: 6'"
+    >>> cut_off("このパターンに従うと、A=8、B=11 の場合"), cut_off("答え：12個")
+    ("the answer's last line stops before its predicate: 'このパターンに従うと、A=8、B=11 の場合'", None)
     """
     text = answer.rstrip()
     if not text:
@@ -61,15 +89,24 @@ def cut_off(answer: str) -> str | None:
     fences = list(_FENCE.finditer(text))
     if len(fences) % 2:  # a code block opened and never closed, and no sentence after it
         after = text[fences[-1].end():].splitlines()[1:]
-        if not any(_CLOSES.search(x.strip().rstrip("*_ \t")) for x in after if x.strip()):
+        if not any(_CLOSES.search(x.strip().rstrip("*_ \t")) for x in after if sum(ch.isalpha() for ch in x) > 1):
             return "the answer ends inside a code block that is never closed"
-    last = text.splitlines()[-1].strip()
+    lines = text.splitlines()
+    last = lines[-1].strip()
     if _opened_near_end(last):
         return f"the answer's last line leaves a bracket open: {shorten(last[-80:])!r}"
     if last.count("**") % 2 and last.rfind("**") >= len(last) - 30:
         return f"the answer's last line leaves a bold marker open: {shorten(last[-80:])!r}"
     if last.endswith((",", "=", "+")):
         return f"the answer's last line ends on {last[-1]!r}: {shorten(last[-80:])!r}"
+    if _breaks_off_repeated(lines, last):
+        return f"the answer's last line breaks off a line it repeats: {shorten(last[-80:])!r}"
+    if len(last) >= 8 and last.endswith(_JA_OPEN) and _KANA.search(last) and not last.startswith("#"):
+        return f"the answer's last line stops before its predicate: {shorten(last[-80:])!r}"
+    if _LIST_START.match(last):
+        return f"the answer stops at the first letter of a list: {last!r}"
+    if _symbol_run(last):
+        return f"the answer ends in a run of one symbol: {shorten(last[-80:])!r}"
     # a sentence of words cut inside a word: a lower-case letter ends a line of 4+ words whose last
     # three are words (not "1 m 72 cm", "120 km": a unit after a number ends many finished answers)
     words = last.split()
