@@ -19,7 +19,8 @@ Locally an embedded Ray is started; on a cluster run the same command under
 Exit codes: 0 done and every sample accounted for; 2 bad config, input or output location;
 3 the run finished but samples are missing from the accounting; 4 more error rows than
 ``output.max_error_rate`` allows (the run is written all the same); 5 ``ray.deadline_s`` was
-reached before the run was complete (what it made is kept; the same command resumes).
+reached before the run was complete (what it made is kept; the same command resumes); 6 fewer
+than ``teacher.min_replicas`` engines came up (their errors are printed; what was made is kept).
 """
 
 from __future__ import annotations
@@ -67,12 +68,16 @@ def main(argv: list[str] | None = None) -> int:
         print(yaml.safe_dump(resolved, sort_keys=False).rstrip())
         return 0
     from pipeline.cluster import ClusterError
+    from pipeline.stages.starts import ReplicasDown
 
     try:
         summary = run(cfg, plan)
     except (InputError, OutputError, ClusterError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except ReplicasDown as e:  # teacher.min_replicas engines did not come up: what they said is in e
+        print(f"error: {e}", file=sys.stderr)
+        return 6
     if summary.get("already_complete"):
         print(f"run {summary['run_id']} at {summary['output']} is already complete (summary.json); nothing to do")
         return 0

@@ -118,6 +118,14 @@ class TeacherConfig(Strict):
     device: Literal["cpu", "gpu"] = "gpu"
     replicas: int = Field(default=1, ge=1)
     """Number of engine replicas (Ray actors), each one vLLM engine."""
+    min_replicas: int = Field(default=1, ge=1)
+    """Replicas whose engines must be up for the job to generate (at most ``replicas``). A start
+    that fails is retried with backoff while the job runs (a replica that comes up later joins);
+    fewer than this many up ``start_timeout_s`` after the job started fails the job with the
+    engines' errors (exit 6)."""
+    start_timeout_s: float = Field(default=1800, gt=0)
+    """Seconds one engine start may take (model load, warm-up) before it counts as failed, and
+    after which the job fails if fewer than ``min_replicas`` engines are up."""
     max_in_flight: int | None = Field(default=None, ge=1)
     """Requests one replica holds at once (running in its engine or queued there). Default: the
     engine's batch (``engine.max_num_seqs``) and a quarter more, so a finished request is
@@ -172,6 +180,8 @@ class TeacherConfig(Strict):
         if self.isolate_cores and self.device != "cpu":
             raise ValueError(f"isolate_cores applies to device 'cpu' only (vLLM binds no cores on a GPU), "
                              f"got device {self.device!r}")
+        if self.min_replicas > self.replicas:
+            raise ValueError(f"min_replicas ({self.min_replicas}) is more than replicas ({self.replicas})")
         if self.device == "cpu" and self.engine.tensor_parallel_size != 1:
             raise ValueError(f"engine.tensor_parallel_size must be 1 on device 'cpu', "
                              f"got {self.engine.tensor_parallel_size}")

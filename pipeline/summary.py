@@ -184,7 +184,8 @@ def over_attempts(t: Tally, attempt: float, live: dict | None) -> dict:
         now = (live["engine_deaths"], live["replica_restarts"])
         seen[attempt] = [max(a, b) for a, b in zip(seen.get(attempt, [0, 0]), now)]
     return {"engine_deaths": sum(v[0] for v in seen.values()), "replica_restarts": sum(v[1] for v in seen.values()),
-            "engine_cores": (live or {}).get("engine_cores", {}), "by_attempt": seen}
+            "engine_cores": (live or {}).get("engine_cores", {}), "by_attempt": seen,
+            "start_failures": (live or {}).get("start_failures", []), "failed_starts": (live or {}).get("failed_starts", 0)}
 
 
 def build(cfg, inputs: int, per_input: int, run_url: str, t: Tally, wall_s: float,
@@ -243,6 +244,9 @@ def build(cfg, inputs: int, per_input: int, run_url: str, t: Tally, wall_s: floa
         # (their engine died, or their node went), and engine deaths the replicas saw
         "replica_restarts": (replica_stats or {}).get("replica_restarts", 0),
         "engine_deaths": (replica_stats or {}).get("engine_deaths", 0),
+        # this attempt's engine starts that failed (teacher.start_timeout_s, errors): how many, the last 50
+        "failed_starts": (replica_stats or {}).get("failed_starts", 0),
+        "start_failures": (replica_stats or {}).get("start_failures", []),
         # per host, CPU engines only: the cores their workers compute on, and the rest of the job's (pipeline.cores)
         "engine_cores": (replica_stats or {}).get("engine_cores", {}),
         # generated tokens over time per replica, bounded; and what made the run
@@ -317,6 +321,10 @@ def format_summary(s: dict) -> str:
                      + ", ".join(f"{a['engine_window_s']:.0f} s" for a in attempts))
     if s.get("engine_deaths") or s.get("replica_restarts"):
         lines.append(f"  restarts  {s['engine_deaths']} engine deaths, {s['replica_restarts']} replica restarts")
+    if s.get("failed_starts"):
+        last = s["start_failures"][-1]
+        lines.append(f"  starts    {s['failed_starts']} engine start(s) failed, the last on {last['host']}: "
+                     f"{last['reason'][:200]}")
     if s.get("replica_work"):
         util = s.get("replica_utilization")
         lines.append(f"  replicas  {len(s['replica_work'])} of {s['replicas']} served"

@@ -192,6 +192,26 @@ def test_a_relative_output_path_is_refused_on_the_cluster(cluster):
     assert "output.path: 'out' is relative, and this job joins a Ray cluster" in r.stdout + r.stderr
 
 
+def test_engines_that_cannot_start_fail_the_job_with_their_error_not_a_hang(cluster, tmp_path):
+    """Every replica's vLLM engine fails at start (a KV cache larger than the node's memory, as a
+    CUDA out-of-memory at start on a GPU node): each start is retried after a backoff, and once
+    every replica failed twice with none up the job fails (exit 6) naming the engines' error,
+    well before ``teacher.start_timeout_s``."""
+    prompts = tmp_path / "prompts.jsonl"
+    lines = (ROOT / "tests" / "tiny_teacher" / "prompts.jsonl").read_text(encoding="utf-8").splitlines()[:4]
+    prompts.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    t0 = time.time()
+    r = _submit(cluster, "--set", f"input.path={prompts}", "--set", f"output.path={tmp_path / 'out'}",
+                "--set", f"teacher.model={ARTIFACT_DIR}", "--set", "teacher.engine.kv_cache_gib=4096",
+                "--set", "output.run_id=no-engine", timeout=600)
+    log = r.stdout[-6000:] + r.stderr[-2000:]
+    assert r.returncode != 0 and "failed" in r.stdout.lower(), log
+    assert "0 of the 2 teacher replica(s) up, 1 needed (teacher.min_replicas) and every replica's start failed" \
+        in r.stdout, log
+    assert "Engine core initialization failed" in r.stdout, log  # vLLM's own words, per failed start
+    assert time.time() - t0 < 400, log  # not start_timeout_s (1800 s by default)
+
+
 def _job_status(cluster: dict, job_id: str) -> str:
     """The job's state word (``RUNNING``, ``SUCCEEDED``, ...), asked of the job API in a process
     with the cluster's token (``ray job status`` prints it only in words, on stderr)."""

@@ -218,6 +218,11 @@ def throughput(s: dict) -> str:
         body.append(f'<p class="note">utilization {"-" if util is None else format(util, ".0%")} (busy time over '
                     f'configured replicas x the engines\' window); {esc(s.get("replica_restarts", 0))} replica '
                     f'restarts, {esc(s.get("engine_deaths", 0))} engine deaths (over all attempts).</p>')
+    if s.get("failed_starts"):  # teacher.min_replicas: starts that failed (retried) or hung past start_timeout_s
+        body.append(f'<p class="note">{esc(s["failed_starts"])} engine start(s) failed and were retried; the last '
+                    f'{len(s["start_failures"])}:</p>' + table(["host", "when (UTC)", "why"], [
+                        [esc(f["host"]), esc(time.strftime("%H:%M:%S", time.gmtime(f["at"]))), esc(f["reason"][:500])]
+                        for f in s["start_failures"]]))
     attempts = s.get("attempts") or []
     if len(attempts) > 1:  # a resumed run: the engine figures add up every attempt that committed rows
         body.append("<p class=\"note\">Attempts that committed generated rows (the engines' window is the sum of "

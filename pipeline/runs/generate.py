@@ -29,6 +29,7 @@ from ..logprobs import tokenizer_meta
 from ..run_folder import SAMPLES, RunFolder
 from ..stages import GENERATION, Context, chain
 from ..stages.read import read_input
+from ..stages.starts import ReplicasDown, Watch
 from ..stages.suspects import call
 from ..tally import Tally
 from .plan import RunPlan, check_teacher, make_plan, resource_needs
@@ -37,8 +38,8 @@ log = logging.getLogger(__name__)
 
 # settings that change how fast a run goes, not what it writes: a resume may change them
 _NOT_IDENTITY = {"teacher": ("replicas", "max_in_flight", "resources", "check_path", "request_timeout_s",
-                             "max_replica_restarts", "isolate_cores"), "output": ("overwrite", "max_error_rate",
-                                                                                   "rows_per_file", "path", "license")}
+                             "max_replica_restarts", "isolate_cores", "min_replicas", "start_timeout_s"),
+               "output": ("overwrite", "max_error_rate", "rows_per_file", "path", "license")}
 
 
 def identity(cfg: JobConfig, p: RunPlan) -> dict:
@@ -91,7 +92,13 @@ def run(cfg: JobConfig, p: RunPlan | None = None, engine_factory=None) -> dict:
         with restored(), progress.shown(ctx, p.expected_samples, len(done) * p.samples_per_input):
             ds = chain(read_input(p.files, cfg.input.limit), GENERATION, ctx)
             sink.deaths = ctx.shared.get("deaths")  # made with the generate stage
-            ds.write_datasink(sink)
+            with Watch(sink.deaths, cfg.teacher.replicas, cfg.teacher.min_replicas, cfg.teacher.start_timeout_s) as w:
+                try:
+                    ds.write_datasink(sink)
+                except KeyboardInterrupt:
+                    if w.failure:  # too few engines came up: the watch stopped the dataset
+                        raise ReplicasDown(w.failure) from None
+                    raise
         folder.reconcile(None)  # a write task Ray retried may have left a second copy: drop it
         kept_logprobs = settle(folder) if cfg.output.logprobs else None  # logprobs/: the accepted samples'
         t = Tally.of_committed(folder)  # every attempt's rows, and engine timings (in the parts' metadata)

@@ -45,6 +45,7 @@ from ..logprobs import row_columns
 from ..pinned import on_driver_node
 from ..schema import to_table
 from . import Context, Stage
+from .starts import start_engine, wait_for_replicas
 from .suspects import DeathBook, Gate, acall, call
 from .thinking import ThinkingControl
 
@@ -112,6 +113,8 @@ class GenerateSettings:
     stop_loops: tuple[int, int, int] | None = None  # ``generation.stop_loops`` (min, max, repeats)
     logprobs: int | None = None  # ``output.logprobs.top_k``: the teacher's top-k per generated token
     isolate_cores: bool = False  # ``teacher.isolate_cores``: the job's other processes keep off a CPU engine's cores
+    min_replicas: int = 1  # ``teacher.min_replicas``: a replica takes work once that many engines are up
+    start_timeout_s: float = 1800.0  # ``teacher.start_timeout_s``: an engine start taking longer counts as failed
 
     @classmethod
     def of(cls, job, deadline: float | None = None) -> "GenerateSettings":
@@ -121,7 +124,7 @@ class GenerateSettings:
             args["max_logprobs"] = lp.top_k
         return cls(args, t.dialect, tuple(job.generation.modes), t.in_flight, t.engine.max_model_len,
                    t.request_timeout_s, deadline, (loops.min_tokens, loops.max_tokens, loops.repeats) if loops else None,
-                   lp.top_k if lp is not None else None, t.isolate_cores)
+                   lp.top_k if lp is not None else None, t.isolate_cores, t.min_replicas, t.start_timeout_s)
 
 
 class Generate(ThinkingControl, Stage):
@@ -187,13 +190,19 @@ class Generate(ThinkingControl, Stage):
     def __init__(self, settings: GenerateSettings, engine: Engine | None = None, name: str | None = None,
                  deaths=None, engine_factory=None):
         self.cores = None  # a CPU engine's: {"compute": its workers' cores, "others": the rest of the job's}
-        if engine is None and engine_factory is None:
-            if settings.isolate_cores:  # the engine's workers inherit this thread's mask: all the node's cores
+        if engine is None:  # retried until it is up (a hang past start_timeout_s counts as failed)
+            host = socket.gethostname()
+            report = (lambda why: call(deaths, "start_failed", host, why)) if deaths is not None else None
+            if deaths is not None:
+                call(deaths, "start_begins")
+            if engine_factory is None and settings.isolate_cores:  # its workers inherit this mask: all cores
                 cores.widen()
-            engine = VllmEngine(settings.engine_args)
-            if settings.isolate_cores:
+            engine = start_engine(engine_factory or (lambda: VllmEngine(settings.engine_args)),
+                                  settings.start_timeout_s, report)
+            if engine_factory is None and settings.isolate_cores:
                 self.cores = cores.keep_job_off_engine()
-        self.engine: Engine = engine if engine is not None else engine_factory()
+        self.engine: Engine = engine
+        self.min_replicas, self._enough = settings.min_replicas, settings.min_replicas <= 1
         self.tokenizer = self.engine.tokenizer
         self.max_in_flight = settings.max_in_flight
         self.timeout = settings.request_timeout_s
@@ -222,6 +231,9 @@ class Generate(ThinkingControl, Stage):
         self.require(batch)
         if self._sem is None:  # created in the event loop Ray Data runs this worker's batches on
             self._sem = asyncio.Semaphore(self.max_in_flight)
+        if not self._enough and self.deaths is not None:  # teacher.min_replicas: not before that many are up
+            await wait_for_replicas(self.deaths, self.min_replicas)
+            self._enough = True
         rows = batch.to_pylist()
         pending = [r["sample_id"] for r in rows if r["status"] == "pending"]
         died = await acall(self.deaths, "counts", pending) if self.deaths is not None and pending else {}

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 
 
 class DeathBook:
@@ -22,17 +23,36 @@ class DeathBook:
         self.starts: dict[str, int] = {}   # per replica (its Ray actor id): times it started
         self.engine_deaths = 0
         self.cores: dict[str, dict] = {}   # per host: a CPU engine's cores and the rest of the job's
+        self.start_failures: list[dict] = []  # the last 50 failed engine starts: host, reason, when
+        self.failed_starts = 0
+        self.first_start: float | None = None  # when the first engine start began (epoch seconds)
 
     def started(self, replica: str, host: str | None = None, cores: dict | None = None) -> None:
         self.starts[replica] = self.starts.get(replica, 0) + 1
         if cores is not None:
             self.cores[host] = cores
 
+    def start_failed(self, host: str, reason: str) -> None:
+        self.failed_starts += 1
+        self.start_failures = [*self.start_failures[-49:], {"host": host, "reason": reason, "at": round(time.time(), 1)}]
+
+    def start_begins(self) -> None:
+        self.first_start = self.first_start or time.time()
+
+    def replicas_up(self) -> int:
+        """Replicas whose engine came up (at least once)."""
+        return len(self.starts)
+
+    def start_stats(self) -> dict:
+        return {"up": len(self.starts), "failed": self.failed_starts, "failures": self.start_failures,
+                "begun": self.first_start}
+
     def stats(self) -> dict:
         """What the summary reports: restarts (a replica started again after its process
         ended: its engine died, or the node went) and engine deaths the replicas saw."""
         return {"replica_restarts": sum(n - 1 for n in self.starts.values()), "engine_deaths": self.engine_deaths,
-                "engine_cores": dict(sorted(self.cores.items()))}
+                "engine_cores": dict(sorted(self.cores.items())), "start_failures": self.start_failures,
+                "failed_starts": self.failed_starts}
 
     def record(self, sample_ids: list[str]) -> None:
         self.engine_deaths += 1
