@@ -48,6 +48,9 @@ def test_minimal_config_gets_documented_defaults():
      "teacher", ["tensor_parallel_size must be 1 on device 'cpu', got 2"]),
     ({**MIN, "teacher": {"model": "m", "device": "gpu", "isolate_cores": True}},
      "teacher", ["isolate_cores applies to device 'cpu' only", "got device 'gpu'"]),
+    ({**MIN, "teacher": {"model": "m", "replicas": 2, "min_replicas": 3}},
+     "teacher", ["min_replicas (3) is more than replicas (2)"]),
+    ({**MIN, "teacher": {"model": "m", "start_timeout_s": 0}}, "teacher.start_timeout_s", ["greater than 0"]),
 ])
 def test_errors_name_the_key_path(data, key, words):
     with pytest.raises(ConfigError) as exc:

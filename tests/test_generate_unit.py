@@ -736,7 +736,8 @@ def test_a_request_that_kills_its_engine_is_found_and_becomes_one_error_row(monk
     assert out[1]["error"] == "engine_died" and "alone" in out[1]["detail"] and "s1" not in sent
     assert out[0]["generated"] == out[2]["generated"] == "ok"
     # the same replica started three times: two restarts, after two engine deaths (summary.json)
-    assert book.stats() == {"replica_restarts": 2, "engine_deaths": 2, "engine_cores": {}}
+    assert book.stats() == {"replica_restarts": 2, "engine_deaths": 2, "engine_cores": {}, "start_failures": [],
+                            "failed_starts": 0}
 
 
 def test_after_the_deadline_no_request_is_sent_and_prepare_takes_no_new_rows(tiny_tokenizer):

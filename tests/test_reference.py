@@ -34,7 +34,8 @@ UPDATE = os.environ.get("THINKMILL_UPDATE_REFERENCE") == "1"
 # stored from a run on 2, the test runs on 1, and a sample's seed does not depend on where it ran)
 VOLATILE = {"output", "replicas", "wall_s", "completion_tokens_per_s", "engine_window_s", "engine_window_tokens_per_s",
             "replica_tokens_per_s", "replicas_seen", "replica_restarts", "engine_deaths", "engine_cores", "files", "budget_plot", "unsolved_file",
-            "replica_work", "replica_utilization", "throughput", "versions", "report", "attempts"}
+            "replica_work", "replica_utilization", "throughput", "versions", "report", "attempts",
+            "failed_starts", "start_failures"}
 
 
 def _fixed_paths() -> dict:
