@@ -44,7 +44,7 @@ test: install
 
 # Benchmarks (generation vs bare vLLM and ray.data.llm, filters, state, loops, simulation) -> docs/bench.md.
 bench: install
-	$(VPY) -m jobs.bench --out docs/bench.md
+	$(VPY) -m bench --out docs/bench.md
 
 # Rebuild the committed tiny teacher from its seed (about 25-30 minutes on 2 cores).
 teacher: install

@@ -19,35 +19,26 @@ Exit codes: 0 done, 2 bad config / input / output, 3 rows missing from the accou
 
 from __future__ import annotations
 
-import argparse
 import sys
 
-from pipeline.loading import ConfigError, load_filter_config
+from jobs.cli import fail, overrides, parser, user_errors
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--config", required=True)
+    ap = parser(__doc__, "generation or filter config (YAML)")
     ap.add_argument("--input", required=True, help="JSONL / Parquet file, folder, glob or fsspec URL")
     ap.add_argument("--output", required=True, help="output folder (local or fsspec URL)")
-    ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE")
     ap.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
-    ap.add_argument("--verbose", action="store_true",
-                    help="Ray Data's progress and the workers' logs on the console (ray.verbose), not one progress line")
     args = ap.parse_args(argv)
-    if args.verbose:
-        args.overrides.append("ray.verbose=true")
 
-    from pipeline.run_folder import OutputError
+    from pipeline.loading import load_filter_config
     from pipeline.runs.filter import run
-    from pipeline.stages.read import InputError
 
     try:
-        cfg = load_filter_config(args.config, args.overrides)
+        cfg = load_filter_config(args.config, overrides(args))
         summary = run(cfg, args.input, args.output, args.overwrite)
-    except (ConfigError, InputError, OutputError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    except user_errors() as e:
+        return fail(e)
     print(f"judged {summary['inputs']} rows -> accepted {summary['accepted']}, rejected "
           f"{summary['rejected']['total']} {summary['rejected']['by_reason']}, errors {summary['errors']['total']} "
           f"{summary['errors']['by_reason']}; accounted: {summary['accounted']}; {summary['wall_s']} s")

@@ -25,40 +25,31 @@ than ``teacher.min_replicas`` engines came up (their errors are printed; what wa
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 
 import yaml
 
-from pipeline.loading import ConfigError, load_config
+from jobs.cli import fail, overrides, parser, user_errors
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--config", required=True, help="job config (YAML)")
-    ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE",
-                    help="override one config value (YAML syntax), repeatable")
+    ap = parser(__doc__)
     ap.add_argument("--dry-run", action="store_true", help="validate and print the plan; start nothing")
-    ap.add_argument("--verbose", action="store_true",
-                    help="Ray Data's progress and the workers' logs on the console (ray.verbose), not one progress line")
     args = ap.parse_args(argv)
-    if args.verbose:
-        args.overrides.append("ray.verbose=true")
 
-    from pipeline.run_folder import OutputError
+    from pipeline.loading import load_config
     from pipeline.runs.generate import run
     from pipeline.runs.plan import describe, make_plan
-    from pipeline.stages.read import InputError
+    from pipeline.stages.starts import ReplicasDown
     from pipeline.storage import masked
     from pipeline.summary import format_summary
 
     try:
-        cfg = load_config(args.config, args.overrides)
+        cfg = load_config(args.config, overrides(args))
         plan = make_plan(cfg)
-    except (ConfigError, InputError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    except user_errors() as e:
+        return fail(e)
     if args.dry_run:
         print("plan (dry run: nothing started)")
         print(describe(cfg, plan))
@@ -67,17 +58,12 @@ def main(argv: list[str] | None = None) -> int:
         resolved["storage_options"] = masked(resolved["storage_options"])
         print(yaml.safe_dump(resolved, sort_keys=False).rstrip())
         return 0
-    from pipeline.cluster import ClusterError
-    from pipeline.stages.starts import ReplicasDown
-
     try:
         summary = run(cfg, plan)
-    except (InputError, OutputError, ClusterError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    except user_errors() as e:
+        return fail(e)
     except ReplicasDown as e:  # teacher.min_replicas engines did not come up: what they said is in e
-        print(f"error: {e}", file=sys.stderr)
-        return 6
+        return fail(e, 6)
     if summary.get("already_complete"):
         print(f"run {summary['run_id']} at {summary['output']} is already complete (summary.json); nothing to do")
         return 0

@@ -1,5 +1,5 @@
 """Every replica works, from the first request to the last: the real pipeline on a real Ray, with
-the labelled stand-in engine (``pipeline.simulate``: long-tailed request times under a
+the labelled stand-in engine (``bench.simulate``: long-tailed request times under a
 concurrency cap) in place of vLLM, so that four replicas fit on this machine. The input is one
 file that the reader makes a single block of, the case where the first replica to start used
 to take everything."""
@@ -18,7 +18,7 @@ PROMPTS = 120
 def balanced(tmp_path_factory, ray_session):
     from pipeline.loading import load_config
     from pipeline.runs.generate import run
-    from pipeline.simulate import SimFactory, SimSpec
+    from bench.simulate import SimFactory, SimSpec
 
     tmp = tmp_path_factory.mktemp("balance")
     lines = PROMPTS_PATH.read_text(encoding="utf-8").splitlines()[:PROMPTS]

@@ -1,5 +1,5 @@
 """Replicas that do not come up (``teacher.min_replicas``, ``teacher.start_timeout_s``): the real
-pipeline on the embedded Ray with the stand-in engine (``pipeline.simulate``), whose start is made
+pipeline on the embedded Ray with the stand-in engine (``bench.simulate``), whose start is made
 to fail or hang for some replicas. The same on a ``ray start`` cluster with vLLM and a node whose
 environment breaks its engine: ``tests/test_cluster_submit.py``."""
 
@@ -33,7 +33,7 @@ class StartFault:
             return False
 
     def __call__(self):
-        from pipeline.simulate import SimEngine
+        from bench.simulate import SimEngine
 
         first = self._first("first")
         if self.fault == "always" or (self.fault == "first_only" and not first) or (self.fault == "once" and first):
@@ -46,7 +46,7 @@ class StartFault:
 def _run(tmp: Path, fault: str, *overrides: str):
     from pipeline.loading import load_config
     from pipeline.runs.generate import run
-    from pipeline.simulate import SimSpec
+    from bench.simulate import SimSpec
 
     lines = PROMPTS_PATH.read_text(encoding="utf-8").splitlines()[:PROMPTS]
     (tmp / "in.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")

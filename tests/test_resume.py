@@ -179,6 +179,7 @@ def test_a_job_killed_twice_resumes_to_exactly_the_uninterrupted_rows(tmp_path, 
     assert short.wait(timeout=600) == 5, log.read_text(errors="replace")[-3000:]
     assert "reached" in log.read_text(errors="replace") and not (run_dir / "summary.json").exists()
     _an_unfinished_night_counts(run_dir)
+    _the_next_night_and_a_late_resume(cfg_path, run_dir, base_dir, tmp_path, log)
     final = _start(cfg_path, log)
     assert final.wait(timeout=900) == 0, log.read_text(errors="replace")[-3000:]
     ended = time.time()
@@ -226,6 +227,51 @@ def _an_unfinished_night_counts(run_dir: Path) -> None:
     (entry,) = manifest["runs"]
     accepted = sorted((run_dir / "accepted").glob("*.parquet"))
     assert entry["unfinished"] and entry["accepted"] == sum(pq.read_metadata(p).num_rows for p in accepted)
+    assert len(manifest["accepted"]) == len(accepted)
+
+
+def _the_next_night_and_a_late_resume(cfg_path: Path, run_dir: Path, base_dir: Path, tmp: Path, log: Path) -> None:
+    """On a copy of the unfinished night in an output root of its own (the night itself goes on to
+    be resumed and compared row by row with the uninterrupted run): the next night (an incremental
+    run, another run_id) generates none of the prompts the unfinished one committed samples of; the
+    unfinished night resumed after it makes none that the next night made; across the two, every
+    sample of the uninterrupted run is there exactly once, and the manifest lists each accepted file."""
+    import shutil
+
+    import pyarrow.parquet as pq
+
+    root = tmp / "nights"
+    shutil.copytree(run_dir, root / run_dir.name)
+    data = yaml.safe_load(cfg_path.read_text(encoding="utf-8"))
+    data["output"].update(path=str(root), incremental=True)
+    nights_cfg = tmp / "nights.yaml"
+    nights_cfg.write_text(yaml.safe_dump(data), encoding="utf-8")
+
+    def prompts(d: Path) -> set[str]:
+        return {pid for f in ("accepted", "rejected") for p in (d / f).glob("*.parquet")
+                for pid in pq.read_table(p, columns=["prompt_id"]).column("prompt_id").to_pylist()}
+
+    def samples(d: Path) -> list[str]:
+        return [sid for f in ("accepted", "rejected") for p in (d / f).glob("*.parquet")
+                for sid in pq.read_table(p, columns=["sample_id"]).column("sample_id").to_pylist()]
+
+    committed = prompts(root / run_dir.name)
+    nxt = _start(nights_cfg, log, "--set", "output.run_id=next-night")
+    assert nxt.wait(timeout=900) == 0, log.read_text(errors="replace")[-3000:]
+    made_next = prompts(root / "next-night")
+    assert made_next and not made_next & committed
+    summary = json.loads((root / "next-night" / "summary.json").read_text())
+    assert summary["earlier"]["runs_consulted"] == [run_dir.name], summary["earlier"]
+    assert summary["earlier"]["prompts"] == len(committed), summary["earlier"]
+    late = _start(nights_cfg, log)  # the unfinished night, resumed after the next one completed
+    assert late.wait(timeout=900) == 0, log.read_text(errors="replace")[-3000:]
+    assert not prompts(root / run_dir.name) & made_next
+    both = samples(root / run_dir.name) + samples(root / "next-night")
+    assert len(both) == len(set(both)) and set(both) == set(samples(base_dir))
+    manifest = json.loads((root / "manifest.json").read_text())
+    assert sorted(r["run_id"] for r in manifest["runs"]) == sorted([run_dir.name, "next-night"])
+    assert not any(r.get("unfinished") for r in manifest["runs"])
+    accepted = [p for d in (run_dir.name, "next-night") for p in (root / d / "accepted").glob("*.parquet")]
     assert len(manifest["accepted"]) == len(accepted)
 
 

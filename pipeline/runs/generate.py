@@ -60,7 +60,7 @@ def run(cfg: JobConfig, p: RunPlan | None = None, engine_factory=None) -> dict:
     """Run (or resume) the job; returns the summary (also written to ``summary.json``). A run
     already complete is not run again: its summary comes back with ``"already_complete": true``.
     ``engine_factory``: the replicas' engines are made by it, not vLLM (the benchmarks' stand-in,
-    ``pipeline.simulate``)."""
+    ``bench.simulate``)."""
     from ..logprobs import settle
     from ..sink import SplitParquetSink
 

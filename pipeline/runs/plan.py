@@ -111,7 +111,7 @@ def work_units(in_flight: int, batch_size: int, share: int | None = None) -> tup
     a replica's share, and at the end of a run the last requests go to whichever replica is free.
     It holds tasks for four times ``in_flight`` requests (its semaphore lets ``in_flight`` into
     the engine), because most held tasks are only waiting on their one slowest request. Modelled
-    at 64 replicas and 1M long-tailed requests (``jobs/bench_dispatch.py``, docs/bench.md): 0.95
+    at 64 replicas and 1M long-tailed requests (``bench/dispatch.py``, docs/bench.md): 0.95
     of the engine slots busy, level with a per-request router. Tasks for twice ``in_flight``
     give 0.79, and for once 0.45. But never more than a quarter of a replica's ``share`` of the
     run's requests (and never less than fills its engine): in a small run the first replica up

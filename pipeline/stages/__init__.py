@@ -50,7 +50,7 @@ class Context:
     deadline: float | None = None  # epoch seconds after which no new work starts (``ray.deadline_s``)
     earlier: Any = None  # an incremental run: prompts earlier runs generated (``catalog.Earlier``)
     #: a picklable callable making each replica's engine instead of vLLM: the benchmarks'
-    #: labelled stand-in (``pipeline.simulate``); never set by a job's config
+    #: labelled stand-in (``bench.simulate``); never set by a job's config
     engine_factory: Any = None
     #: run-wide actors a stage makes and the run reads back when the data is written
     shared: dict = field(default_factory=dict)

@@ -168,12 +168,12 @@ def make_datasource(files: InputFiles):
             elif self._FORMAT == "hf_saved":
                 yield from _table_rows(pa.ipc.open_stream(f), path)
             else:
-                yield from _jsonl_blocks(f, path)
+                yield from jsonl_blocks(f, path)
 
     return RawRows(files.paths, filesystem=_arrow_fs(files))
 
 
-def _jsonl_blocks(f, path: str) -> Iterator[pa.Table]:
+def jsonl_blocks(f, path: str) -> Iterator[pa.Table]:
     head = f.read(1 << 20)
     if head.startswith(_BOM):
         head = head[len(_BOM):]

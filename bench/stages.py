@@ -4,7 +4,7 @@ replica needs beside it.
 The generation chain's CPU stages run here in one process, one after another, on the same rows,
 without Ray (its per-task cost is not theirs): prepare (validate, render the chat template,
 tokenize) over the config's prompts; then a LABELLED STAND-IN for the engine gives every request a
-long synthetic reasoning trace (``jobs.bench.synthetic_traces``: ~8k tokens, English and Chinese,
+long synthetic reasoning trace (``bench.filters.synthetic_traces``: ~8k tokens, English and Chinese,
 boxed answers, the trace's own reference; think-mode requests get the whole trace, no-think ones
 its answer; its tokenization is not timed); then parse, filter (the config's filter order) and the
 Parquet write (the run's sink, to a local temporary folder). Each stage's CPU time is this
@@ -50,7 +50,7 @@ def bench_stages(config: str = "configs/local.yaml", prompts: int = 256) -> str:
     import pyarrow as pa
     from transformers import AutoTokenizer
 
-    from jobs.bench import synthetic_traces
+    from bench.filters import synthetic_traces
     from pipeline.loading import load_config
     from pipeline.run_folder import RunFolder
     from pipeline.schema import to_table
@@ -58,13 +58,13 @@ def bench_stages(config: str = "configs/local.yaml", prompts: int = 256) -> str:
     from pipeline.stages.filter import Filter
     from pipeline.stages.parse import Parse
     from pipeline.stages.prepare import Prepare
-    from pipeline.stages.read import _jsonl_blocks, resolve_input
+    from pipeline.stages.read import jsonl_blocks, resolve_input
 
     tmp = tempfile.mkdtemp(prefix="thinkmill-stages-")
     cfg = load_config(config, [f"input.limit={prompts}", f"output.path={tmp}", "output.run_id=stages"])
     files = resolve_input(cfg.input.path, cfg.input.format)
     with open(files.paths[0], "rb") as f:
-        raws = pa.concat_tables(list(_jsonl_blocks(f, files.paths[0]))).slice(0, prompts)
+        raws = pa.concat_tables(list(jsonl_blocks(f, files.paths[0]))).slice(0, prompts)
     tokenizer = AutoTokenizer.from_pretrained(cfg.teacher.model)
     traces = synthetic_traces(64)
 

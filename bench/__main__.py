@@ -1,9 +1,9 @@
 """Benchmarks of ``make bench``, written into ``docs/bench.md`` section by section.
 
 Usage:
-    python -m jobs.bench [--config configs/local.yaml] [--prompts 512] [--out docs/bench.md] [--only NAME]
+    python -m bench [--config configs/local.yaml] [--prompts 512] [--out docs/bench.md] [--only NAME]
 
-Generation throughput (``jobs/bench_generation.py``): thinkmill against bare vLLM and ray.data.llm
+Generation throughput (``bench/generation.py``): thinkmill against bare vLLM and ray.data.llm
 on the same requests, engines and engine arguments, two workloads. The others: filter throughput
 and quality, resume and incremental-start state, stopping loops, the cluster-scale simulation.
 Every comparison runs side by side in one process tree, so its ratios are what to quote on a
@@ -20,111 +20,15 @@ import tempfile
 import time
 from pathlib import Path
 
-from jobs.bench_dispatch import bench_dispatch
-from jobs.bench_driver import bench_driver
-from jobs.bench_generation import BATCHED_TOKENS, ISOLATED, WORKLOADS, bench_generation
-from jobs.bench_loops import bench_loops
-from jobs.bench_sim import bench_simulation
-from jobs.bench_stages import bench_stages
-from jobs.bench_state import bench_incremental, bench_resume
-
-
-def bench_quality() -> str:
-    from jobs.filter_quality import REAL, evaluate, sets, table
-
-    parts = []
-    found = sets("both")
-    if "real" not in found:
-        parts.append(f"**Real set: not found at `{REAL}`** (it is read from `../shared` beside the project).\n")
-    for name, rows in found.items():
-        about = ("Real teachers' outputs (`../shared/real_outputs/`, verbatim, labeled by careful reading; the "
-                 "filters are tuned on it)" if name == "real" else
-                 "The imitation set (`tests/filter_devset/`, written here in real teachers' styles; a regression guard)")
-        parts.append(f"### {name} set\n\n{about}:\n\n{table(evaluate(rows))}")
-    return "\n".join(parts)
-
-
-def synthetic_traces(n: int, seed: int = 0) -> list:
-    """8k-token reasoning traces (English ~4 chars/token, Chinese ~1.5 chars/token), varied."""
-    import random
-
-    from filters import Sample
-    from pipeline.dialects import EARLY_STOP
-
-    rnd = random.Random(seed)
-    out = []
-    for i in range(n):
-        if i % 2 == 0:  # English, structured steps with changing values: ~32k chars
-            a = rnd.randint(10, 99)
-            steps = [f"Step {k}: take the partial sum {a * k} and add {a} to get {a * (k + 1)}; "
-                     f"checking parity, {a * (k + 1)} is {'even' if a * (k + 1) % 2 == 0 else 'odd'}. "
-                     f"Then we compare it with {rnd.randint(100, 9999)} and note the difference."
-                     for k in range(210)]
-            prompt = f"What is {a} times 171?"
-            answer = f"The answer is \\boxed{{{a * 171}}}."
-        else:  # Chinese: ~12k chars
-            a = rnd.randint(10, 99)
-            steps = [f"第{k}步：把部分和 {a * k} 加上 {a} 得到 {a * (k + 1)}，它是{'偶数' if a * (k + 1) % 2 == 0 else '奇数'}。"
-                     f"再和 {rnd.randint(100, 9999)} 比较，记下差值。" for k in range(260)]
-            prompt = f"{a} 乘以 261 等于多少？"
-            answer = f"答案是 \\boxed{{{a * 261}}}。"
-        thinking = "\n".join(steps) + f"\nSo the answer is {a * (171 if i % 2 == 0 else 261)}."
-        value = a * (171 if i % 2 == 0 else 261)
-        # every other pair of references is LaTeX, so wrong_answer takes the math-verify path half the time
-        reference = str(value) if i % 4 < 2 else f"\\frac{{{2 * value}}}{{2}}"
-        out.append(Sample(f"<think>\n{thinking}\n</think>\n\n{answer}", True, prompt=prompt,
-                          reference=reference, early_stop=EARLY_STOP))
-    return out
-
-
-def bench_filters(n: int = 200) -> str:
-    """Samples/s on one core for each filter, on 8k-token traces."""
-    from filters import FiltersConfig, build_filters
-
-    samples = synthetic_traces(n)
-    eval_file = Path(tempfile.mkdtemp()) / "eval.jsonl"
-    eval_file.write_text("\n".join('{"prompt": "Natalia sold clips to %d of her friends in April and then '
-                                     'she sold half as many clips in May"}' % i for i in range(5000)))
-    cfg = FiltersConfig(order=["format", "wrong_answer", "repetition", "language_mixing", "think_answer_mismatch",
-                               "guesswork", "contamination"], contamination={"eval_files": [str(eval_file)]})
-    rows = []
-    for f in build_filters(cfg):
-        f.check(samples[0])  # warm-up (math-verify's child process starts here)
-        started = time.process_time(), time.perf_counter()
-        verdicts = [f.check(s) for s in samples]
-        cpu, wall = time.process_time() - started[0], time.perf_counter() - started[1]
-        # wrong_answer / mismatch spend their time in the math-verify child: count wall time for them
-        spent = wall if f.name in ("wrong_answer", "think_answer_mismatch") else cpu
-        rate = n / spent
-        target = "bounded (timeout_s 5 per sample)" if f.name == "wrong_answer" else (
-            "met" if rate >= 200 else "NOT met")
-        outcome = {str(v.reason) for v in verdicts}
-        rows.append(f"| `{f.name}` | {rate:,.0f} | {1000 * spent / n:.2f} | {target} | {', '.join(sorted(outcome))} |")
-    chars = sum(len(s.completion) for s in samples) / n
-    return "\n".join([
-        "| filter | samples/s (1 core) | ms / sample | target >= 200/s | verdict reasons seen |",
-        "|---|---:|---:|---|---|",
-        *rows,
-        "",
-        f"{n} synthetic traces of ~8k tokens (mean {chars:,.0f} chars: English ~32k chars, Chinese ~12k chars), "
-        "structured steps with changing numbers, one filter at a time in one process. CPU time of the process, "
-        "except `wrong_answer` and `think_answer_mismatch`, which compare in a math-verify child process "
-        "(wall time); half the references are plain numbers (compared directly) and half LaTeX (math-verify). "
-        "`contamination` against 5,000 evaluation items.",
-        "",
-        _unclosed_boxes(),
-    ])
-
-
-def _unclosed_boxes() -> str:
-    """The answer extractor on the worst input known: a long run of unclosed ``\\boxed{`` (it was
-    quadratic: 35 KB took 9 s, 70 KB 40 s)."""
-    from filters.extract import final_span
-
-    text = "\\boxed{" * 10_000  # 70 KB
-    t = time.process_time()
-    final_span(text)
-    return f"Answer extraction over 70 KB of unclosed `\\boxed{{`: {1000 * (time.process_time() - t):.1f} ms (linear)."
+from bench.dispatch import bench_dispatch
+from bench.driver import bench_driver
+from bench.filters import bench_filters
+from bench.generation import BATCHED_TOKENS, ISOLATED, WORKLOADS, bench_generation
+from bench.loops import bench_loops
+from bench.quality import bench_quality
+from bench.simulation import bench_simulation
+from bench.stages import bench_stages
+from bench.state import bench_incremental, bench_resume
 
 
 def versions() -> str:
@@ -164,12 +68,12 @@ def main(argv: list[str] | None = None) -> int:
                        "real engine (the tiny teacher, CPU), the think-mode requests of the first 128 demo prompts, "
                        "each set run with the check off and on"),
              "simulation": ("## Cluster-scale simulation", bench_simulation,
-                            "the real pipeline with the LABELLED STAND-IN ENGINE of `pipeline.simulate` (no model: "
+                            "the real pipeline with the LABELLED STAND-IN ENGINE of `bench/simulate.py` (no model: "
                             "request times drawn from a long-tailed log-normal of reasoning-trace lengths, median "
                             "1,500 tokens, capped at 32,768, 30 tokens/s per running request, 64 running per engine, "
-                            "time compressed), replicas as real Ray actors on this machine (`jobs/bench_sim.py`)"),
+                            "time compressed), replicas as real Ray actors on this machine (`bench/simulation.py`)"),
              "dispatch": ("## Dispatch at cluster scale (a model)", bench_dispatch,
-                          "an EVENT MODEL of the generate stage's dispatch (`jobs/bench_dispatch.py`), not the "
+                          "an EVENT MODEL of the generate stage's dispatch (`bench/dispatch.py`), not the "
                           "pipeline: tasks of `rows` requests, each replica holding `tasks` of them, the next task to "
                           "the replica with the fewest in flight (Ray Data's ranking), at most 64 requests running per "
                           "engine, request times from the simulation's log-normal (median 1,500 tokens, capped at "
@@ -179,11 +83,11 @@ def main(argv: list[str] | None = None) -> int:
              "driver": ("## Driver memory by run size", bench_driver,
                         "what the driver holds to count a finished run folder and build its summary (`Tally.of_committed`, "
                         "part by part, and `summary.build`), for folders of 10k, 100k and 1M committed rows written by the "
-                        "run's own sink in parts of 20,000 rows (`jobs/bench_driver.py`), each in a fresh process; the "
+                        "run's own sink in parts of 20,000 rows (`bench/driver.py`), each in a fresh process; the "
                         "resume's state at 10M rows is in \"Resume state\" above"),
              "stages": ("## CPU stages per core", bench_stages,
                         "the generation chain's CPU stages in one process without Ray, on the demo's prompts, with a "
-                        "LABELLED STAND-IN for the engine's output (`jobs/bench_stages.py`: synthetic ~8k-token traces)"),
+                        "LABELLED STAND-IN for the engine's output (`bench/stages.py`: synthetic ~8k-token traces)"),
              "filters": ("## Filter throughput", bench_filters, ""),
              "quality": ("## Filter quality", bench_quality,
                          "per-filter precision and recall, good samples accepted and bad samples rejected, default "
@@ -198,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.only not in (None, name):
             continue
         section = (f"{heading}\n\nMeasured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} with "
-                   f"`python -m jobs.bench --only {name}` (also part of `make bench`)" + (f": {about}" if about else "")
+                   f"`python -m bench --only {name}` (also part of `make bench`)" + (f": {about}" if about else "")
                    + f". Machine: {versions()}.\n\n{bench()}\n")
         _replace_section(args.out, heading, section)
         print(section)
@@ -222,11 +126,11 @@ def main(argv: list[str] | None = None) -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     section = f"""## Generation throughput: thinkmill vs bare vLLM and ray.data.llm
 
-Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} with `python -m jobs.bench --config {args.config} --prompts {args.prompts}` (`make bench`).
+Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} with `python -m bench --config {args.config} --prompts {args.prompts}` (`make bench`).
 Machine: {versions()}.
 Teacher: the config's, {args.prompts} requests per workload; every side with the same requests, seeds and engine
 arguments (`max_num_batched_tokens` {BATCHED_TOKENS} on all), thinking budgets off (bare `LLM.generate` has no
-two-stage continuation); run one after another, each in a fresh process / fresh Ray (`jobs/bench_generation.py`).
+two-stage continuation); run one after another, each in a fresh process / fresh Ray (`bench/generation.py`).
 ray.data.llm's busy window ends when its postprocess sees a row (just after the row's batch finished) and starts
 at the earliest such time minus the request's own latency.
 

@@ -20,7 +20,7 @@ import math
 import random
 from dataclasses import dataclass
 
-from .engine import Completion, Params
+from pipeline.engine import Completion, Params
 
 TEXT = "<think>\nsimulated reasoning\n</think>\n\nsimulated_tokens={n} loop={loop} The answer is \\boxed{{0}}."
 

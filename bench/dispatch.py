@@ -11,7 +11,7 @@ the input arrives as fast as it is taken. What it keeps is the dispatch as built
 - in a replica, requests enter its engine in arrival order and at most ``max_num_seqs`` run at
   once (the semaphore's extra ``in_flight - max_num_seqs`` wait in the engine's queue, which is the
   same order);
-- a request runs for its trace length / ``tokens_per_s`` (the lengths of ``pipeline.simulate``:
+- a request runs for its trace length / ``tokens_per_s`` (the lengths of ``bench.simulate``:
   log-normal, median 1,500 tokens, sigma 1, capped at 32,768; 30 tokens/s per running request).
 
 Against it, ``per_row``: one shared queue, a request starting on whichever engine slot frees

@@ -1,6 +1,6 @@
 """The cluster-scale simulation of ``make bench`` (``--only simulation``): the real pipeline (Ray
 Data, prepare, the replicas' actor pool and queues, parse, the Parquet sink) with the labelled
-stand-in engine of ``pipeline.simulate`` in place of vLLM, so that 8 to 64 replicas run on this
+stand-in engine of ``bench.simulate`` in place of vLLM, so that 8 to 64 replicas run on this
 machine. Each request takes as long as a real reasoning trace of its drawn length would
 (log-normal, median 1,500 tokens, p99 about 15,000, capped at 32,768; 30 tokens/s per running
 request, 64 running per engine); time is compressed so that the whole run lasts a few minutes.
@@ -22,7 +22,7 @@ import shutil
 import tempfile
 import time
 
-from .bench_state import _peak_reset, _status_kb
+from .state import _peak_reset, _status_kb
 
 SEQS, TOKENS_PER_S, MEDIAN, SIGMA, MAX_TOKENS = 64, 30.0, 1500.0, 1.0, 32768
 
@@ -50,7 +50,7 @@ def _run(replicas: int, prompts: int, window_s: float, loop_share: float, stop_l
     """In a fresh process: one simulated run; puts its figures on ``results``."""
     from pipeline.loading import load_config
     from pipeline.runs.generate import run
-    from pipeline.simulate import SimFactory, SimSpec
+    from bench.simulate import SimFactory, SimSpec
 
     tmp = tempfile.mkdtemp(prefix="thinkmill-sim-")
     try:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import tempfile
 import time
 
-from .bench_state import _in_fresh_process, _peak_reset, _status_kb
+from .state import _in_fresh_process, _peak_reset, _status_kb
 
 PART_ROWS = 20_000
 

@@ -33,7 +33,7 @@ def build_requests(cfg) -> list[dict]:
     import pyarrow as pa
 
     from pipeline.stages.prepare import Prepare, PrepareSettings
-    from pipeline.stages.read import _jsonl_blocks, resolve_input
+    from pipeline.stages.read import jsonl_blocks, resolve_input
 
     files = resolve_input(cfg.input.path, cfg.input.format)
     if files.format != "jsonl":
@@ -41,7 +41,7 @@ def build_requests(cfg) -> list[dict]:
     blocks = []
     for path in files.paths:
         with open(path, "rb") as f:
-            blocks += list(_jsonl_blocks(f, path))
+            blocks += list(jsonl_blocks(f, path))
     raws = pa.concat_tables(blocks).slice(0, cfg.input.limit or None)
     rows = Prepare(PrepareSettings.of(cfg))(raws).to_pylist()
     return [r for r in rows if r["status"] == "pending"]
