@@ -81,7 +81,7 @@ def bench_filters(n: int = 200) -> str:
 def _unclosed_boxes() -> str:
     """The answer extractor on the worst input known: a long run of unclosed ``\\boxed{`` (it was
     quadratic: 35 KB took 9 s, 70 KB 40 s)."""
-    from filters.extract import final_span
+    from filters.lib.extract import final_span
 
     text = "\\boxed{" * 10_000  # 70 KB
     t = time.process_time()

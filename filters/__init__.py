@@ -15,15 +15,18 @@ This package does not import ``pipeline``: a filter sees a ``Sample``, never a r
 
 from __future__ import annotations
 
-# registration, in the default order
-from . import flags  # noqa: F401  flag_following
+# registration, in the default order (kept as written: sorting would change the order); the
+# imports are for their side effect, registering the filter, hence the noqa
+# isort: off
+from . import flag_following  # noqa: F401  flag_following
 from . import format  # noqa: F401  format
-from . import correctness  # noqa: F401  wrong_answer
+from . import wrong_answer  # noqa: F401  wrong_answer
 from . import repetition  # noqa: F401  repetition
-from . import language  # noqa: F401  language_mixing
-from . import consistency  # noqa: F401  think_answer_mismatch, guesswork
+from . import language_mixing  # noqa: F401  language_mixing
+from . import think_answer_mismatch  # noqa: F401  think_answer_mismatch
+from . import guesswork  # noqa: F401  guesswork
 from . import contamination  # noqa: F401  contamination (not in the default order)
-
+# isort: on
 from .base import REGISTRY, Filter, Sample, Shared, Verdict
 from .config import FiltersConfig
 

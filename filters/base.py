@@ -19,7 +19,7 @@ from typing import ClassVar, NamedTuple
 
 from pydantic import BaseModel, ConfigDict
 
-from .text import ThinkSplit, split_thinking
+from .lib.text import ThinkSplit, split_thinking
 
 
 class Verdict(NamedTuple):
@@ -97,7 +97,7 @@ class Shared:
     @property
     def verifier(self):
         if self._verifier is None:
-            from .answers import MathVerifier
+            from .lib.answers import MathVerifier
 
             self._verifier = MathVerifier(self._timeout)
         return self._verifier

@@ -30,7 +30,7 @@ import re
 import unicodedata
 
 from .base import Filter, Sample, Verdict, register
-from .text import shorten
+from .lib.text import shorten
 
 _FENCE = re.compile(r"^[ \t]*(?:```|~~~)", re.MULTILINE)
 # a line that closes a sentence: punctuation, a closing bracket or quote, an emoji

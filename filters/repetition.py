@@ -68,7 +68,6 @@ from collections import Counter
 from typing import Literal
 
 import numpy as np
-
 from pydantic import Field
 
 from .base import Filter, FilterConfig, Sample, Shared, Verdict, register

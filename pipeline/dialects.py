@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from filters.text import ThinkSplit, split_thinking
+from filters.lib.text import ThinkSplit, split_thinking
 
 EARLY_STOP = (
     "Considering the limited time by the user, I have to give the solution "

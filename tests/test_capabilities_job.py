@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from filters.flags import latest_flag
-from filters.text import last_boxed
+from filters.flag_following import latest_flag
+from filters.lib.text import last_boxed
 from tests.tiny_teacher import PROMPTS_PATH
 
 pytestmark = pytest.mark.engine

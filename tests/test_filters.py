@@ -8,15 +8,15 @@ import time
 
 import pytest
 
-from filters import Judge, Sample
-from filters.answers import MathVerifier
-from filters.consistency import GuessworkFilter, ThinkAnswerMismatchFilter
+from filters import FiltersConfig, Judge, Sample
 from filters.contamination import ContaminationFilter
-from filters.correctness import WrongAnswerFilter
 from filters.format import FormatFilter
-from filters.language import LanguageMixingFilter
+from filters.guesswork import GuessworkFilter
+from filters.language_mixing import LanguageMixingFilter
+from filters.lib.answers import MathVerifier
 from filters.repetition import RepetitionFilter
-from filters import FiltersConfig
+from filters.think_answer_mismatch import ThinkAnswerMismatchFilter
+from filters.wrong_answer import WrongAnswerFilter
 from pipeline.dialects import EARLY_STOP
 
 
@@ -338,9 +338,9 @@ def test_think_answer_mismatch_judges_explicit_conclusions_only(verifier, thinki
 # --- review findings (inputs that raised, or read a name as a choice or a place as a direction) ---
 
 def test_answer_forms_that_used_to_raise_or_misread():
-    from filters.answer_forms import _items, part_equal
-    from filters.answers import choice_value
-    from filters.extract import numbers, same_number
+    from filters.lib.answer_forms import _items, part_equal
+    from filters.lib.answers import choice_value
+    from filters.lib.extract import numbers, same_number
 
     assert _items("192.168.0.1, 8080") is None  # a token no notation reads: no list, no IndexError
     assert choice_value("E. coli") is None and choice_value("(b) 1392") is not None  # an initial is no option

@@ -7,11 +7,11 @@ from __future__ import annotations
 import pytest
 
 from filters import FiltersConfig, Judge, Sample
-from filters.answers import MathVerifier
-from filters.consistency import ThinkAnswerMismatchFilter
-from filters.correctness import WrongAnswerFilter
-from filters.extract import final_span, main_number, numbers
-from filters.language import LanguageMixingFilter
+from filters.lib.answers import MathVerifier
+from filters.think_answer_mismatch import ThinkAnswerMismatchFilter
+from filters.wrong_answer import WrongAnswerFilter
+from filters.lib.extract import final_span, main_number, numbers
+from filters.language_mixing import LanguageMixingFilter
 from filters.repetition import RepetitionFilter
 
 

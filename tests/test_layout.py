@@ -66,3 +66,12 @@ def test_every_registered_filter_has_its_settings_section():
     for name, cls in REGISTRY.items():
         assert isinstance(cfg.settings(name), cls.Config) and cls.name == name
     assert cfg.order == [n for n, c in REGISTRY.items() if c.default_on]
+
+
+def test_every_filter_is_in_a_file_of_its_name_and_the_helpers_are_no_filters():
+    from filters import REGISTRY
+
+    for name, cls in REGISTRY.items():
+        assert cls.__module__ == f"filters.{name}", (name, cls.__module__)
+    helpers = {p.stem for p in (ROOT / "filters" / "lib").glob("*.py")} - {"__init__"}
+    assert helpers and not helpers & set(REGISTRY)

@@ -15,7 +15,7 @@ import pyarrow as pa
 import pytest
 
 from filters import Sample
-from filters.flags import FlagFollowingFilter, flag_turns
+from filters.flag_following import FlagFollowingFilter, flag_turns
 from pipeline.loading import ConfigError, load_config
 from pipeline.dialects import get_dialect
 from pipeline.rows import Prompt, RowError
@@ -251,8 +251,8 @@ def test_a_turn_that_ignores_its_flag_rejects_the_sample():
 
 
 def test_wrong_answer_checks_every_turn_with_a_reference():
-    from filters.answers import MathVerifier
-    from filters.correctness import WrongAnswerFilter
+    from filters.lib.answers import MathVerifier
+    from filters.wrong_answer import WrongAnswerFilter
 
     f = WrongAnswerFilter(MathVerifier())
     msgs = [{"role": "user", "content": "3+4?"}, {"role": "assistant", "content": "<think>\nx\n</think>\n\n\\boxed{8}"},

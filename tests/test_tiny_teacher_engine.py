@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from filters.text import last_boxed, split_thinking
+from filters.lib.text import last_boxed, split_thinking
 from tests.tiny_teacher import EARLY_STOP
 from tests.tiny_teacher.evaluate import generate, held_out_problems
 

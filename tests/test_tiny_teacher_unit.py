@@ -8,7 +8,7 @@ import random
 
 import pytest
 
-from filters.text import last_boxed, split_thinking
+from filters.lib.text import last_boxed, split_thinking
 from tests.tiny_teacher import ARTIFACT_DIR, EARLY_STOP, PROMPTS_PATH
 from tests.tiny_teacher.data import encode, sample_example
 from tests.tiny_teacher.tasks import is_held_out, make_problem, sample_problem

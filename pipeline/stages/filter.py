@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from filters import FiltersConfig, Judge, Sample
-from filters.text import ThinkSplit
+from filters.lib.text import ThinkSplit
 
 from ..dialects import Dialect, get_dialect
 from ..schema import to_table

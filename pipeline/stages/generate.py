@@ -35,7 +35,7 @@ import socket
 import time
 from dataclasses import dataclass
 
-from filters.text import last_boxed
+from filters.lib.text import last_boxed
 
 from .. import cores
 from ..config import ModeConfig, TeacherConfig

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from filters.extract import final_span
+from filters.lib.extract import final_span
 
 from ..dialects import get_dialect
 from ..ids import content_prompt_id

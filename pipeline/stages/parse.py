@@ -17,8 +17,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import NamedTuple, Sequence
 
-from filters.flags import flag_turns
-from filters.extract import final_span
+from filters.flag_following import flag_turns
+from filters.lib.extract import final_span
 
 from ..dialects import Dialect, get_dialect
 from ..schema import to_table

@@ -10,7 +10,7 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
-from filters.text import last_boxed, split_thinking
+from filters.lib.text import last_boxed, split_thinking
 from pipeline.dialects import EARLY_STOP
 from .data import budget_end_str
 from .tasks import Problem, sample_problem

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from filters.text import last_boxed
+from filters.lib.text import last_boxed
 from pipeline.dialects import get_dialect
 from .evaluate import held_out_problems
 from .harmony import EFFORTS, TO_FINAL

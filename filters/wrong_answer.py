@@ -1,7 +1,7 @@
 """``wrong_answer``: the final answer (text after ``</think>``) against the reference.
 
 The method is chosen per source (``by_source``, exact source name) or for all rows (``method``);
-``auto`` decides per row from the reference (see ``filters.answers``). Without a reference the
+``auto`` decides per row from the reference (see ``filters.lib.answers``). Without a reference the
 filter cannot apply (``skipped_no_reference``), nor without an answer text (``skipped_no_answer_text``:
 a cut-off sample is the ``format`` filter's); an answer that states nothing comparable is
 ``no_answer``; an answer that cannot be compared mechanically (free text against a textual
@@ -27,9 +27,9 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from .answers import AnswerMethod, MathVerifier, compare
 from .base import Filter, FilterConfig, Sample, Shared, Verdict, register
-from .text import shorten
+from .lib.answers import AnswerMethod, MathVerifier, compare
+from .lib.text import shorten
 
 
 @register

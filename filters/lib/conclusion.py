@@ -1,5 +1,5 @@
 r"""What the end of a thinking trace concludes, and whether it agrees with a stated answer: the
-machinery of ``think_answer_mismatch`` (``filters.consistency``), pure functions.
+machinery of ``think_answer_mismatch`` (``filters.think_answer_mismatch``), pure functions.
 
 ``statements`` lists the results the tail of the thinking states, each with its strength: firm (a
 ``\boxed{}`` not offered as an alternative, an answer phrase, an explicit choice), medium ("so /

@@ -1,4 +1,4 @@
-r"""Answer forms beyond one stated value, for ``wrong_answer`` (``filters.answers.compare``): a
+r"""Answer forms beyond one stated value, for ``wrong_answer`` (``filters.lib.answers.compare``): a
 quantity in two units (``1 m 72 cm`` for 1.72), a sentence that restates the question's givens
 around its answer, a list or set stated inside commentary, an expression the task asked for, a
 reference in numbered parts (``1. 左 2. 北東``) read from the matching parts of the answer, and a

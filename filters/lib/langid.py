@@ -1,5 +1,5 @@
 """What language a piece of text is in, offline: scripts, simplified-only characters, function
-words. The ``language_mixing`` filter's machinery (``filters.language``), pure functions.
+words. The ``language_mixing`` filter's machinery (``filters.language_mixing``), pure functions.
 
 ``prose`` removes what is not prose (code, LaTeX, URLs, numbers, identifiers, quotations);
 ``language`` names the language of a text (a code, or ``latin`` / ``cjk`` when only the script

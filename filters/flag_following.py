@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 
 from .base import Filter, Sample, Verdict, register
-from .text import ThinkSplit, split_thinking
+from .lib.text import ThinkSplit, split_thinking
 
 _FLAG = re.compile(r"(?<!\S)/(no_think|think)(?!\S)")
 

@@ -39,10 +39,19 @@ from typing import Literal
 from pydantic import Field
 
 from .base import Filter, FilterConfig, Sample, Shared, Verdict, register
-from .langid import (LATIN_WORD, TRANSLATION, compatible, dominant, foreign_sentences, language, letter_counts,
-                     main_language, prose, uniform)
-from .switches import code_switches, prompt_language, unquote
-
+from .lib.langid import (
+    LATIN_WORD,
+    TRANSLATION,
+    compatible,
+    dominant,
+    foreign_sentences,
+    language,
+    letter_counts,
+    main_language,
+    prose,
+    uniform,
+)
+from .lib.switches import code_switches, prompt_language, unquote
 
 _HARMONY = re.compile(r"\s*analysis(?=[A-Z])")
 

@@ -1,15 +1,24 @@
 """Language switches a sentence-level reading cannot see, for ``language_mixing``: a single
 code-switched word of another script inside prose ("three equal整数 parts"), the prompt's own
 language when it pastes code or English terms, and the prompt's text quoted back in the thinking.
-Pure functions over text; ``filters.langid`` reads whole sentences.
+Pure functions over text; ``filters.lib.langid`` reads whole sentences.
 """
 
 from __future__ import annotations
 
 import re
 
-from .langid import (_SCRIPTS_OF, _SIMPLIFIED, AMBIGUOUS, _outside, _weight, language, letter_counts, prose,
-                     script_of)
+from .langid import (
+    _SCRIPTS_OF,
+    _SIMPLIFIED,
+    AMBIGUOUS,
+    _outside,
+    _weight,
+    language,
+    letter_counts,
+    prose,
+    script_of,
+)
 
 # a run of letters of one non-Latin script (CJK, kana and hangul together: Japanese mixes kanji and kana)
 _RUN = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af\u1100-\u11ff]+"

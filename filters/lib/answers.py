@@ -1,6 +1,6 @@
 r"""Final answers against references: what kind of answer a reference is, and whether a text
 states it. Used by ``wrong_answer`` and ``think_answer_mismatch``; where a text states its
-answer and what value it states is ``filters.extract``.
+answer and what value it states is ``filters.lib.extract``.
 
 Methods (chosen per source or per row; ``auto`` by default, from the reference):
 
@@ -39,12 +39,28 @@ from __future__ import annotations
 import multiprocessing as mp
 import re
 import unicodedata
-
 from typing import Literal
 
-from .answer_forms import (_ARITHMETIC, compound_equal, list_equal, new_number_equal, parts_equal, polarity_equal,
-                           ref_parts, states_expression)
-from .extract import final_span, letter, main_number, numbers, options, plain, same_number, words
+from .answer_forms import (
+    _ARITHMETIC,
+    compound_equal,
+    list_equal,
+    new_number_equal,
+    parts_equal,
+    polarity_equal,
+    ref_parts,
+    states_expression,
+)
+from .extract import (
+    final_span,
+    letter,
+    main_number,
+    numbers,
+    options,
+    plain,
+    same_number,
+    words,
+)
 
 METHODS = ("auto", "math", "choice", "exact", "number")
 AnswerMethod = Literal["auto", "math", "choice", "exact", "number"]
