@@ -14,12 +14,12 @@ import pytest
 from pipeline.config import ColumnMap
 from pipeline.rows import RowError, normalize, unreadable
 from pipeline.runs.plan import count_rows
-from pipeline.stages.read import _jsonl_blocks, _table_rows, resolve_input
+from pipeline.stages.read import jsonl_blocks, _table_rows, resolve_input
 from tests.tiny_teacher import ARTIFACT_DIR
 
 
 def jsonl_rows(data: bytes, path: str = "in.jsonl") -> list[dict]:
-    return [r for t in _jsonl_blocks(io.BytesIO(data), path) for r in t.to_pylist()]
+    return [r for t in jsonl_blocks(io.BytesIO(data), path) for r in t.to_pylist()]
 
 
 def test_invalid_utf8_in_jsonl_is_an_error_row_not_a_replacement_character():
