@@ -16,7 +16,6 @@ import argparse
 import os
 import platform
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -51,8 +50,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--config", default="configs/local.yaml")
     ap.add_argument("--prompts", type=int, default=512)
     ap.add_argument("--out", type=Path, default=Path("docs/bench.md"))
-    ap.add_argument("--only", choices=["generation", "filters", "quality", "resume", "incremental", "loops", "simulation", "dispatch",
-                             "stages", "driver"], help="run one of the benchmarks")
+    ap.add_argument("--only", choices=["generation", "filters", "quality", "resume", "incremental", "loops",
+                                       "simulation", "dispatch", "stages", "driver"], help="run one of the benchmarks")
     args = ap.parse_args(argv)
 
     small = {"resume": ("## Resume state", bench_resume,
@@ -81,23 +80,23 @@ def main(argv: list[str] | None = None) -> int:
                           "engine slot in arrival order (a per-request router). It agrees with the real pipeline's "
                           "simulation at 8 replicas (next section) within about 10%"),
              "driver": ("## Driver memory by run size", bench_driver,
-                        "what the driver holds to count a finished run folder and build its summary (`Tally.of_committed`, "
-                        "part by part, and `summary.build`), for folders of 10k, 100k and 1M committed rows written by the "
-                        "run's own sink in parts of 20,000 rows (`bench/driver.py`), each in a fresh process; the "
-                        "resume's state at 10M rows is in \"Resume state\" above"),
+                        "what the driver holds to count a finished run folder and build its summary "
+                        "(`Tally.of_committed`, part by part, and `summary.build`), for folders of 10k, 100k and 1M "
+                        "committed rows written by the run's own sink in parts of 20,000 rows (`bench/driver.py`), "
+                        "each in a fresh process; the resume's state at 10M rows is in \"Resume state\" above"),
              "stages": ("## CPU stages per core", bench_stages,
                         "the generation chain's CPU stages in one process without Ray, on the demo's prompts, with a "
                         "LABELLED STAND-IN for the engine's output (`bench/stages.py`: synthetic ~8k-token traces)"),
              "filters": ("## Filter throughput", bench_filters, ""),
              "quality": ("## Filter quality", bench_quality,
                          "per-filter precision and recall, good samples accepted and bad samples rejected, default "
-                         "filters and settings, on two labeled sets: real teachers' outputs (`../shared/real_outputs/`, "
-                         "~60 models; scored as `jobs/filter_quality.py` says) and the imitation set "
-                         "`tests/filter_devset/` (364 samples written here in the styles of Qwen3, DeepSeek-R1, QwQ, "
-                         "s1.1 and gpt-oss). `python -m jobs.filter_quality --errors` lists every miss of both. Before the retuning "
-                         "on the real set (commit 94908e6) it gave: good accepted 0.93, bad rejected 0.76; P / R "
-                         "format 1.00 / 0.65, wrong_answer 0.85 / 0.82, repetition 0.79 / 0.79, language_mixing "
-                         "0.84 / 0.52, think_answer_mismatch 0.60 / 0.53")}
+                         "filters and settings, on two labeled sets: real teachers' outputs "
+                         "(`../shared/real_outputs/`, ~60 models; scored as `jobs/filter_quality.py` says) and the "
+                         "imitation set `tests/filter_devset/` (364 samples written here in the styles of Qwen3, "
+                         "DeepSeek-R1, QwQ, s1.1 and gpt-oss). `python -m jobs.filter_quality --errors` lists every "
+                         "miss of both. Before the retuning on the real set (commit 94908e6) it gave: good accepted "
+                         "0.93, bad rejected 0.76; P / R format 1.00 / 0.65, wrong_answer 0.85 / 0.82, repetition "
+                         "0.79 / 0.79, language_mixing 0.84 / 0.52, think_answer_mismatch 0.60 / 0.53")}
     for name, (heading, bench, about) in small.items():
         if args.only not in (None, name):
             continue
@@ -119,14 +118,16 @@ def main(argv: list[str] | None = None) -> int:
     rd = [side for (w, side) in ratios if w == long_tail and side.startswith("ray.data.llm")]
     vs_rd = {side: x(long_tail, "thinkmill, filters on") / x(long_tail, side) for side in rd}
     iso_line = "" if not isolated else (
-        f"\n- The same with `teacher.isolate_cores` (a CPU node given to the job; off by default, `pipeline/cores.py`): "
+        "\n- The same with `teacher.isolate_cores` (a CPU node given to the job; off by default, "
+        "`pipeline/cores.py`): "
         f"**{' / '.join(f'{r:.2f}' for r in isolated)} x bare vLLM** (target >= 0.95: "
         f"{'met' if min(isolated) >= 0.95 else 'NOT met'}); on the long tail "
         + ", ".join(f"{x(long_tail, ISOLATED) / x(long_tail, k):.2f} x {k}" for k in rd) + ".")
     args.out.parent.mkdir(parents=True, exist_ok=True)
+    command = f"`python -m bench --config {args.config} --prompts {args.prompts}`"
     section = f"""## Generation throughput: thinkmill vs bare vLLM and ray.data.llm
 
-Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} with `python -m bench --config {args.config} --prompts {args.prompts}` (`make bench`).
+Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} with {command} (`make bench`).
 Machine: {versions()}.
 Teacher: the config's, {args.prompts} requests per workload; every side with the same requests, seeds and engine
 arguments (`max_num_batched_tokens` {BATCHED_TOKENS} on all), thinking budgets off (bare `LLM.generate` has no

@@ -68,7 +68,8 @@ def _count(url: str, results) -> None:
     t = Tally.of_committed(RunFolder(url))
     s = summaries.build(cfg, t.rows // 2, 2, url, t, 1.0)
     results.put({"rows": t.rows, "count_s": time.perf_counter() - t0, "peak_mb": (_status_kb("VmHWM") - base) / 1024,
-                 "replicas": len(s["replica_work"]), "buckets": sum(len(v) for v in s["throughput"]["by_replica"].values())})
+                 "replicas": len(s["replica_work"]),
+                 "buckets": sum(len(v) for v in s["throughput"]["by_replica"].values())})
 
 
 def bench_driver(sizes=(10_000, 100_000, 1_000_000)) -> str:
@@ -77,7 +78,8 @@ def bench_driver(sizes=(10_000, 100_000, 1_000_000)) -> str:
              "|---:|---:|---:|---:|"]
     for n in sizes:
         r = _in_fresh_process(_count, _write(root, n))
-        lines.append(f"| {r['rows']:,} | {r['count_s']:.1f} s | {r['peak_mb']:.0f} MB | {r['replicas']} / {r['buckets']} |")
+        lines.append(f"| {r['rows']:,} | {r['count_s']:.1f} s | {r['peak_mb']:.0f} MB "
+                     f"| {r['replicas']} / {r['buckets']} |")
     return "\n".join(lines)
 
 

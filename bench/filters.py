@@ -3,7 +3,9 @@ core), and the answer extractor on its worst known input."""
 
 from __future__ import annotations
 
+import tempfile
 import time
+from pathlib import Path
 
 
 def synthetic_traces(n: int, seed: int = 0) -> list:
@@ -26,7 +28,8 @@ def synthetic_traces(n: int, seed: int = 0) -> list:
             answer = f"The answer is \\boxed{{{a * 171}}}."
         else:  # Chinese: ~12k chars
             a = rnd.randint(10, 99)
-            steps = [f"第{k}步：把部分和 {a * k} 加上 {a} 得到 {a * (k + 1)}，它是{'偶数' if a * (k + 1) % 2 == 0 else '奇数'}。"
+            steps = [f"第{k}步：把部分和 {a * k} 加上 {a} 得到 {a * (k + 1)}，"
+                     f"它是{'偶数' if a * (k + 1) % 2 == 0 else '奇数'}。"
                      f"再和 {rnd.randint(100, 9999)} 比较，记下差值。" for k in range(260)]
             prompt = f"{a} 乘以 261 等于多少？"
             answer = f"答案是 \\boxed{{{a * 261}}}。"
@@ -45,8 +48,8 @@ def bench_filters(n: int = 200) -> str:
 
     samples = synthetic_traces(n)
     eval_file = Path(tempfile.mkdtemp()) / "eval.jsonl"
-    eval_file.write_text("\n".join('{"prompt": "Natalia sold clips to %d of her friends in April and then '
-                                     'she sold half as many clips in May"}' % i for i in range(5000)))
+    eval_file.write_text("\n".join(f'{{"prompt": "Natalia sold clips to {i} of her friends in April and then '
+                                     'she sold half as many clips in May"}}' for i in range(5000)))
     cfg = FiltersConfig(order=["format", "wrong_answer", "repetition", "language_mixing", "think_answer_mismatch",
                                "guesswork", "contamination"], contamination={"eval_files": [str(eval_file)]})
     rows = []

@@ -91,9 +91,9 @@ def bench_bare(cfg, requests) -> dict:
 
 
 def bench_pipeline(cfg) -> dict:
-    from pipeline.runs.generate import run
-
     import ray
+
+    from pipeline.runs.generate import run
 
     s = run(cfg)
     # a fresh Ray per run: otherwise the next run shares the cores with this one's replicas
@@ -207,7 +207,8 @@ def bench_generation(config: str, prompts: int) -> tuple[str, dict]:
             print(f"  {side}: {s}", flush=True)
             w, t = s["tokens"] / s["window_s"], s["tokens"] / s["wall_s"]
             ratios[(name, side)] = w / (bare["tokens"] / bare["window_s"])
-            lines.append(f"| {name} | {side} | {s['tokens']} | {s['window_s']:.1f} | {w:.0f} | {ratios[(name, side)]:.2f} "
+            lines.append(f"| {name} | {side} | {s['tokens']} | {s['window_s']:.1f} | {w:.0f} "
+                         f"| {ratios[(name, side)]:.2f} "
                          f"| {s['wall_s']:.1f} | {t:.0f} | {t / (bare['tokens'] / bare['wall_s']):.2f} |")
             if "restarts" in s:
                 lines[-1] = lines[-1].replace(f"| {side} |", f"| {side} (replicas served {s['replicas_seen']}, "

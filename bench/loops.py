@@ -36,9 +36,8 @@ def _loops_on_the_engine(cfg, requests, results) -> None:
 
 
 def bench_loops(config: str = "configs/local.yaml", prompts: int = 128) -> str:
-    from pipeline.loading import load_config
-
     from bench.generation import build_requests
+    from pipeline.loading import load_config
 
     cfg = load_config(config, [f"input.limit={prompts}", "generation.samples_per_prompt=1"] +
                       [f"generation.modes.{i}.thinking_budget=null" for i in range(2)])

@@ -14,6 +14,7 @@ def bench_quality() -> str:
     for name, rows in found.items():
         about = ("Real teachers' outputs (`../shared/real_outputs/`, verbatim, labeled by careful reading; the "
                  "filters are tuned on it)" if name == "real" else
-                 "The imitation set (`tests/filter_devset/`, written here in real teachers' styles; a regression guard)")
+                 "The imitation set (`tests/filter_devset/`, written here in real teachers' styles; a regression "
+                 "guard)")
         parts.append(f"### {name} set\n\n{about}:\n\n{table(evaluate(rows))}")
     return "\n".join(parts)

@@ -8,9 +8,10 @@ once per engine, as in vLLM's continuous batching; the rest wait in the engine's
 request decodes at a fixed ``tokens_per_s`` (one stream's speed; a real engine slows a little as
 its batch fills). A share of requests loops (``loop_share``): it runs to ``max_tokens``, as
 a real loop does, unless the request asks to stop loops (``Params.stop_loops``): then it ends once
-one unit has repeated that often, with ``finish_reason: repetition``. Time is compressed by ``time_scale`` (a simulated second
-lasts ``1 / time_scale`` s). The text it returns is short and the same for every request; the
-drawn length is in it (``simulated_tokens=N``), so a benchmark can count the work afterwards.
+one unit has repeated that often, with ``finish_reason: repetition``. Time is compressed by
+``time_scale`` (a simulated second lasts ``1 / time_scale`` s). The text it returns is short
+and the same for every request; the drawn length is in it (``simulated_tokens=N``), so a
+benchmark can count the work afterwards.
 """
 
 from __future__ import annotations

@@ -48,9 +48,9 @@ def _write_prompts(path: str, n: int) -> None:
 def _run(replicas: int, prompts: int, window_s: float, loop_share: float, stop_loops: bool, rows_per_batch,
          results) -> None:
     """In a fresh process: one simulated run; puts its figures on ``results``."""
+    from bench.simulate import SimFactory, SimSpec
     from pipeline.loading import load_config
     from pipeline.runs.generate import run
-    from bench.simulate import SimFactory, SimSpec
 
     tmp = tempfile.mkdtemp(prefix="thinkmill-sim-")
     try:
@@ -58,8 +58,8 @@ def _run(replicas: int, prompts: int, window_s: float, loop_share: float, stop_l
         # compress time so that the ideal makespan (the work spread over every slot, or the longest
         # possible request) lasts about window_s
         ideal_sim_s = max(prompts * _mean_tokens() / TOKENS_PER_S / (replicas * SEQS), MAX_TOKENS / TOKENS_PER_S)
-        spec = SimSpec(os.path.abspath(cfg_teacher()), max_num_seqs=SEQS, tokens_per_s=TOKENS_PER_S, median_tokens=MEDIAN,
-                       sigma=SIGMA, loop_share=loop_share, time_scale=ideal_sim_s / window_s)
+        spec = SimSpec(os.path.abspath(cfg_teacher()), max_num_seqs=SEQS, tokens_per_s=TOKENS_PER_S,
+                       median_tokens=MEDIAN, sigma=SIGMA, loop_share=loop_share, time_scale=ideal_sim_s / window_s)
         mode = {"name": "think", "thinking": True, "sampling": {"max_tokens": MAX_TOKENS}}
         cfg = load_config("configs/local.yaml", [
             f"input.path={tmp}/in.jsonl", "input.limit=null", f"output.path={tmp}/out", "output.run_id=sim",

@@ -165,5 +165,6 @@ def bench_incremental(nights: int = 5, prompts: int = 1_000_000, per_input: int 
     return (f"| earlier nights | prompts they made (rows) | reading them into the earlier set | lookup in prepare | "
             f"peak memory added | shipped to prepare | manifest rebuilt |\n|---:|---:|---:|---:|---:|---:|---:|\n"
             f"| {r['runs']} | {r['prompts']:,} ({r['prompts'] * per_input:,}) | {r['build_s']:.1f} s | "
-            f"{r['lookup_us']:.1f} us | {r['peak_mb']:.0f} MB | {r['shipped_mb']:.0f} MB | {r['manifest_s']:.2f} s |\n\n"
+            f"{r['lookup_us']:.1f} us | {r['peak_mb']:.0f} MB | {r['shipped_mb']:.0f} MB "
+            f"| {r['manifest_s']:.2f} s |\n\n"
             f"(Writing the {nights} folders took {written:.0f} s and is not counted.)\n")

@@ -110,7 +110,7 @@ class Filter:
     default_on: ClassVar[bool] = True
 
     @classmethod
-    def build(cls, settings: FilterConfig, shared: Shared) -> "Filter":
+    def build(cls, settings: FilterConfig, shared: Shared) -> Filter:
         """The filter for one job, from its settings. Filters with settings override this."""
         return cls()
 

@@ -65,7 +65,7 @@ class ContaminationFilter(Filter):
         """n-gram length in tokens (GPT-3's decontamination used 13)."""
 
     @classmethod
-    def build(cls, settings: Config, shared: Shared) -> "ContaminationFilter":
+    def build(cls, settings: Config, shared: Shared) -> ContaminationFilter:
         return cls(settings.eval_files, settings.field, settings.n)
 
     @classmethod
@@ -89,7 +89,7 @@ class ContaminationFilter(Filter):
         self._build(items, n)
 
     @classmethod
-    def from_items(cls, items: list[str], n: int = 13, name: str = "items") -> "ContaminationFilter":
+    def from_items(cls, items: list[str], n: int = 13, name: str = "items") -> ContaminationFilter:
         self = cls.__new__(cls)
         self._build([(name, t) for t in items], n)
         return self

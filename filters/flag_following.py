@@ -7,8 +7,9 @@ that does not follow it rejects the sample with ``flag_not_followed``. Turns wit
 force are not judged here (the ``format`` filter checks the last turn against its mode).
 
 >>> f = FlagFollowingFilter()
->>> conv = [{"role": "user", "content": "1+1? /no_think"}, {"role": "assistant", "content": "<think>\\n\\n</think>\\n\\n2"},
-...         {"role": "user", "content": "And 2+2? /think"}, {"role": "assistant", "content": "<think>\\n\\n</think>\\n\\n4"}]
+>>> empty = "<think>\\n\\n</think>\\n\\n"
+>>> conv = [{"role": "user", "content": "1+1? /no_think"}, {"role": "assistant", "content": empty + "2"},
+...         {"role": "user", "content": "And 2+2? /think"}, {"role": "assistant", "content": empty + "4"}]
 >>> v = f.check(Sample(conv[-1]["content"], thinking_expected=True, messages=conv))
 >>> v.reason, v.detail
 ('flag_not_followed', 'turn 2: flag /think but the think block is empty')

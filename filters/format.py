@@ -74,8 +74,10 @@ def _opened_near_end(line: str, near: int = 20) -> bool:
 def cut_off(answer: str) -> str | None:
     """Why ``answer`` looks cut off where it stands (the generation stopped mid-way), or None.
 
-    >>> cut_off("Dima walked 5 km in 5/6 h, so v = 5 km / (5"), cut_off("it is safer to go with")
-    ("the answer's last line leaves a bracket open: 'Dima walked 5 km in 5/6 h, so v = 5 km / (5'", "the answer's last line stops mid-sentence: 'it is safer to go with'")
+    >>> cut_off("Dima walked 5 km in 5/6 h, so v = 5 km / (5")
+    "the answer's last line leaves a bracket open: 'Dima walked 5 km in 5/6 h, so v = 5 km / (5'"
+    >>> cut_off("it is safer to go with")
+    "the answer's last line stops mid-sentence: 'it is safer to go with'"
     >>> cut_off("Answer: 1 m 72 cm"), cut_off("The total is **60 minutes**."), cut_off("答案是 12")
     (None, None, None)
     >>> cut_off("- 6 L jug: 6 liters\\n- 12 L jug: 0\\n- 6 L jug: 6 liters\\n- 6 L jug: 6")

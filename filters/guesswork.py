@@ -36,7 +36,7 @@ class GuessworkFilter(Filter):
         answer is ``thinking_too_short``. 0 = off."""
 
     @classmethod
-    def build(cls, settings: Config, shared: Shared) -> "GuessworkFilter":
+    def build(cls, settings: Config, shared: Shared) -> GuessworkFilter:
         return cls(settings.min_thinking_words)
 
     def __init__(self, min_thinking_words: int = 5, tail_chars: int = 400):

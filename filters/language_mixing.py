@@ -23,7 +23,8 @@ translation is skipped (``skipped_translation``).
 >>> zh = "计算 3 加 4 的结果"
 >>> f.check(Sample("<think>\\n先算个位，再用 GPU 验证。3+4=7。\\n</think>\\n\\n答案是 7。", True, prompt=zh)).passed
 True
->>> v = f.check(Sample("<think>\\n先算个位。Now I will add the tens digits and carry the one over.\\n</think>\\n\\n答案是 7。", True, prompt=zh))
+>>> mixed = "<think>\\n先算个位。Now I will add the tens digits and carry the one over.\\n</think>\\n\\n答案是 7。"
+>>> v = f.check(Sample(mixed, True, prompt=zh))
 >>> v.reason, v.detail.split(":")[0]
 ('language_mixing', 'thinking')
 >>> f.check(Sample("<think>\\nThe user asks in Japanese for 3 + 4. That is 7.\\n</think>\\n\\n**答え:** 7 です。", True,
@@ -92,7 +93,7 @@ class LanguageMixingFilter(Filter):
         self.s = settings or self.Config()
 
     @classmethod
-    def build(cls, settings: Config, shared: Shared) -> "LanguageMixingFilter":
+    def build(cls, settings: Config, shared: Shared) -> LanguageMixingFilter:
         return cls(settings)
 
     def check(self, sample: Sample) -> Verdict:

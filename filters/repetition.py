@@ -33,14 +33,14 @@ Calibration: legitimate structured reasoning repeats a *template* with different
 (twelve cases, a table of values); every detector keys on exact repeats of long spans, which a
 template with changing values does not produce. Tests hold both kinds.
 
-Speed: span counts use a vectorised rolling hash over code points (numpy), the sentence and
-paragraph counts only run when some short span repeats often enough for them to fire, and the
-tandem search compares span hashes at a stride before it looks closer.
+Speed: span counts use a vectorised rolling hash over code points (numpy), sentence and paragraph counts only run
+when some short span repeats often enough for them to fire, the tandem search compares span hashes at a stride.
 
 >>> f = RepetitionFilter()
 >>> f.check(Sample("<think>\\n" + "Let me check this again carefully. " * 12 + "\\n</think>\\n\\n4", True)).reason
 'repeated_sentence'
->>> f.check(Sample("<think>\\n" + " ".join(f"Case {i}: {i}*{i} = {i*i}." for i in range(12)) + "\\n</think>\\n\\n4", True)).passed
+>>> cases = " ".join(f"Case {i}: {i}*{i} = {i*i}." for i in range(12))
+>>> f.check(Sample("<think>\\n" + cases + "\\n</think>\\n\\n4", True)).passed
 True
 >>> f.check(Sample("<think>\\nwork\\n</think>\\n\\n" + "#" * 30 + "\\n" + ("#" * 30 + "\\n") * 5 + "4", True)).passed
 True
@@ -48,7 +48,8 @@ True
 >>> f.check(Sample("<think>\\nwork\\n</think>\\n\\n" + code, True)).passed
 True
 >>> steps = "1. A and B cross (3).\\n2. A returns (1).\\n3. C and D cross (10).\\n4. B returns (3).\\n"
->>> f.check(Sample("<think>\\n" + "".join(f"Try {i}: hmm.\\n" + steps for i in range(12)) + "</think>\\n\\n17", True)).reason
+>>> tries = "".join(f"Try {i}: hmm.\\n" + steps for i in range(12))
+>>> f.check(Sample("<think>\\n" + tries + "</think>\\n\\n17", True)).reason
 'repeated_block'
 >>> f.check(Sample("<think>\\nThe words: " + "a b c d e f g h " * 14 + "end.\\n</think>\\n\\n4", True)).reason
 'tandem_repeat'
@@ -137,7 +138,8 @@ def best_cycle(items: list, max_period: int, min_times: int, keep=lambda cycle: 
                 run += 1
                 continue
             times = run // p + 1
-            if run >= p and times >= min_times and (best is None or times > best[1]) and keep(items[i - run:i - run + p]):
+            if (run >= p and times >= min_times and (best is None or times > best[1])
+                    and keep(items[i - run:i - run + p])):
                 best = (i - run, times, p)
             run = 0
     return best
@@ -155,11 +157,11 @@ def substantive(parts, min_chars: int) -> bool:
 
 
 def _letterish(codes: np.ndarray) -> np.ndarray:
-    """Code points that are (roughly) letters: ASCII letters, and everything from Latin-1 letters
-    up except the punctuation, symbol and box-drawing blocks. A cheap gate; the unit found is then
-    checked with ``str.isalpha``."""
+    """Code points that are (roughly) letters: ASCII letters, and everything from Latin-1 letters up except the
+    punctuation, symbol and box-drawing blocks. A cheap gate; the unit found is then checked with ``str.isalpha``."""
     c = codes.astype(np.uint32)
-    return (((c | 32) - 97) < 26) | ((c >= 0xC0) & ((c - 0x2000) >= 0xC00) & ((c - 0x3000) >= 0x40) & ((c - 0xFF00) >= 0x21))
+    return (((c | 32) - 97) < 26) | ((c >= 0xC0) & ((c - 0x2000) >= 0xC00) & ((c - 0x3000) >= 0x40)
+                                     & ((c - 0xFF00) >= 0x21))
 
 
 def _most_repeated(text: str, h: np.ndarray) -> str:
@@ -219,7 +221,7 @@ class RepetitionFilter(Filter):
         self.s = settings or self.Config()
 
     @classmethod
-    def build(cls, settings: Config, shared: Shared) -> "RepetitionFilter":
+    def build(cls, settings: Config, shared: Shared) -> RepetitionFilter:
         return cls(settings)
 
     def check(self, sample: Sample) -> Verdict:
@@ -263,7 +265,8 @@ class RepetitionFilter(Filter):
                     what = "sentence" if period == 1 else f"cycle of {period} sentences"
                     return self.reject("repeated_sentence", float(times),
                                        f"{where}: {what} x{times} in a row: {_short(sents[at])!r}")
-                if (v := self._scattered(sents, s.min_sentence_chars, "repeated_sentence", "sentence", where)) is not None:
+                v = self._scattered(sents, s.min_sentence_chars, "repeated_sentence", "sentence", where)
+                if v is not None:
                     return v
             ngram = top16 >= s.max_ngram_repeats and len(codes) >= w * s.max_ngram_repeats
             region = top16 >= 3 and len(codes) >= w + s.region_chars

@@ -52,7 +52,7 @@ class ThinkAnswerMismatchFilter(Filter):
         """How much of the end of the thinking its conclusion is looked for in."""
 
     @classmethod
-    def build(cls, settings: Config, shared: Shared) -> "ThinkAnswerMismatchFilter":
+    def build(cls, settings: Config, shared: Shared) -> ThinkAnswerMismatchFilter:
         return cls(shared.verifier, settings)
 
     def __init__(self, verifier: MathVerifier | None = None, settings: Config | None = None):

@@ -52,7 +52,7 @@ class WrongAnswerFilter(Filter):
         shares the child process and this bound."""
 
     @classmethod
-    def build(cls, settings: Config, shared: Shared) -> "WrongAnswerFilter":
+    def build(cls, settings: Config, shared: Shared) -> WrongAnswerFilter:
         return cls(shared.verifier, settings.method, settings.by_source, settings.keep_undecided)
 
     def __init__(self, verifier: MathVerifier | None, method: str = "auto", by_source: dict[str, str] | None = None,

@@ -12,8 +12,8 @@ def parser(doc: str, config_help: str = "job config (YAML)", config_required: bo
     ap.add_argument("--config", required=config_required, help=config_help)
     ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE",
                     help="override one config value (YAML syntax), repeatable")
-    ap.add_argument("--verbose", action="store_true",
-                    help="Ray Data's progress and the workers' logs on the console (ray.verbose), not one progress line")
+    ap.add_argument("--verbose", action="store_true", help="Ray Data's progress and the workers' logs on the "
+                    "console (ray.verbose), not one progress line")
     return ap
 
 

@@ -146,7 +146,8 @@ def table(r: dict) -> str:
 
     lines = ["| filter | labeled bad | rejected | precision | recall |", "|---|---:|---:|---:|---:|"]
     for f, c in r["filters"].items():
-        lines.append(f"| `{f}` | {c['tp'] + c['fn']} | {c['tp'] + c['fp']} | {pct(c['precision'])} | {pct(c['recall'])} |")
+        lines.append(f"| `{f}` | {c['tp'] + c['fn']} | {c['tp'] + c['fp']} | {pct(c['precision'])} "
+                     f"| {pct(c['recall'])} |")
     lines.append(f"\n{r['samples']} samples: **{pct(r['good_accepted'])} of {r['good']} good samples accepted** (no "
                  f"filter rejects them), **{pct(r['bad_rejected'])} of {r['bad']} bad samples rejected**.")
     return "\n".join(lines) + "\n"
@@ -159,7 +160,8 @@ def sets(which: str, real: Path = REAL, devset: Path = DEVSET) -> dict[str, list
         if real.exists():
             out["real"] = load_real(real)
         elif which == "real":
-            raise FileNotFoundError(f"--real: no real-output set at {real} (it is read from ../shared beside the project)")
+            raise FileNotFoundError(f"--real: no real-output set at {real} (it is read from ../shared beside the "
+                                    "project)")
     if which in ("imitation", "both"):
         out["imitation"] = load(devset)
     return out

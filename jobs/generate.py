@@ -69,7 +69,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     print(format_summary(summary))
     if summary.get("deadline_reached"):
-        done = summary["expected_samples"] - summary["missing"] - summary["errors"]["by_reason"].get("deadline_reached", 0)
+        left = summary["missing"] + summary["errors"]["by_reason"].get("deadline_reached", 0)
+        done = summary["expected_samples"] - left
         print(f"ray.deadline_s ({cfg.ray.deadline_s} s) reached: {done} of {summary['expected_samples']} "
               f"samples made; run the same command again to resume", file=sys.stderr)
         return 5

@@ -50,7 +50,8 @@ def rendered_rows(path: str, tokenizer) -> list[dict]:
             raise ValueError(f"row {i}: the template does not render the completion after the prompt")
         p = tokenizer.encode(prompt, add_special_tokens=False)
         c = tokenizer.encode(full[len(prompt):], add_special_tokens=False)
-        out.append({"sample_id": str(r.get("id") or i), "prompt_token_ids": p, "token_ids": c, "forced": [False] * len(c)})
+        out.append({"sample_id": str(r.get("id") or i), "prompt_token_ids": p, "token_ids": c,
+                    "forced": [False] * len(c)})
     return out
 
 

@@ -158,7 +158,8 @@ judged by the rejection filters; `accepted/` is the training set, `rejected/` wh
 - Teacher: `{s['teacher']}`, {cfg.teacher.replicas} replica(s), engine seed {cfg.teacher.engine.seed},
   `max_model_len` {cfg.teacher.engine.max_model_len}.
 - {g.samples_per_prompt} sample(s) per prompt per mode and budget, generation seed {g.seed}
-  {'; modes mixed by weight ' + json.dumps(g.mix) if g.mix else ''}{'; adaptive mode choice (' + g.adaptive.rule + ')' if g.adaptive else ''}.
+  {'; modes mixed by weight ' + json.dumps(g.mix) if g.mix else ''}{
+      '; adaptive mode choice (' + g.adaptive.rule + ')' if g.adaptive else ''}.
 - Filters, in order: {', '.join(f'`{f}`' for f in cfg.filters.order) or 'none'}.
 - Generation fingerprint `{s.get('fingerprint', '-')}` (runs with the same one continue each other).
 

@@ -71,13 +71,14 @@ def _without_unused_forcing(generation: dict | None) -> dict | None:
     where set: earlier nights, made before they existed, keep their fingerprint.
 
     >>> g = {"modes": [{"name": "a", "min_thinking_tokens": None, "continuation": "Wait"}]}
-    >>> _without_unused_forcing(g)["modes"], len(_without_unused_forcing({"modes": [{"min_thinking_tokens": 8}]})["modes"][0])
+    >>> forced = {"modes": [{"min_thinking_tokens": 8}]}
+    >>> _without_unused_forcing(g)["modes"], len(_without_unused_forcing(forced)["modes"][0])
     ([{'name': 'a'}], 1)
     """
     if not generation or "modes" not in generation:
         return generation
-    modes = [m if m.get("min_thinking_tokens") not in (None, [None]) else {k: v for k, v in m.items() if k not in FORCING_FIELDS}
-             for m in generation["modes"]]
+    modes = [m if m.get("min_thinking_tokens") not in (None, [None])
+             else {k: v for k, v in m.items() if k not in FORCING_FIELDS} for m in generation["modes"]]
     modes = [m if m.get("reasoning_effort") is not None else {k: v for k, v in m.items() if k != "reasoning_effort"}
              for m in modes]
     return {**generation, "modes": modes}
@@ -156,12 +157,12 @@ class Earlier:
         self.hashes, self.runs, self.names = hashes, runs, names
 
     @classmethod
-    def of(cls, by_run: dict[str, list[str]]) -> "Earlier":
+    def of(cls, by_run: dict[str, list[str]]) -> Earlier:
         """From prompt ids per run, oldest run first (the oldest holding a prompt is named)."""
         return cls.merge([(name, key_hash(ids)) for name, ids in by_run.items()])
 
     @classmethod
-    def merge(cls, per_run: list[tuple[str, np.ndarray]]) -> "Earlier":
+    def merge(cls, per_run: list[tuple[str, np.ndarray]]) -> Earlier:
         if not per_run:
             return cls(np.zeros(0, np.uint64), np.zeros(0, np.int16), [])
         hashes = np.concatenate([h for _, h in per_run]).astype(np.uint64)

@@ -15,8 +15,9 @@ read time, so a prompt fanned out to N samples could be marked done half written
 Keys: a row's prompt key is its ``prompt_id``, or ``@<location>`` for an input row that never
 became a prompt (invalid JSON, a duplicate id); a row's own key is its ``sample_id``, or
 ``@<location>#<sample_index>``, or ``~<prompt_id>`` for an ``earlier/`` row (a prompt an earlier
-run generated, ``pipeline.catalog``), which stands for all of its prompt's samples. ``DoneSet`` holds 8-byte hashes of the done prompt keys in a
-sorted numpy array: 10 million prompts cost 80 MB, and membership is a binary search.
+run generated, ``pipeline.catalog``), which stands for all of its prompt's samples. ``DoneSet``
+holds 8-byte hashes of the done prompt keys in a sorted numpy array: 10 million prompts cost
+80 MB, and membership is a binary search.
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ class DoneSet:
         self.hashes = np.unique(hashes.astype(np.uint64))
 
     @classmethod
-    def of(cls, keys: list[str]) -> "DoneSet":
+    def of(cls, keys: list[str]) -> DoneSet:
         return cls(key_hash(list(keys)))
 
     def has(self, key: str) -> bool:
@@ -71,7 +72,7 @@ class DoneSet:
 def prompt_keys(t: pa.Table) -> list[str]:
     pid = t["prompt_id"].to_pylist()
     loc = t["location"].to_pylist() if "location" in t.column_names else [None] * t.num_rows
-    return [p if p is not None else f"@{l}" for p, l in zip(pid, loc)]
+    return [p if p is not None else f"@{where}" for p, where in zip(pid, loc)]
 
 
 def row_keys(t: pa.Table) -> list[str]:
@@ -81,7 +82,7 @@ def row_keys(t: pa.Table) -> list[str]:
     if "location" not in t.column_names:
         return sid
     loc, idx = t["location"].to_pylist(), t["sample_index"].to_pylist()
-    return [s if s is not None else f"@{l}#{i}" for s, l, i in zip(sid, loc, idx)]
+    return [s if s is not None else f"@{where}#{i}" for s, where, i in zip(sid, loc, idx)]
 
 
 @dataclass

@@ -12,17 +12,14 @@ engine starts. The ``filters`` section is ``filters.FiltersConfig``, owned by th
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
-
-from datetime import datetime, timezone
 
 from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from filters import FiltersConfig
 
-from .modes import (AdaptiveConfig, GenerationConfig, ModeConfig, SamplingConfig,  # noqa: F401
-                    Strict)
-
+from .modes import AdaptiveConfig, GenerationConfig, ModeConfig, SamplingConfig, Strict  # noqa: F401
 
 # ------------------------------------------------------------------------ input
 
@@ -176,7 +173,7 @@ class TeacherConfig(Strict):
         return self.max_in_flight or n + max(2, n // 4)
 
     @model_validator(mode="after")
-    def _device_fits(self) -> "TeacherConfig":
+    def _device_fits(self) -> TeacherConfig:
         if self.isolate_cores and self.device != "cpu":
             raise ValueError(f"isolate_cores applies to device 'cpu' only (vLLM binds no cores on a GPU), "
                              f"got device {self.device!r}")
@@ -238,7 +235,7 @@ class OutputConfig(Strict):
         """``{date}`` / ``{hour}`` in ``run_id``, from the UTC clock at load time."""
         if not isinstance(v, str) or "{" not in v:
             return v
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         try:
             return v.format(date=now.strftime("%Y-%m-%d"), hour=now.strftime("%Y-%m-%dT%H"))
         except (KeyError, IndexError, ValueError) as e:
@@ -292,7 +289,7 @@ class JobConfig(Strict):
     ``run.json``, secrets masked when printed (``pipeline.storage``)."""
 
     @model_validator(mode="after")
-    def _sections_agree(self) -> "JobConfig":
+    def _sections_agree(self) -> JobConfig:
         from .dialects import get_dialect
 
         g, order = self.generation, self.filters.order

@@ -28,15 +28,15 @@ EARLY_STOP = (
     "based on the thinking directly now."
 )
 
-_REGISTRY: dict[str, type["Dialect"]] = {}
+_REGISTRY: dict[str, type[Dialect]] = {}
 
 
-def register(cls: type["Dialect"]) -> type["Dialect"]:
+def register(cls: type[Dialect]) -> type[Dialect]:
     _REGISTRY[cls.name] = cls
     return cls
 
 
-def get_dialect(name: str) -> "Dialect":
+def get_dialect(name: str) -> Dialect:
     try:
         return _REGISTRY[name]()
     except KeyError:

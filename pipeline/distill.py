@@ -23,7 +23,7 @@ Usage::
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 
 def rows(run_dir: str) -> Iterator[dict]:

@@ -59,7 +59,7 @@ class Params:
     #: False keeps special tokens in the text (the harmony format's channel markers are special tokens)
     skip_special_tokens: bool = True
 
-    def but(self, **changes) -> "Params":
+    def but(self, **changes) -> Params:
         return replace(self, **changes)
 
 
@@ -70,9 +70,10 @@ def request_params(row: dict, *, max_tokens: int | None = None, seed: int | None
 
     >>> s = {"temperature": 0.6, "top_p": 0.95, "top_k": 20, "min_p": 0.0, "presence_penalty": 0.0,
     ...      "repetition_penalty": 1.0, "max_tokens": 50}
-    >>> request_params({"sampling": s, "seed": 3, "thinking_budget": 32, "budget_strategy": "engine"}).thinking_token_budget
+    >>> row = {"sampling": s, "seed": 3, "thinking_budget": 32}
+    >>> request_params({**row, "budget_strategy": "engine"}).thinking_token_budget
     32
-    >>> request_params({"sampling": s, "seed": 3, "thinking_budget": 32, "budget_strategy": "two_stage"}).thinking_token_budget
+    >>> request_params({**row, "budget_strategy": "two_stage"}).thinking_token_budget
     """
     s = sampling or row["sampling"]
     budget = row["thinking_budget"] if engine_budget and row.get("budget_strategy") == "engine" else None

@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .committed import NO_OWNER as NONE, key_hash
+from .committed import NO_OWNER as NONE
+from .committed import key_hash
 from .pinned import on_driver_node
 
 _ROW_BITS = 40  # rows per input file < 2^40; file index in the upper 24 bits
@@ -113,7 +114,7 @@ class IdLedger:
         self.shards, self.locations = shards, locations
 
     @classmethod
-    def start(cls, paths: list[str], prompts: int, seed: tuple[np.ndarray, np.ndarray] | None = None) -> "IdLedger":
+    def start(cls, paths: list[str], prompts: int, seed: tuple[np.ndarray, np.ndarray] | None = None) -> IdLedger:
         """Start ``ceil(prompts / PROMPTS_PER_SHARD)`` shard actors (at most 64), seeded."""
         import ray
 

@@ -41,12 +41,12 @@ class TokenLogprobs:
         return len(self.sampled)
 
     @classmethod
-    def forced_tokens(cls, n: int, k: int) -> "TokenLogprobs":
+    def forced_tokens(cls, n: int, k: int) -> TokenLogprobs:
         """``n`` tokens the pipeline wrote itself."""
         return cls(k, [0.0] * n, [[0] * k for _ in range(n)], [[0.0] * k for _ in range(n)], [True] * n)
 
     @classmethod
-    def of_vllm(cls, logprobs, token_ids: list[int], k: int) -> "TokenLogprobs":
+    def of_vllm(cls, logprobs, token_ids: list[int], k: int) -> TokenLogprobs:
         """From a vLLM ``CompletionOutput.logprobs`` (a ``FlatLogprobs`` or a list of dicts
         ``token id -> Logprob``): per position the sampled token and the k best by rank.
 
@@ -65,15 +65,15 @@ class TokenLogprobs:
             out.forced.append(False)
         return out
 
-    def __add__(self, other: "TokenLogprobs") -> "TokenLogprobs":
+    def __add__(self, other: TokenLogprobs) -> TokenLogprobs:
         return TokenLogprobs(self.k, self.sampled + other.sampled, self.top_ids + other.top_ids,
                              self.top + other.top, self.forced + other.forced)
 
-    def cut(self, n: int) -> "TokenLogprobs":
+    def cut(self, n: int) -> TokenLogprobs:
         return TokenLogprobs(self.k, self.sampled[:n], self.top_ids[:n], self.top[:n], self.forced[:n])
 
 
-def join(*parts: "TokenLogprobs | int | None", k: int | None) -> "TokenLogprobs | None":
+def join(*parts: TokenLogprobs | int | None, k: int | None) -> TokenLogprobs | None:
     """Engine parts (``TokenLogprobs``) and forced runs (an int: that many tokens) in order; None
     when logprobs are off (``k`` None) or a part has none (an engine that returned none).
 
@@ -125,9 +125,9 @@ def sidecar(table: pa.Table, k: int, meta: dict) -> pa.Table | None:
     if not rows.num_rows:
         return None
     schema = sidecar_schema(k)
-    cols = {"sample_id": rows["sample_id"], "prompt_token_ids": rows["lp_prompt_ids"], "token_ids": rows["lp_token_ids"],
-            "forced": rows["lp_forced"], "logprob": rows["lp_sampled"], "top_ids": rows["lp_top_ids"],
-            "top_logprobs": rows["lp_top"]}
+    cols = {"sample_id": rows["sample_id"], "prompt_token_ids": rows["lp_prompt_ids"],
+            "token_ids": rows["lp_token_ids"], "forced": rows["lp_forced"], "logprob": rows["lp_sampled"],
+            "top_ids": rows["lp_top_ids"], "top_logprobs": rows["lp_top"]}
     out = pa.table({n: cols[n].cast(schema.field(n).type) for n in schema.names}, schema=schema)
     return out.replace_schema_metadata({META_KEY: json.dumps({"top_k": k, **meta}).encode()})
 

@@ -118,7 +118,7 @@ class ModeConfig(Strict):
         return self.thinks_under(self.flag)
 
     @model_validator(mode="after")
-    def _budgets_are_valid(self) -> "ModeConfig":
+    def _budgets_are_valid(self) -> ModeConfig:
         budgets = self.budgets
         if any(b is not None and b <= 0 for b in budgets):
             raise ValueError(f"thinking_budget: budgets must be > 0 (null = unbounded), got {self.thinking_budget}")
@@ -175,7 +175,7 @@ class StopLoops(Strict):
     repeats: int = Field(default=6, ge=2)
 
     @model_validator(mode="after")
-    def _ordered(self) -> "StopLoops":
+    def _ordered(self) -> StopLoops:
         if self.min_tokens > self.max_tokens:
             raise ValueError(f"min_tokens ({self.min_tokens}) must be <= max_tokens ({self.max_tokens})")
         return self
@@ -230,7 +230,7 @@ class GenerationConfig(Strict):
         return next(m for m in self.modes if m.name == name)
 
     @model_validator(mode="after")
-    def _selection_is_valid(self) -> "GenerationConfig":
+    def _selection_is_valid(self) -> GenerationConfig:
         names = [m.name for m in self.modes]
         if self.mix is not None:
             unknown = sorted(set(self.mix) - set(names))

@@ -94,7 +94,8 @@ def line(done: int, expected: int, made: int, accepted: int, tokens: int, elapse
     if not elapsed or made <= 0:
         return f"{head}  starting the engines"
     left = max(expected - done, 0) * elapsed / made
-    eta = f"{int(left // 3600)}h{int(left % 3600 // 60):02d}m" if left >= 3600 else f"{int(left // 60)}m{int(left % 60):02d}s"
+    eta = (f"{int(left // 3600)}h{int(left % 3600 // 60):02d}m" if left >= 3600
+           else f"{int(left // 60)}m{int(left % 60):02d}s")
     return f"{head}  accepted {100 * accepted // made}%  {tokens / elapsed:,.0f} tokens/s  ETA {eta}"
 
 
@@ -112,7 +113,7 @@ class Console:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="thinkmill-progress", daemon=True)
 
-    def __enter__(self) -> "Console":
+    def __enter__(self) -> Console:
         self._thread.start()
         return self
 

@@ -124,9 +124,9 @@ def check_messages(value: Any, field: str, last: str = "user") -> list[dict]:
         turn_out = {"role": role, "content": check_text(content, field, f"{where}.content")}
         if turn.get("thinking") is not None:  # gpt-oss's messages: an assistant turn's analysis channel
             if role != "assistant" or not isinstance(turn["thinking"], str):
-                raise RowError("malformed_messages", field, f"{where}.thinking: expected a string on an assistant "
-                                                           f"turn (gpt-oss's analysis), got {describe(turn['thinking'])}"
-                                                           f" on a {role} turn")
+                raise RowError("malformed_messages", field,
+                               f"{where}.thinking: expected a string on an assistant turn (gpt-oss's analysis), "
+                               f"got {describe(turn['thinking'])} on a {role} turn")
             turn_out["thinking"] = check_text(turn["thinking"], field, f"{where}.thinking")
         out.append(turn_out)
     if out[-1]["role"] != last:

@@ -1,4 +1,5 @@
-"""Which samples a prompt gets: modes x budgets (x thinking minimums x efforts) x draws, the mix's mode, each sample's flags.
+"""Which samples a prompt gets: modes x budgets (x thinking minimums x efforts) x draws, the mix's
+mode, each sample's flags.
 
 Pure and deterministic: every choice is an ``ids.draw`` keyed by the base seed and the prompt
 id, so the same prompt gets the same samples, flags and follow-ups in every run, on any worker.
@@ -11,9 +12,10 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from .config import GenerationConfig, ModeConfig
-from .modes import FORCING_FIELDS
 from .ids import draw, fingerprint, sample_id
+from .modes import FORCING_FIELDS
 from .rows import Prompt, RowError
+
 
 @dataclass(frozen=True)
 class SampleSpec:

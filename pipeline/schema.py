@@ -134,8 +134,8 @@ def with_pandas_ints(schema: pa.Schema) -> pa.Schema:
     """
     import pandas as pd
 
-    frame = pd.DataFrame({f.name: pd.array([], dtype="Int64") if pa.types.is_integer(f.type) else pd.Series([], dtype=object)
-                          for f in schema})
+    frame = pd.DataFrame({f.name: pd.array([], dtype="Int64") if pa.types.is_integer(f.type)
+                          else pd.Series([], dtype=object) for f in schema})
     meta = pa.Schema.from_pandas(frame, preserve_index=False).metadata
     return schema.with_metadata({**(schema.metadata or {}), b"pandas": meta[b"pandas"]})
 
@@ -189,7 +189,8 @@ def to_table(rows: list[dict], schema: pa.Schema = STREAM, stage: str | None = N
             keep = {k: r.get(k) for k in ("sample_id", "prompt_id", "run_id", "mode", "sample_index", "location")}
             bad = {**{k: v if isinstance(v, (str, int)) or v is None else None for k, v in keep.items()},
                    "status": "error", "stage": stage or "unknown", "error": "unstorable_row",
-                   "detail": f"the row cannot be stored: {type(e).__name__}: {e}"[:500].encode("utf-8", "replace").decode(),
+                   "detail": f"the row cannot be stored: {type(e).__name__}: {e}"[:500]
+                   .encode("utf-8", "replace").decode(),
                    "input": None}
             tables.append(pa.Table.from_pylist([{k: bad.get(k) for k in schema.names}], schema=schema))
     return pa.concat_tables(tables) if tables else schema.empty_table()

@@ -16,7 +16,6 @@ import time
 
 import pyarrow as pa
 import pyarrow.compute as pc
-
 from ray.data import Datasink
 from ray.data.block import BlockAccessor
 

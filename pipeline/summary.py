@@ -1,8 +1,9 @@
 """``summary.json``: a run's counts, built from its ``Tally``, and the console summary.
 
 ``count_summary`` is the accounting both jobs report (inputs x samples per input = accepted +
-rejected + errors (+ the samples of prompts an earlier run generated), by reason, per filter); ``build`` adds what a generation run reports on top
-(tokens, engine time, the budget report, the fusion and adaptive blocks).
+rejected + errors (+ the samples of prompts an earlier run generated), by reason, per filter);
+``build`` adds what a generation run reports on top (tokens, engine time, the budget report, the
+fusion and adaptive blocks).
 """
 
 from __future__ import annotations
@@ -185,7 +186,8 @@ def over_attempts(t: Tally, attempt: float, live: dict | None) -> dict:
         seen[attempt] = [max(a, b) for a, b in zip(seen.get(attempt, [0, 0]), now)]
     return {"engine_deaths": sum(v[0] for v in seen.values()), "replica_restarts": sum(v[1] for v in seen.values()),
             "engine_cores": (live or {}).get("engine_cores", {}), "by_attempt": seen,
-            "start_failures": (live or {}).get("start_failures", []), "failed_starts": (live or {}).get("failed_starts", 0)}
+            "start_failures": (live or {}).get("start_failures", []),
+            "failed_starts": (live or {}).get("failed_starts", 0)}
 
 
 def build(cfg, inputs: int, per_input: int, run_url: str, t: Tally, wall_s: float,

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Iterable
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -82,7 +82,7 @@ class Window:
     requests: int = 0
     spans: list = field(default_factory=list)
 
-    def add(self, other: "Window") -> None:
+    def add(self, other: Window) -> None:
         self.start, self.end, self.tokens = min(self.start, other.start), max(self.end, other.end), \
             self.tokens + other.tokens
         self.requests += other.requests
@@ -96,7 +96,7 @@ class Window:
         return [self.start, self.end, self.tokens, self.requests, self.spans]
 
     @classmethod
-    def of_list(cls, v: list) -> "Window":
+    def of_list(cls, v: list) -> Window:
         return cls(v[0], v[1], v[2], v[3], [tuple(s) for s in v[4]])
 
 
@@ -146,7 +146,7 @@ class Tally:
     attempt_deaths: dict = field(default_factory=dict)
 
     @classmethod
-    def of(cls, table: pa.Table) -> "Tally":
+    def of(cls, table: pa.Table) -> Tally:
         """What a table of ``STREAM`` rows holds (a committed part lacks the working columns:
         they count as null)."""
         t = cls(rows=table.num_rows)
@@ -176,7 +176,7 @@ class Tally:
         return t
 
     @classmethod
-    def of_committed(cls, folder) -> "Tally":
+    def of_committed(cls, folder) -> Tally:
         """What a run folder holds, part by part (the summary's counts: what is committed, not
         what one attempt wrote)."""
         total = cls()
@@ -190,7 +190,7 @@ class Tally:
                 total.add(cls.of_timing(timing))
         return total
 
-    def stamped(self, attempt: float) -> "Tally":
+    def stamped(self, attempt: float) -> Tally:
         """This tally's engine work as the work of one attempt (its driver's start time).
 
         >>> t = Tally(t_first=1.0, t_last=4.0, replicas={"r": Window(1.0, 4.0, 7, 2, [(1.0, 2.0), (3.0, 4.0)])})
@@ -219,12 +219,13 @@ class Tally:
             return None
         return json.dumps({"attempts": [[a, *w.as_list()] for a, w in self.attempts.items()],
                            "deaths": [[a, *v] for a, v in self.attempt_deaths.items()],
-                           "replicas": [[n, self.replica_attempt.get(n), *w.as_list()] for n, w in self.replicas.items()],
+                           "replicas": [[n, self.replica_attempt.get(n), *w.as_list()]
+                                        for n, w in self.replicas.items()],
                            "tp_width": self.tp_width,
                            "throughput": [[r, i, n] for (r, i), n in self.throughput.items()]}).encode()
 
     @classmethod
-    def of_timing(cls, raw: bytes) -> "Tally":
+    def of_timing(cls, raw: bytes) -> Tally:
         """The engine timings ``timing_meta`` wrote, as a tally of nothing else."""
         d = json.loads(raw)
         t = cls(tp_width=d["tp_width"], throughput=Counter({(r, i): n for r, i, n in d["throughput"]}))
@@ -287,7 +288,7 @@ class Tally:
             if v["reason"]:
                 self.filter_reasons[(v["filter"], v["reason"])] += 1
 
-    def add(self, other: "Tally") -> "Tally":
+    def add(self, other: Tally) -> Tally:
         for name in ("rows", "files", "budget_hit", "loops_stopped", "loop_tokens_saved"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         for name in ("status", "rejected", "errors", "earlier", "by_mode", "by_source", "tokens", "filters",
@@ -358,7 +359,7 @@ class Tally:
         self.tp_width, self.throughput = width, buckets
 
     @classmethod
-    def total(cls, tallies: Iterable["Tally"]) -> "Tally":
+    def total(cls, tallies: Iterable[Tally]) -> Tally:
         out = cls()
         for t in tallies:
             out.add(t)

@@ -60,7 +60,7 @@ def planted_input(tmp_path_factory) -> dict:
     lines.append(json.dumps(msgs))  # valid, no id: gets a content hash id
     path = tmp_path_factory.mktemp("input") / "prompts.jsonl"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return {"path": path, "errors": expected, "inputs": len([l for l in lines if l.strip()])}
+    return {"path": path, "errors": expected, "inputs": len([line for line in lines if line.strip()])}
 
 
 def job_config(input_path: Path, out: Path, run_id: str, incremental: bool = True, replicas: int = 2):

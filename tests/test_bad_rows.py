@@ -14,7 +14,7 @@ import pytest
 from pipeline.config import ColumnMap
 from pipeline.rows import RowError, normalize, unreadable
 from pipeline.runs.plan import count_rows
-from pipeline.stages.read import jsonl_blocks, _table_rows, resolve_input
+from pipeline.stages.read import _table_rows, jsonl_blocks, resolve_input
 from tests.tiny_teacher import ARTIFACT_DIR
 
 

@@ -54,11 +54,17 @@ def capability_runs(tmp_path_factory, ray_session):
     fusion_input = out / "fusion_input.jsonl"
     fusion_input.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     return {
-        "out": out, "fusion_rows": rows,
+        "out": out,
+        "fusion_rows": rows,
         "fusion": _run("fusion", out, f"input.path={fusion_input}", f"input.limit={FUSION_PROMPTS}"),
         "adaptive": _run("adaptive", out, f"input.limit={ADAPTIVE_PROMPTS}"),
-        "query_filter": _run("adaptive", out, f"input.limit={ADAPTIVE_PROMPTS}", "generation.adaptive.rule=query_filter",
-                             "output.run_id=query_filter"),
+        "query_filter": _run(
+            "adaptive",
+            out,
+            f"input.limit={ADAPTIVE_PROMPTS}",
+            "generation.adaptive.rule=query_filter",
+            "output.run_id=query_filter",
+        ),
         "sweep": _run("sweep", out, f"input.limit={SWEEP_PROMPTS}"),
     }
 
@@ -71,6 +77,7 @@ def load(out: Path, run_id: str, *folders: str) -> list[dict]:
 
 
 # ------------------------------------------------------------------ fusion
+
 
 def test_fusion_answers_each_prompt_in_one_mode_by_the_mix(capability_runs):
     s = capability_runs["fusion"]
@@ -113,7 +120,9 @@ def test_multi_turn_samples_hold_the_whole_conversation_and_each_turn_is_checked
             assert turn["flag"] == latest  # random flags: each user turn its own
         for turn, reply in zip(r["turns"], r["messages"][1::2]):
             empty = reply["content"].startswith("<think>\n\n</think>")
-            assert turn["thinking"] == (not empty) and turn["followed"] == (turn["thinking"] == (turn["flag"] == "/think"))
+            assert turn["thinking"] == (not empty) and turn["followed"] == (
+                turn["thinking"] == (turn["flag"] == "/think")
+            )
         not_followed = any(t["followed"] is False for t in r["turns"])
         assert not not_followed or r["reject_reason"] == "flag_not_followed"
         # turn 1 answers the input's question: checked against its reference like any sample
@@ -137,7 +146,7 @@ def test_fused_samples_round_trip_through_the_chat_template(capability_runs, tin
     for r in load(capability_runs["out"], "fusion", "accepted"):
         rendered = tiny_tokenizer.apply_chat_template(r["messages"], tokenize=False)
         prefill = "<think>\n\n</think>\n\n" if r["prompt_text"].endswith("<think>\n\n</think>\n\n") else ""
-        if rendered != r["prompt_text"] + r["messages"][-1]["content"][len(prefill):] + "<|im_end|>\n":
+        if rendered != r["prompt_text"] + r["messages"][-1]["content"][len(prefill) :] + "<|im_end|>\n":
             bad.append(r["sample_id"])
     assert not bad, bad[:3]
 
@@ -148,19 +157,25 @@ def test_rejudging_the_fused_set_reproduces_every_turns_verdicts(capability_runs
     from pipeline.runs.filter import run as rejudge
 
     cfg_path = tmp_path / "filter.yaml"
-    cfg_path.write_text("dialect: qwen3\nfilters: {order: [flag_following, format, wrong_answer, repetition, "
-                        "language_mixing, think_answer_mismatch, guesswork], wrong_answer: {timeout_s: 60}}\n")
+    cfg_path.write_text(
+        "dialect: qwen3\nfilters: {order: [flag_following, format, wrong_answer, repetition, "
+        "language_mixing, think_answer_mismatch, guesswork], wrong_answer: {timeout_s: 60}}\n"
+    )
     before = {r["sample_id"]: r for r in load(capability_runs["out"], "fusion", "accepted", "rejected")}
-    s = rejudge(load_filter_config(str(cfg_path), []), str(capability_runs["out"] / "fusion" / "*" / "*.parquet"),
-                str(tmp_path / "rejudged"))
+    s = rejudge(
+        load_filter_config(str(cfg_path), []),
+        str(capability_runs["out"] / "fusion" / "*" / "*.parquet"),
+        str(tmp_path / "rejudged"),
+    )
     assert s["accounted"] and s["inputs"] == len(before) and s["errors"]["total"] == 0
     after = load(tmp_path, "rejudged", "accepted", "rejected")
     assert any(r["mode"] == "multi_turn" and r["turns"] for r in after)
     for r in after:
         old = before[r["sample_id"]]
         assert r["reject_reason"] == old["reject_reason"], r["sample_id"]
-        assert [(v["filter"], v["reason"], v["detail"]) for v in r["verdicts"]] == \
-            [(v["filter"], v["reason"], v["detail"]) for v in old["verdicts"]]
+        assert [(v["filter"], v["reason"], v["detail"]) for v in r["verdicts"]] == [
+            (v["filter"], v["reason"], v["detail"]) for v in old["verdicts"]
+        ]
 
 
 def test_fusion_summary_matches_the_files(capability_runs):
@@ -173,6 +188,7 @@ def test_fusion_summary_matches_the_files(capability_runs):
 
 # ------------------------------------------------------------------ adaptive
 
+
 def test_adaptive_keeps_only_the_chosen_modes_samples(capability_runs):
     s = capability_runs["adaptive"]
     out = capability_runs["out"]
@@ -183,8 +199,15 @@ def test_adaptive_keeps_only_the_chosen_modes_samples(capability_runs):
         groups[r["prompt_id"]].append(r)
     chosen_by_prompt = {}
     for pid, rows in groups.items():
-        acc = {m: sum(any(v["filter"] == "wrong_answer" and v["passed"] for v in r["verdicts"])
-                      for r in rows if r["mode"] == m) / 4 for m in ("think", "no_think")}
+        acc = {
+            m: sum(
+                any(v["filter"] == "wrong_answer" and v["passed"] for v in r["verdicts"])
+                for r in rows
+                if r["mode"] == m
+            )
+            / 4
+            for m in ("think", "no_think")
+        }
         chosen = "no_think" if acc["no_think"] + 0.05 >= acc["think"] else "think"
         chosen_by_prompt[pid] = (chosen, acc, rows[0]["source"])
         for r in rows:
@@ -205,7 +228,8 @@ def test_adaptive_keeps_only_the_chosen_modes_samples(capability_runs):
         assert d["prompts"] == sum(s_ == src for _, _, s_ in chosen_by_prompt.values())
     unsolved = [json.loads(line) for line in (out / "adaptive" / "unsolved.jsonl").read_text().splitlines()]
     assert sorted(u["prompt_id"] for u in unsolved) == sorted(
-        pid for pid, (_, acc, _) in chosen_by_prompt.items() if acc["think"] == acc["no_think"] == 0)
+        pid for pid, (_, acc, _) in chosen_by_prompt.items() if acc["think"] == acc["no_think"] == 0
+    )
     assert a["unsolved"] == len(unsolved)
 
 
@@ -235,12 +259,16 @@ def test_query_filter_keeps_thinking_unless_no_think_solves_every_sample(capabil
 
 # ------------------------------------------------------------------ sweep
 
+
 def test_the_sweep_config_reports_every_budget(capability_runs):
     s = capability_runs["sweep"]
     report = {(r["mode"], r["budget"], r["min_thinking_tokens"]): r for r in s["budget_report"]}
     budgets, minimums = [8, 16, 32, 48, 64, 80, 96, None], [96, 128, 192]
-    assert set(report) == ({("think", b, None) for b in budgets} | {("no_think", None, None)}
-                           | {("think_longer", None, m) for m in minimums})
+    assert set(report) == (
+        {("think", b, None) for b in budgets}
+        | {("no_think", None, None)}
+        | {("think_longer", None, m) for m in minimums}
+    )
     assert all(r["samples"] == SWEEP_PROMPTS for r in report.values())
     for b in budgets[:-1]:
         assert report[("think", b, None)]["mean_thinking_tokens"] <= b
@@ -268,6 +296,8 @@ def test_budget_forcing_thinks_at_least_the_minimum_by_replacing_early_ends_with
             assert n >= 1 and (r["thinking_tokens"] >= least or n == 4), (r["sample_id"], r["thinking_tokens"], n)
         extended += n > 0
     assert extended >= SWEEP_PROMPTS  # the tiny teacher thinks ~90 tokens: most samples were extended
-    report = {r["min_thinking_tokens"]: r for r in capability_runs["sweep"]["budget_report"] if r["mode"] == "think_longer"}
+    report = {
+        r["min_thinking_tokens"]: r for r in capability_runs["sweep"]["budget_report"] if r["mode"] == "think_longer"
+    }
     assert report[192]["mean_extensions"] >= report[96]["mean_extensions"] > 0
     assert report[192]["mean_thinking_tokens"] > report[96]["mean_thinking_tokens"]

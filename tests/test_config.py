@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC
 from pathlib import Path
 
 import pytest
@@ -134,11 +135,11 @@ def test_overrides_reach_into_lists(tmp_path):
 
 
 def test_run_id_fills_in_the_date_for_a_nightly_schedule():
-    from datetime import datetime, timezone
+    from datetime import datetime
 
-    before = datetime.now(timezone.utc).strftime("%Y-%m-%d")
+    before = datetime.now(UTC).strftime("%Y-%m-%d")
     cfg = load_config(CONFIGS / "qwen3-32b.yaml")
-    after = datetime.now(timezone.utc).strftime("%Y-%m-%d")  # the clock may pass midnight in between
+    after = datetime.now(UTC).strftime("%Y-%m-%d")  # the clock may pass midnight in between
     assert cfg.output.run_id in {f"qwen3-32b-{before}", f"qwen3-32b-{after}"}
     with pytest.raises(ConfigError, match=r"output.run_id.*only \{date\} and \{hour\}"):
         load_config(CONFIGS / "qwen3-32b.yaml", ["output.run_id=night-{night}"])

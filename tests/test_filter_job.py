@@ -4,30 +4,86 @@ from __future__ import annotations
 
 import json
 
-import pytest
-
 ROWS = [
     # (row, expected folder, expected reason)
-    ({"id": "ok", "messages": [{"role": "user", "content": "What is 2+3?"},
-                               {"role": "assistant", "content": "<think>\n2+3=5. So the answer is 5.\n</think>\n\n\\boxed{5}"}],
-      "reference": "5"}, "accepted", None),
-    ({"id": "wrong", "messages": [{"role": "user", "content": "What is 2+3?"},
-                                  {"role": "assistant", "content": "<think>\n2+3=6. So the answer is 6.\n</think>\n\n\\boxed{6}"}],
-      "reference": 5}, "rejected", "wrong_answer"),
-    ({"id": "nothink", "mode": "no_think", "messages": [
-        {"role": "user", "content": "2+3?"}, {"role": "assistant", "content": "<think>\n\n</think>\n\n\\boxed{5}"}],
-      "reference": "5"}, "accepted", None),
-    ({"id": "inferred", "messages": [  # no mode: the empty block says no-think, so guesswork is skipped
-        {"role": "user", "content": "2+3?"}, {"role": "assistant", "content": "<think>\n\n</think>\n\n\\boxed{5}"}]},
-     "accepted", None),
-    ({"id": "mixed", "messages": [{"role": "user", "content": "计算 2 加 3"}, {"role": "assistant", "content":
-        "<think>\n先算个位。Then I add the two numbers together to get the final result.\n所以答案是 5。\n</think>\n\n答案是 \\boxed{5}。"}],
-      "reference": "5"}, "rejected", "language_mixing"),
+    (
+        {
+            "id": "ok",
+            "messages": [
+                {"role": "user", "content": "What is 2+3?"},
+                {"role": "assistant", "content": "<think>\n2+3=5. So the answer is 5.\n</think>\n\n\\boxed{5}"},
+            ],
+            "reference": "5",
+        },
+        "accepted",
+        None,
+    ),
+    (
+        {
+            "id": "wrong",
+            "messages": [
+                {"role": "user", "content": "What is 2+3?"},
+                {"role": "assistant", "content": "<think>\n2+3=6. So the answer is 6.\n</think>\n\n\\boxed{6}"},
+            ],
+            "reference": 5,
+        },
+        "rejected",
+        "wrong_answer",
+    ),
+    (
+        {
+            "id": "nothink",
+            "mode": "no_think",
+            "messages": [
+                {"role": "user", "content": "2+3?"},
+                {"role": "assistant", "content": "<think>\n\n</think>\n\n\\boxed{5}"},
+            ],
+            "reference": "5",
+        },
+        "accepted",
+        None,
+    ),
+    (
+        {
+            "id": "inferred",
+            "messages": [  # no mode: the empty block says no-think, so guesswork is skipped
+                {"role": "user", "content": "2+3?"},
+                {"role": "assistant", "content": "<think>\n\n</think>\n\n\\boxed{5}"},
+            ],
+        },
+        "accepted",
+        None,
+    ),
+    (
+        {
+            "id": "mixed",
+            "messages": [
+                {"role": "user", "content": "计算 2 加 3"},
+                {
+                    "role": "assistant",
+                    "content": "<think>\n先算个位。Then I add the two numbers together to get the final result.\n"
+                    "所以答案是 5。\n</think>\n\n答案是 \\boxed{5}。",
+                },
+            ],
+            "reference": "5",
+        },
+        "rejected",
+        "language_mixing",
+    ),
     ({"id": "no_asst", "messages": [{"role": "user", "content": "2+3?"}]}, "errors", "malformed_messages"),
     ({"id": "no_msgs", "prompt": "2+3?"}, "errors", "malformed_messages"),
-    ({"id": "bad_tokens", "thinking_tokens": "many", "messages": [
-        {"role": "user", "content": "2+3?"}, {"role": "assistant", "content": "<think>\n\n</think>\n\n5"}]},
-     "errors", "invalid_column"),
+    (
+        {
+            "id": "bad_tokens",
+            "thinking_tokens": "many",
+            "messages": [
+                {"role": "user", "content": "2+3?"},
+                {"role": "assistant", "content": "<think>\n\n</think>\n\n5"},
+            ],
+        },
+        "errors",
+        "invalid_column",
+    ),
 ]
 
 
@@ -86,8 +142,9 @@ def test_filter_job_overwrites_only_a_thinkmill_run(tmp_path, capsys):
     theirs = tmp_path / "photos"
     theirs.mkdir()
     (theirs / "holiday.jpg").write_bytes(b"\xff\xd8 not ours")
-    assert main(["--config", str(cfg), "--input", str(tmp_path / "x.jsonl"), "--output", str(theirs),
-                 "--overwrite"]) == 2
+    assert (
+        main(["--config", str(cfg), "--input", str(tmp_path / "x.jsonl"), "--output", str(theirs), "--overwrite"]) == 2
+    )
     err = capsys.readouterr().err
     assert str(theirs) in err and "not a thinkmill run folder" in err, err
     assert (theirs / "holiday.jpg").read_bytes() == b"\xff\xd8 not ours"

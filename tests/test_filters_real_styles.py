@@ -7,12 +7,12 @@ from __future__ import annotations
 import pytest
 
 from filters import FiltersConfig, Judge, Sample
+from filters.language_mixing import LanguageMixingFilter
 from filters.lib.answers import MathVerifier
+from filters.lib.extract import final_span, main_number, numbers
+from filters.repetition import RepetitionFilter
 from filters.think_answer_mismatch import ThinkAnswerMismatchFilter
 from filters.wrong_answer import WrongAnswerFilter
-from filters.lib.extract import final_span, main_number, numbers
-from filters.language_mixing import LanguageMixingFilter
-from filters.repetition import RepetitionFilter
 
 
 @pytest.fixture(scope="module")
@@ -95,32 +95,64 @@ def test_the_thinking_conclusion_is_compared_by_value(verifier, thinking, answer
     assert "thinking concludes" in v.detail and "(" in v.detail  # says what it compared, and how
 
 
-@pytest.mark.parametrize("prompt, thinking, answer, reason", [
-    # Japanese: kanji-only headings are Japanese, not Chinese
-    ("3教科の合計得点を求めなさい。", "国語と数学と英語を足します。", "### 解答\n\n**計算過程**\n\n**合計得点:** 255点\n\n合計は **255点** です。", None),
-    # English technical terms inside Chinese
-    ("为什么深度学习要用 GPU？", "用户问为什么用 GPU。因为并行计算能力强。", "因为 GPU 有大量核心，NVIDIA 的 CUDA、PyTorch 和 TensorFlow 都对 GPU 做了优化。", None),
-    # consistent English thinking for a Japanese prompt (s1.1, Qwen3)
-    ("りんごが4個ずつ3箱あります。全部で何個ですか？", "The user asks in Japanese: 4 apples per box, 3 boxes. 4 times 3 is 12.",
-     "4 × 3 = 12\n\n答え：12個", None),
-    # a translation request
-    ("次の文を英語に翻訳してください：今日は雨です。", "Translate: 今日は雨です。", "It is raining today.", "skipped_translation"),
-    # a Japanese answer that switches into Chinese sentences
-    ("りんごが4個ずつ3箱あります。全部で何個ですか？", "4かける3は12です。",
-     "全部で12個です。我们可以这样计算这个问题的答案。每个箱子里有四个苹果，所以总共是十二个。", "language_mixing"),
-    # a Spanish prompt answered in English
-    ("Un jardín mide 12 m de largo y 8 m de ancho. ¿Cuál es su área?", "El área es largo por ancho: 12 por 8 es 96.",
-     "The area of a rectangle is its length times its width, so the garden has an area of 96 square meters.",
-     "language_mixing"),
-])
+@pytest.mark.parametrize(
+    "prompt, thinking, answer, reason",
+    [
+        # Japanese: kanji-only headings are Japanese, not Chinese
+        (
+            "3教科の合計得点を求めなさい。",
+            "国語と数学と英語を足します。",
+            "### 解答\n\n**計算過程**\n\n**合計得点:** 255点\n\n合計は **255点** です。",
+            None,
+        ),
+        # English technical terms inside Chinese
+        (
+            "为什么深度学习要用 GPU？",
+            "用户问为什么用 GPU。因为并行计算能力强。",
+            "因为 GPU 有大量核心，NVIDIA 的 CUDA、PyTorch 和 TensorFlow 都对 GPU 做了优化。",
+            None,
+        ),
+        # consistent English thinking for a Japanese prompt (s1.1, Qwen3)
+        (
+            "りんごが4個ずつ3箱あります。全部で何個ですか？",
+            "The user asks in Japanese: 4 apples per box, 3 boxes. 4 times 3 is 12.",
+            "4 × 3 = 12\n\n答え：12個",
+            None,
+        ),
+        # a translation request
+        (
+            "次の文を英語に翻訳してください：今日は雨です。",
+            "Translate: 今日は雨です。",
+            "It is raining today.",
+            "skipped_translation",
+        ),
+        # a Japanese answer that switches into Chinese sentences
+        (
+            "りんごが4個ずつ3箱あります。全部で何個ですか？",
+            "4かける3は12です。",
+            "全部で12個です。我们可以这样计算这个问题的答案。每个箱子里有四个苹果，所以总共是十二个。",
+            "language_mixing",
+        ),
+        # a Spanish prompt answered in English
+        (
+            "Un jardín mide 12 m de largo y 8 m de ancho. ¿Cuál es su área?",
+            "El área es largo por ancho: 12 por 8 es 96.",
+            "The area of a rectangle is its length times its width, so the garden has an area of 96 square meters.",
+            "language_mixing",
+        ),
+    ],
+)
 def test_language_is_judged_per_language_not_per_script(prompt, thinking, answer, reason):
     v = LanguageMixingFilter().check(think(thinking, answer, prompt=prompt))
     assert v.reason == reason, v.detail
 
 
 def test_thinking_in_another_language_is_its_own_optional_rule():
-    s = think("The user asks in Japanese: 4 apples per box, 3 boxes. So 12.", "答え：12個",
-              prompt="りんごが4個ずつ3箱あります。全部で何個ですか？")
+    s = think(
+        "The user asks in Japanese: 4 apples per box, 3 boxes. So 12.",
+        "答え：12個",
+        prompt="りんごが4個ずつ3箱あります。全部で何個ですか？",
+    )
     assert LanguageMixingFilter().check(s).passed is True
     strict = LanguageMixingFilter(LanguageMixingFilter.Config(thinking_language="prompt"))
     assert strict.check(s).reason == "thinking_language"
@@ -134,22 +166,36 @@ def _long(parts: list[str], filler: int = 40) -> str:
     return " ".join(body + [f"Extra check {k}: {k} + {k} = {2 * k}." for k in range(filler)])
 
 
-@pytest.mark.parametrize("thinking", [
-    _long(["Therefore, the answer is 13 years."] * 7),  # a conclusion restated through a long trace
-    " ".join(f"n = {n}: {n} is divisible by 7, so not prime." for n in range(7, 120, 7)),  # an enumeration
-    "\n\n".join(x for k in range(3) for x in (  # a conclusion restated 3x, each after another check
-        "So the answer is 13 years, since she is 13 years older than her brother.",
-        f"Let me verify it another way, method {k + 1}: {20 + k} - {7 + k} = 13, and the ages add up.")),
-])
+@pytest.mark.parametrize(
+    "thinking",
+    [
+        _long(["Therefore, the answer is 13 years."] * 7),  # a conclusion restated through a long trace
+        " ".join(f"n = {n}: {n} is divisible by 7, so not prime." for n in range(7, 120, 7)),  # an enumeration
+        "\n\n".join(
+            x
+            for k in range(3)
+            for x in (  # a conclusion restated 3x, each after another check
+                "So the answer is 13 years, since she is 13 years older than her brother.",
+                f"Let me verify it another way, method {k + 1}: {20 + k} - {7 + k} = 13, and the ages add up.",
+            )
+        ),
+    ],
+)
 def test_repeated_structure_with_changing_content_is_not_a_loop(thinking):
     v = RepetitionFilter().check(think(thinking, "\\boxed{13}"))
     assert v.passed is True, v.detail
 
 
-@pytest.mark.parametrize("thinking, reason", [
-    ("Let me compute. " + "Wait, let me recompute 3*4 to be sure it is right. " * 8, "repeated_sentence"),
-    ("Start. " + "So the value is 12 again here. Hmm, but maybe it is not twelve after all. " * 6, "repeated_sentence"),
-])
+@pytest.mark.parametrize(
+    "thinking, reason",
+    [
+        ("Let me compute. " + "Wait, let me recompute 3*4 to be sure it is right. " * 8, "repeated_sentence"),
+        (
+            "Start. " + "So the value is 12 again here. Hmm, but maybe it is not twelve after all. " * 6,
+            "repeated_sentence",
+        ),
+    ],
+)
 def test_loops_are_caught(thinking, reason):
     v = RepetitionFilter().check(think(thinking, "\\boxed{12}"))
     assert v.reason == reason, v.detail
@@ -158,7 +204,7 @@ def test_loops_are_caught(thinking, reason):
 def test_extraction_is_linear_on_unclosed_boxes():
     # 70 KB of unclosed \boxed{ took 40 s before (quadratic); now one pass (timed in make bench)
     assert final_span("\\boxed{" * 10_000) is None and final_span("\\boxed{" * 10_000 + "\\boxed{7}") == "7"
-    assert main_number("**Answer:** 1 200 000 деталей") .values == (1200000.0,)
+    assert main_number("**Answer:** 1 200 000 деталей").values == (1200000.0,)
     assert [n.values for n in numbers("１２ and ৪৫ and ١٢")] == [(12.0,), (45.0,), (12.0,)]
 
 

@@ -293,7 +293,8 @@ def test_the_manifest_loads_everything_accepted_to_date_in_one_call(runs, next_n
 
     m = read_manifest(str(runs["out"]))
     assert [r["run_id"] for r in m["runs"]] == ["a", "b", "c"]
-    assert len({r["fingerprint"] for r in m["runs"]}) == 1 and next_night["summary"]["fingerprint"] == m["runs"][0]["fingerprint"]
+    assert len({r["fingerprint"] for r in m["runs"]}) == 1
+    assert next_night["summary"]["fingerprint"] == m["runs"][0]["fingerprint"]
     ds = datasets.load_dataset("parquet", data_files=m["accepted"], split="train")
     per_run = {rid: load(runs["out"], rid, "accepted") for rid in ("a", "b", "c")}
     assert len(ds) == sum(len(v) for v in per_run.values()) == sum(r["accepted"] for r in m["runs"])

@@ -12,8 +12,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipeline.config import ColumnMap
-from pipeline.loading import load_config
 from pipeline.ids import content_prompt_id, sample_id, sample_seed
+from pipeline.loading import load_config
 from pipeline.rows import RowError, normalize
 from pipeline.samples import plan_samples
 from pipeline.stages.read import InputError, resolve_input
@@ -24,28 +24,44 @@ COLS = ColumnMap(messages="messages", system="system")
 
 # ------------------------------------------------------------------ row validation
 
-@pytest.mark.parametrize("raw, error, field, words", [
-    ("{not json", "invalid_json", None, "not valid JSON"),
-    ("[1, 2]", "invalid_json", None, "expected a JSON object per row, got list"),
-    ('{"text": "hi"}', "missing_prompt", "prompt", "the row has columns ['text']"),
-    ('{"prompt": null}', "missing_prompt", "prompt", "expected a prompt in column 'prompt' or 'messages'"),
-    ('{"prompt": ""}', "empty_prompt", "prompt", "expected a non-empty string"),
-    ('{"prompt": ["a"]}', "non_text_prompt", "prompt", "got list"),
-    ('{"messages": "hi"}', "malformed_messages", "messages", "expected a non-empty list"),
-    ('{"messages": []}', "malformed_messages", "messages", "expected a non-empty list"),
-    ('{"messages": ["hi"]}', "malformed_messages", "messages", "messages[0]: expected an object"),
-    ('{"messages": [{"role": "user", "content": 3}]}', "malformed_messages", "messages",
-     "messages[0].content: expected a string, got int 3"),
-    ('{"messages": [{"role": "user", "content": "a"}, {"role": "system", "content": "s"}, '
-     '{"role": "user", "content": "b"}]}', "malformed_messages", "messages", "messages[1]: a system turn may only come first"),
-    ('{"messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}]}',
-     "malformed_messages", "messages", "the last turn must be the user's"),
-    ('{"messages": [{"role": "user", "content": " "}]}', "empty_prompt", "messages", "the last user turn is empty"),
-    ('{"prompt": "q", "reference": {"a": 1}}', "invalid_reference", "reference", "expected a string or number"),
-    ('{"prompt": "q", "id": 1.5}', "invalid_id", "id", "expected a string or integer, got float"),
-    ('{"prompt": "q", "id": true}', "invalid_id", "id", "got bool"),
-    ('{"prompt": "q", "system": 5}', "invalid_system", "system", "expected a string"),
-])
+@pytest.mark.parametrize(
+    "raw, error, field, words",
+    [
+        ("{not json", "invalid_json", None, "not valid JSON"),
+        ("[1, 2]", "invalid_json", None, "expected a JSON object per row, got list"),
+        ('{"text": "hi"}', "missing_prompt", "prompt", "the row has columns ['text']"),
+        ('{"prompt": null}', "missing_prompt", "prompt", "expected a prompt in column 'prompt' or 'messages'"),
+        ('{"prompt": ""}', "empty_prompt", "prompt", "expected a non-empty string"),
+        ('{"prompt": ["a"]}', "non_text_prompt", "prompt", "got list"),
+        ('{"messages": "hi"}', "malformed_messages", "messages", "expected a non-empty list"),
+        ('{"messages": []}', "malformed_messages", "messages", "expected a non-empty list"),
+        ('{"messages": ["hi"]}', "malformed_messages", "messages", "messages[0]: expected an object"),
+        (
+            '{"messages": [{"role": "user", "content": 3}]}',
+            "malformed_messages",
+            "messages",
+            "messages[0].content: expected a string, got int 3",
+        ),
+        (
+            '{"messages": [{"role": "user", "content": "a"}, {"role": "system", "content": "s"}, '
+            '{"role": "user", "content": "b"}]}',
+            "malformed_messages",
+            "messages",
+            "messages[1]: a system turn may only come first",
+        ),
+        (
+            '{"messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}]}',
+            "malformed_messages",
+            "messages",
+            "the last turn must be the user's",
+        ),
+        ('{"messages": [{"role": "user", "content": " "}]}', "empty_prompt", "messages", "the last user turn is empty"),
+        ('{"prompt": "q", "reference": {"a": 1}}', "invalid_reference", "reference", "expected a string or number"),
+        ('{"prompt": "q", "id": 1.5}', "invalid_id", "id", "expected a string or integer, got float"),
+        ('{"prompt": "q", "id": true}', "invalid_id", "id", "got bool"),
+        ('{"prompt": "q", "system": 5}', "invalid_system", "system", "expected a string"),
+    ],
+)
 def test_bad_rows_name_the_field_and_what_was_expected(raw, error, field, words):
     with pytest.raises(RowError) as e:
         normalize(raw, COLS)
@@ -69,17 +85,24 @@ def test_good_rows_normalize():
 
 # --------------------------------------------------------------------------- ids
 
+
 def test_ids_are_stable_and_sensitive_to_each_part():
     # pinned: a change here changes every sample_id of every dataset ever written
     assert sample_id("p1", "think", 200, 0, "fp") == "3b7e63356f29fd79387af10f"
     assert sample_seed(0, "p1", "think", 0) == 1779911278
     base = sample_id("p1", "think", 200, 0, "fp")
-    variants = [sample_id("p2", "think", 200, 0, "fp"), sample_id("p1", "no_think", 200, 0, "fp"),
-                sample_id("p1", "think", None, 0, "fp"), sample_id("p1", "think", 200, 1, "fp"),
-                sample_id("p1", "think", 200, 0, "fp2")]
+    variants = [
+        sample_id("p2", "think", 200, 0, "fp"),
+        sample_id("p1", "no_think", 200, 0, "fp"),
+        sample_id("p1", "think", None, 0, "fp"),
+        sample_id("p1", "think", 200, 1, "fp"),
+        sample_id("p1", "think", 200, 0, "fp2"),
+    ]
     assert len({base, *variants}) == 6
     assert 0 <= sample_seed(0, "p1", "think", 0) < 2**31
-    assert content_prompt_id([{"role": "user", "content": "x"}]) != content_prompt_id([{"role": "user", "content": "y"}])
+    assert content_prompt_id([{"role": "user", "content": "x"}]) != content_prompt_id(
+        [{"role": "user", "content": "y"}]
+    )
 
 
 def _plan(cfg):
@@ -98,6 +121,7 @@ def test_generation_fingerprint_follows_the_mode_settings():
 
 
 # ---------------------------------------------------------------- input resolution
+
 
 def test_resolve_input_globs_folders_and_saved_datasets(tmp_path: Path):
     import datasets
@@ -133,6 +157,7 @@ def test_count_rows_matches_each_format(tmp_path: Path):
 
 # ------------------------------------------------------------------------- parse
 
+
 def _parse_stage():
     from pipeline.stages.parse import Parse, ParseSettings
 
@@ -141,26 +166,39 @@ def _parse_stage():
 
 
 def _row(tok, generated: str, prefill: str = "", finish: str = "stop", budget: int | None = None) -> dict:
-    return {"status": "pending", "messages": [{"role": "user", "content": "q"}], "prefill": prefill,
-            "generated": generated, "completion_token_ids": tok.encode(generated, add_special_tokens=False),
-            "finish_reason": finish, "thinking_budget": budget}
+    return {
+        "status": "pending",
+        "messages": [{"role": "user", "content": "q"}],
+        "prefill": prefill,
+        "generated": generated,
+        "completion_token_ids": tok.encode(generated, add_special_tokens=False),
+        "finish_reason": finish,
+        "thinking_budget": budget,
+    }
 
 
-@pytest.mark.parametrize("generated, prefill, finish, expect", [
-    # closed block, natural stop
-    ("<think>\n1+1=2\n</think>\n\n\\boxed{2}", "", "stop",
-     dict(thinking="1+1=2", answer="\\boxed{2}", extracted_answer="2", thinking_tokens=7)),
-    # unclosed and cut by length: all thinking, no answer (the format filter rejects it)
-    ("<think>\n1+1=", "", "length", dict(answer="", thinking="1+1=", answer_tokens=0, finish_reason="length")),
-    # no-think: the empty block is in the prompt, the completion keeps it
-    ("\\boxed{2}", "<think>\n\n</think>\n\n", "stop", dict(thinking="", answer="\\boxed{2}", thinking_tokens=0)),
-    # empty thinking
-    ("<think>\n\n</think>\n\n2", "", "stop", dict(thinking="", answer="2", thinking_tokens=2)),
-    # two think blocks: answer after the last, thinking from the first
-    ("<think>\na\n</think>\n\nx<think>\nb\n</think>\n\n2", "", "stop", dict(thinking="a", answer="2")),
-    # a stray closing tag inside the answer
-    ("<think>\na\n</think>\n\n2 </think> 3", "", "stop", dict(thinking="a", answer=" 3")),
-])
+@pytest.mark.parametrize(
+    "generated, prefill, finish, expect",
+    [
+        # closed block, natural stop
+        (
+            "<think>\n1+1=2\n</think>\n\n\\boxed{2}",
+            "",
+            "stop",
+            dict(thinking="1+1=2", answer="\\boxed{2}", extracted_answer="2", thinking_tokens=7),
+        ),
+        # unclosed and cut by length: all thinking, no answer (the format filter rejects it)
+        ("<think>\n1+1=", "", "length", dict(answer="", thinking="1+1=", answer_tokens=0, finish_reason="length")),
+        # no-think: the empty block is in the prompt, the completion keeps it
+        ("\\boxed{2}", "<think>\n\n</think>\n\n", "stop", dict(thinking="", answer="\\boxed{2}", thinking_tokens=0)),
+        # empty thinking
+        ("<think>\n\n</think>\n\n2", "", "stop", dict(thinking="", answer="2", thinking_tokens=2)),
+        # two think blocks: answer after the last, thinking from the first
+        ("<think>\na\n</think>\n\nx<think>\nb\n</think>\n\n2", "", "stop", dict(thinking="a", answer="2")),
+        # a stray closing tag inside the answer
+        ("<think>\na\n</think>\n\n2 </think> 3", "", "stop", dict(thinking="a", answer=" 3")),
+    ],
+)
 def test_parse_table(tiny_tokenizer, generated, prefill, finish, expect):
     out = _parse_stage().parse(_row(tiny_tokenizer, generated, prefill, finish))
     assert out["status"] == "parsed"
@@ -187,8 +225,15 @@ def test_parse_detects_the_forced_budget_end(tiny_tokenizer):
 
 # ------------------------------------------------------------ replica error handling
 
-SAMPLING = {"temperature": 0.0, "top_p": 1.0, "top_k": -1, "min_p": 0.0, "presence_penalty": 0.0,
-            "repetition_penalty": 1.0, "max_tokens": 8}
+SAMPLING = {
+    "temperature": 0.0,
+    "top_p": 1.0,
+    "top_k": -1,
+    "min_p": 0.0,
+    "presence_penalty": 0.0,
+    "repetition_penalty": 1.0,
+    "max_tokens": 8,
+}
 
 
 class IdsTokenizer:
@@ -228,9 +273,19 @@ def test_a_failed_request_becomes_an_error_row_and_the_batch_goes_on():
     from pipeline.schema import to_table
 
     rep = generate_stage(FakeEngine())
-    rows = [{"status": "pending", "sample_id": f"s{i}", "prompt_token_ids": [ids, 5], "sampling": SAMPLING,
-             "seed": 1, "thinking_budget": None, "messages": [{"role": "user", "content": "q"}], "reference": None}
-            for i, ids in enumerate([5, 666, 7])]
+    rows = [
+        {
+            "status": "pending",
+            "sample_id": f"s{i}",
+            "prompt_token_ids": [ids, 5],
+            "sampling": SAMPLING,
+            "seed": 1,
+            "thinking_budget": None,
+            "messages": [{"role": "user", "content": "q"}],
+            "reference": None,
+        }
+        for i, ids in enumerate([5, 666, 7])
+    ]
     rows.append({"status": "error", "sample_id": "s3", "error": "empty_prompt"})
 
     async def go():
@@ -259,17 +314,41 @@ def test_stop_loops_reaches_every_request_and_a_stopped_loop_is_counted_with_the
     rep = generate_stage(LoopingEngine(), stop_loops=(8, 64, 6))
     sampling = {**SAMPLING, "max_tokens": 400}
     # a budgeted two-stage sample: a loop stopped in its first stage is final, no continuation
-    rows = [{"status": "pending", "sample_id": "s0", "prompt_token_ids": [5, 5], "sampling": sampling, "seed": 1,
-             "thinking_budget": 50, "budget_strategy": "two_stage", "prefill": "",
-             "messages": [{"role": "user", "content": "q"}], "reference": None}]
+    rows = [
+        {
+            "status": "pending",
+            "sample_id": "s0",
+            "prompt_token_ids": [5, 5],
+            "sampling": sampling,
+            "seed": 1,
+            "thinking_budget": 50,
+            "budget_strategy": "two_stage",
+            "prefill": "",
+            "messages": [{"role": "user", "content": "q"}],
+            "reference": None,
+        }
+    ]
 
     async def go():
         return [t async for t in rep(to_table(rows))]
 
     out = asyncio.run(go())[0].to_pylist()
     assert LoopingEngine.seen == [(8, 64, 6)] and out[0]["finish_reason"] == "repetition"
-    t = Tally.of(to_table([{"status": "rejected", "reject_reason": "repetition", "finish_reason": "repetition",
-                            "sampling": sampling, "thinking_tokens": 100, "answer_tokens": 0, "mode": "think"}]))
+    t = Tally.of(
+        to_table(
+            [
+                {
+                    "status": "rejected",
+                    "reject_reason": "repetition",
+                    "finish_reason": "repetition",
+                    "sampling": sampling,
+                    "thinking_tokens": 100,
+                    "answer_tokens": 0,
+                    "mode": "think",
+                }
+            ]
+        )
+    )
     assert (t.loops_stopped, t.loop_tokens_saved) == (1, 300)
 
 
@@ -277,8 +356,11 @@ def test_a_stage_names_the_columns_a_batch_lacks():
     from pipeline.stages import MissingColumns
 
     rep = generate_stage(FakeEngine())
-    with pytest.raises(MissingColumns, match=r"stage 'generate' reads columns \[.*'prompt_token_ids'.*\]"
-                                             r".*present: \['sample_id', 'status'\]"):
+    with pytest.raises(
+        MissingColumns,
+        match=r"stage 'generate' reads columns \[.*'prompt_token_ids'.*\]"
+        r".*present: \['sample_id', 'status'\]",
+    ):
         asyncio.run(anext(rep(pa.table({"status": ["pending"], "sample_id": ["s"]}))))
 
 
@@ -286,9 +368,20 @@ def test_the_stage_lists_chain_their_columns():
     from pipeline.stages import GENERATION, REJUDGE, Context, MissingColumns, Stage, stages_for
     from pipeline.stages.parse import Parse
 
-    cfg = load_config(data={"input": {"path": "p"}, "teacher": {"model": "m"},
-                            "generation": {"adaptive": {}, "samples_per_prompt": 2}})
-    assert [s.name for s in stages_for(GENERATION, Context(cfg))] == ["prepare", "generate", "parse", "filter", "select"]
+    cfg = load_config(
+        data={
+            "input": {"path": "p"},
+            "teacher": {"model": "m"},
+            "generation": {"adaptive": {}, "samples_per_prompt": 2},
+        }
+    )
+    assert [s.name for s in stages_for(GENERATION, Context(cfg))] == [
+        "prepare",
+        "generate",
+        "parse",
+        "filter",
+        "select",
+    ]
     plain = load_config(data={"input": {"path": "p"}, "teacher": {"model": "m"}})
     assert [s.name for s in stages_for(GENERATION, Context(plain))][-1] == "filter"  # select only when adaptive
     from pipeline.config import FilterJobConfig
@@ -307,7 +400,10 @@ def test_the_stage_lists_chain_their_columns():
     try:
         with pytest.raises(MissingColumns, match="'needs_verdicts' reads columns \\['verdicts'\\]"):
             stages_for(("needs_verdicts", "prepare"), Context(plain))
-        assert stages_for(("prepare", "generate", "parse", "filter", "needs_verdicts"), Context(plain))[-1] is NeedsVerdicts
+        assert (
+            stages_for(("prepare", "generate", "parse", "filter", "needs_verdicts"), Context(plain))[-1]
+            is NeedsVerdicts
+        )
     finally:
         del sys.modules["pipeline.stages.needs_verdicts"]
     assert Parse.reads  # every stage declares what it reads
@@ -315,16 +411,35 @@ def test_the_stage_lists_chain_their_columns():
 
 # ------------------------------------------------------------------ sink tally, CLI
 
+
 def test_tally_counts_every_row_once():
     from pipeline.schema import to_table
     from pipeline.tally import Tally
 
-    rows = [{"status": "accepted", "mode": "think", "source": "s", "thinking_tokens": 5, "completion_tokens": 9,
-             "replica": "r1", "t_submit": 1.0, "t_done": 3.0},
-            {"status": "rejected", "reject_reason": "truncated", "mode": "think", "source": "s",
-             "replica": "r1", "t_submit": 2.0, "t_done": 5.0, "completion_tokens": 4},
-            {"status": "error", "error": "empty_prompt"},
-            {"status": "pending"}]
+    rows = [
+        {
+            "status": "accepted",
+            "mode": "think",
+            "source": "s",
+            "thinking_tokens": 5,
+            "completion_tokens": 9,
+            "replica": "r1",
+            "t_submit": 1.0,
+            "t_done": 3.0,
+        },
+        {
+            "status": "rejected",
+            "reject_reason": "truncated",
+            "mode": "think",
+            "source": "s",
+            "replica": "r1",
+            "t_submit": 2.0,
+            "t_done": 5.0,
+            "completion_tokens": 4,
+        },
+        {"status": "error", "error": "empty_prompt"},
+        {"status": "pending"},
+    ]
     t = Tally.total([Tally.of(to_table(rows[:2])), Tally.of(to_table(rows[2:]))])
     assert t.rows == 4 and sum(t.status.values()) == 4
     assert t.rejected == {"truncated": 1} and t.errors == {"empty_prompt": 1, "unfinished": 1}
@@ -362,8 +477,13 @@ def test_a_replica_of_tp_gpus_asks_ray_for_one_bundle_per_tp_worker(tp, ray_sess
     from pipeline.stages.generate import Generate, engine_kwargs
 
     (tmp_path / "p.jsonl").write_text('{"prompt": "q"}\n')
-    sets = [f"input.path={tmp_path / 'p.jsonl'}", "teacher.device=gpu", f"teacher.engine.tensor_parallel_size={tp}",
-            "teacher.replicas=3", f"output.path={tmp_path}"]
+    sets = [
+        f"input.path={tmp_path / 'p.jsonl'}",
+        "teacher.device=gpu",
+        f"teacher.engine.tensor_parallel_size={tp}",
+        "teacher.replicas=3",
+        f"output.path={tmp_path}",
+    ]
     cfg = load_config("configs/local.yaml", sets)
     opts = Generate.ray_options(Context(cfg, make_plan(cfg)))
     backend = engine_kwargs(cfg.teacher, cfg.generation.modes).get("distributed_executor_backend")
@@ -381,8 +501,11 @@ def test_a_replica_of_tp_gpus_asks_ray_for_one_bundle_per_tp_worker(tp, ray_sess
             ray.util.remove_placement_group(group)
     assert main(["--config", "configs/local.yaml", "--dry-run", *[a for s in sets for a in ("--set", s)]]) == 0
     out = capsys.readouterr().out
-    expected = (f"3 replica(s), each a placement group of {tp} bundles" if tp > 1
-                else "3 replica(s), each an actor with num_cpus=1, num_gpus=1")
+    expected = (
+        f"3 replica(s), each a placement group of {tp} bundles"
+        if tp > 1
+        else "3 replica(s), each an actor with num_cpus=1, num_gpus=1"
+    )
     assert f"placement {expected}" in out
 
 
@@ -430,13 +553,35 @@ def test_requests_ask_vllm_for_their_final_output_only():
 def test_a_bad_teacher_path_or_output_fails_before_anything_starts(capsys, tmp_path):
     from jobs.generate import main
 
-    assert main(["--config", "configs/local.yaml", "--set", f"teacher.model={tmp_path}/none",
-                 "--set", f"output.path={tmp_path}/out"]) == 2
+    assert (
+        main(
+            [
+                "--config",
+                "configs/local.yaml",
+                "--set",
+                f"teacher.model={tmp_path}/none",
+                "--set",
+                f"output.path={tmp_path}/out",
+            ]
+        )
+        == 2
+    )
     assert "teacher.model: nothing at" in capsys.readouterr().err
     (tmp_path / "half").mkdir()
     (tmp_path / "half" / "config.json").write_text("{}")
-    assert main(["--config", "configs/local.yaml", "--set", f"teacher.model={tmp_path}/half",
-                 "--set", f"output.path={tmp_path}/out"]) == 2
+    assert (
+        main(
+            [
+                "--config",
+                "configs/local.yaml",
+                "--set",
+                f"teacher.model={tmp_path}/half",
+                "--set",
+                f"output.path={tmp_path}/out",
+            ]
+        )
+        == 2
+    )
     assert "no tokenizer.json / tokenizer_config.json at" in capsys.readouterr().err
     assert main(["--config", "configs/local.yaml", "--set", "output.path=/proc/thinkmill-test"]) == 2
     assert "output.path: cannot write the run folder /proc/thinkmill-test/local" in capsys.readouterr().err
@@ -450,12 +595,25 @@ def test_cli_rejects_bad_config_and_input_with_exit_2(capsys, tmp_path):
     assert "teacher.replica: unknown key" in capsys.readouterr().err
     assert main(["--config", "configs/local.yaml", "--set", f"input.path={tmp_path}/none.jsonl", "--dry-run"]) == 2
     assert "input.path: nothing at" in capsys.readouterr().err
-    assert main(["--config", "configs/local.yaml", "--set", "filters.order=[format, contamination]",
-                 "--set", f"filters.contamination.eval_files=[{tmp_path}/gsm8k.jsonl]", "--dry-run"]) == 2
+    assert (
+        main(
+            [
+                "--config",
+                "configs/local.yaml",
+                "--set",
+                "filters.order=[format, contamination]",
+                "--set",
+                f"filters.contamination.eval_files=[{tmp_path}/gsm8k.jsonl]",
+                "--dry-run",
+            ]
+        )
+        == 2
+    )
     assert "filters.contamination.eval_files.0: nothing at" in capsys.readouterr().err
 
 
 # ------------------------------------------------------------- the read stage on Ray
+
 
 def test_read_stage_reads_every_format_with_row_locations(ray_session, tmp_path: Path):
     import datasets
@@ -479,12 +637,13 @@ def test_read_stage_reads_every_format_with_row_locations(ray_session, tmp_path:
 
 # ----------------------------------------------------------- two-stage budget (fake engine)
 
+
 class ScriptedEngine:
     """A stand-in engine whose 'model' always writes FULL for the base prompt and ANSWER after a forced end."""
 
     THINK, END, EOS = 1, 2, 99
     FULL = [1] + list(range(10, 20)) + [2, 50, 51, 52]  # <think>, 10 thinking tokens, </think>, answer
-    FORCED = [7, 8, 2]                                   # early-stop text ids ending in </think>
+    FORCED = [7, 8, 2]  # early-stop text ids ending in </think>
     ANSWER = [60, 61]
 
     class Tokenizer(IdsTokenizer):
@@ -501,9 +660,9 @@ class ScriptedEngine:
 
         prefix = prompt_ids[1:]  # the base prompt is one token
         self.requests.append((list(prefix), params.max_tokens, params.seed))
-        out = self.ANSWER if prefix[-len(self.FORCED):] == self.FORCED else self.FULL[len(prefix):]
+        out = self.ANSWER if prefix[-len(self.FORCED) :] == self.FORCED else self.FULL[len(prefix) :]
         finish = "stop" if len(out) <= params.max_tokens else "length"
-        out = out[:params.max_tokens]
+        out = out[: params.max_tokens]
         return Completion(" ".join(map(str, out)), out, finish)
 
     def shutdown(self):
@@ -512,9 +671,18 @@ class ScriptedEngine:
 
 def _two_stage(budget: int, max_tokens: int = 100):
     rep = generate_stage(ScriptedEngine())
-    row = {"sample_id": "s", "prompt_token_ids": [0], "prefill": "", "thinking_budget": budget,
-           "budget_strategy": "two_stage", "sampling": {**SAMPLING, "max_tokens": max_tokens}, "seed": 5}
+    row = {
+        "sample_id": "s",
+        "prompt_token_ids": [0],
+        "prefill": "",
+        "thinking_budget": budget,
+        "budget_strategy": "two_stage",
+        "sampling": {**SAMPLING, "max_tokens": max_tokens},
+        "seed": 5,
+    }
     return asyncio.run(rep._two_stage(row, row["prompt_token_ids"], row["prefill"], row["seed"])), rep.engine.requests
+
+
 def test_two_stage_under_budget_is_one_request_and_untouched():
     c, reqs = _two_stage(budget=30)
     assert c.token_ids == ScriptedEngine.FULL and c.finish_reason == "stop" and len(reqs) == 1
@@ -568,9 +736,9 @@ class ForcingEngine:
         else:
             out = self.ANSWER
         stop = next((i for i, t in enumerate(out) if t in (params.stop_token_ids or ())), None)
-        out = out[:stop + 1] if stop is not None else out
+        out = out[: stop + 1] if stop is not None else out
         finish = "stop" if len(out) <= params.max_tokens else "length"
-        out = out[:params.max_tokens]
+        out = out[: params.max_tokens]
         return Completion(" ".join(map(str, out)), out, finish)
 
     def shutdown(self):
@@ -580,12 +748,19 @@ class ForcingEngine:
 def _forced(least: int, budget: int | None = None, max_tokens: int = 100, max_extensions: int = 4):
     from pipeline.config import ModeConfig
 
-    mode = ModeConfig(name="s1", min_thinking_tokens=least, max_extensions=max_extensions,
-                      thinking_budget=budget)
+    mode = ModeConfig(name="s1", min_thinking_tokens=least, max_extensions=max_extensions, thinking_budget=budget)
     rep = generate_stage(ForcingEngine(), modes=(mode,))
-    row = {"sample_id": "s", "prompt_token_ids": [0], "prefill": "", "thinking_budget": budget, "mode": "s1",
-           "min_thinking_tokens": least, "budget_strategy": "two_stage",
-           "sampling": {**SAMPLING, "max_tokens": max_tokens}, "seed": 5}
+    row = {
+        "sample_id": "s",
+        "prompt_token_ids": [0],
+        "prefill": "",
+        "thinking_budget": budget,
+        "mode": "s1",
+        "min_thinking_tokens": least,
+        "budget_strategy": "two_stage",
+        "sampling": {**SAMPLING, "max_tokens": max_tokens},
+        "seed": 5,
+    }
     c = asyncio.run(rep._generate(row, row["prompt_token_ids"], row["prefill"], row["seed"]))
     return c, row, rep.engine.requests
 
@@ -629,7 +804,9 @@ def test_only_the_engine_strategy_passes_an_engine_budget():
     row = {"sampling": SAMPLING, "seed": 3, "thinking_budget": 32}
     assert request_params({**row, "budget_strategy": "engine"}).thinking_token_budget == 32
     assert request_params({**row, "budget_strategy": "two_stage"}).thinking_token_budget is None
-    assert request_params(row, max_tokens=5, seed=9).but(top_k=3) == request_params(row).but(max_tokens=5, seed=9, top_k=3)
+    assert request_params(row, max_tokens=5, seed=9).but(top_k=3) == request_params(row).but(
+        max_tokens=5, seed=9, top_k=3
+    )
 
 
 class SlowEngine(FakeEngine):
@@ -653,9 +830,19 @@ def test_a_request_over_its_time_bound_is_aborted_and_an_error_row():
 
     engine = SlowEngine()
     rep = generate_stage(engine, request_timeout_s=0.5)
-    rows = [{"status": "pending", "sample_id": f"s{i}", "prompt_token_ids": [first, 5], "sampling": SAMPLING,
-             "seed": 1, "thinking_budget": None, "messages": [{"role": "user", "content": "q"}], "reference": None}
-            for i, first in enumerate([5, 9, 7])]
+    rows = [
+        {
+            "status": "pending",
+            "sample_id": f"s{i}",
+            "prompt_token_ids": [first, 5],
+            "sampling": SAMPLING,
+            "seed": 1,
+            "thinking_budget": None,
+            "messages": [{"role": "user", "content": "q"}],
+            "reference": None,
+        }
+        for i, first in enumerate([5, 9, 7])
+    ]
 
     async def go():
         return [t async for t in rep(to_table(rows))]
@@ -674,8 +861,10 @@ def test_a_cluster_too_small_for_the_plan_is_refused_naming_what_is_missing(ray_
     from pipeline.runs.generate import run
 
     (tmp_path / "p.jsonl").write_text(_json.dumps({"prompt": "What is 1+1?"}) + "\n")
-    cfg = load_config("configs/local.yaml", [f"input.path={tmp_path / 'p.jsonl'}", f"output.path={tmp_path}/out",
-                                             "teacher.replicas=12"])
+    cfg = load_config(
+        "configs/local.yaml",
+        [f"input.path={tmp_path / 'p.jsonl'}", f"output.path={tmp_path}/out", "teacher.replicas=12"],
+    )
     with pytest.raises(ClusterError, match=r"needs at least 16 CPU \(the cluster has 8\): 12 replica\(s\) x 1 CPU"):
         run(cfg)  # the session's Ray has 8 logical CPUs; nothing was started on it
 
@@ -710,9 +899,19 @@ def test_a_request_that_kills_its_engine_is_found_and_becomes_one_error_row(monk
 
     monkeypatch.setattr(Generate, "_exit", staticmethod(die))
     book = DeathBook()
-    rows = [{"status": "pending", "sample_id": f"s{i}", "prompt_token_ids": [first, 5], "sampling": SAMPLING,
-             "seed": 1, "thinking_budget": None, "messages": [{"role": "user", "content": "q"}], "reference": None}
-            for i, first in enumerate([5, 13, 7])]
+    rows = [
+        {
+            "status": "pending",
+            "sample_id": f"s{i}",
+            "prompt_token_ids": [first, 5],
+            "sampling": SAMPLING,
+            "seed": 1,
+            "thinking_budget": None,
+            "messages": [{"role": "user", "content": "q"}],
+            "reference": None,
+        }
+        for i, first in enumerate([5, 13, 7])
+    ]
 
     def attempt():  # what Ray does after a replica died: a fresh replica, the same batch again
         sent = []
@@ -736,8 +935,13 @@ def test_a_request_that_kills_its_engine_is_found_and_becomes_one_error_row(monk
     assert out[1]["error"] == "engine_died" and "alone" in out[1]["detail"] and "s1" not in sent
     assert out[0]["generated"] == out[2]["generated"] == "ok"
     # the same replica started three times: two restarts, after two engine deaths (summary.json)
-    assert book.stats() == {"replica_restarts": 2, "engine_deaths": 2, "engine_cores": {}, "start_failures": [],
-                            "failed_starts": 0}
+    assert book.stats() == {
+        "replica_restarts": 2,
+        "engine_deaths": 2,
+        "engine_cores": {},
+        "start_failures": [],
+        "failed_starts": 0,
+    }
 
 
 def test_after_the_deadline_no_request_is_sent_and_prepare_takes_no_new_rows(tiny_tokenizer):
@@ -754,8 +958,18 @@ def test_after_the_deadline_no_request_is_sent_and_prepare_takes_no_new_rows(tin
 
     sent = []
     rep = generate_stage(PoisonEngine(sent), deadline=_time.time() - 1)
-    rows = [{"status": "pending", "sample_id": "s0", "prompt_token_ids": [5, 5], "sampling": SAMPLING, "seed": 1,
-             "thinking_budget": None, "messages": [{"role": "user", "content": "q"}], "reference": None}]
+    rows = [
+        {
+            "status": "pending",
+            "sample_id": "s0",
+            "prompt_token_ids": [5, 5],
+            "sampling": SAMPLING,
+            "seed": 1,
+            "thinking_budget": None,
+            "messages": [{"role": "user", "content": "q"}],
+            "reference": None,
+        }
+    ]
 
     async def go():
         return [t async for t in rep(to_table(rows))]
@@ -763,6 +977,8 @@ def test_after_the_deadline_no_request_is_sent_and_prepare_takes_no_new_rows(tin
     out = asyncio.run(go())[0].to_pylist()
     assert not sent and out[0]["error"] == "deadline_reached" and "deadline_reached" in TRANSIENT
     cfg = load_config(data={"input": {"path": "p"}, "teacher": {"model": str(ARTIFACT_DIR)}})
-    raws = pa.Table.from_pylist([{"_path": "in.jsonl", "_row": 1, "_raw": _json.dumps({"prompt": "1+1?"}), "_error": None}])
+    raws = pa.Table.from_pylist(
+        [{"_path": "in.jsonl", "_row": 1, "_raw": _json.dumps({"prompt": "1+1?"}), "_error": None}]
+    )
     assert Prepare(PrepareSettings.of(cfg, deadline=_time.time() + 600))(raws).num_rows > 0
     assert Prepare(PrepareSettings.of(cfg, deadline=_time.time() - 1))(raws).num_rows == 0

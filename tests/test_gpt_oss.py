@@ -79,9 +79,16 @@ def test_the_teachers_turn_renders_back_exactly(tok):
         assert back == prompt + completion + "<|return|>"
 
 
-@pytest.mark.parametrize("mode, key, words", [
-    ({"name": "a", "reasoning_effort": "high"}, "generation.modes.0.reasoning_effort", "needs teacher.dialect 'gpt-oss'"),
-])
+@pytest.mark.parametrize(
+    "mode, key, words",
+    [
+        (
+            {"name": "a", "reasoning_effort": "high"},
+            "generation.modes.0.reasoning_effort",
+            "needs teacher.dialect 'gpt-oss'",
+        ),
+    ],
+)
 def test_effort_needs_the_gpt_oss_dialect(mode, key, words):
     from pipeline.loading import ConfigError, load_config
 
@@ -90,14 +97,17 @@ def test_effort_needs_the_gpt_oss_dialect(mode, key, words):
     assert key in str(e.value) and words in str(e.value)
 
 
-@pytest.mark.parametrize("mode, words", [
-    ({"name": "a", "thinking": False}, "generation.modes.0.thinking: gpt-oss always reasons"),
-    ({"name": "a", "flag": "/think"}, "generation.modes.0.flag: gpt-oss has no /think"),
-    ({"name": "a", "min_thinking_tokens": 8}, "generation.modes.0.min_thinking_tokens"),
-    ({"name": "a", "thinking_budget": 8, "budget_strategy": "engine"}, "generation.modes.0.budget_strategy"),
-    ({"name": "a", "reasoning_effort": ["low", "low"]}, "a sweep needs distinct levels"),
-    ({"name": "a", "reasoning_effort": "max"}, "reasoning_effort"),
-])
+@pytest.mark.parametrize(
+    "mode, words",
+    [
+        ({"name": "a", "thinking": False}, "generation.modes.0.thinking: gpt-oss always reasons"),
+        ({"name": "a", "flag": "/think"}, "generation.modes.0.flag: gpt-oss has no /think"),
+        ({"name": "a", "min_thinking_tokens": 8}, "generation.modes.0.min_thinking_tokens"),
+        ({"name": "a", "thinking_budget": 8, "budget_strategy": "engine"}, "generation.modes.0.budget_strategy"),
+        ({"name": "a", "reasoning_effort": ["low", "low"]}, "a sweep needs distinct levels"),
+        ({"name": "a", "reasoning_effort": "max"}, "reasoning_effort"),
+    ],
+)
 def test_gpt_oss_refuses_what_it_cannot_make_at_plan_time(mode, words):
     from pipeline.loading import ConfigError, load_config
 
@@ -112,15 +122,18 @@ def test_harmony_token_counts_find_the_channels_and_the_forced_close(tok):
     start, end = (tok.encode(t, add_special_tokens=False) for t in (D.think_start, D.think_end))
     body = tok.encode("057+740: 7+0+0=7", add_special_tokens=False)
     answer = tok.encode("The answer is \\boxed{797}.<|return|>", add_special_tokens=False)
-    free = count_tokens(start + body + end + answer, opened_in_prompt=False, start=start, end=end, forced=end,
-                        budget=None)
+    free = count_tokens(
+        start + body + end + answer, opened_in_prompt=False, start=start, end=end, forced=end, budget=None
+    )
     assert free == (len(body), len(answer), False)
-    cut = count_tokens(start + body[:4] + end + answer, opened_in_prompt=False, start=start, end=end, forced=end,
-                       budget=4)
+    cut = count_tokens(
+        start + body[:4] + end + answer, opened_in_prompt=False, start=start, end=end, forced=end, budget=4
+    )
     assert cut == (4, len(answer), True)
 
 
 # ------------------------------------------------------------------ end to end
+
 
 @pytest.fixture(scope="module")
 def gpt_oss_run(tmp_path_factory, ray_session):
@@ -128,10 +141,19 @@ def gpt_oss_run(tmp_path_factory, ray_session):
     from pipeline.runs.generate import run
 
     out = tmp_path_factory.mktemp("gpt_oss")
-    cfg = load_config("configs/gpt-oss.yaml", [
-        f"output.path={out}", f"input.limit={PROMPTS}", "output.keep_prompt_text=true", "teacher.replicas=1",
-        "teacher.max_in_flight=32", "teacher.engine.kv_cache_gib=0.5", "ray.batch_size=8",
-        "filters.wrong_answer.timeout_s=60"])
+    cfg = load_config(
+        "configs/gpt-oss.yaml",
+        [
+            f"output.path={out}",
+            f"input.limit={PROMPTS}",
+            "output.keep_prompt_text=true",
+            "teacher.replicas=1",
+            "teacher.max_in_flight=32",
+            "teacher.engine.kv_cache_gib=0.5",
+            "ray.batch_size=8",
+            "filters.wrong_answer.timeout_s=60",
+        ],
+    )
     return {"summary": run(cfg), "dir": out / "gpt-oss"}
 
 
@@ -140,7 +162,6 @@ def _samples(run_dir: Path) -> list[dict]:
 
     files = sorted(str(p) for f in ("accepted", "rejected") for p in (run_dir / f).glob("*.parquet"))
     return list(datasets.load_dataset("parquet", data_files=files, split="train"))
-
 
 
 @pytest.mark.engine

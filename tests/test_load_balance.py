@@ -16,9 +16,9 @@ PROMPTS = 120
 
 @pytest.fixture(scope="module")
 def balanced(tmp_path_factory, ray_session):
+    from bench.simulate import SimFactory, SimSpec
     from pipeline.loading import load_config
     from pipeline.runs.generate import run
-    from bench.simulate import SimFactory, SimSpec
 
     tmp = tmp_path_factory.mktemp("balance")
     lines = PROMPTS_PATH.read_text(encoding="utf-8").splitlines()[:PROMPTS]

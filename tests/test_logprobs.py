@@ -33,7 +33,9 @@ def test_every_accepted_sample_has_the_teachers_top_k_and_forced_tokens_are_mark
     assert set(side) == set(accepted) and s["logprobs"]["samples"] == len(accepted) > 0
     assert s["logprobs"]["tokens"] == sum(len(r["token_ids"]) for r in side.values())
     meta = json.loads(pq.read_schema(next((out / "a" / "logprobs").glob("*.parquet"))).metadata[b"thinkmill.logprobs"])
-    assert meta["top_k"] == LOGPROB_K and len(meta["tokenizer_sha256"]) == 64 and meta["logprobs_mode"] == "raw_logprobs"
+    assert (
+        meta["top_k"] == LOGPROB_K and len(meta["tokenizer_sha256"]) == 64 and meta["logprobs_mode"] == "raw_logprobs"
+    )
     from pipeline.dialects import get_dialect
 
     forced_text = tiny_tokenizer.encode(get_dialect("qwen3").budget_end_str(), add_special_tokens=False)
@@ -66,12 +68,37 @@ def rescored(runs, tmp_path_factory) -> dict[str, dict]:
     """``jobs.score`` on run a: the same token ids, scored again in one pass (prompt logprobs)."""
     dest = tmp_path_factory.mktemp("score") / "rescored"
     cfg = dest.parent / "teacher.json"
-    cfg.write_text(json.dumps({"input": {"path": "x"}, "teacher": {
-        "model": str(ARTIFACT_DIR), "device": "cpu",
-        "engine": {"dtype": "float32", "max_model_len": 1024, "kv_cache_gib": 0.5, "enforce_eager": True}}}))
-    proc = subprocess.run([sys.executable, "-m", "jobs.score", "--config", str(cfg), "--input", str(runs["out"] / "a"),
-                           "--output", str(dest), "--top-k", str(LOGPROB_K)], cwd=ROOT, capture_output=True, text=True,
-                          timeout=600)
+    cfg.write_text(
+        json.dumps(
+            {
+                "input": {"path": "x"},
+                "teacher": {
+                    "model": str(ARTIFACT_DIR),
+                    "device": "cpu",
+                    "engine": {"dtype": "float32", "max_model_len": 1024, "kv_cache_gib": 0.5, "enforce_eager": True},
+                },
+            }
+        )
+    )
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "jobs.score",
+            "--config",
+            str(cfg),
+            "--input",
+            str(runs["out"] / "a"),
+            "--output",
+            str(dest),
+            "--top-k",
+            str(LOGPROB_K),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert json.loads((dest / "score.json").read_text())["exact_ids"] is True
     return _sidecar(dest)

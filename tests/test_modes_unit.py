@@ -6,21 +6,22 @@ from __future__ import annotations
 
 import asyncio
 import copy
-import itertools
 import json
 from collections import Counter
-from types import SimpleNamespace
 
 import pyarrow as pa
 import pytest
 
 from filters import Sample
 from filters.flag_following import FlagFollowingFilter, flag_turns
-from pipeline.loading import ConfigError, load_config
 from pipeline.dialects import get_dialect
+from pipeline.loading import ConfigError, load_config
 from pipeline.rows import Prompt, RowError
-from pipeline.samples import SampleDraws, plan_samples as _plan_samples, samples_per_input as _per_input
-from pipeline.stages.prepare import Prepare as _Prepare, PrepareSettings
+from pipeline.samples import SampleDraws
+from pipeline.samples import plan_samples as _plan_samples
+from pipeline.samples import samples_per_input as _per_input
+from pipeline.stages.prepare import Prepare as _Prepare
+from pipeline.stages.prepare import PrepareSettings
 from pipeline.stages.select import Select, SelectSettings, choose
 from tests.tiny_teacher import ARTIFACT_DIR
 
@@ -78,7 +79,9 @@ def test_a_set_sampling_value_wins_over_the_dialect():
 
 def test_a_drawn_flag_decides_the_samples_sampling(tiny_tokenizer):
 
-    cfg = cfg_of(MIN, "generation.modes=[{name: soft, flag: random}, {name: fixed, flag: random, sampling: {temperature: 1.0}}]")
+    cfg = cfg_of(
+        MIN, "generation.modes=[{name: soft, flag: random}, {name: fixed, flag: random, sampling: {temperature: 1.0}}]"
+    )
     raws = [{"_path": "in.jsonl", "_row": i, "_raw": json.dumps({"prompt": f"What is {i}+1?"})} for i in range(20)]
     rows = Prepare(cfg)(pa.Table.from_pylist(raws)).to_pylist()
     soft = {(r["flag"], r["sampling"]["temperature"], r["sampling"]["top_p"]) for r in rows if r["mode"] == "soft"}
@@ -93,32 +96,57 @@ def test_a_soft_no_think_mode_samples_like_no_think():
 
 # ------------------------------------------------------------------ config errors
 
-@pytest.mark.parametrize("overrides, words", [
-    (["generation.mix={think: 1, nope: 1}"], ["mix: ['nope'] are not modes"]),
-    (["generation.mix={think: 1}"], ["modes ['no_think'] have no weight"]),
-    (["generation.mix={think: 1, no_think: 1}"], ["modes.1", "must carry flag '/no_think'"]),
-    (["generation.mix={think: 1, no_think: 0}"], ["weights must be > 0"]),
-    (["generation.modes=[{name: a, thinking_budget: [8, 16]}, {name: b, thinking: false, flag: /no_think}]",
-      "generation.mix={a: 1, b: 1}"], ["modes.0: a mixed mode takes one thinking_budget"]),
-    (["generation.modes=[{name: a, min_thinking_tokens: [8, 16]}, {name: b, thinking: false, flag: /no_think}]",
-      "generation.mix={a: 1, b: 1}"], ["modes.0: a mixed mode takes one thinking_budget, one min_thinking_tokens"]),
-    (["generation.modes=[{name: a, thinking: false, min_thinking_tokens: 8}]"], ["min_thinking_tokens needs thinking"]),
-    (["generation.modes=[{name: a, min_thinking_tokens: 8, thinking_budget: 8}]"], ["must be below every thinking budget"]),
-    (["generation.modes=[{name: a, min_thinking_tokens: 8, thinking_budget: 16, budget_strategy: engine}]"],
-     ["min_thinking_tokens needs budget_strategy: two_stage"]),
-    (["generation.modes=[{name: a, min_thinking_tokens: [8, 8]}]"], ["a sweep needs distinct values"]),
-    (["generation.modes=[{name: a, min_thinking_tokens: 0}]"], ["min_thinking_tokens: must be > 0"]),
-    (["generation.modes=[{name: a, min_thinking_tokens: 8, max_extensions: 0}]"], ["max_extensions"]),
-    (["generation.modes=[{name: a, thinking: false, flag: random}]"], ["flag 'random' needs thinking: true"]),
-    (["generation.modes=[{name: a, turns: 2, flag_turn: system}]"], ["flag_turn: a multi-turn mode"]),
-    (["generation.modes=[{name: a, turns: 2}]", "input.columns.follow_ups=null"], ["generation.follow_ups"]),
-    (["generation.modes=[{name: a, turns: 2}]", "generation.follow_ups=[x]", "filters.order=[format]"],
-     ["filters.order", "flag_following"]),
-    (["generation.adaptive={think_mode: thinkk}"], ["adaptive.think_mode: 'thinkk' is not a mode"]),
-    (["generation.adaptive={think_mode: no_think, no_think_mode: think}"], ["think_mode must think"]),
-    (["generation.adaptive={}", "filters.order=[format]"], ["filters.order", "wrong_answer"]),
-    (["generation.adaptive={delta: 2}"], ["generation.adaptive.delta", "less than or equal to 1"]),
-])
+
+@pytest.mark.parametrize(
+    "overrides, words",
+    [
+        (["generation.mix={think: 1, nope: 1}"], ["mix: ['nope'] are not modes"]),
+        (["generation.mix={think: 1}"], ["modes ['no_think'] have no weight"]),
+        (["generation.mix={think: 1, no_think: 1}"], ["modes.1", "must carry flag '/no_think'"]),
+        (["generation.mix={think: 1, no_think: 0}"], ["weights must be > 0"]),
+        (
+            [
+                "generation.modes=[{name: a, thinking_budget: [8, 16]}, {name: b, thinking: false, flag: /no_think}]",
+                "generation.mix={a: 1, b: 1}",
+            ],
+            ["modes.0: a mixed mode takes one thinking_budget"],
+        ),
+        (
+            [
+                "generation.modes=[{name: a, min_thinking_tokens: [8, 16]}, "
+                "{name: b, thinking: false, flag: /no_think}]",
+                "generation.mix={a: 1, b: 1}",
+            ],
+            ["modes.0: a mixed mode takes one thinking_budget, one min_thinking_tokens"],
+        ),
+        (
+            ["generation.modes=[{name: a, thinking: false, min_thinking_tokens: 8}]"],
+            ["min_thinking_tokens needs thinking"],
+        ),
+        (
+            ["generation.modes=[{name: a, min_thinking_tokens: 8, thinking_budget: 8}]"],
+            ["must be below every thinking budget"],
+        ),
+        (
+            ["generation.modes=[{name: a, min_thinking_tokens: 8, thinking_budget: 16, budget_strategy: engine}]"],
+            ["min_thinking_tokens needs budget_strategy: two_stage"],
+        ),
+        (["generation.modes=[{name: a, min_thinking_tokens: [8, 8]}]"], ["a sweep needs distinct values"]),
+        (["generation.modes=[{name: a, min_thinking_tokens: 0}]"], ["min_thinking_tokens: must be > 0"]),
+        (["generation.modes=[{name: a, min_thinking_tokens: 8, max_extensions: 0}]"], ["max_extensions"]),
+        (["generation.modes=[{name: a, thinking: false, flag: random}]"], ["flag 'random' needs thinking: true"]),
+        (["generation.modes=[{name: a, turns: 2, flag_turn: system}]"], ["flag_turn: a multi-turn mode"]),
+        (["generation.modes=[{name: a, turns: 2}]", "input.columns.follow_ups=null"], ["generation.follow_ups"]),
+        (
+            ["generation.modes=[{name: a, turns: 2}]", "generation.follow_ups=[x]", "filters.order=[format]"],
+            ["filters.order", "flag_following"],
+        ),
+        (["generation.adaptive={think_mode: thinkk}"], ["adaptive.think_mode: 'thinkk' is not a mode"]),
+        (["generation.adaptive={think_mode: no_think, no_think_mode: think}"], ["think_mode must think"]),
+        (["generation.adaptive={}", "filters.order=[format]"], ["filters.order", "wrong_answer"]),
+        (["generation.adaptive={delta: 2}"], ["generation.adaptive.delta", "less than or equal to 1"]),
+    ],
+)
 def test_selection_config_errors_name_the_key(overrides, words):
     with pytest.raises(ConfigError) as e:
         cfg_of(MIN, *overrides)
@@ -126,19 +154,24 @@ def test_selection_config_errors_name_the_key(overrides, words):
         assert w in str(e.value), (w, str(e.value))
 
 
-@pytest.mark.parametrize("name, shows", [("fusion", "mix"), ("adaptive", "adaptive"), ("sweep", "sweep"),
-                                         ("local", None)])
+@pytest.mark.parametrize(
+    "name, shows", [("fusion", "mix"), ("adaptive", "adaptive"), ("sweep", "sweep"), ("local", None)]
+)
 def test_the_shipped_capability_configs_show_what_they_are_for(name, shows):
     from pathlib import Path
 
     cfg = load_config(f"configs/{name}.yaml")
     g = cfg.generation
     assert Path(cfg.teacher.model, "config.json").is_file() and Path(cfg.input.path).is_file()
-    assert {"mix": g.mix is not None, "adaptive": g.adaptive is not None,
-            "sweep": any(len(m.budgets) > 1 for m in g.modes)} == {k: k == shows for k in ("mix", "adaptive", "sweep")}
+    assert {
+        "mix": g.mix is not None,
+        "adaptive": g.adaptive is not None,
+        "sweep": any(len(m.budgets) > 1 for m in g.modes),
+    } == {k: k == shows for k in ("mix", "adaptive", "sweep")}
 
 
 # ------------------------------------------------------------------ the plan: mix and flags
+
 
 def test_a_mixed_set_gives_each_prompt_one_mode_in_the_configured_ratio():
     cfg = cfg_of(FUSION)
@@ -177,8 +210,14 @@ def test_random_flags_are_drawn_per_turn_and_the_last_given_one_rules():
 def test_follow_ups_come_from_the_row_or_from_templates():
     cfg = cfg_of(MIN, "generation.modes=[{name: mt, turns: 3}]", "generation.follow_ups=['a {answer}', 'b {answer}']")
     spec, planner = plan_samples(cfg)[0], Planner(cfg)
-    own = Prompt("p", [{"role": "user", "content": "q"}], "1", "s", True,
-                 follow_ups=(("Plus 1?", "2"), ("Times 2?", "4"), ("unused", None)))
+    own = Prompt(
+        "p",
+        [{"role": "user", "content": "q"}],
+        "1",
+        "s",
+        True,
+        follow_ups=(("Plus 1?", "2"), ("Times 2?", "4"), ("unused", None)),
+    )
     assert planner.follow_ups_for(spec, own, cfg.generation.follow_ups) == [("Plus 1?", "2"), ("Times 2?", "4")]
     bare = Prompt("p", [{"role": "user", "content": "q"}], "1", "s", True)
     got = planner.follow_ups_for(spec, bare, cfg.generation.follow_ups)
@@ -191,8 +230,10 @@ def test_prepare_renders_the_drawn_flag_where_it_was_drawn(tiny_tokenizer):
 
     cfg = cfg_of(FUSION, "output.keep_prompt_text=true")
     stage = Prepare(cfg)
-    raws = [{"_path": "in.jsonl", "_row": i, "_raw": json.dumps({"id": f"p{i}", "prompt": f"What is {i}+1?"})}
-            for i in range(60)]
+    raws = [
+        {"_path": "in.jsonl", "_row": i, "_raw": json.dumps({"id": f"p{i}", "prompt": f"What is {i}+1?"})}
+        for i in range(60)
+    ]
     rows = stage(pa.Table.from_pylist(raws)).to_pylist()
     assert len(rows) == 120 and all(r["status"] == "pending" for r in rows)
     by_prompt = {}
@@ -223,19 +264,26 @@ def test_follow_ups_are_only_read_when_a_mode_has_turns(tiny_tokenizer):
 
 # ------------------------------------------------------------------ flag_following
 
+
 def _conv(*turns):
     msgs = []
     for user, thought in turns:
-        msgs += [{"role": "user", "content": user},
-                 {"role": "assistant", "content": f"<think>\n{thought}\n</think>\n\n\\boxed{{1}}"}]
+        msgs += [
+            {"role": "user", "content": user},
+            {"role": "assistant", "content": f"<think>\n{thought}\n</think>\n\n\\boxed{{1}}"},
+        ]
     return msgs
 
 
 def test_each_turn_follows_the_latest_flag():
-    msgs = [{"role": "system", "content": "Be brief. /no_think"}] + _conv(("a", ""), ("b /think", "work"), ("c", "more"))
-    assert flag_turns(msgs) == [{"flag": "/no_think", "thinking": False, "followed": True},
-                                {"flag": "/think", "thinking": True, "followed": True},
-                                {"flag": "/think", "thinking": True, "followed": True}]
+    msgs = [{"role": "system", "content": "Be brief. /no_think"}] + _conv(
+        ("a", ""), ("b /think", "work"), ("c", "more")
+    )
+    assert flag_turns(msgs) == [
+        {"flag": "/no_think", "thinking": False, "followed": True},
+        {"flag": "/think", "thinking": True, "followed": True},
+        {"flag": "/think", "thinking": True, "followed": True},
+    ]
     assert flag_turns(_conv(("a", "x")))[0]["followed"] is None  # no flag in force: not judged
 
 
@@ -255,17 +303,24 @@ def test_wrong_answer_checks_every_turn_with_a_reference():
     from filters.wrong_answer import WrongAnswerFilter
 
     f = WrongAnswerFilter(MathVerifier())
-    msgs = [{"role": "user", "content": "3+4?"}, {"role": "assistant", "content": "<think>\nx\n</think>\n\n\\boxed{8}"},
-            {"role": "user", "content": "And 8+1?"}, {"role": "assistant", "content": "<think>\nx\n</think>\n\n\\boxed{9}"}]
+    msgs = [
+        {"role": "user", "content": "3+4?"},
+        {"role": "assistant", "content": "<think>\nx\n</think>\n\n\\boxed{8}"},
+        {"role": "user", "content": "And 8+1?"},
+        {"role": "assistant", "content": "<think>\nx\n</think>\n\n\\boxed{9}"},
+    ]
     last = msgs[-1]["content"]
     v = f.check(Sample(last, True, reference="9", messages=msgs, turn_references=["7", "9"]))
     assert v.reason == "wrong_answer" and v.detail.startswith("turn 1: reference '7'")
     assert f.check(Sample(last, True, reference="9", messages=msgs, turn_references=["8", "9"])).passed is True
-    assert f.check(Sample(last, True, reference=None, messages=msgs, turn_references=["8", None])).reason == \
-        "skipped_no_reference"  # the last question's answer is unknown: a skip, as for one turn
+    assert (
+        f.check(Sample(last, True, reference=None, messages=msgs, turn_references=["8", None])).reason
+        == "skipped_no_reference"
+    )  # the last question's answer is unknown: a skip, as for one turn
 
 
 # ------------------------------------------------------------------ multi-turn in the replica
+
 
 class EchoEngine:
     """A stand-in engine: answers every turn with a fixed think block and \\boxed{7}; a no-think
@@ -293,8 +348,11 @@ def test_a_conversation_cut_by_max_tokens_ends_there_and_describes_that_turn(tin
 
     cfg = cfg_of(MIN, "generation.modes=[{name: mt, turns: 3, flag: /no_think}]")
     follow_ups = [{"prompt": "What is 7+1?", "reference": 8}, {"prompt": "What is 8+1?", "reference": 9}]
-    raw = {"_path": "in.jsonl", "_row": 1,
-           "_raw": json.dumps({"id": "p9", "prompt": "What is 3+4?", "reference": 7, "follow_ups": follow_ups})}
+    raw = {
+        "_path": "in.jsonl",
+        "_row": 1,
+        "_raw": json.dumps({"id": "p9", "prompt": "What is 3+4?", "reference": 7, "follow_ups": follow_ups}),
+    }
     row = Prepare(cfg)(pa.Table.from_pylist([raw])).to_pylist()[0]
     assert row["reference"] == "9"  # planned: the last question's
     rep = replica(cfg, EchoEngine(tiny_tokenizer, cut_at=2))
@@ -307,8 +365,9 @@ def test_a_conversation_cut_by_max_tokens_ends_there_and_describes_that_turn(tin
 def test_a_multi_turn_sample_is_generated_turn_by_turn_with_history_thinking_stripped(tiny_tokenizer):
     from pipeline.stages.parse import Parse, ParseSettings
 
-    cfg = cfg_of(MIN, "generation.modes=[{name: mt, turns: 3, flag: random}]",
-                 "generation.follow_ups=['What is {answer}+17?']")
+    cfg = cfg_of(
+        MIN, "generation.modes=[{name: mt, turns: 3, flag: random}]", "generation.follow_ups=['What is {answer}+17?']"
+    )
     raw = {"_path": "in.jsonl", "_row": 1, "_raw": json.dumps({"id": "p9", "prompt": "What is 3+4?", "reference": 7})}
     row = Prepare(cfg)(pa.Table.from_pylist([raw])).to_pylist()[0]
     rep = replica(cfg, EchoEngine(tiny_tokenizer))
@@ -319,35 +378,47 @@ def test_a_multi_turn_sample_is_generated_turn_by_turn_with_history_thinking_str
     assert "What is 7+17?" in prompts[1][0] and prompts[1][0].count("3+4=7") == 0  # history thinking stripped
     assert prompts[2][0].rstrip().endswith("<|im_start|>assistant")
     # each turn samples as the flag in force asks (Qwen3: 0.6 thinking, 0.7 not); the row keeps the last's
-    in_force = [next((f for f in reversed(flags[:i + 1]) if f), None) for i in range(3)]
+    in_force = [next((f for f in reversed(flags[: i + 1]) if f), None) for i in range(3)]
     assert rep.engine.temperatures == [0.7 if f == "/no_think" else 0.6 for f in in_force]
     assert row["sampling"]["temperature"] == rep.engine.temperatures[-1]
     assert [m["role"] for m in row["messages"]] == ["user", "assistant", "user", "assistant", "user"]
     for turn, flag in enumerate(flags):  # each user turn carries its own drawn flag (or none)
         user = row["messages"][2 * turn]["content"]
-        assert (user.endswith(flag) if flag else "/think" not in user and "/no_think" not in user)
+        assert user.endswith(flag) if flag else "/think" not in user and "/no_think" not in user
     assert row["reference"] is None  # templates have no reference for the last question
     row.update(generated=c.text, completion_token_ids=c.token_ids, finish_reason=c.finish_reason)
     out = Parse(ParseSettings.of(cfg)).parse(row)
     assert len(out["messages"]) == 6 and len(out["turns"]) == 3
-    assert [t["flag"] for t in out["turns"]] == [next((f for f in reversed(flags[:i + 1]) if f), None) for i in range(3)]
+    assert [t["flag"] for t in out["turns"]] == [
+        next((f for f in reversed(flags[: i + 1]) if f), None) for i in range(3)
+    ]
     assert [t["reference"] for t in out["turns"]] == ["7", None, None]  # the input's, then unknown
     assert out["completion_tokens"] == 3 * len(c.token_ids)
 
 
 # ------------------------------------------------------------------ adaptive choice
 
+
 def _group(k, think_ok, no_think_ok, reference="1", source="s"):
     rows = []
     for mode, ok in (("think", think_ok), ("no_think", no_think_ok)):
         for i in range(k):
             passed = None if reference is None else i < ok
-            rows.append({"prompt_id": "p", "mode": mode, "sample_index": i, "source": source, "reference": reference,
-                         "status": "accepted" if passed is not False else "rejected",
-                         "reject_reason": None if passed is not False else "wrong_answer",
-                         "messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}],
-                         "verdicts": [{"filter": "wrong_answer", "passed": passed, "reason": None, "score": None,
-                                       "detail": None}]})
+            rows.append(
+                {
+                    "prompt_id": "p",
+                    "mode": mode,
+                    "sample_index": i,
+                    "source": source,
+                    "reference": reference,
+                    "status": "accepted" if passed is not False else "rejected",
+                    "reject_reason": None if passed is not False else "wrong_answer",
+                    "messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}],
+                    "verdicts": [
+                        {"filter": "wrong_answer", "passed": passed, "reason": None, "score": None, "detail": None}
+                    ],
+                }
+            )
     return rows
 
 
@@ -356,8 +427,10 @@ def _select(**adaptive):
     return Select(SelectSettings.of(cfg))
 
 
-@pytest.mark.parametrize("think_ok, no_think_ok, chosen", [(3, 3, "no_think"), (4, 3, "think"), (1, 1, "no_think"),
-                                                          (0, 0, "no_think"), (2, 4, "no_think")])
+@pytest.mark.parametrize(
+    "think_ok, no_think_ok, chosen",
+    [(3, 3, "no_think"), (4, 3, "think"), (1, 1, "no_think"), (0, 0, "no_think"), (2, 4, "no_think")],
+)
 def test_no_think_is_chosen_when_it_is_about_as_accurate(think_ok, no_think_ok, chosen):
     group = _group(4, think_ok, no_think_ok)
     stage = _select()
@@ -366,8 +439,9 @@ def test_no_think_is_chosen_when_it_is_about_as_accurate(think_ok, no_think_ok, 
     # the summary recounts the choice from the rows as written (verdicts applied): the same outcome
     from pipeline.stages.select import recount
 
-    counts, unsolved = recount([group], SelectSettings.of(cfg_of(MIN, "generation.samples_per_prompt=4",
-                                                                   "generation.adaptive={}")))
+    counts, unsolved = recount(
+        [group], SelectSettings.of(cfg_of(MIN, "generation.samples_per_prompt=4", "generation.adaptive={}"))
+    )
     assert counts == {("s", outcome): 1} and len(unsolved) == (outcome == "unsolved")
     for r in group:
         assert r["acc_think"] == think_ok / 4 and r["acc_no_think"] == no_think_ok / 4 and r["chosen_mode"] == chosen

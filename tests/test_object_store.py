@@ -92,7 +92,7 @@ def test_a_job_reads_and_writes_s3_and_trainers_load_it(s3, monkeypatch):
     opts = {"key": "testing", "secret": "testing", "client_kwargs": {"endpoint_url": env["AWS_ENDPOINT_URL"]}}
     folders = {f: fs.glob(f"{BUCKET}/out/s3-run/{f}/*.parquet") for f in ("accepted", "rejected")}
     rows = 0
-    for folder, parts in folders.items():
+    for parts in folders.values():
         if parts:
             ds = load_dataset("parquet", data_files=[f"s3://{p}" for p in parts], storage_options=opts, split="train")
             rows += len(ds)
@@ -127,7 +127,8 @@ def test_a_job_reads_and_writes_s3_and_trainers_load_it(s3, monkeypatch):
     _isolated(second["engine_cores"])
     assert os.sched_getaffinity(0) == mask  # this process is not the job's: it keeps its cores
     assert second["earlier"]["by_run"] == {"s3-run": 6}
-    assert second["accepted"] + second["rejected"]["total"] + second["errors"]["total"] == 2 * summary["samples_per_input"]
+    made = second["accepted"] + second["rejected"]["total"] + second["errors"]["total"]
+    assert made == 2 * summary["samples_per_input"]
     # the manifest at the root names both nights' accepted files as s3:// URLs: one call loads them all
     manifest = json.loads(fs.cat(f"{BUCKET}/out/manifest.json"))
     assert [r["run_id"] for r in manifest["runs"]] == ["s3-run", "s3-night-2"]
@@ -150,9 +151,15 @@ def _isolated(placed: dict) -> None:
 
 def test_a_missing_s3_eval_file_fails_at_plan_time(s3):
     env, _ = s3
-    r = _job(env, f"input.path={ROOT / 'tests' / 'tiny_teacher' / 'prompts.jsonl'}", "output.path=/tmp/unused",
-             f"teacher.model={ARTIFACT_DIR}", "filters.order=[format, contamination]",
-             f"filters.contamination.eval_files=[s3://{BUCKET}/eval/missing.jsonl]", timeout=300)
+    r = _job(
+        env,
+        f"input.path={ROOT / 'tests' / 'tiny_teacher' / 'prompts.jsonl'}",
+        "output.path=/tmp/unused",
+        f"teacher.model={ARTIFACT_DIR}",
+        "filters.order=[format, contamination]",
+        f"filters.contamination.eval_files=[s3://{BUCKET}/eval/missing.jsonl]",
+        timeout=300,
+    )
     assert r.returncode == 2 and "filters.contamination.eval_files.0: nothing at" in r.stderr, r.stderr[-2000:]
 
 
@@ -168,7 +175,8 @@ def test_storage_options_stay_out_of_run_json_and_the_printed_config(tmp_path):
     ident = json.dumps(identity(cfg, make_plan(cfg)))
     assert "hunter2" not in ident and "storage_options" not in ident  # what run.json holds
     args = [sys.executable, "-m", "jobs.generate", "--config", "configs/local.yaml", "--dry-run"]
-    dry = subprocess.run(args + [a for s in sets for a in ("--set", s)], cwd=ROOT, capture_output=True, text=True,
-                         timeout=300)
+    dry = subprocess.run(
+        args + [a for s in sets for a in ("--set", s)], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
     assert dry.returncode == 0, dry.stderr[-2000:]
     assert "hunter2" not in dry.stdout and "AKIAEXAMPLE" not in dry.stdout and "http://minio:9000" in dry.stdout

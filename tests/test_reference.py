@@ -32,10 +32,30 @@ FIXED = Path("/tmp/thinkmill-reference")  # the same absolute paths in every run
 UPDATE = os.environ.get("THINKMILL_UPDATE_REFERENCE") == "1"
 # summary fields that measure time or place, not behaviour (replicas among them: the reference was
 # stored from a run on 2, the test runs on 1, and a sample's seed does not depend on where it ran)
-VOLATILE = {"output", "replicas", "wall_s", "completion_tokens_per_s", "engine_window_s", "engine_window_tokens_per_s",
-            "replica_tokens_per_s", "replicas_seen", "replica_restarts", "engine_deaths", "engine_cores", "files", "budget_plot", "unsolved_file",
-            "replica_work", "replica_utilization", "throughput", "versions", "report", "attempts",
-            "failed_starts", "start_failures"}
+VOLATILE = {
+    "output",
+    "replicas",
+    "wall_s",
+    "completion_tokens_per_s",
+    "engine_window_s",
+    "engine_window_tokens_per_s",
+    "replica_tokens_per_s",
+    "replicas_seen",
+    "replica_restarts",
+    "engine_deaths",
+    "engine_cores",
+    "files",
+    "budget_plot",
+    "unsolved_file",
+    "replica_work",
+    "replica_utilization",
+    "throughput",
+    "versions",
+    "report",
+    "attempts",
+    "failed_starts",
+    "start_failures",
+}
 
 
 def _fixed_paths() -> dict:
@@ -63,7 +83,8 @@ def _rows(run_dir: Path) -> dict[str, list[dict]]:
 
 def _stable(summary: dict) -> dict:
     return {k: v for k, v in summary.items() if k not in VOLATILE} | {
-        "adaptive": {k: v for k, v in summary["adaptive"].items() if k not in VOLATILE}}
+        "adaptive": {k: v for k, v in summary["adaptive"].items() if k not in VOLATILE}
+    }
 
 
 @pytest.fixture(scope="module")
@@ -79,8 +100,11 @@ def reference_run(tmp_path_factory, ray_session):
     data["output"]["path"] = str(out)
     summary = run(load_config(data=data))
     run_dir = out / data["output"]["run_id"]
-    got = {"rows": _rows(run_dir), "summary": _stable(summary),
-           "unsolved": (run_dir / "unsolved.jsonl").read_text(encoding="utf-8")}
+    got = {
+        "rows": _rows(run_dir),
+        "summary": _stable(summary),
+        "unsolved": (run_dir / "unsolved.jsonl").read_text(encoding="utf-8"),
+    }
     if UPDATE:
         with gzip.open(HERE / "expected.json.gz", "wt", encoding="utf-8") as f:
             json.dump(got, f, ensure_ascii=False, indent=1, sort_keys=True)

@@ -44,9 +44,9 @@ class StartFault:
 
 
 def _run(tmp: Path, fault: str, *overrides: str):
+    from bench.simulate import SimSpec
     from pipeline.loading import load_config
     from pipeline.runs.generate import run
-    from bench.simulate import SimSpec
 
     lines = PROMPTS_PATH.read_text(encoding="utf-8").splitlines()[:PROMPTS]
     (tmp / "in.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")

@@ -37,8 +37,14 @@ def _parts(run_dir: Path) -> list[Path]:
 
 def _start(cfg_path: Path, log: Path, *args: str) -> subprocess.Popen:
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}  # its own Ray, not the tests'
-    return subprocess.Popen([sys.executable, "-m", "jobs.generate", "--config", str(cfg_path), *args], cwd=ROOT, env=env,
-                            stdout=log.open("ab"), stderr=subprocess.STDOUT, start_new_session=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "jobs.generate", "--config", str(cfg_path), *args],
+        cwd=ROOT,
+        env=env,
+        stdout=log.open("ab"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
 
 
 def _committed_rows(run_dir: Path) -> int:
@@ -115,8 +121,9 @@ def _same_as(run_dir: Path, base_dir: Path) -> dict:
         assert [r["sample_id"] for r in got[folder]] == [r["sample_id"] for r in want[folder]], folder
         assert got[folder] == want[folder], folder
     volatile = {"resumed", "run_id", "output", "replica_restarts", "engine_deaths"}
-    assert {k: v for k, v in _stable(summary).items() if k not in volatile} == \
-        {k: v for k, v in _stable(expected).items() if k not in volatile}
+    assert {k: v for k, v in _stable(summary).items() if k not in volatile} == {
+        k: v for k, v in _stable(expected).items() if k not in volatile
+    }
     assert (run_dir / "unsolved.jsonl").read_text() == (base_dir / "unsolved.jsonl").read_text()
     return summary
 
@@ -156,8 +163,11 @@ def _kill_an_engine_then_the_job(proc: subprocess.Popen, run_dir: Path, log: Pat
         restarted = [p for p in _engines(proc.pid) if p != engines[0]]
     assert restarted, "no engine came back after the kill"
     after = _committed_rows(run_dir)  # the restarted replica's rows come after this
-    while time.time() < deadline and proc.poll() is None and \
-            "teacher engine died, restarting the replica" not in log.read_text(errors="replace"):
+    while (
+        time.time() < deadline
+        and proc.poll() is None
+        and "teacher engine died, restarting the replica" not in log.read_text(errors="replace")
+    ):
         time.sleep(0.5)
     return _kill_when_writing(proc, run_dir, rng, after=after)
 
@@ -190,8 +200,9 @@ def test_a_job_killed_twice_resumes_to_exactly_the_uninterrupted_rows(tmp_path, 
     # a killed one at least: each was killed only after it committed some), each its own window
     attempts = summary["attempts"]
     assert 2 <= len(attempts) <= 3, attempts
-    assert all(began < a["started"] < ended and a["engine_window_s"] > 0 and a["requests"] > 0
-               for a in attempts), attempts
+    assert all(began < a["started"] < ended and a["engine_window_s"] > 0 and a["requests"] > 0 for a in attempts), (
+        attempts
+    )
     assert summary["engine_window_s"] == pytest.approx(sum(a["engine_window_s"] for a in attempts), abs=0.05)
     assert sum(a["requests"] for a in attempts) >= summary["accepted"] + summary["rejected"]["total"]
     assert "attempts  " in log.read_text(errors="replace")  # and the console says so
@@ -220,8 +231,12 @@ def _an_unfinished_night_counts(run_dir: Path) -> None:
     run = json.loads((run_dir / "run.json").read_text())
     earlier, runs = catalog.earlier_prompts(str(root), catalog.fingerprint(run["identity"]["config"]), "next-night")
     assert runs == [run_dir.name]
-    committed = {pid for f in ("accepted", "rejected") for p in (run_dir / f).glob("*.parquet")
-                 for pid in pq.read_table(p, columns=["prompt_id"]).column("prompt_id").to_pylist()}
+    committed = {
+        pid
+        for f in ("accepted", "rejected")
+        for p in (run_dir / f).glob("*.parquet")
+        for pid in pq.read_table(p, columns=["prompt_id"]).column("prompt_id").to_pylist()
+    }
     assert committed and all(earlier.run_of(pid) == run_dir.name for pid in committed)
     manifest = json.loads((root / "manifest.json").read_text())
     (entry,) = manifest["runs"]
@@ -248,12 +263,20 @@ def _the_next_night_and_a_late_resume(cfg_path: Path, run_dir: Path, base_dir: P
     nights_cfg.write_text(yaml.safe_dump(data), encoding="utf-8")
 
     def prompts(d: Path) -> set[str]:
-        return {pid for f in ("accepted", "rejected") for p in (d / f).glob("*.parquet")
-                for pid in pq.read_table(p, columns=["prompt_id"]).column("prompt_id").to_pylist()}
+        return {
+            pid
+            for f in ("accepted", "rejected")
+            for p in (d / f).glob("*.parquet")
+            for pid in pq.read_table(p, columns=["prompt_id"]).column("prompt_id").to_pylist()
+        }
 
     def samples(d: Path) -> list[str]:
-        return [sid for f in ("accepted", "rejected") for p in (d / f).glob("*.parquet")
-                for sid in pq.read_table(p, columns=["sample_id"]).column("sample_id").to_pylist()]
+        return [
+            sid
+            for f in ("accepted", "rejected")
+            for p in (d / f).glob("*.parquet")
+            for sid in pq.read_table(p, columns=["sample_id"]).column("sample_id").to_pylist()
+        ]
 
     committed = prompts(root / run_dir.name)
     nxt = _start(nights_cfg, log, "--set", "output.run_id=next-night")

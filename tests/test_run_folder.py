@@ -186,20 +186,30 @@ def test_engine_timings_of_every_attempt_are_kept_in_the_parts_and_added_up(tmp_
     folder.open({"config": {}, "input": {}}, overwrite=False)
 
     def attempt(started: float, prompts: list[str], t0: float, seconds: float, replica: str) -> None:
-        rows = [{**_sample(p, k), "status": "accepted", "replica": replica, "completion_tokens": 10,
-                 "t_submit": t0 + i * seconds / (2 * len(prompts)), "t_done": t0 + (i + 1) * seconds / (2 * len(prompts))}
-                for i, (p, k) in enumerate((p, k) for p in prompts for k in range(2))]
+        rows = [
+            {
+                **_sample(p, k),
+                "status": "accepted",
+                "replica": replica,
+                "completion_tokens": 10,
+                "t_submit": t0 + i * seconds / (2 * len(prompts)),
+                "t_done": t0 + (i + 1) * seconds / (2 * len(prompts)),
+            }
+            for i, (p, k) in enumerate((p, k) for p in prompts for k in range(2))
+        ]
         sink = SplitParquetSink(folder, 100, attempt=started)
         sink.on_write_start()
         sink.write([pa.Table.from_pylist([{k: r.get(k) for k in STREAM.names} for r in rows], schema=STREAM)], None)
 
-    attempt(1000.0, ["p1", "p2"], 1010.0, 40.0, "h:1")        # killed after these, then resumed an hour on
+    attempt(1000.0, ["p1", "p2"], 1010.0, 40.0, "h:1")  # killed after these, then resumed an hour on
     attempt(4600.0, ["p3", "p4", "p5"], 4610.0, 60.0, "h:2")
-    folder.reconcile(per_input=2)                               # the resume's: rewrites nothing here
+    folder.reconcile(per_input=2)  # the resume's: rewrites nothing here
     t = Tally.of_committed(folder)
     assert sorted(t.attempts) == [1000.0, 4600.0]
-    assert [(w.end - w.start, w.requests, w.tokens) for _, w in sorted(t.attempts.items())] == \
-        [(40.0, 4, 40), (60.0, 6, 60)]
+    assert [(w.end - w.start, w.requests, w.tokens) for _, w in sorted(t.attempts.items())] == [
+        (40.0, 4, 40),
+        (60.0, 6, 60),
+    ]
     cfg = load_config("configs/local.yaml")
     s = summaries.build(cfg, 5, 2, folder.url, t, 200.0)
     assert s["engine_window_s"] == 100.0 and s["engine_window_tokens_per_s"] == 1.0  # not 3,660 s

@@ -132,8 +132,8 @@ def test_stop_loops_ends_planted_loops_early_and_leaves_normal_samples_alone(tin
     """``generation.stop_loops`` through ``engine.vllm_sampling``, on the real engine: requests
     made to loop (greedy, a repetition penalty below 1 rewards repeating) stop with ``repetition`` well
     before ``max_tokens``; the same sampling at penalty 1 gives the same texts with or without it."""
-    from filters.repetition import RepetitionFilter
     from filters.base import Sample
+    from filters.repetition import RepetitionFilter
     from pipeline.config import JobConfig
     from pipeline.engine import Params, vllm_sampling
 

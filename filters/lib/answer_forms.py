@@ -19,14 +19,17 @@ from .extract import Number, numbers, plain, same_number, words
 _COMPOUND_UNITS = [
     (r"(?:h|hrs?|hours?|час(?:а|ов)?|ч|時間|小时|小時|시간)", r"(?:min|mins|minutes?|мин(?:ут[аы]?)?|分|분)", 60),
     (r"(?:min|mins|minutes?|мин(?:ут[аы]?)?|分|분)", r"(?:s|secs?|seconds?|сек(?:унд[аы]?)?|秒|초)", 60),
-    (r"(?:m|meters?|metres?|м|метр(?:а|ов)?|米|メートル)", r"(?:cm|centimeters?|centimetres?|см|厘米|センチ(?:メートル)?)", 100),
-    (r"(?:km|kilometers?|kilometres?|км|公里|キロ(?:メートル)?)", r"(?:m|meters?|metres?|м|метр(?:а|ов)?|米|メートル)", 1000),
+    (r"(?:m|meters?|metres?|м|метр(?:а|ов)?|米|メートル)",
+     r"(?:cm|centimeters?|centimetres?|см|厘米|センチ(?:メートル)?)", 100),
+    (r"(?:km|kilometers?|kilometres?|км|公里|キロ(?:メートル)?)",
+     r"(?:m|meters?|metres?|м|метр(?:а|ов)?|米|メートル)", 1000),
     (r"(?:kg|kilograms?|кг|公斤|キロ(?:グラム)?)", r"(?:g|grams?|г|克|グラム)", 1000),
     (r"(?:ft|feet|foot)", r"(?:in|inch(?:es)?)", 12),
     (r"(?:lbs?|pounds?)", r"(?:oz|ounces?)", 16),
 ]
-_COMPOUND = [(re.compile(r"(?<![\d.,])(\d+(?:[.,]\d+)?)\s*" + big + r"\.?(?:\s*(?:and|и|,))?\s*(\d+(?:[.,]\d+)?)\s*" + small
-                         + r"(?![A-Za-zА-Яа-я])", re.IGNORECASE), ratio) for big, small, ratio in _COMPOUND_UNITS]
+_COMPOUND = [(re.compile(r"(?<![\d.,])(\d+(?:[.,]\d+)?)\s*" + big + r"\.?(?:\s*(?:and|и|,))?\s*(\d+(?:[.,]\d+)?)\s*"
+                         + small + r"(?![A-Za-zА-Яа-я])", re.IGNORECASE), ratio)
+             for big, small, ratio in _COMPOUND_UNITS]
 
 
 def compound_equal(ref: Number, span: str) -> bool:
@@ -87,7 +90,8 @@ def list_equal(reference: str, text: str) -> bool:
     True
     >>> list_equal("[1, 2, 3]", "It is [1, 3, 2].")
     False
-    >>> list_equal("\\\\{1, 2, 3\\\\}", "The roots (three of them) are $\\\\{3, 1, 2\\\\}$."), list_equal("[1, 2]", "[1 (twice), 2]")
+    >>> roots = "The roots (three of them) are $\\\\{3, 1, 2\\\\}$."
+    >>> list_equal("\\\\{1, 2, 3\\\\}", roots), list_equal("[1, 2]", "[1 (twice), 2]")
     (True, True)
     """
     r = unicodedata.normalize("NFKC", reference.replace("\\{", "{").replace("\\}", "}")).strip()
@@ -109,7 +113,8 @@ def list_equal(reference: str, text: str) -> bool:
 # an arithmetic expression of numbers (no unknowns): a task that asks to write the expression
 _ARITHMETIC = re.compile(r"^[\d\s.()+\-*/×÷^]*\d[\d\s.()]*[+\-*/×÷^][\d\s.()+\-*/×÷^]*$")
 # bounded: an opener never closed scans at most this far (linear in the text, not quadratic)
-_MATH_SEGMENT = re.compile(r"\$\$(.{1,1000}?)\$\$|\\\[(.{1,1000}?)\\\]|\\\((.{1,1000}?)\\\)|\$([^$]{1,1000}?)\$", re.DOTALL)
+_MATH_SEGMENT = re.compile(r"\$\$(.{1,1000}?)\$\$|\\\[(.{1,1000}?)\\\]|\\\((.{1,1000}?)\\\)|\$([^$]{1,1000}?)\$",
+                           re.DOTALL)
 
 
 def states_expression(reference: str, text: str, verifier, limit: int = 6) -> bool:
@@ -163,7 +168,8 @@ def _sections(text: str, n: int) -> list[str] | None:
 
 
 # closed classes of answers: naming another member of the class is naming another answer
-_COMPASS = {"北": "N", "南": "S", "東": "E", "西": "W", "东": "E", "北東": "NE", "北西": "NW", "南東": "SE", "南西": "SW",
+_COMPASS = {"北": "N", "南": "S", "東": "E", "西": "W", "东": "E",
+            "北東": "NE", "北西": "NW", "南東": "SE", "南西": "SW",
             "东北": "NE", "西北": "NW", "东南": "SE", "西南": "SW",
             "東北東": "ENE", "北北東": "NNE", "東南東": "ESE", "南南東": "SSE", "西南西": "WSW", "南南西": "SSW",
             "西北西": "WNW", "北北西": "NNW", "东北东": "ENE",
@@ -248,7 +254,8 @@ def polarity_equal(reference: str, text: str) -> bool | None:
 
     >>> polarity_equal("戻っていない（3歩前）", "計算すると…\\nスタート地点に戻っています！")
     False
-    >>> polarity_equal("戻っていない", "よって、スタート地点には戻っていません。"), polarity_equal("戻っていない", "戻りません")
+    >>> said = "よって、スタート地点には戻っていません。"
+    >>> polarity_equal("戻っていない", said), polarity_equal("戻っていない", "戻りません")
     (True, None)
     """
     head = re.split(r"[（(]", unicodedata.normalize("NFKC", reference).strip(), maxsplit=1)[0].strip()

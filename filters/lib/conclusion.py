@@ -33,11 +33,12 @@ _ASIDE = re.compile(
     r"ตรวจสอบ|تحقق",
     re.IGNORECASE)
 # a box offered as one of several possibilities, not committed to
-_HEDGE = re.compile(r"\b(?:alternatively|otherwise|if|or|unless|in case|whereas|instead of)\b|否则|或者|如果|もし|または",
-                    re.IGNORECASE)
+_HEDGE = re.compile(r"\b(?:alternatively|otherwise|if|or|unless|in case|whereas|instead of)\b"
+                    r"|否则|或者|如果|もし|または", re.IGNORECASE)
 # "I'll go with 20", "let's settle on C": a choice made explicitly
 _GO_WITH = re.compile(r"\b(?:i'?ll|i will|i'?m going to|i)\s+(?:have to\s+|just\s+|need to\s+)?"
-                      r"(?:go|stick|settle|choose|pick|select|commit|guess)(?:\s+(?:with|on|for|to))?\s+(.+)", re.IGNORECASE)
+                      r"(?:go|stick|settle|choose|pick|select|commit|guess)(?:\s+(?:with|on|for|to))?\s+(.+)",
+                      re.IGNORECASE)
 # a textual conclusion: "the answer is to keep ...", "答案是..."; it ends the search for a value
 _TEXT_ANSWER = re.compile(r"\b(?:the |my )?(?:final |correct )?answer (?:is|should be|would be|will be|must be)\s+(.+)"
                           r"|答案(?:是|为)(.+)|答えは(.+)", re.IGNORECASE)
@@ -45,8 +46,8 @@ _TEXT_ANSWER = re.compile(r"\b(?:the |my )?(?:final |correct )?answer (?:is|shou
 _MAYBE = re.compile(r"^\W*(?:\w+\W+){0,2}?(?:maybe|perhaps|possibly|alternatively|or|otherwise|unless)\b"
                     r"|\b(?:might|could|may) be\b|\bif\b|也许|可能|或者|かもしれ", re.IGNORECASE)
 # what an answer phrase's value follows: a copula or a colon ("the answer for the 30-minute case" states none)
-_ANSWER_IS = re.compile(r"(?:\b(?:is|be|are|was|equals|lautet|ist|est|es|é|è|равен|будет|final answer)|[:：=—-]|是|为|為|は|은|는)"
-                        r"[\s*$]*$", re.IGNORECASE)
+_ANSWER_IS = re.compile(r"(?:\b(?:is|be|are|was|equals|lautet|ist|est|es|é|è|равен|будет|final answer)"
+                        r"|[:：=—-]|是|为|為|は|은|는)[\s*$]*$", re.IGNORECASE)
 _CLAUSE_END = re.compile(r",?\s+(?:and|but|because|since|as|so|assuming)\s+(?=\w+\s+\w+)|[;；]|,\s*(?=perhaps|maybe)",
                          re.IGNORECASE)
 # "So I need the number of ...", "so let me ...": a plan, not a result
@@ -62,8 +63,8 @@ OPTION_LINE = re.compile(r"^[\W_]*\(?[A-J]\)?(?:[.)：:\s*]|$)")
 _LIST = re.compile(r"\d+(?:\s*[,，、]\s*\d+){4,}")
 _SENTENCES = re.compile(r"(?<=[。！？])|(?<=[.!?])\s+|\n+")
 # a sentence whose last word is its value (units and a few words of text may follow)
-_ENDS_IN_VALUE = re.compile(r"(?:\bis|\bare|\bequals|\bkeep|\bgives|\bget|\bguess|\bson|\bsind|\best|\bes|是|为|は|=)\s*\$?-?\d[\d.,]*\$?"
-                            r"[^\d.!?。]{0,16}[.!?。]?\s*$", re.IGNORECASE)
+_ENDS_IN_VALUE = re.compile(r"(?:\bis|\bare|\bequals|\bkeep|\bgives|\bget|\bguess|\bson|\bsind|\best|\bes"
+                            r"|是|为|は|=)\s*\$?-?\d[\d.,]*\$?[^\d.!?。]{0,16}[.!?。]?\s*$", re.IGNORECASE)
 # "the one you picked", "one of them", "no one": "one" as a pronoun, not a value
 _PRONOUN_ONE = re.compile(r"\b(?:(?:the|this|that|which|each|every|any|no|some|another|other|first|second|last|right|"
                           r"wrong|correct|better|best)\s+one|one\s+(?:of|another|by one))\b", re.IGNORECASE)
@@ -200,7 +201,7 @@ def _statement(sentence: str, checking: bool, last: bool):
         if _has_value(chosen):
             return chosen, 3, "explicit choice", _wordy(chosen)
     m = None
-    for m in _CONCLUDE.finditer(sentence):
+    for m in _CONCLUDE.finditer(sentence):  # noqa: B007 - the loop leaves m at the last match
         pass
     if m is not None and _has_value(sentence[m.end():]) and not _PLAN.match(sentence[m.end():]):
         rest = sentence[m.end():].strip(" ,，:：")
@@ -253,7 +254,8 @@ def judge_conclusion(found: list[Statement], stated: str, prompt: str, verifier,
     if primary.strength == 1:  # no explicit conclusion: only an agreement counts
         return None, primary, how + ", the thinking states no explicit conclusion"
     # what the thinking states after it, and (a conclusion inside a re-check) before it
-    others = [x for x in found if x.index > primary.index or (primary.checking and x.strength >= 2 and x is not primary)]
+    others = [x for x in found
+              if x.index > primary.index or (primary.checking and x.strength >= 2 and x is not primary)]
     for x in others:
         eq, _ = agree(_first_clause(x.span), stated, prompt, verifier, choice, x.textual, strict=True)
         if eq:
@@ -280,7 +282,7 @@ def assignments(text: str) -> dict[str, str]:
 
 def _first_clause(span: str) -> str:
     """ "the minimum is -5, attained at x = -3" -> "the minimum is -5" """
-    return re.split(r"[,，;；]\s+(?=\D)", span, 1)[0]
+    return re.split(r"[,，;；]\s+(?=\D)", span, maxsplit=1)[0]
 
 
 def agree(concluded: str, stated: str, prompt: str, verifier, choice: bool, textual: bool = False,
@@ -295,7 +297,8 @@ def agree(concluded: str, stated: str, prompt: str, verifier, choice: bool, text
     shared = ca.keys() & cb.keys()
     if len(shared) >= 2 or (shared and len(ca) == len(cb) == 1 and not numbers(concluded)):
         return all(ca[k] == cb[k] for k in shared), "statements"
-    if textual or _wordy(stated) or _LABELS.search(concluded) or _LABELS.search(stated):  # "option 2", "case 3": names, not values
+    # "option 2", "case 3": names, not values
+    if textual or _wordy(stated) or _LABELS.search(concluded) or _LABELS.search(stated):
         return (True, "exact") if states_text(stated, concluded) or states_text(concluded, stated) else (None, "text")
     concluded, stated = _WORD_DIGITS.sub(" ", concluded), _WORD_DIGITS.sub(" ", stated)
     na, nb = main_number(concluded), main_number(stated)
@@ -313,7 +316,8 @@ def agree(concluded: str, stated: str, prompt: str, verifier, choice: bool, text
     return None, "undecided"
 
 
-_RESULT = re.compile(r"(?:=|≡|\\equiv|→|⇒|\\Rightarrow|\\implies|\bis|\bare|\bequals|\bgives|\bmakes|是|为|為|は|равно|\bist|\best|\bes|\bson|:|：)\s*\$?\s*"
+_RESULT = re.compile(r"(?:=|≡|\\equiv|→|⇒|\\Rightarrow|\\implies|\bis|\bare|\bequals|\bgives|\bmakes"
+                     r"|是|为|為|は|равно|\bist|\best|\bes|\bson|:|：)\s*\$?\s*"
                      r"(-?\d[\d.,]*(?:\s*/\s*\d+)?|\\[dt]?frac\{[^{}]*\}\{[^{}]*\})", re.IGNORECASE)
 
 
@@ -321,8 +325,10 @@ def results(sentence: str) -> list:
     """The values a sentence states as results: after ``=``, "is", "是", "は", ... (not the
     operands on the way), else its main number.
 
-    >>> [n.values[0] for n in results("Divide by 4: x = 5.")], [n.values[0] for n in results("最小值是3，在 x = 2 处取得")]
-    ([5.0, 5.0], [3.0, 2.0, 2.0])
+    >>> [n.values[0] for n in results("Divide by 4: x = 5.")]
+    [5.0, 5.0]
+    >>> [n.values[0] for n in results("最小值是3，在 x = 2 处取得")]
+    [3.0, 2.0, 2.0]
     """
     text = plain(sentence)
     found = [n for m in _RESULT.finditer(text) for n in numbers(m.group(1))[:1]]

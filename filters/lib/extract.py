@@ -5,11 +5,11 @@ Real teachers state answers in many ways: ``\\boxed{}`` (nested, several, with u
 "The answer is **(C) Nitrogen**", "**Answer:** 12", "答案是 13", "答え：12個", "Ответ: 42 рубля",
 a bare letter after the think block. ``final_span`` finds the span in this order: the last
 ``\\boxed{}`` / ``\\fbox{}``; the last answer phrase of any of the languages in ``ANCHORS`` that
-states a value; the last line holding a value; the last answer phrase followed by words only. ``numbers`` then reads the values in a span whatever
-the notation: thousands separators (``1,210``, ``1.250``, ``276 000``, ``57,\\!500``), decimal
-commas (``3,5``, ``0{,}75``), full-width and non-Latin digits (``１２``, ``৪৫``, ``١٢``), percents,
-fractions (``\\dfrac{3}{4}``, ``3/4``); a notation that reads two ways (``1,210``, ``1.250``) keeps
-both readings. ``letter`` reads a multiple-choice letter in its usual forms.
+states a value; the last line holding a value; the last answer phrase followed by words only.
+``numbers`` then reads the values in a span whatever the notation: thousands separators (``1,210``,
+``1.250``, ``276 000``, ``57,\\!500``), decimal commas (``3,5``, ``0{,}75``), full-width and non-Latin
+digits (``１２``, ``৪৫``, ``١٢``), percents, fractions (``\\dfrac{3}{4}``, ``3/4``); a notation that reads
+two ways (``1,210``, ``1.250``) keeps both readings. ``letter`` reads a multiple-choice letter in its usual forms.
 
 Everything here is linear in the text length (the balanced-brace scan included) and pure.
 
@@ -36,7 +36,8 @@ from .text import last_boxed
 ANCHORS = [
     r"final answer(?: is)?", r"(?:the )?(?:correct |right )?answer(?: is| would be| should be)?",
     r"(?:the )?correct (?:option|choice) is", r"(?:the )?(?:option|choice) is",
-    r"最终答案(?:是|为)?", r"(?:正确)?答案(?:是|为|应该是|应为)?", r"答(?=[：:])", r"答え(?:は)?", r"解答", r"正解(?:は)?",
+    r"最终答案(?:是|为)?", r"(?:正确)?答案(?:是|为|应该是|应为)?", r"答(?=[：:])",
+    r"答え(?:は)?", r"解答", r"正解(?:は)?",
     r"정답(?:은|는)?", r"답(?:은|는)?(?=\s*[:：]|\s)",
     r"(?:die )?(?:richtige )?antwort(?: ist| lautet)?", r"(?:die )?lösung(?: ist| lautet)?",
     r"(?:la )?(?:bonne )?réponse(?: finale)?(?: est)?", r"(?:la )?respuesta(?: correcta| final)?(?: es)?",
@@ -98,7 +99,8 @@ def final_span(text: str, stated: bool = False) -> str | None:
 # ----------------------------------------------------------------------------- values
 
 _SPACING = re.compile(r"\\[,!;: ]|\\q?quad|~|\{,\}|\\(?:text|mathrm|textbf|mathbf|operatorname)\s*\{([^{}]*)\}")
-_FRAC = re.compile(r"(-)?\\[dt]?frac\s*\{\s*(-?\d+(?:\.\d+)?)\s*\}\s*\{\s*(-?\d+(?:\.\d+)?)\s*\}|(?<![\d.,])(-?\d+)\s*/\s*(\d+)(?!\d|[.,]\d)")
+_FRAC = re.compile(r"(-)?\\[dt]?frac\s*\{\s*(-?\d+(?:\.\d+)?)\s*\}\s*\{\s*(-?\d+(?:\.\d+)?)\s*\}"
+                   r"|(?<![\d.,])(-?\d+)\s*/\s*(\d+)(?!\d|[.,]\d)")
 _FRAC_SHORT = re.compile(r"\\[dt]?frac\s*(\d)\s*(\d)")
 _GROUP_SPACE = re.compile(r"(?<=\d)[ \u00a0\u2009\u202f](?=\d{3}(?!\d))")
 _NUM = re.compile(r"(?<![A-Za-z0-9_.])[-−]?\d+(?:[.,']\d+)*(?:\s*%)?", re.UNICODE)
@@ -113,7 +115,8 @@ _NUMBER_WORDS = re.compile(r"\b(?:" + "|".join(list(_WORDS) + list(_SCALES)) + r
                            + "|".join(list(_WORDS) + list(_SCALES)) + r"))*\b", re.IGNORECASE)
 
 #: a span that opens with a number in words (the answer phrase's value: "the answer is three.")
-_LEADING_WORDS = re.compile(r"\W*(?:(?:exactly|simply|just)\s+)?" + _NUMBER_WORDS.pattern + r"(?!\s+of\b)", re.IGNORECASE)
+_LEADING_WORDS = re.compile(r"\W*(?:(?:exactly|simply|just)\s+)?" + _NUMBER_WORDS.pattern + r"(?!\s+of\b)",
+                            re.IGNORECASE)
 
 
 def word_value(phrase: str) -> float | None:
@@ -154,10 +157,12 @@ def words(s: str) -> list[str]:
 def plain(s: str) -> str:
     """``s`` with digits made ASCII (``１２`` ``৪৫`` ``١٢`` -> ``12 45 12``), LaTeX spacing and
     text wrappers removed, markdown emphasis dropped."""
-    s = "".join(str(unicodedata.decimal(c)) if c.isdigit() and not c.isascii() and unicodedata.decimal(c, None) is not None
+    s = "".join(str(unicodedata.decimal(c))
+                if c.isdigit() and not c.isascii() and unicodedata.decimal(c, None) is not None
                 else c for c in unicodedata.normalize("NFKC", s))
     s = _FRAC_SHORT.sub(r"\\frac{\1}{\2}", s)  # \dfrac12 -> \frac{1}{2}
-    s = _SPACING.sub(lambda m: m.group(1) if m.group(1) is not None else {"{,}": ",", "\\!": ""}.get(m.group(0), " "), s)
+    s = _SPACING.sub(lambda m: m.group(1) if m.group(1) is not None else {"{,}": ",", "\\!": ""}.get(m.group(0), " "),
+                     s)
     s = s.replace("−", "-").replace("\\%", "%").replace("\\$", "$").replace("^\\circ", "°").replace("^{\\circ}", "°")
     return re.sub(r"\*\*|__|`", "", s)
 
@@ -243,7 +248,8 @@ def same_number(a: Number, b: Number, rel: float = 1e-6) -> bool:
 _LETTER_FORMS = [
     re.compile(r"^\W*\(?([A-J])\)?\W*$"),                                   # B, (B), **B**, B.
     re.compile(r"\\text(?:bf)?\{\s*\(?([A-J])\)?\s*\}"),                   # \text{B}
-    re.compile(r"(?:^|[\s*(【「:：])\(?([A-J])\)?(?:[.)(:：、]|\*\*|\s*$|\s+[-–—:]|\s)", re.MULTILINE),  # (B) text, B) text, B. text
+    # (B) text, B) text, B. text
+    re.compile(r"(?:^|[\s*(【「:：])\(?([A-J])\)?(?:[.)(:：、]|\*\*|\s*$|\s+[-–—:]|\s)", re.MULTILINE),
 ]
 
 

@@ -42,15 +42,16 @@ _QUOTED = [(q, re.compile(rx)) for q, rx in (
     ('"', r'"[^"\n]{1,200}"'), ("“", r"“[^”\n]{1,200}”"), ("„", r"„[^“”\n]{1,200}[“”]"), ("«", r"«[^»\n]{1,200}»"),
     ("「", r"「[^」\n]{1,200}」"), ("『", r"『[^』\n]{1,200}』"), ("'", r"(?<![A-Za-z])'[^'\n]{1,60}'(?![A-Za-z])"))]
 # characters of simplified Chinese that Japanese does not use (its forms are 們 這 説 個 為 ...)
-_SIMPLIFIED = frozenset("们这说么个为还过对时吗呢让计题问间关开经发现实样两边进后从种类结买卖电脑读认识语话车门长东书马见鸟"
-                        "给钱钟头习颗块张辆岁总于应该觉")
+_SIMPLIFIED = frozenset("们这说么个为还过对时吗呢让计题问间关开经发现实样两边进后从种类"
+                        "结买卖电脑读认识语话车门长东书马见鸟给钱钟头习颗块张辆岁总于应该觉")
 _SIMPLIFIED_RX = re.compile("[" + "".join(sorted(_SIMPLIFIED)) + "]")
 _STOPWORDS = {
     "en": "the and is are of to that this it we so with for what which be not have has let me you can will there "
           "then was were an as at by from on or if do does how its our their they would should each many much "
           "also but because when where who why into than these those all any",
-    "de": "der die das und ist nicht ein eine mit zu von den dem sich auf für wir es ich dass wie sind auch noch bei aus "
-          "einen einer wird werden oder aber im zum zur jede jeder wieviele viele kann muss hat haben sie was welche warum",
+    "de": "der die das und ist nicht ein eine mit zu von den dem sich auf für wir es ich dass wie sind auch noch bei "
+          "aus einen einer wird werden oder aber im zum zur jede jeder wieviele viele kann muss hat haben sie was "
+          "welche warum",
     "fr": "le la les et est des une un du que qui pour dans pas sur avec nous il ce cette sont au aux par mais donc je "
           "elle ils où chaque combien très aussi peut faut avons sommes quel quelle comment pourquoi",
     "es": "el la los las y es de que un una por para con se del al como más pero lo su hay entre está muy cada "
@@ -64,7 +65,8 @@ _STOPWORDS = {
 _SHARED = {w for w, n in Counter(w for words in _STOPWORDS.values() for w in set(words.split())).items() if n > 1}
 _STOP = {lang: frozenset(words.split()) - _SHARED for lang, words in _STOPWORDS.items()}
 # letters and marks only some of them use, and French elisions (l'on, d'accord, qu'il, c'est)
-_CUES = {"es": re.compile(r"[¿¡ñ]|(?<=[a-zá-ú]{2} )y(?= [a-zá-ú]{2})"), "de": re.compile(r"[ßäöü]"), "pt": re.compile(r"[ãõ]"),
+_CUES = {"es": re.compile(r"[¿¡ñ]|(?<=[a-zá-ú]{2} )y(?= [a-zá-ú]{2})"), "de": re.compile(r"[ßäöü]"),
+         "pt": re.compile(r"[ãõ]"),
          "fr": re.compile(r"\b(?:l|d|qu|c|j|n|s)['’][a-zà-ÿ]|[œêû]")}
 
 
@@ -265,7 +267,7 @@ _LATIN_RUN = {}
 
 def _latin_run(words: int) -> re.Pattern:
     if words not in _LATIN_RUN:
-        _LATIN_RUN[words] = re.compile(r"[A-Za-zÀ-ɏ]{2,}(?:[\s,'’-]+[A-Za-zÀ-ɏ]{2,}){%d,}" % (words - 1))
+        _LATIN_RUN[words] = re.compile(r"[A-Za-zÀ-ɏ]{2,}(?:[\s,'’-]+[A-Za-zÀ-ɏ]{2,}){" + str(words - 1) + ",}")
     return _LATIN_RUN[words]
 
 

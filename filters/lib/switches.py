@@ -42,7 +42,7 @@ def _sentence_around(text: str, start: int, end: int) -> str:
     """The sentence ``text[start:end]`` stands in (up to 300 characters either side)."""
     left = text[max(0, start - 300):start]
     m = None
-    for m in _SENTENCE_END.finditer(left):
+    for m in _SENTENCE_END.finditer(left):  # noqa: B007 - the loop leaves m at the last match
         pass
     left = left[m.end():] if m else left
     right = text[end:end + 300]
@@ -110,7 +110,8 @@ def prompt_language(prompt: str) -> str | None:
 
     >>> prompt_language("Terminal Xcode → Open Developer Tool → Terminal 找不到Terminal")
     'cjk'
-    >>> prompt_language("The function returns the list of all the items " * 8 + "把这段代码的输出改成聊天气泡的样式，保留原来的功能")
+    >>> ask = "把这段代码的输出改成聊天气泡的样式，保留原来的功能"
+    >>> prompt_language("The function returns the list of all the items " * 8 + ask)
     'zh'
     >>> prompt_language("What is 3 + 4?"), prompt_language("Wie viel ist drei plus vier?")
     ('en', 'de')
@@ -136,6 +137,7 @@ def unquote(text: str, prompt: str) -> str:
     if not quoted:
         return text
     # whole runs only: a run of the text that merely starts with a quoted one is the model's own
-    edge = r"\u0370-\u03ff\u0400-\u04ff\u0590-\u06ff\u0900-\u09ff\u0e00-\u0e7f\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af\u1100-\u11ff"
+    edge = (r"\u0370-\u03ff\u0400-\u04ff\u0590-\u06ff\u0900-\u09ff\u0e00-\u0e7f\u3040-\u30ff\u3400-\u4dbf"
+            r"\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af\u1100-\u11ff")
     rx = re.compile(f"(?<![{edge}])(?:" + "|".join(map(re.escape, quoted)) + f")(?![{edge}])")
     return rx.sub(" ", text)

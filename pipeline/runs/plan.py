@@ -14,8 +14,8 @@ import filters
 
 from ..cluster import embedded_ray_cpus
 from ..config import JobConfig
-from ..loading import ConfigError
 from ..dialects import get_dialect
+from ..loading import ConfigError
 from ..samples import samples_per_input
 from ..stages import GENERATION, Context
 from ..stages import describe as describe_stages
@@ -142,7 +142,7 @@ def check_filter_files(cfg) -> None:
         raise InputError(str(e)) from None
 
 
-def resource_needs(cfg: JobConfig, p: "RunPlan") -> tuple[dict, str]:
+def resource_needs(cfg: JobConfig, p: RunPlan) -> tuple[dict, str]:
     """The least the pipeline's pools reserve at once: every replica, one worker per CPU stage,
     one CPU for reads and writes."""
     from ..stages import CPU_STAGE_CPUS, GENERATION, Context, stages_for

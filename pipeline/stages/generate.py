@@ -117,13 +117,14 @@ class GenerateSettings:
     start_timeout_s: float = 1800.0  # ``teacher.start_timeout_s``: an engine start taking longer counts as failed
 
     @classmethod
-    def of(cls, job, deadline: float | None = None) -> "GenerateSettings":
+    def of(cls, job, deadline: float | None = None) -> GenerateSettings:
         t, loops, lp = job.teacher, job.generation.stop_loops, job.output.logprobs
         args = engine_kwargs(t, job.generation.modes)
         if lp is not None and lp.top_k > 20:  # vLLM refuses more than max_logprobs (20 by default)
             args["max_logprobs"] = lp.top_k
         return cls(args, t.dialect, tuple(job.generation.modes), t.in_flight, t.engine.max_model_len,
-                   t.request_timeout_s, deadline, (loops.min_tokens, loops.max_tokens, loops.repeats) if loops else None,
+                   t.request_timeout_s, deadline,
+                   (loops.min_tokens, loops.max_tokens, loops.repeats) if loops else None,
                    lp.top_k if lp is not None else None, t.isolate_cores, t.min_replicas, t.start_timeout_s)
 
 
@@ -135,8 +136,8 @@ class Generate(ThinkingControl, Stage):
 
     name = "generate"
     reads = ("status", "sample_id", "prompt_token_ids", "prefill", "sampling", "seed", "thinking_budget",
-             "min_thinking_tokens", "reasoning_effort", "budget_strategy", "messages", "reference", "mode", "turn_flags", "follow_ups", "turn_references",
-             "prompt_text")
+             "min_thinking_tokens", "reasoning_effort", "budget_strategy", "messages", "reference", "mode",
+             "turn_flags", "follow_ups", "turn_references", "prompt_text")
     writes = ("generated", "completion_token_ids", "finish_reason", "t_submit", "t_done", "replica",
               # a multi-turn sample: the conversation up to its last turn, which the row then describes
               "messages", "prefill", "prompt_tokens", "completion_tokens", "reference", "flag",
@@ -259,7 +260,7 @@ class Generate(ThinkingControl, Stage):
                     c = await asyncio.wait_for(work, self.timeout) if self.timeout else await work
                 except EngineDead as e:
                     self._engine_died(e)  # while this request is still counted in flight
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return _failed(row, "request_timeout", f"no result within teacher.request_timeout_s = {self.timeout} s")
         except EmptyOutput as e:
             return _failed(row, "engine_no_output", str(e))

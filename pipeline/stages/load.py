@@ -22,7 +22,8 @@ from . import Context, Stage
 # Contract columns copied from an input row when present, with the Python types they must have.
 _COPY: dict[str, tuple[type, ...]] = {
     "prompt_id": (str,), "run_id": (str,), "source": (str,), "flag": (str,), "finish_reason": (str,),
-    "teacher": (str,), "thinking_budget": (int,), "budget_strategy": (str,), "budget_hit": (bool,), "prompt_tokens": (int,),
+    "teacher": (str,), "thinking_budget": (int,), "budget_strategy": (str,), "budget_hit": (bool,),
+    "prompt_tokens": (int,),
     "thinking_tokens": (int,), "answer_tokens": (int,), "completion_tokens": (int,), "seed": (int,),
     "sample_index": (int,), "sampling": (dict,), "prompt_text": (str,), "turns": (list,), "flag_turn": (str,),
 }
@@ -39,7 +40,8 @@ def load_row(raw: str, dialect) -> dict:
     expected = {"think": True, "no_think": False}.get(mode, bool(split.thinking.strip()))
     reference = row.get("reference")
     if isinstance(reference, bool) or not (reference is None or isinstance(reference, (str, int, float))):
-        raise RowError("invalid_reference", "reference", f"reference: expected a string or number, got {describe(reference)}")
+        raise RowError("invalid_reference", "reference",
+                       f"reference: expected a string or number, got {describe(reference)}")
     out: dict[str, Any] = {}
     for key, types in _COPY.items():
         value = row.get(key)

@@ -14,8 +14,9 @@ hands that split to every filter. Judging the sample is that stage's work; parse
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import NamedTuple, Sequence
+from typing import NamedTuple
 
 from filters.flag_following import flag_turns
 from filters.lib.extract import final_span
@@ -65,7 +66,8 @@ def count_tokens(ids: Sequence[int], *, opened_in_prompt: bool, start: Sequence[
     if last < 0:  # never closed
         return TokenCounts(len(ids) - first, 0, False)
     answer = len(ids) - last - len(end)
-    if budget is not None and last + len(end) - first == budget + len(forced) and ids[first + budget:last + len(end)] == forced:
+    if (budget is not None and last + len(end) - first == budget + len(forced)
+            and ids[first + budget:last + len(end)] == forced):
         return TokenCounts(budget, answer, True)
     return TokenCounts(last - first, answer, False)
 
@@ -86,7 +88,7 @@ class ParseSettings:
     trust_remote_code: bool
 
     @classmethod
-    def of(cls, job) -> "ParseSettings":
+    def of(cls, job) -> ParseSettings:
         t = job.teacher
         return cls(t.model, t.dialect, t.engine.trust_remote_code)
 
@@ -129,7 +131,8 @@ class Parse(Stage):
         d = self.dialect
         completion = d.completion(row["prefill"], row["generated"])
         split = d.split(completion)
-        counts = count_tokens(row["completion_token_ids"], opened_in_prompt=row["prefill"].endswith(f"{d.think_start}\n"),
+        counts = count_tokens(row["completion_token_ids"],
+                              opened_in_prompt=row["prefill"].endswith(f"{d.think_start}\n"),
                               start=self.start, end=self.end, forced=self.forced, budget=row["thinking_budget"])
         messages = list(row["messages"]) + [d.message(completion)]
         generated = row.get("completion_tokens")  # a multi-turn sample: all its turns (the replica counts)

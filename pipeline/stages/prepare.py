@@ -42,7 +42,7 @@ class PrepareSettings:
     label: str | None = None       # the ``teacher`` column (``TeacherConfig.label``); default ``teacher``
 
     @classmethod
-    def of(cls, job, deadline: float | None = None) -> "PrepareSettings":
+    def of(cls, job, deadline: float | None = None) -> PrepareSettings:
         i, t = job.input, job.teacher
         return cls(i.columns, i.system_prompt, i.default_source, job.generation, t.model, t.dialect,
                    t.engine.trust_remote_code, t.engine.max_model_len, job.output.run_id, job.output.keep_prompt_text,
@@ -81,8 +81,10 @@ class Prepare(Stage):
         self.dialect = get_dialect(settings.dialect)
         self.tokenizer = AutoTokenizer.from_pretrained(settings.teacher, trust_remote_code=settings.trust_remote_code)
         # every token the tokenizer would read as one control token wherever it stands in the text
-        specials = {t.content for t in self.tokenizer.added_tokens_decoder.values()} | set(self.tokenizer.all_special_tokens)
-        self.control = re.compile("|".join(re.escape(t) for t in sorted(specials, key=len, reverse=True) if t) or "(?!)")
+        specials = ({t.content for t in self.tokenizer.added_tokens_decoder.values()}
+                    | set(self.tokenizer.all_special_tokens))
+        longest_first = sorted(specials, key=len, reverse=True)
+        self.control = re.compile("|".join(re.escape(t) for t in longest_first if t) or "(?!)")
         self.ledger = ledger
         self.done = done if done is not None and len(done) else None  # prompts a resumed run already holds
         self.earlier = earlier if earlier is not None and len(earlier) else None  # ... that earlier runs hold

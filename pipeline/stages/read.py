@@ -14,8 +14,8 @@ between rows, would make Arrow's JSON reader fail the whole file.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 import pyarrow as pa
 

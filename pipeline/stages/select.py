@@ -68,7 +68,7 @@ class SelectSettings:
     group_size: int    # rows per prompt (every mode and budget)
 
     @classmethod
-    def of(cls, job) -> "SelectSettings":
+    def of(cls, job) -> SelectSettings:
         g = job.generation
         return cls(g.adaptive, g.samples_per_prompt, samples_per_input(g))
 
@@ -135,7 +135,8 @@ class Select(Stage):
                                         else "mode_not_chosen")
             r["verdicts"] = list(r["verdicts"] or []) + [
                 {"filter": "mode_choice", "passed": kept, "reason": reason, "score": c.acc[kind], "detail": detail}]
-            r.update(acc_think=c.acc["think"], acc_no_think=c.acc["no_think"], chosen_mode=self.mode_names.get(c.chosen))
+            r.update(acc_think=c.acc["think"], acc_no_think=c.acc["no_think"],
+                     chosen_mode=self.mode_names.get(c.chosen))
             if not kept and r["status"] == "accepted":
                 r.update(status="rejected", reject_reason=reason)
         return c.outcome

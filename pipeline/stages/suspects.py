@@ -34,7 +34,8 @@ class DeathBook:
 
     def start_failed(self, host: str, reason: str) -> None:
         self.failed_starts += 1
-        self.start_failures = [*self.start_failures[-49:], {"host": host, "reason": reason, "at": round(time.time(), 1)}]
+        failure = {"host": host, "reason": reason, "at": round(time.time(), 1)}
+        self.start_failures = [*self.start_failures[-49:], failure]
 
     def start_begins(self) -> None:
         self.first_start = self.first_start or time.time()

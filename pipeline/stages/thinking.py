@@ -62,7 +62,8 @@ class ThinkingControl:
         least, budget, cap = row["min_thinking_tokens"], row["thinking_budget"], row["sampling"]["max_tokens"]
         mode = self.modes[row["mode"]]
         end = self.think_end_ids[-1]
-        opener = 0 if prefill.endswith(f"{self.dialect.think_start}\n") else len(self.think_start_ids)  # written by the model
+        # the opening tag: in the prefill, or written by the model
+        opener = 0 if prefill.endswith(f"{self.dialect.think_start}\n") else len(self.think_start_ids)
         ids: list[int] = []
         lp = join(k=self.logprobs)  # the teacher's logprobs of ids (None: not asked for)
         extensions, unforced, step, finish = 0, None, 0, None

@@ -18,6 +18,7 @@ import random
 from dataclasses import dataclass
 
 from pipeline.dialects import get_dialect
+
 from .tasks import Problem, sample_problem
 
 SYSTEM_PROMPTS = ("You are a helpful assistant.", "You are a careful math tutor.")

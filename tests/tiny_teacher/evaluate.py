@@ -12,6 +12,7 @@ from pathlib import Path
 
 from filters.lib.text import last_boxed, split_thinking
 from pipeline.dialects import EARLY_STOP
+
 from .data import budget_end_str
 from .tasks import Problem, sample_problem
 

@@ -33,6 +33,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from pipeline.dialects import get_dialect
+
 from .tasks import Problem, sample_problem
 
 HERE = Path(__file__).resolve().parent

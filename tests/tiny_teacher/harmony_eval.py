@@ -13,6 +13,7 @@ from pathlib import Path
 
 from filters.lib.text import last_boxed
 from pipeline.dialects import get_dialect
+
 from .evaluate import held_out_problems
 from .harmony import EFFORTS, TO_FINAL
 
@@ -79,22 +80,23 @@ def measure_and_card(out: Path, cfg, info: dict) -> dict:
     efforts = "\n".join(f"| {e} | {v['accuracy']:.1%} | {v['mean_analysis_tokens']} | {v['harmony_shaped']:.1%} |"
                         for e, v in m["efforts"].items())
     budgets = "\n".join(f"| {b} | {v['accuracy']:.1%} | {v['answered']:.1%} |" for b, v in m["budgets"].items())
-    (out / "README.md").write_text(f"""# thinkmill tiny harmony teacher
+    (out / "README.md").write_text(
+        f"""# thinkmill tiny harmony teacher
 
-The tiny teacher (`tests/tiny_teacher/model`, a {info['parameters'] / 1e6:.2f}M-parameter `Qwen3ForCausalLM`)
+The tiny teacher (`tests/tiny_teacher/model`, a {info["parameters"] / 1e6:.2f}M-parameter `Qwen3ForCausalLM`)
 fine-tuned to speak gpt-oss's harmony format: `Reasoning: low|medium|high` in the system message,
 its working on the `analysis` channel, its answer on `final`, `<|return|>` at the end. Higher effort
 writes a longer analysis (high: every column step with its running result; medium: the first
-half of the steps; low: none; each then the answer sentence). Not gpt-oss: its architecture is the base's; only the format
-and the effort behaviour are gpt-oss's. See `tests/tiny_teacher/harmony.py`.
+half of the steps; low: none; each then the answer sentence). Not gpt-oss: its architecture is the
+base's; only the format and the effort behaviour are gpt-oss's. See `tests/tiny_teacher/harmony.py`.
 
 Rebuild (deterministic from the seed and the base): `python -m tests.tiny_teacher.harmony --out <dir>`.
-Fine-tuned {cfg.steps} steps of batch {cfg.batch_size} in {info['train_seconds']:.0f} s on 2 CPU cores
-(final loss {info['final_loss']}).
+Fine-tuned {cfg.steps} steps of batch {cfg.batch_size} in {info["train_seconds"]:.0f} s on 2 CPU cores
+(final loss {info["final_loss"]}).
 
 ## Measured through vLLM
 
-Greedy decoding on {m['problems']} held-out problems, vLLM {m['vllm_version']} (CPU build).
+Greedy decoding on {m["problems"]} held-out problems, vLLM {m["vllm_version"]} (CPU build).
 
 | reasoning effort | accuracy | mean analysis tokens | analysis + final shape |
 |---|---|---|---|
@@ -106,5 +108,7 @@ appended, then the answer generated):
 | budget (tokens) | accuracy | answered |
 |---|---|---|
 {budgets}
-""", encoding="utf-8")
+""",
+        encoding="utf-8",
+    )
     return m
