@@ -132,8 +132,8 @@ def _write_nights(root: str, nights: int, prompts: int, per_input: int) -> str:
 def _incremental_state(root: str, fp: str, results) -> None:
     """In a fresh process: the earlier set an incremental run builds from the folders under ``root``."""
     import fsspec  # noqa: F401 - imported before the peak is reset: a driver has them loaded anyway
-    import pyarrow.compute  # noqa: F401
-    import pyarrow.parquet  # noqa: F401
+    import pyarrow.compute  # noqa: F401 - as above
+    import pyarrow.parquet  # noqa: F401 - as above
 
     from pipeline import catalog
 

@@ -240,7 +240,7 @@ class RepetitionFilter(Filter):
         # every paragraph keeps its place: dropping the short ones would make copies with a short
         # line between them look adjacent
         paras = [" ".join(p.split()).lower() for p in re.split(r"\n\s*\n", text) if p.strip()]
-        keep_p = lambda c: substantive(c, s.min_paragraph_chars)  # noqa: E731
+        keep_p = lambda c: substantive(c, s.min_paragraph_chars)  # noqa: E731 - a one-line predicate
         if paras and (loop := best_cycle(paras, 2, s.max_paragraph_repeats, keep_p)):
             return self.reject("repeated_paragraph", float(loop[1]), f"{where}: paragraph x{loop[1]} in a row: "
                                                                       f"{_short(paras[loop[0]])!r}")
@@ -258,7 +258,7 @@ class RepetitionFilter(Filter):
             top16 = int(run_lengths(hashes[16]).max())
             if top16 >= s.max_sentence_repeats:
                 sents = [" ".join(x.split()).lower() for x in _SENTENCE.split(text) if x.strip()]
-                keep_s = lambda c: substantive(c, s.min_sentence_chars)  # noqa: E731
+                keep_s = lambda c: substantive(c, s.min_sentence_chars)  # noqa: E731 - as keep_p
                 loop = best_cycle(sents, s.max_cycle_sentences, s.max_sentence_repeats, keep_s)
                 if loop:
                     at, times, period = loop

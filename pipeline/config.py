@@ -19,6 +19,7 @@ from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from filters import FiltersConfig
 
+# re-exported: the generation section's models live in modes.py, every config model is importable from here
 from .modes import AdaptiveConfig, GenerationConfig, ModeConfig, SamplingConfig, Strict  # noqa: F401
 
 # ------------------------------------------------------------------------ input
