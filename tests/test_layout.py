@@ -75,3 +75,92 @@ def test_every_filter_is_in_a_file_of_its_name_and_the_helpers_are_no_filters():
         assert cls.__module__ == f"filters.{name}", (name, cls.__module__)
     helpers = {p.stem for p in (ROOT / "filters" / "lib").glob("*.py")} - {"__init__"}
     assert helpers and not helpers & set(REGISTRY)
+
+
+def import_graph(root: Path, packages: tuple[str, ...]) -> dict[str, set[str]]:
+    """Module -> the project modules it imports, at module level or inside a function (a lazy
+    import still ties the two together), relative imports resolved."""
+    def name(p: Path) -> str:
+        parts = list(p.relative_to(root).with_suffix("").parts)
+        return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+    mods = {name(p): p for pkg in packages for p in (root / pkg).rglob("*.py")}
+
+    def known(dotted: str) -> str | None:
+        while dotted and dotted not in mods:
+            dotted = dotted.rpartition(".")[0]
+        return dotted or None
+
+    graph = {}
+    for mod, path in mods.items():
+        here = mod if path.name == "__init__.py" else mod.rpartition(".")[0]
+        deps = set()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                deps |= {known(a.name) for a in node.names}
+            elif isinstance(node, ast.ImportFrom):
+                base = here
+                for _ in range(max(node.level - 1, 0)):
+                    base = base.rpartition(".")[0]
+                target = (base + ("." + node.module if node.module else "")) if node.level else node.module or ""
+                deps |= {known(f"{target}.{a.name}") if f"{target}.{a.name}" in mods else known(target)
+                         for a in node.names}
+        graph[mod] = deps - {None, mod}
+    return graph
+
+
+def circles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The import circles: strongly connected groups of more than one module (Tarjan)."""
+    index, low, stack, on, found = {}, {}, [], set(), []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on.add(v)
+        for w in graph.get(v, ()):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            group = []
+            while True:
+                w = stack.pop()
+                on.discard(w)
+                group.append(w)
+                if w == v:
+                    break
+            if len(group) > 1:
+                found.append(sorted(group))
+
+    for v in graph:
+        if v not in index:
+            visit(v)
+    return found
+
+
+def test_no_import_circle_anywhere():
+    assert circles(import_graph(ROOT, tuple(sorted(ALLOWED)))) == []
+
+
+def test_the_circle_finder_sees_one_through_a_lazy_import(tmp_path):
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "__init__.py").write_text("")
+    (tmp_path / "pkg" / "a.py").write_text("from .b import f\n")
+    (tmp_path / "pkg" / "b.py").write_text("def f():\n    from pkg.a import g\n")
+    (tmp_path / "pkg" / "c.py").write_text("from . import a\n")
+    assert circles(import_graph(tmp_path, ("pkg",))) == [["pkg.a", "pkg.b"]]
+
+
+#: floors inside ``pipeline``: a module of the left imports nothing of the right (the stages run
+#: what the plan says; the run modules drive the stages, the report reads what a run wrote)
+FLOORS = {"pipeline.stages": ("pipeline.runs", "pipeline.report"), "filters.lib": ("filters.base",)}
+
+
+def test_no_import_up_a_floor():
+    graph = import_graph(ROOT, tuple(sorted(ALLOWED)))
+    up = {m: sorted(d for d in deps if d.startswith(above))
+          for low, aboves in FLOORS.items() for above in aboves
+          for m, deps in graph.items() if m.startswith(low) and any(d.startswith(above) for d in deps)}
+    assert not up

@@ -32,6 +32,7 @@ class RunPlan:
     rows_per_batch: int        # rows in one generate task: the unit of work a replica takes
     run_url: str
     ray_cpus: int | None   # logical CPUs of the embedded Ray; None when joining a cluster
+    placement: dict | None = None  # a replica's placement group (TP > 1 on GPU, ``placement``), or None
 
     @property
     def expected_samples(self) -> int:
@@ -199,7 +200,7 @@ def make_plan(cfg: JobConfig) -> RunPlan:
     ray_cpus = embedded_ray_cpus(cfg.ray, cfg.teacher.replicas * res["num_cpus"])
     check_output_path(cfg.output.path, joining_cluster=ray_cpus is None)
     return RunPlan(files, inputs, samples_per_input(cfg.generation), res, batches, rows,
-                   f"{cfg.output.path.rstrip('/')}/{cfg.output.run_id}", ray_cpus)
+                   f"{cfg.output.path.rstrip('/')}/{cfg.output.run_id}", ray_cpus, placement(cfg))
 
 
 def describe(cfg: JobConfig, p: RunPlan) -> str:
@@ -234,7 +235,7 @@ def describe(cfg: JobConfig, p: RunPlan) -> str:
         modes.append(f"    adaptive ({a.rule}): {g.samples_per_prompt} samples in {a.think_mode} and {a.no_think_mode}"
                      f" per prompt; no-think chosen when acc_no_think + {a.delta} >= acc_think")
     ray = f"embedded local Ray ({p.ray_cpus} logical CPUs)" if p.ray_cpus else (cfg.ray.address or "$RAY_ADDRESS")
-    pg = placement(cfg)
+    pg = p.placement
     place = (f"{cfg.teacher.replicas} replica(s), each a placement group of {len(pg['bundles'])} bundles "
              f"{pg['bundles'][0]} ({pg['strategy']}); vLLM's Ray executor, one TP worker per bundle" if pg else
              f"{cfg.teacher.replicas} replica(s), each an actor with " +

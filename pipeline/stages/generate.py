@@ -172,11 +172,9 @@ class Generate(ThinkingControl, Stage):
 
         import ray.data
 
-        from ..runs.plan import placement
-
         k = ctx.plan.batches_per_replica
         resources = dict(ctx.plan.replica_resources)
-        pg = placement(ctx.job)
+        pg = ctx.plan.placement
         if pg is not None:  # TP > 1: the GPUs are the placement group's; the actor takes none itself
             resources = {"num_cpus": pg["bundles"][0]["CPU"], "num_gpus": 0,
                          "ray_remote_args_fn": functools.partial(placement_strategy, pg)}
