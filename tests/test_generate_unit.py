@@ -407,6 +407,18 @@ def test_the_stage_lists_chain_their_columns():
     finally:
         del sys.modules["pipeline.stages.needs_verdicts"]
     assert Parse.reads  # every stage declares what it reads
+    # and a stage whose writes the schema does not hold (to_table would drop them) is refused too
+    from pipeline.stages import UnknownColumns
+
+    class WritesScore(Stage):
+        name, reads, writes = "writes_score", ("status",), ("status", "my_score")
+
+    sys.modules["pipeline.stages.writes_score"] = type("M", (), {"STAGE": WritesScore})
+    try:
+        with pytest.raises(UnknownColumns, match="'writes_score' writes columns \\['my_score'\\]"):
+            stages_for(("prepare", "writes_score"), Context(plain))
+    finally:
+        del sys.modules["pipeline.stages.writes_score"]
 
 
 # ------------------------------------------------------------------ sink tally, CLI

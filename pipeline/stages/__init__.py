@@ -38,6 +38,15 @@ class MissingColumns(ValueError):
                          f"present: {present}")
 
 
+class UnknownColumns(ValueError):
+    """A stage declares columns it writes that the stream's schema does not hold (``to_table``
+    would drop them without a word)."""
+
+    def __init__(self, stage: str, unknown: list[str]):
+        super().__init__(f"stage {stage!r} writes columns {unknown} that the stream schema does not have; add "
+                         f"them to pipeline/schema.py (STREAM: the contract's columns or the working ones)")
+
+
 @dataclass(frozen=True)
 class Context:
     """What a stage's settings are taken from: the job's config and, for the generation job,
@@ -127,13 +136,18 @@ def stage_class(name: str) -> type[Stage]:
 
 def stages_for(names: tuple[str, ...], ctx: Context) -> list[type[Stage]]:
     """The stages of ``names`` this job wants, in order; checks that each stage's columns are
-    there (from the read stage or an earlier stage) before anything runs."""
+    there (from the read stage or an earlier stage) and that the schema holds what it writes,
+    before anything runs."""
+    from ..schema import STREAM
+
     chosen = [cls for cls in map(stage_class, names) if cls.wanted(ctx)]
     available = set(READ_COLUMNS)
     for cls in chosen:
         missing = [c for c in cls.reads if c not in available]
         if missing:
             raise MissingColumns(cls.name, missing, sorted(available))
+        if unknown := [c for c in cls.writes if c not in STREAM.names]:
+            raise UnknownColumns(cls.name, unknown)
         available |= set(cls.writes)
     return chosen
 
