@@ -39,12 +39,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from .committed import TRANSIENT, key_hash
+from .identity import sample_settings
 from .ids import fingerprint as digest
 from .modes import FORCING_FIELDS
 
 MANIFEST = "manifest.json"
-#: Of the teacher's engine settings, those that change what the engine generates.
-ENGINE_NUMERICS = ("dtype", "max_model_len", "seed", "trust_remote_code", "extra")
 
 
 def fingerprint(config: dict) -> str:
@@ -57,13 +56,9 @@ def fingerprint(config: dict) -> str:
     >>> fingerprint(c) == fingerprint({**c, "generation": {"seed": 1}})
     False
     """
-    t, e = config["teacher"], config["teacher"].get("engine", {})
-    return digest({
-        "teacher": {"model": t["model"], "dialect": t.get("dialect"),
-                    "engine": {k: e.get(k) for k in ENGINE_NUMERICS}},
-        "generation": _without_unused_forcing(config.get("generation")),
-        "input": {k: config.get("input", {}).get(k) for k in ("columns", "system_prompt")},
-    })
+    settings = sample_settings(config)  # the settings marked SAMPLES in pipeline/config.py
+    settings["generation"] = _without_unused_forcing(settings["generation"])
+    return digest(settings)
 
 
 def _without_unused_forcing(generation: dict | None) -> dict | None:

@@ -22,6 +22,12 @@ from filters import FiltersConfig
 # re-exported: the generation section's models live in modes.py, every config model is importable from here
 from .modes import AdaptiveConfig, GenerationConfig, ModeConfig, SamplingConfig, Strict  # noqa: F401
 
+#: What a setting is to a run (``pipeline.identity`` reads these marks): ``SPEED`` changes how fast
+#: it goes or where it reports, not what it writes (a resume may change it); ``SAMPLES``, what its
+#: samples are (the generation fingerprint, which the nights of an incremental series share).
+#: Unmarked settings are part of the run's identity only (a resume must not change them).
+SPEED, SAMPLES = {"run": "speed"}, {"run": "samples"}
+
 # ------------------------------------------------------------------------ input
 
 class ColumnMap(Strict):
@@ -49,8 +55,8 @@ class InputConfig(Strict):
     """Local path, glob, fsspec URL (``s3://...``), or a folder saved by ``datasets.save_to_disk``."""
     format: Literal["auto", "jsonl", "parquet", "hf_saved"] = "auto"
     """``auto`` picks by extension (``.jsonl``/``.json`` or ``.parquet``) or a saved-dataset folder."""
-    columns: ColumnMap = ColumnMap()
-    system_prompt: str | None = None
+    columns: ColumnMap = Field(ColumnMap(), json_schema_extra=SAMPLES)
+    system_prompt: str | None = Field(None, json_schema_extra=SAMPLES)
     """System prompt for rows without one of their own; ``null`` = none."""
     default_source: str = "default"
     """Source label for rows whose source column is missing or empty."""
@@ -63,8 +69,8 @@ class InputConfig(Strict):
 class EngineConfig(Strict):
     """vLLM engine arguments (one engine per replica)."""
 
-    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
-    max_model_len: int = Field(default=4096, gt=0)
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field("auto", json_schema_extra=SAMPLES)
+    max_model_len: int = Field(default=4096, gt=0, json_schema_extra=SAMPLES)
     """Context window in tokens (prompt + completion). Longer prompts go to errors/."""
     tensor_parallel_size: int = Field(default=1, ge=1)
     """GPUs per replica. On CPU must be 1."""
@@ -83,12 +89,12 @@ class EngineConfig(Strict):
     build kills the engine with "CPU Generator does not use offset" when a seeded request's
     prefill is split), vLLM's default on ``gpu``."""
     enable_prefix_caching: bool = True
-    trust_remote_code: bool = False
+    trust_remote_code: bool = Field(False, json_schema_extra=SAMPLES)
     """Run model code from the checkpoint. Off unless you trust the checkpoint."""
-    seed: int = 0
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "WARNING"
+    seed: int = Field(0, json_schema_extra=SAMPLES)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("WARNING", json_schema_extra=SPEED)
     """vLLM's log level inside the replicas (``VLLM_LOGGING_LEVEL``); INFO shows engine start-up."""
-    extra: dict[str, Any] = Field(default_factory=dict)
+    extra: dict[str, Any] = Field(default_factory=dict, json_schema_extra=SAMPLES)
     """Further ``vllm.LLM`` keyword arguments, passed through unchanged."""
 
 
@@ -109,42 +115,42 @@ def _check_dialect(name: str) -> str:
 
 
 class TeacherConfig(Strict):
-    model: str
+    model: str = Field(json_schema_extra=SAMPLES)
     """Model path (local folder). Nothing is downloaded at run time."""
-    dialect: str = "qwen3"
+    dialect: str = Field("qwen3", json_schema_extra=SAMPLES)
     """How the teacher is rendered and parsed: ``qwen3``, ``r1``, ``gpt-oss`` (harmony)."""
     device: Literal["cpu", "gpu"] = "gpu"
-    replicas: int = Field(default=1, ge=1)
+    replicas: int = Field(default=1, ge=1, json_schema_extra=SPEED)
     """Number of engine replicas (Ray actors), each one vLLM engine."""
-    min_replicas: int = Field(default=1, ge=1)
+    min_replicas: int = Field(default=1, ge=1, json_schema_extra=SPEED)
     """Replicas whose engines must be up for the job to generate (at most ``replicas``). A start
     that fails is retried with backoff while the job runs (a replica that comes up later joins);
     fewer than this many up ``start_timeout_s`` after the job started fails the job with the
     engines' errors (exit 6)."""
-    start_timeout_s: float = Field(default=1800, gt=0)
+    start_timeout_s: float = Field(default=1800, gt=0, json_schema_extra=SPEED)
     """Seconds one engine start may take (model load, warm-up) before it counts as failed, and
     after which the job fails if fewer than ``min_replicas`` engines are up."""
-    max_in_flight: int | None = Field(default=None, ge=1)
+    max_in_flight: int | None = Field(default=None, ge=1, json_schema_extra=SPEED)
     """Requests one replica holds at once (running in its engine or queued there). Default: the
     engine's batch (``engine.max_num_seqs``) and a quarter more, so a finished request is
     replaced at once while few wait behind a busy engine; the rest of the work waits in the
     pipeline's shared queue, where whichever replica frees a slot takes it."""
-    request_timeout_s: float | None = Field(default=None, gt=0)
+    request_timeout_s: float | None = Field(default=None, gt=0, json_schema_extra=SPEED)
     """Wall-clock bound per request (a whole sample: every turn and budget stage), seconds; an
     overrun is aborted in the engine and becomes an error row ``request_timeout`` (redone on
     resume). ``null`` = no bound."""
-    isolate_cores: bool = False
+    isolate_cores: bool = Field(False, json_schema_extra=SPEED)
     """Device ``cpu`` only: once a replica's engine is up, move the job's other processes on its
     node (everything under the raylet, and an embedded Ray's driver) off the cores vLLM bound the
     engine's workers to (``pipeline.cores``). For a node given to the job alone: the rest of the
     job keeps fewer cores (on 2 cores, one), and Ray's worker processes keep the narrowed mask
     while their Ray lives. Off by default."""
-    max_replica_restarts: int = Field(default=3, ge=0)
+    max_replica_restarts: int = Field(default=3, ge=0, json_schema_extra=SPEED)
     """Times Ray restarts one replica whose engine died before the job gives up on it (Ray
     Data's default is unlimited, which can retry a crashing engine all night)."""
     engine: EngineConfig = EngineConfig()
-    resources: ResourcesConfig = ResourcesConfig()
-    check_path: bool = True
+    resources: ResourcesConfig = Field(ResourcesConfig(), json_schema_extra=SPEED)
+    check_path: bool = Field(True, json_schema_extra=SPEED)
     """Check before starting that ``model`` is a model folder this machine sees (``config.json``
     and a tokenizer), so a wrong path fails at once (exit 2). Off for clusters where only the
     GPU nodes mount the models."""
@@ -198,7 +204,7 @@ class LogprobsConfig(Strict):
 
 
 class OutputConfig(Strict):
-    path: str = "out"
+    path: str = Field("out", json_schema_extra=SPEED)
     """Local folder or fsspec URL; the run writes under ``<path>/<run_id>/``. When the job joins
     a cluster it must be absolute or a URL (a relative path would land on whichever node runs
     the driver; under ``ray job submit``, inside its unpacked working directory)."""
@@ -207,18 +213,18 @@ class OutputConfig(Strict):
     (``2026-12-01T03``), filled in when the config is loaded: ``qwen3-32b-{date}`` gives every
     night its own run, and a night submitted twice the same run (resumed or already complete).
     To resume a run after the date changed, pass its resolved id (``--set output.run_id=...``)."""
-    rows_per_file: int = Field(default=10_000, gt=0)
+    rows_per_file: int = Field(default=10_000, gt=0, json_schema_extra=SPEED)
     """Rows buffered per Parquet file (per output folder)."""
     keep_prompt_text: bool = False
     """Also store the exact rendered prompt the engine saw (column ``prompt_text``). Off by
     default: it repeats what ``messages`` renders to."""
-    license: str | None = None
+    license: str | None = Field(None, json_schema_extra=SPEED)
     """The dataset card's license (``README.md`` in the run folder; a Hugging Face license id such
     as ``apache-2.0``). ``null``: ``unknown``. The teacher's own license and terms apply to its
     outputs: choose accordingly."""
-    overwrite: bool = False
+    overwrite: bool = Field(False, json_schema_extra=SPEED)
     """Replace an existing ``<path>/<run_id>/``. Off = refuse to write into a used run folder."""
-    max_error_rate: float = Field(default=0.5, ge=0, le=1)
+    max_error_rate: float = Field(default=0.5, ge=0, le=1, json_schema_extra=SPEED)
     """Most ``errors/`` rows a run may have, as a share of its expected samples, and still exit 0;
     above it the job exits 4 (the rows are written all the same). 1 = never."""
     logprobs: LogprobsConfig | None = None
@@ -278,11 +284,11 @@ StorageOptions = Annotated[dict[str, dict[str, Any]], AfterValidator(_protocols)
 class JobConfig(Strict):
     input: InputConfig
     teacher: TeacherConfig
-    generation: GenerationConfig = GenerationConfig()
+    generation: GenerationConfig = Field(GenerationConfig(), json_schema_extra=SAMPLES)
     filters: FiltersConfig = FiltersConfig()
     output: OutputConfig = OutputConfig()
-    ray: RayConfig = RayConfig()
-    storage_options: StorageOptions = Field(default_factory=dict)
+    ray: RayConfig = Field(RayConfig(), json_schema_extra=SPEED)
+    storage_options: StorageOptions = Field(default_factory=dict, json_schema_extra=SPEED)
     """fsspec options per protocol for every file the job reads or writes (input, output,
     evaluation files), on the driver and on every worker; e.g. ``{s3: {endpoint_url:
     "http://minio:9000", key: ..., secret: ...}}``. Empty: the store's own configuration (for S3

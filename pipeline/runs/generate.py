@@ -24,6 +24,7 @@ from ..cluster import check_resources, init_ray
 from ..committed import DoneSet
 from ..config import JobConfig
 from ..cores import restored
+from ..identity import identity_config
 from ..ledger import IdLedger, Locations
 from ..logprobs import tokenizer_meta
 from ..run_folder import SAMPLES, RunFolder
@@ -36,21 +37,11 @@ from .plan import RunPlan, check_teacher, make_plan, resource_needs
 
 log = logging.getLogger(__name__)
 
-# settings that change how fast a run goes, not what it writes: a resume may change them
-_NOT_IDENTITY = {"teacher": ("replicas", "max_in_flight", "resources", "check_path", "request_timeout_s",
-                             "max_replica_restarts", "isolate_cores", "min_replicas", "start_timeout_s"),
-               "output": ("overwrite", "max_error_rate", "rows_per_file", "path", "license")}
-
 
 def identity(cfg: JobConfig, p: RunPlan) -> dict:
     """What makes a run this run: its config (less the speed settings) and its input files."""
-    c = json.loads(cfg.model_dump_json())
-    c.pop("ray")
-    c.pop("storage_options")  # where the files are and how to reach them, with secrets: not what the run is
-    for section, keys in _NOT_IDENTITY.items():
-        for k in keys:
-            c[section].pop(k)
-    c["teacher"]["engine"].pop("log_level")
+    # less the settings marked SPEED in pipeline/config.py (storage options and their secrets among them)
+    c = identity_config(json.loads(cfg.model_dump_json()))
     fs = p.files.filesystem
     files = [{"path": path, "bytes": fs.size(path)} for path in p.files.paths]
     return {"config": c, "input": {"files": files, "rows": p.inputs}}
