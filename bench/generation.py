@@ -32,8 +32,8 @@ def build_requests(cfg) -> list[dict]:
     """Pending request rows exactly as the pipeline's prepare stage makes them."""
     import pyarrow as pa
 
+    from pipeline.read import jsonl_blocks, resolve_input
     from pipeline.stages.prepare import Prepare, PrepareSettings
-    from pipeline.stages.read import jsonl_blocks, resolve_input
 
     files = resolve_input(cfg.input.path, cfg.input.format)
     if files.format != "jsonl":

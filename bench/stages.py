@@ -52,13 +52,13 @@ def bench_stages(config: str = "configs/local.yaml", prompts: int = 256) -> str:
 
     from bench.filters import synthetic_traces
     from pipeline.loading import load_config
+    from pipeline.read import jsonl_blocks, resolve_input
     from pipeline.run_folder import RunFolder
     from pipeline.schema import to_table
     from pipeline.sink import SplitParquetSink
     from pipeline.stages.filter import Filter
     from pipeline.stages.parse import Parse
     from pipeline.stages.prepare import Prepare
-    from pipeline.stages.read import jsonl_blocks, resolve_input
 
     tmp = tempfile.mkdtemp(prefix="thinkmill-stages-")
     cfg = load_config(config, [f"input.limit={prompts}", f"output.path={tmp}", "output.run_id=stages"])

@@ -26,8 +26,8 @@ def user_errors() -> tuple[type[Exception], ...]:
     """A bad config, input or output location, or a cluster that cannot run the job: exit 2."""
     from pipeline.cluster import ClusterError
     from pipeline.loading import ConfigError
+    from pipeline.read import InputError
     from pipeline.run_folder import OutputError
-    from pipeline.stages.read import InputError
 
     return ConfigError, InputError, OutputError, ClusterError
 

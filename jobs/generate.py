@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     from pipeline.loading import load_config
     from pipeline.runs.generate import run
     from pipeline.runs.plan import describe, make_plan
-    from pipeline.stages.starts import ReplicasDown
+    from pipeline.stages.generate.starts import ReplicasDown
     from pipeline.storage import masked
     from pipeline.summary import format_summary
 

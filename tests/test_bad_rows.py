@@ -12,9 +12,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipeline.config import ColumnMap
+from pipeline.read import _table_rows, jsonl_blocks, resolve_input
 from pipeline.rows import RowError, normalize, unreadable
 from pipeline.runs.plan import count_rows
-from pipeline.stages.read import _table_rows, jsonl_blocks, resolve_input
 from tests.tiny_teacher import ARTIFACT_DIR
 
 

@@ -14,9 +14,9 @@ import pytest
 from pipeline.config import ColumnMap
 from pipeline.ids import content_prompt_id, sample_id, sample_seed
 from pipeline.loading import load_config
+from pipeline.read import InputError, resolve_input
 from pipeline.rows import RowError, normalize
 from pipeline.samples import plan_samples
-from pipeline.stages.read import InputError, resolve_input
 from tests.tiny_teacher import ARTIFACT_DIR
 
 COLS = ColumnMap(messages="messages", system="system")
@@ -630,7 +630,7 @@ def test_cli_rejects_bad_config_and_input_with_exit_2(capsys, tmp_path):
 def test_read_stage_reads_every_format_with_row_locations(ray_session, tmp_path: Path):
     import datasets
 
-    from pipeline.stages.read import read_input
+    from pipeline.read import read_input
 
     rows = [{"prompt": f"q{i}", "reference": i} for i in range(3)]
     (tmp_path / "j").mkdir()
@@ -904,7 +904,7 @@ class ReplicaDied(BaseException):
 def test_a_request_that_kills_its_engine_is_found_and_becomes_one_error_row(monkeypatch):
     from pipeline.schema import to_table
     from pipeline.stages.generate import Generate
-    from pipeline.stages.suspects import DeathBook
+    from pipeline.stages.generate.suspects import DeathBook
 
     def die():
         raise ReplicaDied

@@ -84,7 +84,7 @@ def test_a_start_that_hangs_counts_as_failed_and_the_job_goes_on(tmp_path, ray_s
 
 
 def test_too_few_replicas_up_fails_the_job_with_the_engines_errors(tmp_path, ray_session):
-    from pipeline.stages.starts import ReplicasDown
+    from pipeline.stages.generate.starts import ReplicasDown
 
     t0 = time.time()
     with pytest.raises(ReplicasDown) as e:
@@ -95,7 +95,7 @@ def test_too_few_replicas_up_fails_the_job_with_the_engines_errors(tmp_path, ray
 
 
 def test_min_replicas_not_reached_after_the_timeout_fails_the_job(tmp_path, ray_session):
-    from pipeline.stages.starts import ReplicasDown
+    from pipeline.stages.generate.starts import ReplicasDown
 
     with pytest.raises(ReplicasDown) as e:
         _run(tmp_path, "hang", "teacher.start_timeout_s=6", "teacher.min_replicas=2")

@@ -7,9 +7,9 @@ import time
 from .. import progress, report
 from ..cluster import embedded_ray_cpus, init_ray
 from ..config import FilterJobConfig
+from ..read import read_input, resolve_input
 from ..run_folder import RunFolder
 from ..stages import REJUDGE, Context, chain
-from ..stages.read import read_input, resolve_input
 from ..summary import count_summary
 from .plan import check_filter_files, count_rows
 

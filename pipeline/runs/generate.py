@@ -27,11 +27,11 @@ from ..cores import restored
 from ..identity import identity_config
 from ..ledger import IdLedger, Locations
 from ..logprobs import tokenizer_meta
+from ..read import read_input
 from ..run_folder import SAMPLES, RunFolder
 from ..stages import GENERATION, Context, chain
-from ..stages.read import read_input
-from ..stages.starts import ReplicasDown, Watch
-from ..stages.suspects import call
+from ..stages.generate.starts import ReplicasDown, Watch
+from ..stages.generate.suspects import call
 from ..tally import Tally
 from .plan import RunPlan, check_teacher, make_plan, resource_needs
 

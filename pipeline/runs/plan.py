@@ -16,10 +16,10 @@ from ..cluster import embedded_ray_cpus
 from ..config import JobConfig
 from ..dialects import get_dialect
 from ..loading import ConfigError
+from ..read import InputError, InputFiles, resolve_input
 from ..samples import samples_per_input
 from ..stages import GENERATION, Context
 from ..stages import describe as describe_stages
-from ..stages.read import InputError, InputFiles, resolve_input
 
 
 @dataclass(frozen=True)

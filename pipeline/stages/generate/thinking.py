@@ -9,8 +9,8 @@ tokens put in here marked as forced (``pipeline.logprobs.join``).
 
 from __future__ import annotations
 
-from ..engine import Completion, request_params
-from ..logprobs import join
+from ...engine import Completion, request_params
+from ...logprobs import join
 
 
 class ThinkingControl:
