@@ -19,6 +19,7 @@ from typing import ClassVar, NamedTuple
 
 from pydantic import BaseModel, ConfigDict
 
+from .lib.registry import Registry
 from .lib.text import ThinkSplit, split_thinking
 
 
@@ -138,11 +139,8 @@ class Filter:
 
 
 #: Registered filters by name, in registration order (``filters/__init__.py`` imports them).
-REGISTRY: dict[str, type[Filter]] = {}
+REGISTRY = Registry("filter")  # name -> filter class, in registration order
 
 
 def register(cls: type[Filter]) -> type[Filter]:
-    if not cls.name or cls.name in REGISTRY:
-        raise ValueError(f"filter {cls.__name__}: name must be set and unique, got {cls.name!r}")
-    REGISTRY[cls.name] = cls
-    return cls
+    return REGISTRY.add(cls)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from filters.lib.registry import Registry
 from filters.lib.text import ThinkSplit, split_thinking
 
 EARLY_STOP = (
@@ -28,23 +29,19 @@ EARLY_STOP = (
     "based on the thinking directly now."
 )
 
-_REGISTRY: dict[str, type[Dialect]] = {}
+_REGISTRY = Registry("dialect")
 
 
 def register(cls: type[Dialect]) -> type[Dialect]:
-    _REGISTRY[cls.name] = cls
-    return cls
+    return _REGISTRY.add(cls)
 
 
 def get_dialect(name: str) -> Dialect:
-    try:
-        return _REGISTRY[name]()
-    except KeyError:
-        raise ValueError(f"dialect must be one of {sorted(_REGISTRY)}, got {name!r}") from None
+    return _REGISTRY.named(name)()
 
 
 def dialect_names() -> list[str]:
-    return sorted(_REGISTRY)
+    return _REGISTRY.names()
 
 
 class Dialect:
