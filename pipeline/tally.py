@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from .windows import Window, merged
+
 #: Statuses a written row can have, and where it goes.
 WRITTEN = ("accepted", "rejected", "error", "earlier")
 TOKEN_COLUMNS = ("prompt_tokens", "thinking_tokens", "answer_tokens", "completion_tokens")
@@ -63,51 +65,6 @@ def bin_edge(b: int) -> int:
         return b
     k, half = divmod(b, 2)
     return 3 << (k - 1) if half else 1 << k
-
-
-@dataclass
-class Window:
-    """One replica's window (first request in, last token out), its generated tokens and requests,
-    and when it was busy (at least one request in its engine): merged spans, so a replica
-    starved in the middle of a run shows, not only one that finished early.
-
-    >>> w = Window(0, 2, 10, 1, [(0, 2)]); w.add(Window(1, 3, 5, 1, [(1, 3)])); w.add(Window(5, 6, 1, 1, [(5, 6)]))
-    >>> (w.start, w.end, w.tokens, w.requests, w.busy_s, w.spans)
-    (0, 6, 16, 3, 4, [(0, 3), (5, 6)])
-    """
-
-    start: float
-    end: float
-    tokens: int = 0
-    requests: int = 0
-    spans: list = field(default_factory=list)
-
-    def add(self, other: Window) -> None:
-        self.start, self.end, self.tokens = min(self.start, other.start), max(self.end, other.end), \
-            self.tokens + other.tokens
-        self.requests += other.requests
-        self.spans = _merged(self.spans + other.spans)
-
-    @property
-    def busy_s(self) -> float:
-        return sum(b - a for a, b in self.spans)
-
-    def as_list(self) -> list:
-        return [self.start, self.end, self.tokens, self.requests, self.spans]
-
-    @classmethod
-    def of_list(cls, v: list) -> Window:
-        return cls(v[0], v[1], v[2], v[3], [tuple(s) for s in v[4]])
-
-
-def _merged(spans: list) -> list:
-    out: list = []
-    for a, b in sorted(spans):
-        if out and a <= out[-1][1]:
-            out[-1] = (out[-1][0], max(out[-1][1], b))
-        else:
-            out.append((a, b))
-    return out
 
 
 @dataclass
@@ -171,7 +128,7 @@ class Tally:
         for r in rows:
             t._count({**missing, **r} if missing else r)
         for w in t.replicas.values():
-            w.spans = _merged(w.spans)
+            w.spans = merged(w.spans)
         t._fit_throughput(t.tp_width)
         return t
 
@@ -200,7 +157,7 @@ class Tally:
         if self.t_first is not None and self.replicas:
             ws = self.replicas.values()
             self.attempts = {attempt: Window(self.t_first, self.t_last, sum(w.tokens for w in ws),
-                                             sum(w.requests for w in ws), _merged([s for w in ws for s in w.spans]))}
+                                             sum(w.requests for w in ws), merged([s for w in ws for s in w.spans]))}
             self.replica_attempt = {name: attempt for name in self.replicas}
         return self
 
