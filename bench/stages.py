@@ -56,7 +56,7 @@ def bench_stages(config: str = "configs/local.yaml", prompts: int = 256) -> str:
     from pipeline.run_folder import RunFolder
     from pipeline.schema import to_table
     from pipeline.sink import SplitParquetSink
-    from pipeline.stages.filter import Filter
+    from pipeline.stages.filter import FilterStage
     from pipeline.stages.parse import Parse
     from pipeline.stages.prepare import Prepare
 
@@ -77,7 +77,7 @@ def bench_stages(config: str = "configs/local.yaml", prompts: int = 256) -> str:
     generated = to_table(_stand_in_engine(pending, tokenizer, traces), stage="generate")
     parse = Parse(**Parse.settings(ctx))
     parsed, t_parse = _timed(lambda: parse(generated))
-    filt = Filter(**Filter.settings(ctx))
+    filt = FilterStage(**FilterStage.settings(ctx))
     filt(parsed.slice(0, 2))  # warm-up: math-verify's child process starts here
     judged, t_filter = _timed(lambda: filt(parsed), wall=True)
     folder = RunFolder(os.path.join(tmp, "stages"))

@@ -365,7 +365,7 @@ def test_a_stage_names_the_columns_a_batch_lacks():
 
 
 def test_the_stage_lists_chain_their_columns():
-    from pipeline.stages import GENERATION, REJUDGE, Context, MissingColumns, Stage, stages_for
+    from pipeline.stages import FILTER_JOB, GENERATION, Context, MissingColumns, Stage, stages_for
     from pipeline.stages.parse import Parse
 
     cfg = load_config(
@@ -386,7 +386,7 @@ def test_the_stage_lists_chain_their_columns():
     assert [s.name for s in stages_for(GENERATION, Context(plain))][-1] == "filter"  # select only when adaptive
     from pipeline.config import FilterJobConfig
 
-    assert [s.name for s in stages_for(REJUDGE, Context(FilterJobConfig()))] == ["load", "filter"]
+    assert [s.name for s in stages_for(FILTER_JOB, Context(FilterJobConfig()))] == ["load", "filter"]
     # a stage that needs a column nothing before it writes is refused before anything runs
     import pipeline.stages as stages
 

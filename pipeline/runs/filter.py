@@ -9,7 +9,7 @@ from ..cluster import embedded_ray_cpus, init_ray
 from ..config import FilterJobConfig
 from ..read import read_input, resolve_input
 from ..run_folder import RunFolder
-from ..stages import REJUDGE, Context, chain
+from ..stages import FILTER_JOB, Context, chain
 from ..summary import count_summary
 from .plan import check_filter_files, count_rows
 
@@ -30,7 +30,7 @@ def run(cfg: FilterJobConfig, input_path: str, output: str, overwrite: bool = Fa
     started = time.time()
     ctx = Context(cfg)
     with progress.shown(ctx, inputs):
-        chain(read_input(files), REJUDGE, ctx).write_datasink(sink)
+        chain(read_input(files), FILTER_JOB, ctx).write_datasink(sink)
     summary = {"input": input_path, "output": output,
                **count_summary(sink.tally, inputs, 1, cfg.filters.order), "wall_s": round(time.time() - started, 2)}
     summary["report"] = report.write(folder, summary, report.resolved_config(cfg))

@@ -22,7 +22,7 @@ import pyarrow as pa
 #: The generation job: read -> these -> write.
 GENERATION = ("prepare", "generate", "parse", "filter", "select")
 #: The filter job (re-judging a dataset): read -> these -> write.
-REJUDGE = ("load", "filter")
+FILTER_JOB = ("load", "filter")
 
 #: What the read stage gives the first stage (``stages/read.py``).
 READ_COLUMNS = ("_path", "_row", "_raw", "_error")

@@ -41,7 +41,7 @@ class FilterSettings:
     dialect: str             # whose think tags and forced budget text the samples carry
 
 
-class Filter(Stage):
+class FilterStage(Stage):
     """Ray Data worker: ``parsed`` rows -> ``accepted`` / ``rejected`` with verdicts."""
 
     name = "filter"
@@ -79,4 +79,4 @@ class Filter(Stage):
         return row
 
 
-STAGE = Filter
+STAGE = FilterStage
