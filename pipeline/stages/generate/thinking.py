@@ -9,11 +9,32 @@ tokens put in here marked as forced (``pipeline.logprobs.join``).
 
 from __future__ import annotations
 
-from ...engine import Completion, request_params
+from typing import TYPE_CHECKING
+
+from ...engine import Completion, Params, request_params
 from ...logprobs import join
+
+if TYPE_CHECKING:
+    from ...config import ModeConfig
+    from ...dialects import Dialect
 
 
 class ThinkingControl:
+    # what the replica that mixes this in provides (``Generate.__init__`` sets them)
+    dialect: Dialect
+    modes: dict[str, ModeConfig]
+    logprobs: int | None
+    forced_ids: list[int]       # the budget's forced text (early-stop sentence + end tag), as ids
+    think_start_ids: list[int]
+    think_end_ids: list[int]
+    continuations: dict[str, list[int]]  # per mode with s1 forcing: its continuation word, as ids
+
+    async def _complete(self, prompt_ids: list[int], params: Params, sample_id: str) -> Completion:
+        raise NotImplementedError  # the replica's: one request to its engine
+
+    def _decode(self, ids: list[int]) -> str:
+        raise NotImplementedError  # the replica's: its tokenizer's decode
+
     async def _generate(self, row: dict, prompt_ids: list[int], prefill: str, seed: int,
                         sampling: dict | None = None) -> Completion:
         """One assistant turn of ``row`` for this prompt, with the row's budget and strategy."""
