@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -67,6 +67,10 @@ def bin_edge(b: int) -> int:
     return 3 << (k - 1) if half else 1 << k
 
 
+#: a ``Tally`` field that merges its own way in ``Tally.add`` (every other field is a count or a Counter)
+OWN: dict = {"merge": "own"}
+
+
 @dataclass
 class Tally:
     rows: int = 0
@@ -87,20 +91,21 @@ class Tally:
     budgets: Counter = field(default_factory=Counter)
     flags: Counter = field(default_factory=Counter)         # (mode, flag or 'none', flag_turn or '-', status)
     turns: Counter = field(default_factory=Counter)         # (flag or 'none', followed / not_followed / no_flag)
-    replicas: dict = field(default_factory=dict)            # replica name -> Window
-    t_first: float | None = None                            # first request into an engine
-    t_last: float | None = None                             # last token out
+    replicas: dict = field(default_factory=dict, metadata=OWN)  # replica name -> Window
+    t_first: float | None = field(default=None, metadata=OWN)  # first request into an engine
+    t_last: float | None = field(default=None, metadata=OWN)   # last token out
     # bounded, whatever the run's size: the report renders from these
     reasons: Counter = field(default_factory=Counter)       # (mode, source, reject_reason) of rejected samples
     mode_filters: Counter = field(default_factory=Counter)  # (mode, filter, passed / failed / skipped)
     lengths: Counter = field(default_factory=Counter)       # (mode, status, thinking / answer, length_bin)
-    tp_width: int = 1                                       # seconds per throughput bucket (a power of 2)
-    throughput: Counter = field(default_factory=Counter)    # (replica, t // tp_width) -> generated tokens
+    tp_width: int = field(default=1, metadata=OWN)          # seconds per throughput bucket (a power of 2)
+    # (replica, t // tp_width) -> generated tokens
+    throughput: Counter = field(default_factory=Counter, metadata=OWN)
     # per attempt (its driver's start time): all its engines as one Window; and each replica's attempt
-    attempts: dict = field(default_factory=dict)
-    replica_attempt: dict = field(default_factory=dict)
+    attempts: dict = field(default_factory=dict, metadata=OWN)
+    replica_attempt: dict = field(default_factory=dict, metadata=OWN)
     # per attempt: [engine deaths, replica restarts] its replicas had seen when a part was committed (the most)
-    attempt_deaths: dict = field(default_factory=dict)
+    attempt_deaths: dict = field(default_factory=dict, metadata=OWN)
 
     @classmethod
     def of(cls, table: pa.Table) -> Tally:
@@ -246,11 +251,16 @@ class Tally:
                 self.filter_reasons[(v["filter"], v["reason"])] += 1
 
     def add(self, other: Tally) -> Tally:
-        for name in ("rows", "files", "budget_hit", "loops_stopped", "loop_tokens_saved"):
-            setattr(self, name, getattr(self, name) + getattr(other, name))
-        for name in ("status", "rejected", "errors", "earlier", "by_mode", "by_source", "tokens", "filters",
-                     "filter_reasons", "budgets", "flags", "turns", "reasons", "mode_filters", "lengths"):
-            getattr(self, name).update(getattr(other, name))
+        """``other`` added in: counts and Counters add up by themselves (a new one needs no line
+        here); the fields marked ``OWN`` merge as written below."""
+        for f in fields(self):
+            if f.metadata.get("merge") == "own":
+                continue
+            mine = getattr(self, f.name)
+            if isinstance(mine, Counter):
+                mine.update(getattr(other, f.name))
+            else:
+                setattr(self, f.name, mine + getattr(other, f.name))
         width = max(self.tp_width, other.tp_width)
         mine = self._rebucket(self.throughput, self.tp_width, width)
         mine.update(self._rebucket(other.throughput, other.tp_width, width))
