@@ -66,7 +66,7 @@ def _count(url: str, results) -> None:
     base = _peak_reset()
     t0 = time.perf_counter()
     t = Tally.of_committed(RunFolder(url))
-    s = summaries.build(cfg, t.rows // 2, 2, url, t, 1.0)
+    s = summaries.build(cfg, t.rows // 2, 2, url, t, summaries.RunFacts(1.0))
     results.put({"rows": t.rows, "count_s": time.perf_counter() - t0, "peak_mb": (_status_kb("VmHWM") - base) / 1024,
                  "replicas": len(s["replica_work"]),
                  "buckets": sum(len(v) for v in s["throughput"]["by_replica"].values())})

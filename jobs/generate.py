@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     from pipeline.runs.plan import describe, make_plan
     from pipeline.stages.generate.starts import ReplicasDown
     from pipeline.storage import masked
-    from pipeline.summary import format_summary
+    from pipeline.summary_text import format_summary
 
     try:
         cfg = load_config(args.config, overrides(args))

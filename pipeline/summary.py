@@ -8,7 +8,9 @@ fusion and adaptive blocks).
 
 from __future__ import annotations
 
-from .budget_report import budget_rows, format_table
+from dataclasses import dataclass
+
+from .budget_report import budget_rows
 from .tally import LENGTH_BINS, Tally, bin_edge
 
 
@@ -190,11 +192,36 @@ def over_attempts(t: Tally, attempt: float, live: dict | None) -> dict:
             "failed_starts": (live or {}).get("failed_starts", 0)}
 
 
-def build(cfg, inputs: int, per_input: int, run_url: str, t: Tally, wall_s: float,
-          replica_stats: dict | None = None) -> dict:
-    """The generation run's summary (``summary.json``), without the adaptive block (the run
-    adds it with the unsolved file's place). ``replica_stats``: the replicas' restarts and
-    engine deaths over all attempts (``over_attempts``)."""
+@dataclass(frozen=True)
+class RunFacts:
+    """What a generation run knows about itself besides the tally of its committed rows: ``build``
+    puts it in the summary, which nobody edits afterwards."""
+
+    wall_s: float
+    replica_stats: dict | None = None  # the replicas' restarts, deaths, failed starts (``over_attempts``)
+    resumed: dict | None = None        # a resume: prompts kept, rows dropped
+    fingerprint: str | None = None     # the generation fingerprint (``pipeline.catalog``)
+    runs_consulted: tuple = ()         # output.incremental: the earlier runs read
+    logprobs: dict | None = None       # output.logprobs: top-k and what the kept sidecar holds
+    deadline_passed: bool = False      # ray.deadline_s was up when the stream ended
+    adaptive: dict | None = None       # generation.adaptive's block (``adaptive_summary``)
+    budget_plot: str | None = None     # budget_report.png, where written
+    report: str | None = None          # report.html, where written
+
+
+def stopped_at_deadline(t: Tally, inputs: int, per_input: int, facts: RunFacts) -> bool:
+    """Whether the run is unfinished: its deadline was up and samples are missing or were left."""
+    if not facts.deadline_passed:
+        return False
+    counts = count_summary(t, inputs, per_input, [])
+    return bool(counts["missing"]) or "deadline_reached" in counts["errors"]["by_reason"]
+
+
+def build(cfg, inputs: int, per_input: int, run_url: str, t: Tally, facts: RunFacts) -> dict:
+    """The generation run's summary (``summary.json``, or ``summary.partial.json`` for a run
+    stopped at its deadline): its committed rows' tally and what the run knows (``facts``)."""
+    replica_stats = facts.replica_stats
+    wall_s = facts.wall_s
     # the engines' window: first request in -> last token out, per attempt, added up (a resumed run
     # counts every attempt that committed rows, never the hours between attempts when none ran)
     window = sum(a.end - a.start for a in t.attempts.values()) if t.attempts else (
@@ -208,7 +235,7 @@ def build(cfg, inputs: int, per_input: int, run_url: str, t: Tally, wall_s: floa
         "dialect": cfg.teacher.dialect, "replicas": cfg.teacher.replicas,
         **count_summary(t, inputs, per_input, cfg.filters.order),
         # output.incremental: prompts skipped because a completed earlier run generated them
-        "earlier": earlier_summary(t, per_input),
+        "earlier": {**earlier_summary(t, per_input), "runs_consulted": list(facts.runs_consulted)},
         "budget_hit": t.budget_hit,
         # generation.stop_loops: samples the engine stopped as loops, and the tokens not generated
         "loops_stopped": {"samples": t.loops_stopped, "tokens_saved": t.loop_tokens_saved},
@@ -254,83 +281,11 @@ def build(cfg, inputs: int, per_input: int, run_url: str, t: Tally, wall_s: floa
         # generated tokens over time per replica, bounded; and what made the run
         "throughput": throughput_summary(t),
         "versions": versions(),
+        "resumed": facts.resumed, "fingerprint": facts.fingerprint,
+        **({"logprobs": facts.logprobs} if facts.logprobs is not None else {}),
+        **({"deadline_reached": True} if stopped_at_deadline(t, inputs, per_input, facts) else {}),
+        **({"budget_plot": facts.budget_plot} if facts.budget_plot else {}),
+        **({"adaptive": facts.adaptive} if facts.adaptive is not None else {}),
+        # a completed run's report.html (None: it could not be made); an unfinished run has none yet
+        **({} if stopped_at_deadline(t, inputs, per_input, facts) else {"report": facts.report}),
     }
-
-
-def format_summary(s: dict) -> str:
-    def reasons(d: dict) -> str:
-        return ", ".join(f"{k} {v}" for k, v in d["by_reason"].items()) or "none"
-
-    tok = s["tokens"]
-    lines = [
-        f"run {s['run_id']} -> {s['output']}",
-        f"  inputs    {s['inputs']} prompts x {s['samples_per_input']} = {s['expected_samples']} samples",
-        f"  accepted  {s['accepted']}",
-        f"  rejected  {s['rejected']['total']} ({reasons(s['rejected'])})",
-        f"  errors    {s['errors']['total']} ({reasons(s['errors'])})",
-    ]
-    earlier = s.get("earlier") or {}
-    if earlier.get("prompts"):
-        runs = ", ".join(f"{r} {n}" for r, n in earlier["by_run"].items())
-        lines.append(f"  earlier   {earlier['prompts']} prompts ({earlier['samples']} samples) already generated by "
-                     f"earlier runs, skipped ({runs})")
-    lines.append(f"  accounted {'yes' if s['accounted'] else 'NO - ' + str(s['missing']) + ' samples missing'}"
-                 f" (accepted + rejected + errors{' + earlier' if earlier.get('prompts') else ''} = "
-                 f"{s['expected_samples'] - s['missing']})")
-    if s.get("error_rate_exceeded"):
-        lines.append(f"  ERRORS    {s['error_rate']:.1%} of the samples are errors, above output.max_error_rate "
-                     f"{s['max_error_rate']:.1%}: exit 4")
-    for name, f in s.get("filters", {}).items():
-        why = ", ".join(f"{k} {v}" for k, v in f["reasons"].items())
-        lines.append(f"  filter {name}: passed {f['passed']}, failed {f['failed']}, skipped {f['skipped']}"
-                     + (f" ({why})" if why else ""))
-    for mode, counts in s["by_mode"].items():
-        lines.append(f"  mode {mode}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
-    if "fusion" in s:
-        f = s["fusion"]
-        lines.append("  fusion    accepted by mode: " + ", ".join(
-            f"{m} {d['samples']} ({d['share']:.0%})" for m, d in f["accepted_by_mode"].items()))
-        lines.append("            accepted by flag: " + ", ".join(
-            f"{k} {d.get('accepted', 0)}" for k, d in f["flags"].items()))
-        if f["turns"]:
-            lines.append("            turns: " + ", ".join(f"{k} {n}" for k, n in f["turns"].items()))
-    if "adaptive" in s:
-        a = s["adaptive"]
-        share = "n/a" if a["no_think_share"] is None else f"{a['no_think_share']:.0%}"
-        lines.append(f"  adaptive  {a['prompts']} prompts ({a['rule']}, K={a['k']}, delta {a['delta']}): "
-                     f"think {a['chose_think']}, no-think {a['chose_no_think']} ({share} of chosen), "
-                     f"unsolved {a['unsolved']} -> {a['unsolved_file']}"
-                     + (f", dropped {a['dropped']}" if a["dropped"] else "")
-                     + (f", unverified {a['unverified']}" if a["unverified"] else ""))
-        for src, d in a["by_source"].items():
-            share = "n/a" if d["no_think_share"] is None else f"{d['no_think_share']:.0%}"
-            lines.append(f"            {src}: {d['prompts']} prompts, no-think {d['chose_no_think']} ({share}), "
-                         f"unsolved {d['unsolved']}")
-    if any(r["budget"] is not None or r.get("reasoning_effort") for r in s.get("budget_report", [])):
-        lines.append("  budget report")
-        lines.append(format_table(s["budget_report"]))
-    lines += [
-        f"  tokens    prompt {tok['prompt']}, thinking {tok['thinking']}, answer {tok['answer']}, "
-        f"generated {tok['completion']}; budget hit {s['budget_hit']}"
-        + (f"; {s['loops_stopped']['samples']} loops stopped early, {s['loops_stopped']['tokens_saved']} tokens "
-           f"not generated" if s.get("loops_stopped", {}).get("samples") else ""),
-        f"  time      {s['wall_s']} s wall, {s['completion_tokens_per_s']} generated tokens/s; engines busy "
-        f"{s['engine_window_s']} s, {s['engine_window_tokens_per_s']} tokens/s (start-up excluded)",
-    ]
-    attempts = s.get("attempts") or []
-    if len(attempts) > 1:  # resumed: the engine figures above add up every attempt's
-        lines.append(f"  attempts  {len(attempts)} committed rows; engines' windows "
-                     + ", ".join(f"{a['engine_window_s']:.0f} s" for a in attempts))
-    if s.get("engine_deaths") or s.get("replica_restarts"):
-        lines.append(f"  restarts  {s['engine_deaths']} engine deaths, {s['replica_restarts']} replica restarts")
-    if s.get("failed_starts"):
-        last = s["start_failures"][-1]
-        lines.append(f"  starts    {s['failed_starts']} engine start(s) failed, the last on {last['host']}: "
-                     f"{last['reason'][:200]}")
-    if s.get("replica_work"):
-        util = s.get("replica_utilization")
-        lines.append(f"  replicas  {len(s['replica_work'])} of {s['replicas']} served"
-                     + (f" (replica processes over {len(attempts)} attempts)" if len(attempts) > 1 else "")
-                     + (f", utilization {util:.0%}" if util is not None else "") + ": " + ", ".join(
-                         f"{w['requests']} requests / {w['busy_s']:.0f} s busy" for w in s["replica_work"].values()))
-    return "\n".join(lines)

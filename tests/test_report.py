@@ -72,7 +72,7 @@ def make_run(tmp_path, run_id: str = "night", prompts: int = 12, bad: int = 2, s
     sink.on_write_start()
     sink.write([stream], None)
     t = Tally.of_committed(folder)
-    s = summaries.build(cfg, prompts + bad + earlier, 4, folder.url, t, 600.0)
+    s = summaries.build(cfg, prompts + bad + earlier, 4, folder.url, t, summaries.RunFacts(600.0))
     s["report"] = report.write(folder, s, report.resolved_config(cfg))
     folder.finish(s)
     return folder, json.loads((tmp_path / run_id / "summary.json").read_text()), rows

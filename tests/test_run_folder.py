@@ -180,6 +180,7 @@ def test_engine_timings_of_every_attempt_are_kept_in_the_parts_and_added_up(tmp_
     from pipeline.loading import load_config
     from pipeline.schema import STREAM
     from pipeline.sink import SplitParquetSink
+    from pipeline.summary_text import format_summary
     from pipeline.tally import Tally
 
     folder = RunFolder(str(tmp_path / "run"))
@@ -211,9 +212,9 @@ def test_engine_timings_of_every_attempt_are_kept_in_the_parts_and_added_up(tmp_
         (60.0, 6, 60),
     ]
     cfg = load_config("configs/local.yaml")
-    s = summaries.build(cfg, 5, 2, folder.url, t, 200.0)
+    s = summaries.build(cfg, 5, 2, folder.url, t, summaries.RunFacts(200.0))
     assert s["engine_window_s"] == 100.0 and s["engine_window_tokens_per_s"] == 1.0  # not 3,660 s
     assert [a["engine_window_s"] for a in s["attempts"]] == [40.0, 60.0]
     assert {n: w["idle_at_end_s"] for n, w in s["replica_work"].items()} == {"h:1": 0.0, "h:2": 0.0}
     assert s["replica_utilization"] == 1.0 / cfg.teacher.replicas
-    assert "attempts  2 committed rows" in summaries.format_summary(s)
+    assert "attempts  2 committed rows" in format_summary(s)

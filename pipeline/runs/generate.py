@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from dataclasses import replace
 
 from .. import catalog, progress, report
 from .. import summary as summaries
@@ -94,38 +95,41 @@ def run(cfg: JobConfig, p: RunPlan | None = None, engine_factory=None) -> dict:
         kept_logprobs = settle(folder) if cfg.output.logprobs else None  # logprobs/: the accepted samples'
         t = Tally.of_committed(folder)  # every attempt's rows, and engine timings (in the parts' metadata)
         stats = call(ctx.shared["deaths"], "stats") if "deaths" in ctx.shared else None
-        summary = summaries.build(cfg, p.inputs, p.samples_per_input, p.run_url, t, time.time() - started,
-                                  summaries.over_attempts(t, started, stats))
-        summary["resumed"] = {"prompts_kept": len(done), "rows_dropped": dropped} if state == "resume" else None
-        summary["fingerprint"] = fp
-        if kept_logprobs is not None:
-            summary["logprobs"] = {"top_k": cfg.output.logprobs.top_k, **kept_logprobs}
-        summary["earlier"]["runs_consulted"] = earlier_runs
-        if deadline is not None and time.time() >= deadline and (
-                summary["missing"] or "deadline_reached" in summary["errors"]["by_reason"]):
+        facts = summaries.RunFacts(
+            time.time() - started, summaries.over_attempts(t, started, stats),
+            resumed={"prompts_kept": len(done), "rows_dropped": dropped} if state == "resume" else None,
+            fingerprint=fp, runs_consulted=tuple(earlier_runs),
+            logprobs={"top_k": cfg.output.logprobs.top_k, **kept_logprobs} if kept_logprobs is not None else None,
+            deadline_passed=deadline is not None and time.time() >= deadline)
+        if summaries.stopped_at_deadline(t, p.inputs, p.samples_per_input, facts):
             # not complete: no summary.json (a re-run resumes); what it got to, for the log
-            summary["deadline_reached"] = True
+            summary = summaries.build(cfg, p.inputs, p.samples_per_input, p.run_url, t, facts)
             folder.write_bytes("summary.partial.json", json.dumps(summary, indent=1).encode())
         else:
-            complete(cfg, folder, summary)
+            summary = complete(cfg, p, folder, t, facts)
     # after the lock is gone: an unfinished run's committed samples are in the manifest too (marked so)
     catalog.write_manifest(cfg.output.path)
     return summary
 
 
-def complete(cfg: JobConfig, folder: RunFolder, summary: dict) -> None:
-    """What a completed run writes beside its data, and ``summary.json`` last."""
-    from ..budget_report import plot_png
+def complete(cfg: JobConfig, p: RunPlan, folder: RunFolder, t: Tally, facts: summaries.RunFacts) -> dict:
+    """What a completed run writes beside its data (the budget plot, the adaptive choice's
+    unsolved prompts, the report, the dataset card), and ``summary.json`` last; returns it."""
+    from ..budget_report import budget_rows, plot_png
 
     if any(m.sweep or m.forces_thinking for m in cfg.generation.modes):  # plot it beside the data
-        summary["budget_plot"] = folder.write_bytes(
-            "budget_report.png", plot_png(summary["budget_report"], f"thinking control: {summary['teacher']}"))
+        facts = replace(facts, budget_plot=folder.write_bytes(
+            "budget_report.png", plot_png(budget_rows(t.budgets), f"thinking control: {cfg.teacher.label}")))
     if cfg.generation.adaptive:
-        summary["adaptive"] = adaptive(cfg, folder)
+        facts = replace(facts, adaptive=adaptive(cfg, folder))
     # report.html beside summary.json, rendered from it (a report that cannot be made is a warning)
-    summary["report"] = report.write(folder, summary, report.resolved_config(cfg))
+    where = f"{folder.url}/{report.REPORT}"
+    summary = summaries.build(cfg, p.inputs, p.samples_per_input, p.run_url, t, replace(facts, report=where))
+    if report.write(folder, summary, report.resolved_config(cfg)) is None:
+        summary = summaries.build(cfg, p.inputs, p.samples_per_input, p.run_url, t, replace(facts, report=None))
     write_card(cfg, folder, summary)
     folder.finish(summary)
+    return summary
 
 
 def logprob_settings(cfg: JobConfig) -> tuple[int, dict] | None:
