@@ -57,8 +57,8 @@ def _write(root: str, n_rows: int) -> str:
 
 def _count(url: str, results) -> None:
     """In a fresh process: the end of a run's counting over the folder at ``url``."""
-    from pipeline import summary as summaries
     from pipeline.loading import load_config
+    from pipeline.report import summary as summaries
     from pipeline.run_folder import RunFolder
     from pipeline.tally import Tally
 

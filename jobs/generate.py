@@ -39,11 +39,11 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     from pipeline.loading import load_config
+    from pipeline.report.console import format_summary
     from pipeline.runs.generate import run
     from pipeline.runs.plan import describe, make_plan
     from pipeline.stages.generate.starts import ReplicasDown
     from pipeline.storage import masked
-    from pipeline.summary_text import format_summary
 
     try:
         cfg = load_config(args.config, overrides(args))

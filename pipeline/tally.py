@@ -1,7 +1,7 @@
 """Counting what a run wrote: one ``Tally`` per written table, added up into the run's.
 
 A sink calls ``Tally.of(table)`` on the rows it writes and returns it; the driver adds the
-tallies of all write tasks (``Tally.total``) and ``pipeline.summary`` turns the total into
+tallies of all write tasks (``Tally.total``) and ``pipeline.report.summary`` turns the total into
 ``summary.json``. Keys are tuples (``(mode, status)``, ``(filter, outcome)``), never strings to
 split again. The summary counts the run folder's committed parts (``Tally.of_committed``), so a
 resumed run reports what it holds. The engine timings are not in the rows: each part carries its

@@ -1,4 +1,4 @@
-"""The dataset card (``pipeline/card.py``): its header is a Hugging Face dataset card's YAML, its
+"""The dataset card (``pipeline/report/card.py``): its header is a Hugging Face dataset card's YAML, its
 counts are the summary's, and the columns a run kind leaves empty are marked. The card of a real
 run, and ``datasets.load_dataset`` on its folder, are checked in ``tests/test_generate_job.py``."""
 
@@ -8,8 +8,8 @@ import logging
 
 import yaml
 
-from pipeline.card import COLUMNS, render
 from pipeline.loading import load_config
+from pipeline.report.card import COLUMNS, render
 from pipeline.schema import SAMPLE
 
 
@@ -65,13 +65,13 @@ def test_every_written_column_is_described_and_run_kinds_mark_their_empty_ones()
 
 
 def test_a_card_that_cannot_be_made_leaves_the_run_complete(tmp_path, caplog, monkeypatch):
-    import pipeline.card
+    import pipeline.report.card
     from pipeline.run_folder import RunFolder
     from pipeline.runs.generate import write_card
 
     folder = RunFolder(str(tmp_path / "run"))
     folder.open({"config": {}, "input": {}}, overwrite=False)
-    monkeypatch.setattr(pipeline.card, "render", lambda cfg, s, parts=None: 1 / 0)
+    monkeypatch.setattr(pipeline.report.card, "render", lambda cfg, s, parts=None: 1 / 0)
     with caplog.at_level(logging.WARNING):
         write_card(config(), folder, summary())
     assert "README.md) was not written: ZeroDivisionError" in caplog.text

@@ -11,9 +11,9 @@ import pytest
 
 from pipeline import catalog
 from pipeline.committed import file_name
+from pipeline.report.summary import count_summary
 from pipeline.run_folder import FOLDERS, RunFolder
 from pipeline.schema import EARLIER, ERROR, SAMPLE, STREAM, to_table
-from pipeline.summary import count_summary
 from pipeline.tally import Tally
 from tests.tiny_teacher import ARTIFACT_DIR
 

@@ -11,7 +11,7 @@ import random
 import pytest
 
 from pipeline import report
-from pipeline import summary as summaries
+from pipeline.report import summary as summaries
 from pipeline.run_folder import RunFolder
 from pipeline.schema import to_table
 from pipeline.sink import SplitParquetSink

@@ -176,11 +176,11 @@ def test_engine_timings_of_every_attempt_are_kept_in_the_parts_and_added_up(tmp_
     them), and a resume's reconcile keeps them."""
     import pyarrow as pa
 
-    from pipeline import summary as summaries
     from pipeline.loading import load_config
+    from pipeline.report import summary as summaries
+    from pipeline.report.console import format_summary
     from pipeline.schema import STREAM
     from pipeline.sink import SplitParquetSink
-    from pipeline.summary_text import format_summary
     from pipeline.tally import Tally
 
     folder = RunFolder(str(tmp_path / "run"))

@@ -1,4 +1,8 @@
-"""``report.html``: one self-contained page per run folder, for the morning after a night's run.
+"""What a run says about itself, together: ``summary.json`` (``summary``: built once from the tally
+and the run's facts), the console's summary (``console``), the thinking-control report and plot
+(``budget``), the dataset card (``card``) and, in this module, ``report.html``.
+
+``report.html``: one self-contained page per run folder, for the morning after a night's run.
 
 The page renders from the run's summary dict (``summary.json``), so its counts are the
 summary's (each in an element with its key path, ``page.num``); what it reads beside the summary

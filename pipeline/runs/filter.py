@@ -8,9 +8,9 @@ from .. import progress, report
 from ..cluster import embedded_ray_cpus, init_ray
 from ..config import FilterJobConfig
 from ..read import read_input, resolve_input
+from ..report.summary import count_summary
 from ..run_folder import RunFolder
 from ..stages import FILTER_JOB, Context, chain
-from ..summary import count_summary
 from .plan import check_filter_files, count_rows
 
 

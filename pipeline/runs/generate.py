@@ -20,7 +20,6 @@ import time
 from dataclasses import replace
 
 from .. import catalog, progress, report
-from .. import summary as summaries
 from ..cluster import check_resources, init_ray
 from ..committed import DoneSet
 from ..config import JobConfig
@@ -29,6 +28,7 @@ from ..identity import identity_config
 from ..ledger import IdLedger, Locations
 from ..logprobs import tokenizer_meta
 from ..read import read_input
+from ..report import summary as summaries
 from ..run_folder import SAMPLES, RunFolder
 from ..stages import GENERATION, Context, chain
 from ..stages.generate.starts import ReplicasDown, Watch
@@ -115,7 +115,7 @@ def run(cfg: JobConfig, p: RunPlan | None = None, engine_factory=None) -> dict:
 def complete(cfg: JobConfig, p: RunPlan, folder: RunFolder, t: Tally, facts: summaries.RunFacts) -> dict:
     """What a completed run writes beside its data (the budget plot, the adaptive choice's
     unsolved prompts, the report, the dataset card), and ``summary.json`` last; returns it."""
-    from ..budget_report import budget_rows, plot_png
+    from ..report.budget import budget_rows, plot_png
 
     if any(m.sweep or m.forces_thinking for m in cfg.generation.modes):  # plot it beside the data
         facts = replace(facts, budget_plot=folder.write_bytes(
@@ -167,7 +167,7 @@ def adaptive(cfg: JobConfig, folder: RunFolder) -> dict:
 def write_card(cfg: JobConfig, folder: RunFolder, summary: dict) -> None:
     """The dataset card (``README.md``). The data is what matters: a card that cannot be made is
     a warning, never a failed run."""
-    from ..card import render
+    from ..report.card import render
 
     try:
         parts = {name: folder.part_names(name) for name in ("accepted", "rejected")}

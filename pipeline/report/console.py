@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .budget_report import format_table
+from .budget import format_table
 
 
 def format_summary(s: dict) -> str:

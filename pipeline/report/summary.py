@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .budget_report import budget_rows
-from .tally import LENGTH_BINS, Tally, bin_edge
+from ..tally import LENGTH_BINS, Tally, bin_edge
+from .budget import budget_rows
 
 
 def _by_status(counter) -> dict[str, dict]:
