@@ -9,6 +9,8 @@ mark in ``pipeline/config.py`` (``SPEED``, ``SAMPLES``; unmarked: identity).
 
 from __future__ import annotations
 
+import copy
+
 from pydantic import BaseModel
 
 from .config import JobConfig
@@ -37,7 +39,7 @@ def identity_config(config: dict) -> dict:
     >>> identity_config(c)
     {'teacher': {'model': 'm', 'engine': {'seed': 0}}}
     """
-    out = _copy(config)
+    out = copy.deepcopy(config)
     for path in marked(JobConfig, "speed"):
         parent = out
         for key in path[:-1]:
@@ -64,7 +66,3 @@ def sample_settings(config: dict) -> dict:
             node = node.setdefault(key, {})
         node[path[-1]] = value
     return out
-
-
-def _copy(x):
-    return {k: _copy(v) for k, v in x.items()} if isinstance(x, dict) else x

@@ -222,6 +222,7 @@ def build(cfg, inputs: int, per_input: int, run_url: str, t: Tally, facts: RunFa
     stopped at its deadline): its committed rows' tally and what the run knows (``facts``)."""
     replica_stats = facts.replica_stats
     wall_s = facts.wall_s
+    unfinished = stopped_at_deadline(t, inputs, per_input, facts)
     # the engines' window: first request in -> last token out, per attempt, added up (a resumed run
     # counts every attempt that committed rows, never the hours between attempts when none ran)
     window = sum(a.end - a.start for a in t.attempts.values()) if t.attempts else (
@@ -283,9 +284,9 @@ def build(cfg, inputs: int, per_input: int, run_url: str, t: Tally, facts: RunFa
         "versions": versions(),
         "resumed": facts.resumed, "fingerprint": facts.fingerprint,
         **({"logprobs": facts.logprobs} if facts.logprobs is not None else {}),
-        **({"deadline_reached": True} if stopped_at_deadline(t, inputs, per_input, facts) else {}),
+        **({"deadline_reached": True} if unfinished else {}),
         **({"budget_plot": facts.budget_plot} if facts.budget_plot else {}),
         **({"adaptive": facts.adaptive} if facts.adaptive is not None else {}),
         # a completed run's report.html (None: it could not be made); an unfinished run has none yet
-        **({} if stopped_at_deadline(t, inputs, per_input, facts) else {"report": facts.report}),
+        **({} if unfinished else {"report": facts.report}),
     }
