@@ -28,6 +28,7 @@ from bench.quality import bench_quality
 from bench.simulation import bench_simulation
 from bench.stages import bench_stages
 from bench.state import bench_incremental, bench_resume
+from bench.verified import bench_verified
 
 
 def versions() -> str:
@@ -51,7 +52,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--prompts", type=int, default=512)
     ap.add_argument("--out", type=Path, default=Path("docs/bench.md"))
     ap.add_argument("--only", choices=["generation", "filters", "quality", "resume", "incremental", "loops",
-                                       "simulation", "dispatch", "stages", "driver"], help="run one of the benchmarks")
+                                       "simulation", "dispatch", "stages", "driver", "verified"],
+                    help="run one of the benchmarks")
     args = ap.parse_args(argv)
 
     small = {"resume": ("## Resume state", bench_resume,
@@ -87,6 +89,10 @@ def main(argv: list[str] | None = None) -> int:
              "stages": ("## CPU stages per core", bench_stages,
                         "the generation chain's CPU stages in one process without Ray, on the demo's prompts, with a "
                         "LABELLED STAND-IN for the engine's output (`bench/stages.py`: synthetic ~8k-token traces)"),
+             "verified": ("## Sample until verified", bench_verified,
+                          "`generation.accepted_per_prompt` (`bench/verified.py`): the real job on the tiny teacher "
+                          "(`configs/local.yaml`, 2 replicas, think mode only, the first 128 prompts), run three "
+                          "times one after another: fixed n = 2, fixed n = 8, and k = 2 with n = 8"),
              "filters": ("## Filter throughput", bench_filters, ""),
              "quality": ("## Filter quality", bench_quality,
                          "per-filter precision and recall, good samples accepted and bad samples rejected, default "

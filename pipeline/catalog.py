@@ -62,8 +62,9 @@ def fingerprint(config: dict) -> str:
 
 
 def _without_unused_forcing(generation: dict | None) -> dict | None:
-    """A mode's s1 forcing settings count only where the forcing is on, its reasoning effort only
-    where set: earlier nights, made before they existed, keep their fingerprint.
+    """A mode's s1 forcing settings count only where the forcing is on, its reasoning effort and
+    ``accepted_per_prompt`` only where set: earlier nights, made before they existed, keep their
+    fingerprint.
 
     >>> g = {"modes": [{"name": "a", "min_thinking_tokens": None, "continuation": "Wait"}]}
     >>> forced = {"modes": [{"min_thinking_tokens": 8}]}
@@ -76,7 +77,8 @@ def _without_unused_forcing(generation: dict | None) -> dict | None:
              else {k: v for k, v in m.items() if k not in FORCING_FIELDS} for m in generation["modes"]]
     modes = [m if m.get("reasoning_effort") is not None else {k: v for k, v in m.items() if k != "reasoning_effort"}
              for m in modes]
-    return {**generation, "modes": modes}
+    rest = {k: v for k, v in generation.items() if k != "accepted_per_prompt" or v is not None}
+    return {**rest, "modes": modes}
 
 
 @dataclass(frozen=True)

@@ -95,6 +95,7 @@ class Scan:
     prompt_hashes: list[np.ndarray] = field(default_factory=list)  # per file: its rows' prompt keys
     transient: list[np.ndarray] = field(default_factory=list)      # per file: the row is a transient error
     markers: list[bool] = field(default_factory=list)              # per file: earlier/ (a row is a whole prompt)
+    orphans: list[np.ndarray] = field(default_factory=list)        # per file: the row has no prompt id
     owners: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list)  # per file: (prompt, input row)
     _first: np.ndarray | None = field(default=None, repr=False)
 
@@ -177,6 +178,7 @@ def scan(fs, root: str, folders: dict[str, str], pack=None) -> Scan:
             s.markers.append(status == "earlier")
             s.row_hashes.append(key_hash(row_keys(t)))
             s.prompt_hashes.append(key_hash(prompt_keys(t)))
+            s.orphans.append(np.array([p is None for p in t["prompt_id"].to_pylist()], bool))
             s.transient.append(np.array([e in TRANSIENT for e in t["error"].to_pylist()], bool)
                                if status == "error" else np.zeros(t.num_rows, bool))
             if pack is not None and "location" in t.column_names:  # one entry per prompt of the file
@@ -193,24 +195,46 @@ def reconcile(fs, s: Scan, per_input: int | None, write) -> tuple[DoneSet, int, 
     files that hold anything else. Returns the done set, how many rows were dropped and the done
     prompts' owners (``Scan.owners_of``).
     ``per_input=None``: keep every prompt, drop only second copies (at the end of a run)."""
-    import pyarrow.parquet as pq
-
     done = s.done(per_input) if per_input is not None else np.unique(np.concatenate(s.prompt_hashes or [[]]))
     first = s.first_copies()
-    dropped, at = 0, 0
-    for path, prompts in zip(s.paths, s.prompt_hashes):
-        keep = member(done, prompts) & first[at:at + len(prompts)]
-        at += len(prompts)
-        if keep.all():
+    keep = [member(done, p) for p in s.prompt_hashes]
+    dropped = _keep_only(fs, s, [k & f for k, f in zip(keep, np.split(first, np.cumsum([len(k) for k in keep])[:-1]))],
+                         write)
+    return DoneSet(done), dropped, s.owners_of(done)
+
+
+def reconcile_samples(fs, s: Scan, write) -> tuple[DoneSet, DoneSet, int, tuple[np.ndarray, np.ndarray]]:
+    """A run that samples until verified (``pipeline.rounds``) resumes per *sample*: which of a
+    prompt's samples exist depends on the verdicts of its earlier ones, so every committed row is
+    kept, once, less the transient errors (redone). Returns the prompt-level done set (rows that
+    never became a prompt, prompts an earlier run generated), the committed sample ids, how many
+    rows were dropped, and the owners of every prompt that keeps a row."""
+    first = np.split(s.first_copies(), np.cumsum([len(p) for p in s.prompt_hashes])[:-1]) if s.paths else []
+    keep = [f & ~t for f, t in zip(first, s.transient)]
+    dropped = _keep_only(fs, s, keep, write)
+    whole = [p[k & (o | m)] for p, k, o, m in zip(s.prompt_hashes, keep, s.orphans, s.markers)]
+    samples = [r[k & ~o] for r, k, o, m in zip(s.row_hashes, keep, s.orphans, s.markers) if not m]
+    prompts = np.unique(np.concatenate([p[k] for p, k in zip(s.prompt_hashes, keep)] or [np.zeros(0, np.uint64)]))
+    join = lambda parts: np.concatenate(parts) if parts else np.zeros(0, np.uint64)  # noqa: E731 - two uses
+    return DoneSet(join(whole)), DoneSet(join(samples)), dropped, s.owners_of(prompts)
+
+
+def _keep_only(fs, s: Scan, keep: list[np.ndarray], write) -> int:
+    """Rewrite (``write(path, table)``) or delete the files with rows not to keep; rows dropped."""
+    import pyarrow.parquet as pq
+
+    dropped = 0
+    for path, k in zip(s.paths, keep):
+        if k.all():
             continue
-        dropped += int((~keep).sum())
-        if not keep.any():
+        dropped += int((~k).sum())
+        if not k.any():
             fs.rm(path)
             continue
         with fs.open(path, "rb") as f:
             full = pq.read_table(f)
-        write(path, full.filter(pa.array(keep)))
-    return DoneSet(done), dropped, s.owners_of(done)
+        write(path, full.filter(pa.array(k)))
+    return dropped
 
 
 def file_name(table: pa.Table) -> str:

@@ -200,7 +200,13 @@ class AdaptiveConfig(Strict):
 class GenerationConfig(Strict):
     modes: list[ModeConfig] = Field(default_factory=_default_modes, min_length=1)
     samples_per_prompt: int = Field(default=1, ge=1)
-    """``n``: samples per prompt and mode, each with its own seed (K of the adaptive choice)."""
+    """``n``: samples per prompt and mode, each with its own seed (K of the adaptive choice); with
+    ``accepted_per_prompt``, the most a prompt gets."""
+    accepted_per_prompt: int | None = Field(default=None, ge=1)
+    """Sample until verified (``k``): a prompt's samples of a mode and budget are made in rounds
+    (``pipeline.rounds``: k, then 2k, 4k, ... up to ``samples_per_prompt``), and it gets no new ones
+    once k of them passed the filters. Its i-th sample is the fixed-n run's i-th (same id, seed,
+    text). ``null`` = off: every prompt gets ``samples_per_prompt``."""
     seed: int = 0
     """Base seed; each sample's seed derives from it, the prompt id, mode and index."""
     mix: dict[str, float] | None = None
@@ -250,6 +256,13 @@ class GenerationConfig(Strict):
                         f"modes.{i}: in a fused set a no-think mode must carry flag '/no_think' on every sample "
                         f"(flag_share 1): without a flag the default is thinking, and the student would learn "
                         f"to skip it unasked")
+        k = self.accepted_per_prompt
+        if k is not None and k > self.samples_per_prompt:
+            raise ValueError(f"accepted_per_prompt ({k}) must be <= samples_per_prompt ({self.samples_per_prompt}), "
+                             f"the most samples a prompt may get")
+        if k is not None and self.adaptive is not None:
+            raise ValueError("accepted_per_prompt does not combine with adaptive: the adaptive choice compares the "
+                             "accuracy of all samples_per_prompt samples in each mode; set one")
         if self.adaptive is not None:
             a = self.adaptive
             for key in ("think_mode", "no_think_mode"):

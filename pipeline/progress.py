@@ -21,6 +21,7 @@ from contextlib import contextmanager
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from .metrics import gauge, run_tag
 from .pinned import on_driver_node
 
 
@@ -99,12 +100,17 @@ def line(done: int, expected: int, made: int, accepted: int, tokens: int, elapse
     return f"{head}  accepted {100 * accepted // made}%  {tokens / elapsed:,.0f} tokens/s  ETA {eta}"
 
 
+#: How often the driver sets the live metrics' gauges of what is left (``pipeline.metrics``).
+METRICS_EVERY_S = 5.0
+
+
 class Console:
     """The driver's progress line, printed from a thread while the job's dataset executes."""
 
     def __init__(self, book, expected: int, base: int = 0, stream=None, interval: float | None = None,
-                 shared: dict | None = None):
+                 shared: dict | None = None, run_id: str | None = None, per_input: int = 1):
         self.book, self.expected, self.base = book, expected, base
+        self.run_id, self.per_input = run_id, per_input  # the live metrics' (``pipeline.metrics``): what is left
         self.shared = shared if shared is not None else {}  # the run's actors: engine deaths (``deaths``)
         self.deaths = (0, 0)
         self.stream = stream or sys.stderr
@@ -126,10 +132,16 @@ class Console:
             self.stream.flush()
 
     def _loop(self) -> None:
-        while not self._stop.wait(self.interval):
-            self._show()
+        shown = time.time()
+        # the live metrics' gauges every few seconds (a scrape sees them from the start), the line at its interval
+        while not self._stop.wait(min(self.interval, METRICS_EVERY_S)):
+            if time.time() - shown >= self.interval - 0.01:
+                self._show()
+                shown = time.time()
+            else:
+                self._show(quiet=True)
 
-    def _show(self) -> None:
+    def _show(self, quiet: bool = False) -> None:
         import ray
 
         try:
@@ -137,6 +149,12 @@ class Console:
         except Exception:  # noqa: BLE001 - a missed update is not worth failing a run over
             return
         text = line(self.base + samples, self.expected, made, accepted, tokens, time.time() - first if first else None)
+        if self.run_id is not None:
+            left = max(self.expected - self.base - samples, 0)
+            gauge("thinkmill_samples_left", left, run_id=self.run_id)
+            gauge("thinkmill_prompts_left", -(-left // max(self.per_input, 1)), run_id=self.run_id)
+        if quiet:
+            return
         self.stream.write((f"\r{text}\033[K" if self.tty else text + "\n") + self._deaths())
         self.stream.flush()
 
@@ -169,5 +187,6 @@ def shown(ctx, expected: int, base: int = 0):
     if where and not ctx.job.ray.verbose:
         print(f"logs of Ray and the engines: {where} (--verbose shows them here)", file=sys.stderr, flush=True)
     book = ctx.shared["progress"] = ray.remote(ProgressBook).options(**on_driver_node()).remote()
-    with Console(book, expected, base, shared=ctx.shared):
+    per_input = ctx.plan.samples_per_input if ctx.plan is not None else 1
+    with Console(book, expected, base, shared=ctx.shared, run_id=run_tag(ctx.job), per_input=per_input):
         yield

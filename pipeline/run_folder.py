@@ -225,13 +225,35 @@ class RunFolder:
         self.clean_scratch()
         fs, root = self._fs
 
-        def rewrite(path: str, table: pa.Table) -> None:
-            folder, name = path.rsplit("/", 2)[-2:]
-            self.write_part(folder, name, table)
-
-        kept = reconcile(fs, scan(fs, root, FOLDERS, pack), per_input, rewrite)
+        kept = reconcile(fs, scan(fs, root, FOLDERS, pack), per_input, self._rewrite)
         self.clean_scratch()
         return kept
+
+    def reconcile_samples(self, pack=None):
+        """Before resuming a run that samples until verified: keep every committed sample once
+        (``committed.reconcile_samples``) -> (done prompts, done samples, rows dropped, owners)."""
+        from .committed import reconcile_samples, scan
+
+        self.clean_scratch()
+        fs, root = self._fs
+        kept = reconcile_samples(fs, scan(fs, root, FOLDERS, pack), self._rewrite)
+        self.clean_scratch()
+        return kept
+
+    def _rewrite(self, path: str, table: pa.Table) -> None:
+        folder, name = path.rsplit("/", 2)[-2:]
+        self.write_part(folder, name, table)
+
+    def restamp(self, statuses, fn) -> None:
+        """Rewrite every committed part of ``statuses`` as ``fn(table)`` (same name, metadata kept)."""
+        import pyarrow.parquet as pq
+
+        fs, root = self._fs
+        for status in statuses:
+            for path in sorted(fs.glob(f"{root}/{FOLDERS[status]}/*.parquet")):
+                with fs.open(path, "rb") as f:
+                    t = pq.read_table(f)
+                self._rewrite(path, fn(t))
 
     def tables(self, columns: list[str], statuses=tuple(FOLDERS)):
         """Every committed part, one at a time, as ``(status, table)`` with those of ``columns`` it has."""

@@ -70,6 +70,9 @@ SAMPLE = pa.schema([
     ("verdicts", VERDICTS), ("reject_reason", pa.string()),
     # adaptive mode choice: the prompt's verified accuracy per mode and the mode it chose
     ("acc_think", pa.float64()), ("acc_no_think", pa.float64()), ("chosen_mode", pa.string()),
+    # sample until verified (generation.accepted_per_prompt): of this sample's prompt in its mode and
+    # budget, the samples made, how many passed, and their ratio (a difficulty signal); null otherwise
+    ("prompt_samples", pa.int64()), ("prompt_accepted", pa.int64()), ("prompt_pass_rate", pa.float64()),
     # the exact prompt text the engine saw; only filled when output.keep_prompt_text is on
     ("prompt_text", pa.string()),
 ])
@@ -78,6 +81,8 @@ SAMPLE = pa.schema([
 ERROR = pa.schema([
     ("sample_id", pa.string()), ("prompt_id", pa.string()), ("run_id", pa.string()),
     ("source", pa.string()), ("mode", pa.string()), ("sample_index", pa.int64()),
+    # the sample's budget, thinking minimum and effort (null: none; or no prompt to make samples of)
+    ("thinking_budget", pa.int64()), ("min_thinking_tokens", pa.int64()), ("reasoning_effort", pa.string()),
     ("stage", pa.string()),      # read / prepare / render / generate / parse
     ("error", pa.string()),      # stable snake_case reason, e.g. missing_prompt
     ("field", pa.string()),      # the input field at fault, when there is one

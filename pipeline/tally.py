@@ -91,6 +91,10 @@ class Tally:
     budgets: Counter = field(default_factory=Counter)
     flags: Counter = field(default_factory=Counter)         # (mode, flag or 'none', flag_turn or '-', status)
     turns: Counter = field(default_factory=Counter)         # (flag or 'none', followed / not_followed / no_flag)
+    # what samples cost: (mode, budget, min thinking, effort, accepted / rejected) -> generated tokens, and
+    # (..., "kept") -> accepted samples; rejected samples' generated tokens per reject_reason
+    spent: Counter = field(default_factory=Counter)
+    reason_tokens: Counter = field(default_factory=Counter)
     replicas: dict = field(default_factory=dict, metadata=OWN)  # replica name -> Window
     t_first: float | None = field(default=None, metadata=OWN)  # first request into an engine
     t_last: float | None = field(default=None, metadata=OWN)   # last token out
@@ -237,6 +241,10 @@ class Tally:
         # per mode, budget, thinking minimum and reasoning effort, for the budget report: samples,
         # thinking, hits, extensions (s1's forcing), verified accuracy
         key = (mode, r["thinking_budget"], r["min_thinking_tokens"], r["reasoning_effort"])
+        self.spent[(*key, status)] += r["completion_tokens"] or 0
+        self.spent[(*key, "kept")] += status == "accepted"
+        if status == "rejected":
+            self.reason_tokens[r["reject_reason"]] += r["completion_tokens"] or 0
         self.budgets[(*key, "samples")] += 1
         self.budgets[(*key, "thinking")] += r["thinking_tokens"] or 0
         self.budgets[(*key, "hit")] += bool(r["budget_hit"])

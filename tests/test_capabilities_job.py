@@ -21,6 +21,8 @@ pytestmark = pytest.mark.engine
 FUSION_PROMPTS = 60
 ADAPTIVE_PROMPTS = 24
 SWEEP_PROMPTS = 12
+VERIFIED = [f"input.limit={ADAPTIVE_PROMPTS}", "generation.adaptive=null", "generation.accepted_per_prompt=2",
+            "output.run_id=verified", "output.overwrite=false"]
 # the first rows of the fusion input bring their own follow-up questions (with references)
 OWN_FOLLOW_UPS = {i: [{"prompt": f"What is {10 + i}+{20 + i}?", "reference": str(30 + 2 * i)},
                       {"prompt": f"What is {40 + i}-{i}?", "reference": "40"}] for i in range(20)}
@@ -66,6 +68,8 @@ def capability_runs(tmp_path_factory, ray_session):
             "output.run_id=query_filter",
         ),
         "sweep": _run("sweep", out, f"input.limit={SWEEP_PROMPTS}"),
+        # sample until verified: the adaptive config's modes and samples (n = 4), without the choice, k = 2
+        "verified": _run("adaptive", out, *VERIFIED),
     }
 
 
@@ -301,3 +305,81 @@ def test_budget_forcing_thinks_at_least_the_minimum_by_replacing_early_ends_with
     }
     assert report[192]["mean_extensions"] >= report[96]["mean_extensions"] > 0
     assert report[192]["mean_thinking_tokens"] > report[96]["mean_thinking_tokens"]
+
+
+# ------------------------------------------------------------------ sample until verified
+
+
+def _passed_filters(r: dict) -> bool:
+    return all(v["passed"] is not False for v in r["verdicts"] if v["filter"] != "mode_choice")
+
+
+def _texts(rows: list[dict]) -> dict[str, tuple]:
+    return {r["sample_id"]: (r["messages"][-1]["content"], r["reject_reason"]) for r in rows}
+
+
+def test_sampling_until_verified_makes_the_fixed_n_runs_samples_a_prompt_needs(capability_runs):
+    """k = 2 of n = 4 per prompt and mode, against the adaptive run (same modes, seeds, n = 4, all
+    made): the k-run's samples are exactly the ones the rule picks from the fixed-n run's verdicts
+    (samples 0-1; 2-3 where fewer than 2 of 0-1 passed), with the same ids and texts."""
+    out, s = capability_runs["out"], capability_runs["verified"]
+    full = {r["sample_id"]: r for r in load(out, "adaptive", "accepted", "rejected")}
+    made = load(out, "verified", "accepted", "rejected")
+    groups = defaultdict(list)
+    for r in full.values():
+        groups[(r["prompt_id"], r["mode"])].append(r)
+    want = set()
+    for rows in groups.values():
+        rows.sort(key=lambda r: r["sample_index"])
+        passed = sum(_passed_filters(r) for r in rows[:2])
+        want |= {r["sample_id"] for r in (rows if passed < 2 else rows[:2])}
+    assert {r["sample_id"] for r in made} == want and len(want) < len(full)
+    for r in made:  # the same text, and the same judgement without the mode choice
+        assert r["messages"][-1]["content"] == full[r["sample_id"]]["messages"][-1]["content"], r["sample_id"]
+        assert (r["reject_reason"] is None) == _passed_filters(full[r["sample_id"]]), r["sample_id"]
+    # per sample: its group's samples, accepted and pass rate; the summary's block and accounting
+    mine = defaultdict(list)
+    for r in made:
+        mine[(r["prompt_id"], r["mode"])].append(r)
+    for rows in mine.values():
+        n, ok = len(rows), sum(r["reject_reason"] is None for r in rows)
+        assert all((r["prompt_samples"], r["prompt_accepted"], r["prompt_pass_rate"]) == (n, ok, round(ok / n, 4))
+                   for r in rows)
+    v = s["verified"]
+    assert s["accounted"] and s["accepted"] + s["rejected"]["total"] == len(made) == v["samples_made"]
+    assert s["expected_samples"] == ADAPTIVE_PROMPTS * 8 - s["not_needed"] == len(made)
+    assert (v["k"], v["n"], v["cuts"], v["passes"], v["groups"]) == (2, 4, [2, 4], 2, len(groups))
+    assert v["reached_k"] == sum(sum(r["reject_reason"] is None for r in rows) >= 2 for rows in mine.values())
+    assert sum(v["pass_rates"].values()) == v["groups"]
+    unsolved = [json.loads(line) for line in (out / "verified" / "unsolved.jsonl").read_text().splitlines()]
+    assert sorted((u["prompt_id"], u["mode"]) for u in unsolved) == sorted(
+        g for g, rows in mine.items() if len(rows) == 4 and sum(r["reject_reason"] is None for r in rows) < 2)
+    # what a kept sample cost, and where it shows
+    c = s["cost"]
+    assert c["tokens_per_accepted"] == round(s["tokens"]["completion"] / s["accepted"], 2)
+    assert sum(d["tokens"] for d in c["rejected_tokens"].values()) + sum(
+        r["completion_tokens"] for r in made if r["reject_reason"] is None) == s["tokens"]["completion"]
+    page = (out / "verified" / "report.html").read_text()
+    assert 'id="verified"' in page and 'id="cost"' in page
+
+
+def test_a_resumed_k_run_makes_the_same_samples(capability_runs, tmp_path):
+    """A k-run that died after its first round committed, part of the second round's parts
+    lost: run again, it makes exactly the missing samples, the same as the run that did not die."""
+    import shutil
+
+    import pyarrow.parquet as pq
+
+    out = capability_runs["out"]
+    copy = tmp_path / "verified"
+    shutil.copytree(out / "verified", copy)
+    (copy / "summary.json").unlink()
+    later = [p for p in copy.glob("*/*.parquet") if max(pq.read_table(p, columns=["sample_index"])[0].to_pylist()) >= 2]
+    assert later
+    for p in later[: max(1, len(later) // 2)] + [p for p in later if "accepted" in str(p)][:1]:
+        p.unlink(missing_ok=True)
+    s = _run("adaptive", tmp_path, *VERIFIED)
+    assert s["resumed"] and s["accounted"]
+    before = _texts(load(out, "verified", "accepted", "rejected"))
+    after = _texts(load(tmp_path, "verified", "accepted", "rejected"))
+    assert after == before

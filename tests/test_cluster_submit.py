@@ -98,7 +98,9 @@ def cluster():
         r = subprocess.run(head, env=_env(), capture_output=True, text=True, timeout=300)
         assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
         _join(temp, gcs, "w", ports[9:15], (23500, 23999), mark)
-        yield {"address": f"http://127.0.0.1:{dashboard}", "temp": temp, "gcs": gcs, "mark": mark}
+        # each node's Prometheus endpoint (--metrics-export-port, the last of its ports)
+        yield {"address": f"http://127.0.0.1:{dashboard}", "temp": temp, "gcs": gcs, "mark": mark,
+               "metrics": [ports[8], ports[14]]}
     finally:
         _stop(temp)
         for tag in ("w", "w2"):  # the workers Ray renamed (ray::...) are found by their node's mark
@@ -155,19 +157,60 @@ def test_the_cluster_has_two_nodes(cluster):
     assert len(nodes) == 2
 
 
+def scrape(ports: list[int], run_id: str) -> dict[str, dict[tuple, float]]:
+    """thinkmill's series on every node's metrics endpoint, of one run: name -> {labels: value},
+    summed over the processes that counted (Ray labels each series with its worker)."""
+    import re
+    import urllib.request
+
+    out: dict[str, dict[tuple, float]] = {}
+    for port in ports:
+        try:
+            text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+        except OSError:
+            continue
+        for name, labels, value in re.findall(r"^(ray_thinkmill_\w+)\{(.*)\} (\S+)$", text, re.M):
+            tags = dict(re.findall(r'(\w+)="([^"]*)"', labels))
+            if not re.fullmatch(re.escape(run_id).replace(re.escape("{date}"), r"[\w-]+"), tags.get("run_id", "")):
+                continue
+            key = tuple(sorted((k, v) for k, v in tags.items() if k in ("mode", "outcome", "reason", "replica")))
+            out.setdefault(name, {})
+            out[name][key] = out[name].get(key, 0.0) + float(value)
+    return out
+
+
 def test_ray_job_submit_runs_the_job_on_the_cluster(cluster, tmp_path):
+    """The job as the README submits it; while it runs and after, thinkmill's live metrics on the
+    nodes' Prometheus endpoints (Ray's metrics agents), whose final counts are summary.json's."""
+    import threading
+
     prompts = tmp_path / "prompts.jsonl"
     lines = (ROOT / "tests" / "tiny_teacher" / "prompts.jsonl").read_text(encoding="utf-8").splitlines()[:6]
     prompts.write_text("\n".join(lines) + "\n", encoding="utf-8")
     out = tmp_path / "out"
-    r = _submit(cluster, "--set", f"input.path={prompts}", "--set", f"output.path={out}",
-                "--set", f"teacher.model={ARTIFACT_DIR}",
-                "--set", "output.run_id=cluster-{date}")
+    run_id = f"cluster-{{date}}-{uuid.uuid4().hex[:6]}"  # {date}: the job fills it in; metrics match the rest
+    during: list[dict] = []
+    done = threading.Event()
+
+    def watch():
+        while not done.wait(2):
+            if (seen := scrape(cluster["metrics"], run_id)):
+                during.append(seen)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    try:
+        r = _submit(cluster, "--set", f"input.path={prompts}", "--set", f"output.path={out}",
+                    "--set", f"teacher.model={ARTIFACT_DIR}", "--set", f"output.run_id={run_id}")
+    finally:
+        done.set()
+        watcher.join(timeout=30)
     log = r.stdout[-6000:] + r.stderr[-2000:]
     assert r.returncode == 0 and "succeeded" in r.stdout, log
     (run_dir,) = out.glob("cluster-*")
     cluster["uninterrupted"] = run_dir  # the lost-node test compares its first prompts' samples with these
     summary = json.loads((run_dir / "summary.json").read_text())
+    _metrics_match_the_summary(cluster, run_id, summary, during)
     assert summary["accounted"] and summary["inputs"] == 6, summary
     assert summary["expected_samples"] == 6 * summary["samples_per_input"]
     # the console: one progress line, ending at every sample; not Ray Data's blocks, the workers'
@@ -184,6 +227,32 @@ def test_ray_job_submit_runs_the_job_on_the_cluster(cluster, tmp_path):
     if accepted:  # the tiny teacher is often wrong: what was accepted reads back as a dataset
         ds = load_dataset("parquet", data_files=[str(p) for p in accepted], split="train")
         assert len(ds) == summary["accepted"] and "messages" in ds.column_names
+
+
+def _metrics_match_the_summary(cluster: dict, run_id: str, summary: dict, during: list[dict]) -> None:
+    # while it ran: what was left (the driver's gauge) before every sample was made
+    left = [v for seen in during for v in seen.get("ray_thinkmill_prompts_left", {}).values()]
+    assert left and max(left) > 0, during[-3:]
+    # after: the counters Ray's agents kept equal the summary (each node exports every few seconds)
+    want = {("accepted", ""): summary["accepted"] or None,
+            **{("rejected", k): v for k, v in summary["rejected"]["by_reason"].items()},
+            **{("error", k): v for k, v in summary["errors"]["by_reason"].items()}}
+    want = {k: v for k, v in want.items() if v}
+    tokens = {name: w["tokens"] for name, w in summary["replica_work"].items()}
+    got, got_tokens, end = {}, {}, time.time() + 60
+    while time.time() < end:
+        seen = scrape(cluster["metrics"], run_id)
+        got = {}
+        for key, v in seen.get("ray_thinkmill_samples_total", {}).items():
+            k = dict(key)
+            got[(k["outcome"], k["reason"])] = got.get((k["outcome"], k["reason"]), 0) + int(v)
+        got_tokens = {dict(key)["replica"]: int(v) for key, v in seen.get("ray_thinkmill_generated_tokens_total",
+                                                                         {}).items()}
+        if got == want and got_tokens == tokens:
+            break
+        time.sleep(3)
+    assert got == want, (got, want)
+    assert got_tokens == tokens and sum(tokens.values()) == summary["tokens"]["completion"], (got_tokens, tokens)
 
 
 def test_a_relative_output_path_is_refused_on_the_cluster(cluster):

@@ -81,9 +81,17 @@ def _rows(run_dir: Path) -> dict[str, list[dict]]:
     return out
 
 
+def _no_engine_time(d):
+    """``d`` without its engine seconds (wall time), keeping the token counts."""
+    if isinstance(d, dict):
+        return {k: _no_engine_time(v) for k, v in d.items() if not k.startswith("engine_s")}
+    return d
+
+
 def _stable(summary: dict) -> dict:
     return {k: v for k, v in summary.items() if k not in VOLATILE} | {
-        "adaptive": {k: v for k, v in summary["adaptive"].items() if k not in VOLATILE}
+        "adaptive": {k: v for k, v in summary["adaptive"].items() if k not in VOLATILE},
+        "cost": _no_engine_time(summary["cost"]),
     }
 
 

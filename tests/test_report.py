@@ -219,6 +219,22 @@ def test_two_nights_side_by_side(tmp_path):
     assert f"{a['accepted'] - b['accepted']:+,}" in page
     assert "night-2 vs night-1" in page and not external_loads(page)
     assert lookup(a, ["errors", "total"]) == 8 and "+8" in page
+    # what a kept sample cost, a against b
+    ca, cb = a["cost"], b["cost"]
+    assert ca["tokens_per_accepted"] == round(a["tokens"]["completion"] / a["accepted"], 2)
+    assert f'{ca["tokens_per_accepted"] - cb["tokens_per_accepted"]:+,.1f}' in page
+    assert "tokens spent on wrong_answer" in page
+
+
+def test_the_cost_block_adds_up_and_shows_on_the_page(run):
+    s = run["summary"]
+    c = s["cost"]
+    rejected = sum(d["tokens"] for d in c["rejected_tokens"].values())
+    assert c["generated_tokens"] == s["tokens"]["completion"] and 0 < rejected < c["generated_tokens"]
+    assert sum(d["tokens"] for d in c["by_mode"].values()) == c["generated_tokens"]
+    assert sum(d["accepted"] for d in c["by_mode"].values()) == s["accepted"] == c["accepted"]
+    assert abs(sum(d["engine_s"] for d in c["by_mode"].values()) - c["engine_s"]) < 0.1
+    assert 'id="cost"' in run["page"] and "What a kept sample cost" in run["page"]
 
 
 def test_the_sweep_adaptive_and_fusion_blocks_show_their_counts(run):

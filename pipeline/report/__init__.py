@@ -21,7 +21,7 @@ import json
 import logging
 from dataclasses import dataclass, field
 
-from . import counts, detail
+from . import cost, counts, detail
 from .compare import compare
 from .page import document, esc
 
@@ -77,7 +77,8 @@ def gather(folder, summary: dict, config: dict | None = None) -> Beside:
 
 
 _CONTENTS = [("funnel", "funnel"), ("groups", "per mode / source"), ("filters", "filters"), ("lengths", "lengths"),
-             ("budgets", "budgets"), ("adaptive", "adaptive"), ("fusion", "fusion"), ("throughput", "throughput"),
+             ("budgets", "budgets"), ("verified", "until verified"), ("cost", "cost"),
+             ("adaptive", "adaptive"), ("fusion", "fusion"), ("throughput", "throughput"),
              ("examples", "examples"), ("provenance", "provenance")]
 
 
@@ -86,6 +87,7 @@ def render(summary: dict, beside: Beside | None = None) -> str:
     s, b = summary, beside or Beside()
     parts = {"funnel": counts.funnel(s), "groups": counts.groups(s), "filters": counts.filters(s),
              "lengths": detail.lengths(s), "budgets": detail.budgets(s, b.budget_png), "adaptive": detail.adaptive(s),
+             "verified": cost.verified_section(s), "cost": cost.cost_section(s),
              "fusion": detail.fusion(s), "examples": detail.examples(s, b.rejected, b.errors),
              "throughput": detail.throughput(s),
              "provenance": detail.provenance(s, b.config, b.config_note, b.created)}

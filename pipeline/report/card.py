@@ -54,6 +54,9 @@ COLUMNS: list[tuple[str, str, str | None]] = [
     ("acc_think", "adaptive runs: the prompt's verified accuracy in think mode", "adaptive"),
     ("acc_no_think", "adaptive runs: the prompt's verified accuracy in no-think mode", "adaptive"),
     ("chosen_mode", "adaptive runs: the mode the rule chose for the prompt", "adaptive"),
+    ("prompt_samples", "sample-until-verified runs: the samples its prompt got in its mode and budget", "verified"),
+    ("prompt_accepted", "sample-until-verified runs: how many of them passed the filters", "verified"),
+    ("prompt_pass_rate", "sample-until-verified runs: their ratio, the prompt's difficulty", "verified"),
     ("prompt_text", "the exact prompt text the engine saw", "keep_prompt_text"),
 ]
 
@@ -67,6 +70,7 @@ def run_kind(cfg) -> dict[str, bool]:
             "forcing": any(m.forces_thinking for m in g.modes),
             "effort": any(m.reasoning_effort is not None for m in g.modes),
             "adaptive": g.adaptive is not None,
+            "verified": g.accepted_per_prompt is not None,
             "keep_prompt_text": cfg.output.keep_prompt_text}
 
 

@@ -115,6 +115,26 @@ def _lengths(a: dict, b: dict) -> str:
             + table(["mode", "part", "median a", "median b", "p90 a", "p90 b"], rows))
 
 
+def _cost(a: dict, b: dict) -> str:
+    """Tokens and engine seconds per accepted sample (overall and per mode), and the share of the
+    generated tokens the rejected samples took per reason."""
+    ca, cb = a.get("cost") or {}, b.get("cost") or {}
+    if not ca and not cb:
+        return '<p class="note">no cost block in these summaries (made before it existed)</p>'
+    rows = []
+    for name, path in [("all", ()), *((f"mode {m}", ("by_mode", m))
+                                      for m in sorted(set(ca.get("by_mode", {})) | set(cb.get("by_mode", {}))))]:
+        for what, key, good in (("tokens / accepted", "tokens_per_accepted", -1),
+                                ("engine-s / accepted", "engine_s_per_accepted", -1)):
+            va, vb = (_get(c, (*path, key)) for c in (ca, cb))
+            rows.append([esc(f"{name}: {what}"), esc("-" if va is None else f"{va:,}"),
+                         esc("-" if vb is None else f"{vb:,}"), _delta(va, vb, good)])
+    for r in sorted(set(ca.get("rejected_tokens", {})) | set(cb.get("rejected_tokens", {}))):
+        va, vb = (_get(c, ("rejected_tokens", r, "share")) for c in (ca, cb))
+        rows.append([esc(f"tokens spent on {r}"), _pct(va), _pct(vb), _delta(va, vb, -1, pp=True)])
+    return table(["", "a", "b", "a - b"], rows)
+
+
 def compare(a: dict, b: dict, name_a: str, name_b: str) -> str:
     """The page comparing run ``a`` (``name_a``) with run ``b``."""
     body = (section("headline", "Headline", _headline(a, b))
@@ -122,6 +142,7 @@ def compare(a: dict, b: dict, name_a: str, name_b: str) -> str:
                       _reasons(a, b, "rejected", generated))
             + section("errors", "Error reasons (share of expected samples)",
                       _reasons(a, b, "errors", lambda s: s["expected_samples"]))
+            + section("cost", "What a kept sample cost", _cost(a, b))
             + section("modes", "Per mode", _modes(a, b)) + section("filters", "Filters", _filters(a, b))
             + section("lengths", "Length distributions", _lengths(a, b)))
     sub = (f"a = {esc(name_a)} ({esc(a.get('teacher'))}) · b = {esc(name_b)} ({esc(b.get('teacher'))}); "

@@ -12,7 +12,10 @@ def format_summary(s: dict) -> str:
     tok = s["tokens"]
     lines = [
         f"run {s['run_id']} -> {s['output']}",
-        f"  inputs    {s['inputs']} prompts x {s['samples_per_input']} = {s['expected_samples']} samples",
+        f"  inputs    {s['inputs']} prompts x {s['samples_per_input']} = {s['expected_samples']} samples"
+        if "not_needed" not in s else
+        f"  inputs    {s['inputs']} prompts x up to {s['samples_per_input']}: {s['expected_samples']} samples "
+        f"({s['not_needed']} not needed: their prompts had k accepted)",
         f"  accepted  {s['accepted']}",
         f"  rejected  {s['rejected']['total']} ({reasons(s['rejected'])})",
         f"  errors    {s['errors']['total']} ({reasons(s['errors'])})",
@@ -54,6 +57,19 @@ def format_summary(s: dict) -> str:
             share = "n/a" if d["no_think_share"] is None else f"{d['no_think_share']:.0%}"
             lines.append(f"            {src}: {d['prompts']} prompts, no-think {d['chose_no_think']} ({share}), "
                          f"unsolved {d['unsolved']}")
+    if "verified" in s:
+        v = s["verified"]
+        lines.append(f"  verified  k={v['k']} of n={v['n']} in {v['passes']} rounds (samples {v['samples_by_round']}): "
+                     f"{v['reached_k']} of {v['groups']} prompt groups reached k, unsolved {v['unsolved']} -> "
+                     f"{v['unsolved_file']}; pass rate {v['pass_rate']}")
+    if "cost" in s and s["cost"]["accepted"]:
+        c = s["cost"]
+        spent = ", ".join(f"{r} {d['share']:.0%}" for r, d in c["rejected_tokens"].items() if d["share"])
+        lines.append(f"  cost      {c['tokens_per_accepted']:,} generated tokens and {c['engine_s_per_accepted']} "
+                     f"engine-s per accepted sample (" + ", ".join(
+                         f"{m} {d['tokens_per_accepted']}" for m, d in c["by_mode"].items()
+                         if d["tokens_per_accepted"] is not None) + ")"
+                     + (f"; rejected samples took {spent} of the generated tokens" if spent else ""))
     if any(r["budget"] is not None or r.get("reasoning_effort") for r in s.get("budget_report", [])):
         lines.append("  budget report")
         lines.append(format_table(s["budget_report"]))
@@ -77,8 +93,10 @@ def format_summary(s: dict) -> str:
                      f"{last['reason'][:200]}")
     if s.get("replica_work"):
         util = s.get("replica_utilization")
+        over = ([f"{len(attempts)} attempts"] if len(attempts) > 1 else []) + (
+            [f"{s['verified']['passes']} rounds"] if s.get("verified", {}).get("passes", 1) > 1 else [])
         lines.append(f"  replicas  {len(s['replica_work'])} of {s['replicas']} served"
-                     + (f" (replica processes over {len(attempts)} attempts)" if len(attempts) > 1 else "")
+                     + (f" (replica processes over {' and '.join(over)})" if over else "")
                      + (f", utilization {util:.0%}" if util is not None else "") + ": " + ", ".join(
                          f"{w['requests']} requests / {w['busy_s']:.0f} s busy" for w in s["replica_work"].values()))
     return "\n".join(lines)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from ..tally import LENGTH_BINS, Tally, bin_edge
 from .budget import budget_rows
+from .cost import cost_summary
 
 
 def _by_status(counter) -> dict[str, dict]:
@@ -21,10 +22,11 @@ def _by_status(counter) -> dict[str, dict]:
     return out
 
 
-def count_summary(t: Tally, inputs: int, per_input: int, filter_order: list[str]) -> dict:
-    """The accounting part of a summary (shared by the generation and the filter jobs)."""
+def count_summary(t: Tally, inputs: int, per_input: int, filter_order: list[str], saved: int = 0) -> dict:
+    """The accounting part of a summary (shared by the generation and the filter jobs). ``saved``:
+    samples a run that samples until verified had no need to make (``pipeline.rounds``)."""
     accepted, rejected, errors = (t.status.get(s, 0) for s in ("accepted", "rejected", "error"))
-    expected = inputs * per_input
+    expected = inputs * per_input - saved
     held = accepted + rejected + errors + t.status.get("earlier", 0) * per_input
     filters: dict[str, dict] = {}
     for (name, outcome), n in t.filters.items():
@@ -33,6 +35,7 @@ def count_summary(t: Tally, inputs: int, per_input: int, filter_order: list[str]
         filters.setdefault(name, {"passed": 0, "failed": 0, "skipped": 0, "reasons": {}})["reasons"][reason] = n
     return {
         "inputs": inputs, "samples_per_input": per_input, "expected_samples": expected,
+        **({"not_needed": saved} if saved else {}),
         "accepted": accepted,
         "rejected": {"total": rejected, "by_reason": dict(sorted(t.rejected.items())),
                      **{f"by_{k}": _nested(t.reasons, i) for i, k in ((0, "mode"), (1, "source"))}},
@@ -205,6 +208,8 @@ class RunFacts:
     logprobs: dict | None = None       # output.logprobs: top-k and what the kept sidecar holds
     deadline_passed: bool = False      # ray.deadline_s was up when the stream ended
     adaptive: dict | None = None       # generation.adaptive's block (``adaptive_summary``)
+    verified: dict | None = None       # generation.accepted_per_prompt's block (``rounds.summary``)
+    passes: int = 1                    # passes of the stream (one per round when sampling until verified)
     budget_plot: str | None = None     # budget_report.png, where written
     report: str | None = None          # report.html, where written
 
@@ -213,8 +218,29 @@ def stopped_at_deadline(t: Tally, inputs: int, per_input: int, facts: RunFacts) 
     """Whether the run is unfinished: its deadline was up and samples are missing or were left."""
     if not facts.deadline_passed:
         return False
-    counts = count_summary(t, inputs, per_input, [])
+    counts = count_summary(t, inputs, per_input, [], _saved(facts))
     return bool(counts["missing"]) or "deadline_reached" in counts["errors"]["by_reason"]
+
+
+def _saved(facts: RunFacts) -> int:
+    return facts.verified["samples_saved"] if facts.verified else 0
+
+
+def add_stats(a: dict | None, b: dict | None) -> dict | None:
+    """Two passes' ``DeathBook.stats`` (a run that samples until verified has one book per round).
+
+    >>> add_stats({"replica_restarts": 1, "engine_deaths": 2, "engine_cores": {}, "start_failures": [1],
+    ...            "failed_starts": 1}, {"replica_restarts": 0, "engine_deaths": 1, "engine_cores": {"h": [0]},
+    ...            "start_failures": [], "failed_starts": 0})["engine_deaths"]
+    3
+    """
+    if a is None or b is None:
+        return a or b
+    return {"replica_restarts": a["replica_restarts"] + b["replica_restarts"],
+            "engine_deaths": a["engine_deaths"] + b["engine_deaths"],
+            "engine_cores": b["engine_cores"] or a["engine_cores"],
+            "start_failures": (a["start_failures"] + b["start_failures"])[-50:],
+            "failed_starts": a["failed_starts"] + b["failed_starts"]}
 
 
 def build(cfg, inputs: int, per_input: int, run_url: str, t: Tally, facts: RunFacts) -> dict:
@@ -234,7 +260,7 @@ def build(cfg, inputs: int, per_input: int, run_url: str, t: Tally, facts: RunFa
     return {
         "run_id": cfg.output.run_id, "output": run_url, "teacher": cfg.teacher.label,
         "dialect": cfg.teacher.dialect, "replicas": cfg.teacher.replicas,
-        **count_summary(t, inputs, per_input, cfg.filters.order),
+        **count_summary(t, inputs, per_input, cfg.filters.order, _saved(facts)),
         # output.incremental: prompts skipped because a completed earlier run generated them
         "earlier": {**earlier_summary(t, per_input), "runs_consulted": list(facts.runs_consulted)},
         "budget_hit": t.budget_hit,
@@ -242,8 +268,10 @@ def build(cfg, inputs: int, per_input: int, run_url: str, t: Tally, facts: RunFa
         "loops_stopped": {"samples": t.loops_stopped, "tokens_saved": t.loop_tokens_saved},
         "budget_report": budget_rows(t.budgets),
         **({"fusion": fusion_summary(t)} if fuses(cfg.generation) else {}),
-        **error_rate(t, (inputs - t.status.get("earlier", 0)) * per_input, cfg.output.max_error_rate),
+        **error_rate(t, (inputs - t.status.get("earlier", 0)) * per_input - _saved(facts), cfg.output.max_error_rate),
         "tokens": tokens, "wall_s": round(wall_s, 2),
+        # what a kept sample cost: tokens and engine seconds per accepted sample; rejected tokens by reason
+        "cost": cost_summary(t),
         "completion_tokens_per_s": round(tokens["completion"] / wall_s, 1) if wall_s > 0 else None,
         # first request into an engine -> last token out: generation without start-up
         "engine_window_s": round(window, 2) if window else None,
@@ -287,6 +315,7 @@ def build(cfg, inputs: int, per_input: int, run_url: str, t: Tally, facts: RunFa
         **({"deadline_reached": True} if unfinished else {}),
         **({"budget_plot": facts.budget_plot} if facts.budget_plot else {}),
         **({"adaptive": facts.adaptive} if facts.adaptive is not None else {}),
+        **({"verified": {**facts.verified, "passes": facts.passes}} if facts.verified is not None else {}),
         # a completed run's report.html (None: it could not be made); an unfinished run has none yet
         **({} if unfinished else {"report": facts.report}),
     }

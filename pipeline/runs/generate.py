@@ -19,7 +19,7 @@ import logging
 import time
 from dataclasses import replace
 
-from .. import catalog, progress, report
+from .. import catalog, progress, report, rounds
 from ..cluster import check_resources, init_ray
 from ..committed import DoneSet
 from ..config import JobConfig
@@ -30,6 +30,7 @@ from ..logprobs import tokenizer_meta
 from ..read import read_input
 from ..report import summary as summaries
 from ..run_folder import SAMPLES, RunFolder
+from ..samples import plan_samples
 from ..stages import GENERATION, Context, chain
 from ..stages.generate.starts import ReplicasDown, Watch
 from ..stages.generate.suspects import call
@@ -68,8 +69,12 @@ def run(cfg: JobConfig, p: RunPlan | None = None, engine_factory=None) -> dict:
         catalog.write_manifest(cfg.output.path)
     with folder.lock():
         locations = Locations(p.files.paths)
-        done, dropped, owners = (folder.reconcile(p.samples_per_input, locations.pack_all) if state == "resume"
-                                 else (DoneSet.of([]), 0, None))
+        k = cfg.generation.accepted_per_prompt
+        done, done_samples, dropped, owners = DoneSet.of([]), None, 0, None
+        if state == "resume" and k:  # sample until verified: a resume keeps every committed sample
+            done, done_samples, dropped, owners = folder.reconcile_samples(locations.pack_all)
+        elif state == "resume":
+            done, dropped, owners = folder.reconcile(p.samples_per_input, locations.pack_all)
         fp = catalog.fingerprint(ident["config"])
         earlier, earlier_runs = (catalog.earlier_prompts(cfg.output.path, fp, cfg.output.run_id)
                                  if cfg.output.incremental else (None, []))
@@ -79,28 +84,31 @@ def run(cfg: JobConfig, p: RunPlan | None = None, engine_factory=None) -> dict:
         started = time.time()
         sink = SplitParquetSink(folder, cfg.output.rows_per_file, attempt=started, logprobs=logprob_settings(cfg))
         deadline = started + cfg.ray.deadline_s if cfg.ray.deadline_s else None
-        ctx = Context(cfg, p, done, ledger, deadline, earlier, engine_factory)
+        first = rounds.Round(0, rounds.cuts(k, cfg.generation.samples_per_prompt)[0]) if k else None
+        start = Context(cfg, p, done, ledger, deadline, earlier, engine_factory, round=first, done_samples=done_samples)
+        ctx = start
+        if k and state == "resume" and rounds.first_round_held(folder, k, cfg.generation.samples_per_prompt,
+                                                               p.samples_per_input, p.inputs):
+            ctx = later_round(ctx, folder, deadline)  # round 0 is all committed: no pass (and no engine start) for it
+        passes, stats = 0, None
         # restored: isolate_cores moves the driver off the engines' cores (pipeline.cores); it may start others after
-        with restored(), progress.shown(ctx, p.expected_samples, len(done) * p.samples_per_input):
-            ds = chain(read_input(p.files, cfg.input.limit), GENERATION, ctx)
-            sink.deaths = ctx.shared.get("deaths")  # made with the generate stage
-            with Watch(sink.deaths, cfg.teacher.replicas, cfg.teacher.min_replicas, cfg.teacher.start_timeout_s) as w:
-                try:
-                    ds.write_datasink(sink)
-                except KeyboardInterrupt:
-                    if w.failure:  # too few engines came up: the watch stopped the dataset
-                        raise ReplicasDown(w.failure) from None
-                    raise
+        with restored(), progress.shown(start, p.expected_samples, len(done) * p.samples_per_input):
+            while ctx is not None:  # one pass; with k, one per round (each decided from the last one's verdicts)
+                stream(ctx, sink, cfg)
+                passes += 1
+                stats = summaries.add_stats(stats, call(ctx.shared["deaths"], "stats") if "deaths" in ctx.shared
+                                            else None)
+                ctx = later_round(ctx, folder, deadline)
         folder.reconcile(None)  # a write task Ray retried may have left a second copy: drop it
         kept_logprobs = settle(folder) if cfg.output.logprobs else None  # logprobs/: the accepted samples'
         t = Tally.of_committed(folder)  # every attempt's rows, and engine timings (in the parts' metadata)
-        stats = call(ctx.shared["deaths"], "stats") if "deaths" in ctx.shared else None
         facts = summaries.RunFacts(
             time.time() - started, summaries.over_attempts(t, started, stats),
             resumed={"prompts_kept": len(done), "rows_dropped": dropped} if state == "resume" else None,
             fingerprint=fp, runs_consulted=tuple(earlier_runs),
             logprobs={"top_k": cfg.output.logprobs.top_k, **kept_logprobs} if kept_logprobs is not None else None,
-            deadline_passed=deadline is not None and time.time() >= deadline)
+            deadline_passed=deadline is not None and time.time() >= deadline, passes=passes,
+            verified=verified_block(cfg, folder) if k else None)
         if summaries.stopped_at_deadline(t, p.inputs, p.samples_per_input, facts):
             # not complete: no summary.json (a re-run resumes); what it got to, for the log
             summary = summaries.build(cfg, p.inputs, p.samples_per_input, p.run_url, t, facts)
@@ -110,6 +118,34 @@ def run(cfg: JobConfig, p: RunPlan | None = None, engine_factory=None) -> dict:
     # after the lock is gone: an unfinished run's committed samples are in the manifest too (marked so)
     catalog.write_manifest(cfg.output.path)
     return summary
+
+
+def stream(ctx: Context, sink, cfg: JobConfig) -> None:
+    """One pass of the input through the stages into the sink, under the engines' start watch."""
+    ds = chain(read_input(ctx.plan.files, cfg.input.limit), GENERATION, ctx)
+    sink.deaths = ctx.shared.get("deaths")  # made with the generate stage
+    with Watch(sink.deaths, cfg.teacher.replicas, cfg.teacher.min_replicas, cfg.teacher.start_timeout_s) as w:
+        try:
+            ds.write_datasink(sink)
+        except KeyboardInterrupt:
+            if w.failure:  # too few engines came up: the watch stopped the dataset
+                raise ReplicasDown(w.failure) from None
+            raise
+
+
+def later_round(ctx: Context, folder: RunFolder, deadline: float | None) -> Context | None:
+    """Sample until verified: the next round's context (the groups short of k accepted), or None
+    when no group needs more, the deadline is up, or the run makes every sample in one pass."""
+    g = ctx.job.generation
+    if ctx.round is None or (deadline is not None and time.time() >= deadline):
+        return None
+    nxt = rounds.next_round(folder, ctx.round.index + 1, g.accepted_per_prompt, g.samples_per_prompt,
+                            plan_samples(g, ctx.job.teacher.model, ctx.job.teacher.dialect))
+    if nxt is None:
+        return None
+    log.info("round %d: %d samples of the prompts short of %d accepted", nxt.index, len(nxt.wanted),
+             g.accepted_per_prompt)
+    return replace(ctx, round=nxt)
 
 
 def complete(cfg: JobConfig, p: RunPlan, folder: RunFolder, t: Tally, facts: summaries.RunFacts) -> dict:
@@ -122,6 +158,8 @@ def complete(cfg: JobConfig, p: RunPlan, folder: RunFolder, t: Tally, facts: sum
             "budget_report.png", plot_png(budget_rows(t.budgets), f"thinking control: {cfg.teacher.label}")))
     if cfg.generation.adaptive:
         facts = replace(facts, adaptive=adaptive(cfg, folder))
+    if cfg.generation.accepted_per_prompt:  # every sample gets its prompt's pass rate; unsolved.jsonl
+        facts = replace(facts, verified=verified_block(cfg, folder, stamp=True))
     # report.html beside summary.json, rendered from it (a report that cannot be made is a warning)
     where = f"{folder.url}/{report.REPORT}"
     summary = summaries.build(cfg, p.inputs, p.samples_per_input, p.run_url, t, replace(facts, report=where))
@@ -162,6 +200,18 @@ def adaptive(cfg: JobConfig, folder: RunFolder) -> dict:
     counts, unsolved = recount((sorted(rows, key=made) for rows in groups.values()), SelectSettings.of(cfg))
     path = folder.write_jsonl("unsolved.jsonl", sorted(unsolved, key=lambda u: u["prompt_id"]))
     return summaries.adaptive_summary(g.adaptive, g.samples_per_prompt, counts, path)
+
+
+def verified_block(cfg: JobConfig, folder: RunFolder, stamp: bool = False) -> dict:
+    """Sample until verified: the summary's block from the committed samples; with ``stamp``, also
+    each sample's ``prompt_*`` columns and ``unsolved.jsonl`` (a completed run)."""
+    k, n = cfg.generation.accepted_per_prompt, cfg.generation.samples_per_prompt
+    o = rounds.outcome(folder, k, n)
+    path = None
+    if stamp:
+        folder.restamp(("accepted", "rejected"), lambda t: rounds.stamp_table(t, o))
+        path = folder.write_jsonl("unsolved.jsonl", rounds.unsolved(o, k, n))
+    return rounds.summary(o, k, n, path)
 
 
 def write_card(cfg: JobConfig, folder: RunFolder, summary: dict) -> None:

@@ -234,6 +234,13 @@ def describe(cfg: JobConfig, p: RunPlan) -> str:
         a = g.adaptive
         modes.append(f"    adaptive ({a.rule}): {g.samples_per_prompt} samples in {a.think_mode} and {a.no_think_mode}"
                      f" per prompt; no-think chosen when acc_no_think + {a.delta} >= acc_think")
+    if g.accepted_per_prompt:
+        from ..rounds import cuts
+
+        c = cuts(g.accepted_per_prompt, g.samples_per_prompt)
+        modes.append(f"    until verified: a prompt (per mode and budget) stops at {g.accepted_per_prompt} accepted; "
+                     f"samples made in {len(c)} round(s), up to {', '.join(map(str, c))} (each round one pass "
+                     f"of the input; the engines start again for each)")
     ray = f"embedded local Ray ({p.ray_cpus} logical CPUs)" if p.ray_cpus else (cfg.ray.address or "$RAY_ADDRESS")
     pg = p.placement
     place = (f"{cfg.teacher.replicas} replica(s), each a placement group of {len(pg['bundles'])} bundles "
@@ -244,7 +251,8 @@ def describe(cfg: JobConfig, p: RunPlan) -> str:
         f"input     {p.files.format}, {len(p.files.paths)} file(s) at {cfg.input.path} -> {p.inputs} prompts"
         + (f" (limit {cfg.input.limit})" if cfg.input.limit else ""),
         f"samples   {'1 mixed mode' if g.mix else f'{len(g.modes)} mode(s)'} x "
-        f"{g.samples_per_prompt} per prompt = {p.samples_per_input} per prompt -> {p.expected_samples} expected",
+        f"{g.samples_per_prompt} per prompt = {p.samples_per_input} per prompt -> {p.expected_samples} expected"
+        + (" at most" if g.accepted_per_prompt else ""),
         "modes", *modes,
         f"stages    {describe_stages(GENERATION, Context(cfg, p))}",
         f"teacher   {cfg.teacher.model} (dialect {cfg.teacher.dialect}, device {cfg.teacher.device}, "

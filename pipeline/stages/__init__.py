@@ -63,6 +63,8 @@ class Context:
     engine_factory: Any = None
     #: run-wide actors a stage makes and the run reads back when the data is written
     shared: dict = field(default_factory=dict)
+    round: Any = None    # sample until verified: what this pass makes (``rounds.Round``)
+    done_samples: Any = None  # ... and a resumed one's committed samples (``committed.DoneSet`` of sample ids)
 
 
 class Stage:
@@ -78,6 +80,7 @@ class Stage:
     #: set by ``chain``), with the samples each ``earlier`` row stands for
     progress: ClassVar[Any] = None
     per_input: ClassVar[int] = 1
+    run_id: ClassVar[str] = ""  # ... and counts it into the live metrics (``pipeline.metrics``) under this run
 
     @classmethod
     def wanted(cls, ctx: Context) -> bool:
@@ -124,6 +127,9 @@ class Stage:
             from ..progress import counts
 
             self.progress.add.remote(*counts(out, self.per_input))  # not awaited: the console's only
+            from ..metrics import rows_done
+
+            rows_done(out, self.run_id)
         return out
 
     def process(self, batch: pa.Table) -> pa.Table:
@@ -155,6 +161,8 @@ def stages_for(names: tuple[str, ...], ctx: Context) -> list[type[Stage]]:
 def chain(ds, names: tuple[str, ...], ctx: Context):
     """``ds`` (the read dataset) through the wanted stages of ``names``, lazily. With a
     ``ctx.shared["progress"]`` book, the last stage reports to it."""
+    from ..metrics import run_tag
+
     chosen = stages_for(names, ctx)
     book = ctx.shared.get("progress")
     for i, cls in enumerate(chosen):
@@ -164,7 +172,7 @@ def chain(ds, names: tuple[str, ...], ctx: Context):
         if book is not None and i == len(chosen) - 1:
             per_input = ctx.plan.samples_per_input if ctx.plan is not None else 1
             worker = type(cls.__name__, (cls,), {"progress": book, "per_input": per_input,
-                                                 "__module__": cls.__module__})
+                                                 "run_id": run_tag(ctx.job), "__module__": cls.__module__})
         with warnings.catch_warnings():
             # Ray 2.60 deprecates remote arguments passed through (``max_restarts``), but its
             # named parameters have none for restarts yet

@@ -64,13 +64,14 @@ class Prepare(Stage):
     @classmethod
     def settings(cls, ctx: Context) -> dict:
         return {"settings": PrepareSettings.of(ctx.job, ctx.deadline), "ledger": ctx.ledger, "done": ctx.done,
-                "earlier": ctx.earlier}
+                "earlier": ctx.earlier, "round": ctx.round, "done_samples": ctx.done_samples}
 
     @classmethod
     def describe(cls, ctx: Context) -> str:
         return f"prepare (render, tokenize; <= {ctx.job.ray.cpu_stage_actors} CPU workers)"
 
-    def __init__(self, settings: PrepareSettings, ledger=None, done=None, earlier=None):
+    def __init__(self, settings: PrepareSettings, ledger=None, done=None, earlier=None, round=None,
+                 done_samples=None):
         from transformers import AutoTokenizer
 
         from ..dialects import get_dialect
@@ -88,6 +89,9 @@ class Prepare(Stage):
         self.ledger = ledger
         self.done = done if done is not None and len(done) else None  # prompts a resumed run already holds
         self.earlier = earlier if earlier is not None and len(earlier) else None  # ... that earlier runs hold
+        # sample until verified (``pipeline.rounds``): this round's samples, and those a resumed run holds
+        self.round = round
+        self.done_samples = done_samples if done_samples is not None and len(done_samples) else None
         self.max_len = settings.max_model_len
         # follow-ups are read only when a mode uses them: a stray column must not fail a single-turn job
         self.columns = settings.columns
@@ -127,6 +131,10 @@ class Prepare(Stage):
                              f"{what} {p.prompt_id!r} already came from {owner}; each prompt must be unique")
             if self.done is not None and self.done.has(p.prompt_id if isinstance(p, Prompt) else f"@{loc}"):
                 continue  # committed by an earlier attempt (the ledger was seeded with its owner)
+            if self.round is not None and self.round.wanted is not None:  # a later round: the groups that need more
+                if isinstance(p, Prompt):  # (its errors and the earlier runs' prompts were written in round 0)
+                    out.extend(self._requests(raw, loc, p))
+                continue
             if isinstance(p, RowError):
                 out.extend(self._errors(raw, loc, p, prompt_id=None))
                 continue
@@ -159,6 +167,8 @@ class Prepare(Stage):
         rendered: dict[tuple, tuple[list[dict], str, list[int]] | RowError] = {}
         rows = []
         for spec in self.draws.specs_for(p.prompt_id):
+            if not self._makes(spec, p.prompt_id):
+                continue
             mode = spec.mode
             try:
                 follow_ups = self.draws.follow_ups_for(spec, p, self.s.generation.follow_ups)
@@ -200,6 +210,13 @@ class Prepare(Stage):
             })
         return rows
 
+    def _makes(self, spec: SampleSpec, prompt_id: str) -> bool:
+        """Whether this pass makes the sample: all of them, or a round's (less a resume's committed ones)."""
+        if self.round is None:
+            return True
+        sid = spec.sample_id(prompt_id)
+        return self.round.takes(spec.index, sid) and not (self.done_samples is not None and self.done_samples.has(sid))
+
     def _render(self, p: Prompt, mode: ModeConfig, flag: str | None, flag_turn: str | None, effort: str | None):
         field = p.field
         try:
@@ -231,6 +248,9 @@ class Prepare(Stage):
                 # prompt id has no sample ids, so its index numbers its samples (0..n-1): with the
                 # location it identifies each error row (``committed.row_keys``)
                 "mode": spec.mode.name if spec else None,
+                "thinking_budget": spec.budget if spec else None,
+                "min_thinking_tokens": spec.min_thinking if spec else None,
+                "reasoning_effort": spec.effort if spec else None,
                 "sample_index": spec.index if spec and prompt_id else i,
                 "sample_id": spec.sample_id(prompt_id) if prompt_id and spec else None,
             })

@@ -45,6 +45,7 @@ from ... import cores
 from ...dialects import get_dialect
 from ...engine import Completion, EmptyOutput, Engine, EngineDead, VllmEngine
 from ...logprobs import row_columns
+from ...metrics import gauge
 from ...pinned import on_driver_node
 from ...schema import to_table
 from .. import Context, Stage
@@ -83,7 +84,7 @@ class Generate(ThinkingControl, Stage):
         import ray
 
         # one book for all replicas: it outlives a replica whose engine died, and counts restarts
-        book = ctx.shared["deaths"] = ray.remote(DeathBook).options(**on_driver_node()).remote()
+        book = ctx.shared["deaths"] = ray.remote(DeathBook).options(**on_driver_node()).remote(ctx.job.output.run_id)
         return {"settings": GenerateSettings.of(ctx.job, ctx.deadline), "deaths": book,
                 "engine_factory": ctx.engine_factory}
 
@@ -138,6 +139,7 @@ class Generate(ThinkingControl, Stage):
         self.logprobs = settings.logprobs
         self.replica = name or f"{socket.gethostname()}:{os.getpid()}"  # stamped on its rows
         self._sem: asyncio.Semaphore | None = None
+        self._live, self.run_id = 0, settings.run_id  # requests in the engine now, and the metrics' run tag
         self._ids = itertools.count()
         self.deaths, self.gate = deaths, Gate()  # finding a request that kills its engine
         if deaths is not None:  # a second start of the same actor is a restart (counted in the summary)
@@ -179,6 +181,7 @@ class Generate(ThinkingControl, Stage):
                     return _failed(row, "deadline_reached", "ray.deadline_s was up before this request was sent; "
                                                             "it is made when the run is resumed")
                 row["t_submit"] = time.time()
+                self._in_flight(+1)
                 work = (self._conversation(row) if row.get("turn_flags")
                         else self._generate(row, row["prompt_token_ids"], row["prefill"], row["seed"]))
                 try:
@@ -186,6 +189,8 @@ class Generate(ThinkingControl, Stage):
                     c = await asyncio.wait_for(work, self.timeout) if self.timeout else await work
                 except EngineDead as e:
                     self._engine_died(e)  # while this request is still counted in flight
+                finally:
+                    self._in_flight(-1)
         except TimeoutError:
             return _failed(row, "request_timeout", f"no result within teacher.request_timeout_s = {self.timeout} s")
         except EmptyOutput as e:
@@ -245,6 +250,12 @@ class Generate(ThinkingControl, Stage):
         if row.get("prompt_text") is not None:  # output.keep_prompt_text: the prompt of the last turn
             row["prompt_text"] = prompt
         return c
+
+    def _in_flight(self, step: int) -> None:
+        """Requests in this replica's engine, for the live metrics (``pipeline.metrics``)."""
+        self._live += step
+        if self.run_id is not None:
+            gauge("thinkmill_requests_in_flight", self._live, run_id=self.run_id, replica=self.replica)
 
     def _engine_died(self, e: Exception) -> None:
         # The engine process is gone and every later request would fail too. Exit the actor so

@@ -71,6 +71,7 @@ class GenerateSettings:
     isolate_cores: bool = False  # ``teacher.isolate_cores``: the job's other processes keep off a CPU engine's cores
     min_replicas: int = 1  # ``teacher.min_replicas``: a replica takes work once that many engines are up
     start_timeout_s: float = 1800.0  # ``teacher.start_timeout_s``: an engine start taking longer counts as failed
+    run_id: str | None = None  # the live metrics' run tag (``pipeline.metrics``; None: not counted)
 
     @classmethod
     def of(cls, job, deadline: float | None = None) -> GenerateSettings:
@@ -81,4 +82,5 @@ class GenerateSettings:
         return cls(args, t.dialect, tuple(job.generation.modes), t.in_flight, t.engine.max_model_len,
                    t.request_timeout_s, deadline,
                    (loops.min_tokens, loops.max_tokens, loops.repeats) if loops else None,
-                   lp.top_k if lp is not None else None, t.isolate_cores, t.min_replicas, t.start_timeout_s)
+                   lp.top_k if lp is not None else None, t.isolate_cores, t.min_replicas, t.start_timeout_s,
+                   job.output.run_id)

@@ -18,7 +18,8 @@ import time
 class DeathBook:
     """Engine deaths per sample: in flight at a death, and in flight alone at one."""
 
-    def __init__(self):
+    def __init__(self, run_id: str = ""):
+        self.run_id = run_id  # the live metrics' tag (``pipeline.metrics``)
         self.deaths: dict[str, list[int]] = {}
         self.starts: dict[str, int] = {}   # per replica (its Ray actor id): times it started
         self.engine_deaths = 0
@@ -29,6 +30,10 @@ class DeathBook:
 
     def started(self, replica: str, host: str | None = None, cores: dict | None = None) -> None:
         self.starts[replica] = self.starts.get(replica, 0) + 1
+        if self.starts[replica] > 1:
+            from ...metrics import inc
+
+            inc("thinkmill_replica_restarts", run_id=self.run_id)
         if cores is not None:
             self.cores[host] = cores
 
@@ -56,7 +61,10 @@ class DeathBook:
                 "failed_starts": self.failed_starts}
 
     def record(self, sample_ids: list[str]) -> None:
+        from ...metrics import inc
+
         self.engine_deaths += 1
+        inc("thinkmill_engine_deaths", run_id=self.run_id)
         alone = len(sample_ids) == 1
         for sid in sample_ids:
             d = self.deaths.setdefault(sid, [0, 0])
