@@ -46,14 +46,15 @@ def bench_verified(config: str = "configs/local.yaml", prompts: int = 128) -> st
                                     (f"k = {K}, n = {N}", "k2", [f"generation.samples_per_prompt={N}",
                                                                  f"generation.accepted_per_prompt={K}"])):
             s = _run(config, prompts, out, run_id, *sets)
-            c, made = s["cost"], s["accepted"] + s["rejected"]["total"]
+            c, made, reached = s["cost"], s["accepted"] + s["rejected"]["total"], _reached(out, run_id)
             v = s.get("verified")
-            rows.append(f"| {label} | {_reached(out, run_id)} of {prompts} | {made:,} | {s['accepted']:,} | "
-                        f"{s['tokens']['completion']:,} | {c['tokens_per_accepted']} | {c['engine_s_per_accepted']} | "
-                        f"{s['wall_s']:.0f} | {v['passes'] if v else 1} |")
+            rows.append(f"| {label} | {reached} of {prompts} | {made:,} | {s['accepted']:,} | "
+                        f"{s['tokens']['completion']:,} | {s['tokens']['completion'] / max(reached, 1):,.0f} | "
+                        f"{c['tokens_per_accepted']:.0f} | {c['engine_s_per_accepted']} | {s['wall_s']:.0f} | "
+                        f"{v['passes'] if v else 1} |")
     return (f"| {prompts} prompts, think mode | prompts with >= {K} accepted | samples made | accepted | generated "
-            "tokens | tokens / accepted | engine-s / accepted | wall s | passes |\n"
-            "|---|---:|---:|---:|---:|---:|---:|---:|---:|\n" + "\n".join(rows) + "\n\n"
+            f"tokens | tokens per prompt with >= {K} | tokens / accepted | engine-s / accepted | wall s | passes |\n"
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n" + "\n".join(rows) + "\n\n"
             f"A k-run makes samples 0-{K - 1} of every prompt, then 2-3 and 4-7 of the prompts still short of "
             f"{K} accepted: a subset of the fixed n = {N} run (same ids, texts). Each round is one pass of the "
             "stream, and the replicas' engines start again for it: on the tiny teacher, whose samples take "

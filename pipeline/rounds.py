@@ -20,8 +20,7 @@ summary its histogram and the groups left unsolved (``unsolved.jsonl``).
 
 from __future__ import annotations
 
-from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
@@ -62,51 +61,86 @@ class Round:
         return self.wanted.has(sample_id)
 
 
-def committed_samples(folder) -> pa.Table:
-    """Every committed sample row of a prompt (accepted, rejected, error), with its ``status``."""
+def committed_samples(folder, extra: tuple[str, ...] = ()) -> pa.Table:
+    """Every committed sample row of a prompt (accepted, rejected, error), once (a retried write's
+    second copy is not counted), with its ``status``: the key columns, and ``extra``."""
+    want = [*GROUP, "sample_index", "sample_id", *extra]
     parts = []
-    for status, t in folder.tables(_READ, ("accepted", "rejected", "error")):
-        t = t.append_column("status", pa.array([status] * t.num_rows, pa.string()))
-        parts.append(t.select([c for c in (*_READ, "status") if c in t.column_names]))
+    for status, t in folder.tables(want, ("accepted", "rejected", "error")):
+        cols = {c: t[c] if c in t.column_names else pa.nulls(t.num_rows, pa.int64() if c in _INTS else pa.string())
+                for c in want}
+        parts.append(pa.table({**cols, "status": pa.array([status] * t.num_rows, pa.string())}))
     if not parts:
-        return pa.table({c: pa.array([], pa.string()) for c in (*GROUP, "status")}
-                        | {"sample_index": pa.array([], pa.int64())})
+        return pa.table({c: pa.array([], pa.int64() if c in _INTS else pa.string()) for c in (*want, "status")})
     t = pa.concat_tables(parts, promote_options="permissive")
-    return t.filter(pc.is_valid(t["prompt_id"]))
+    t = t.filter(pc.is_valid(t["prompt_id"]))
+    ids = t["sample_id"].to_numpy(zero_copy_only=False).astype(str)
+    first = np.sort(np.unique(ids, return_index=True)[1])
+    return t.take(first) if len(first) < t.num_rows else t
 
 
-def _groups(t: pa.Table, below: int | None = None) -> pa.Table:
-    """Per group: samples, accepted, and samples that reached the filters (below index ``below``)."""
-    if below is not None:
-        t = t.filter(pc.less(t["sample_index"], below))
-    status = t["status"]
-    t = pa.table({**{c: t[c] for c in GROUP},
-                  "made": pa.array(np.ones(t.num_rows, np.int64)),
-                  "accepted": pc.cast(pc.equal(status, "accepted"), pa.int64()),
-                  "judged": pc.cast(pc.is_in(status, pa.array(["accepted", "rejected"])), pa.int64())})
-    g = t.group_by(list(GROUP), use_threads=False).aggregate(
-        [("made", "sum"), ("accepted", "sum"), ("judged", "sum")])
-    return g.rename_columns([c.removesuffix("_sum") for c in g.column_names])
+_INTS = {"thinking_budget", "min_thinking_tokens", "sample_index"}
+
+
+def _keys(t: pa.Table) -> pa.ChunkedArray:
+    """One string per row naming its group (a null kept apart from any value)."""
+    return pc.binary_join_element_wise(*(pc.fill_null(pc.cast(t[c], pa.string()), "\x00") for c in GROUP), "\x1f")
+
+
+@dataclass
+class Groups:
+    """The groups of a table of committed samples: per row its group (``gid``), per group its key
+    columns (``table``, from its first row) and key string (``keys``); counted with numpy."""
+
+    table: pa.Table
+    keys: pa.Array
+    gid: np.ndarray
+    index: np.ndarray
+    accepted: np.ndarray
+    judged: np.ndarray
+
+    @classmethod
+    def of(cls, rows: pa.Table) -> Groups:
+        enc = pc.dictionary_encode(_keys(rows).combine_chunks()) if rows.num_rows else None
+        gid = enc.indices.to_numpy() if enc is not None else np.zeros(0, np.int64)
+        firsts = np.unique(gid, return_index=True)[1]
+        status = rows["status"]
+        keys = enc.dictionary if enc is not None else pa.array([], pa.string())
+
+        def np_(a):
+            return a.to_numpy(zero_copy_only=False)
+
+        return cls(rows.select(list(GROUP)).take(firsts), keys, gid, np_(rows["sample_index"]),
+                   np_(pc.equal(status, "accepted")), np_(pc.is_in(status, pa.array(["accepted", "rejected"]))))
+
+    def counts(self, below: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per group: samples, accepted, judged (reached the filters), of the samples below ``below``."""
+        keep = self.index < below if below is not None else np.ones(len(self.gid), bool)
+        g, size = self.gid[keep], self.table.num_rows
+        return (np.bincount(g, minlength=size), np.bincount(g, self.accepted[keep], size).astype(np.int64),
+                np.bincount(g, self.judged[keep], size).astype(np.int64))
 
 
 def next_round(folder, r: int, k: int, n: int, specs) -> Round | None:
     """Round ``r`` (>= 1) of a k-run, from what is committed: the sample ids of samples
     ``cut[r-1]..cut[r]-1`` of every group with fewer than k accepted below ``cut[r-1]`` (and one
-    judged); None when no group needs more. ``specs``: ``samples.plan_samples`` of the run."""
+    judged), less those already committed; a round with none is passed over for the next; None
+    when no round has any. ``specs``: ``samples.plan_samples`` of the run."""
     c = cuts(k, n)
     if r >= len(c):
         return None
     rows = committed_samples(folder)
-    g = _groups(rows, below=c[r - 1])
-    need = g.filter(pc.and_(pc.less(g["accepted"], k), pc.greater(g["judged"], 0)))
+    g = Groups.of(rows)
+    _, acc, judged = g.counts(below=c[r - 1])
+    need = g.table.take(np.flatnonzero((acc < k) & (judged > 0)))
     by_key = {(s.mode.name, s.budget, s.min_thinking, s.effort, s.index): s for s in specs}
-    have = DoneSet.of([x for x in rows["sample_id"].to_pylist() if x]) if "sample_id" in rows.column_names else None
+    have = DoneSet.of([x for x in rows["sample_id"].to_pylist() if x])
     ids = []
     for row in need.to_pylist():
         for i in range(c[r - 1], c[r]):
             spec = by_key.get((row["mode"], row["thinking_budget"], row["min_thinking_tokens"],
                                row["reasoning_effort"], i))
-            if spec is not None and not (have is not None and have.has(sid := spec.sample_id(row["prompt_id"]))):
+            if spec is not None and not have.has(sid := spec.sample_id(row["prompt_id"])):
                 ids.append(sid)
     if not ids:  # nothing to make in this round (a resume may hold it all): on to the next
         return next_round(folder, r + 1, k, n, specs)
@@ -119,9 +153,8 @@ def first_round_held(folder, k: int, n: int, per_input: int, inputs: int) -> boo
     run's prompt. Then a resume goes straight to the next round (no pass, no engine start)."""
     rows = committed_samples(folder)
     first = rows.filter(pc.less(rows["sample_index"], cuts(k, n)[0]))
-    per_prompt = Counter(first["prompt_id"].to_pylist())
     whole = per_input // n * cuts(k, n)[0]  # groups per prompt x samples in round 0
-    held = sum(m == whole for m in per_prompt.values())
+    held = int(pc.sum(pc.equal(pc.value_counts(first["prompt_id"]).field("counts"), whole)).as_py() or 0)
     others = set()
     for status, t in folder.tables(["prompt_id", "location"], ("error", "earlier")):
         if "location" in t.column_names:
@@ -134,49 +167,43 @@ def first_round_held(folder, k: int, n: int, per_input: int, inputs: int) -> boo
 class Outcome:
     """Per group at the end of a k-run: what it got, and what the accounting expects of it."""
 
-    groups: pa.Table   # GROUP columns, made, accepted, judged, expected (the samples the rule makes)
-    rows: pa.Table     # the committed sample rows (``committed_samples``)
-    _by_group: dict | None = field(default=None, repr=False)
+    groups: pa.Table   # GROUP columns, made, accepted, judged, expected
+    keys: pa.Array | None = None   # each group's key string (``_keys``), for stamping parts
+    rows: pa.Table | None = None   # the committed sample rows (``committed_samples``)
 
     @property
     def expected(self) -> int:
         return int(pc.sum(self.groups["expected"]).as_py() or 0)
 
-    def by_group(self) -> dict[tuple, tuple[int, int]]:
-        """Group key -> (made, accepted), built once."""
-        if self._by_group is None:
-            cols = [self.groups[c].to_pylist() for c in (*GROUP, "made", "accepted")]
-            self._by_group = {tuple(x[:-2]): (x[-2], x[-1]) for x in zip(*cols)}
-        return self._by_group
-
 
 def outcome(folder, k: int, n: int) -> Outcome:
-    """Each group's samples and verdicts, and how many samples the rule makes of it given its
-    verdicts: the first cut at which k had passed or none had reached the filters, else n."""
+    """Each group's samples and verdicts, and how many samples the accounting expects of it: what
+    the rule makes given its verdicts (the first cut at which k had passed or none had reached the
+    filters, else n), or what it holds where that is more (a resume that redid a transient error
+    which then passed; a prompt whose every sample failed in prepare)."""
     rows = committed_samples(folder)
-    g = _groups(rows)
-    expected = np.full(g.num_rows, n, np.int64)
-    settled = np.zeros(g.num_rows, bool)
-    keys = [tuple(x) for x in zip(*(g[c].to_pylist() for c in GROUP))]
+    g = Groups.of(rows)
+    made, acc, judged = g.counts()
+    expected = np.full(len(made), n, np.int64)
+    settled = np.zeros(len(made), bool)
     for c in cuts(k, n)[:-1]:
-        below = _groups(rows, below=c)
-        at = dict(zip([tuple(x) for x in zip(*(below[col].to_pylist() for col in GROUP))],
-                      zip(below["accepted"].to_pylist(), below["judged"].to_pylist())))
-        for i, key in enumerate(keys):
-            acc, judged = at.get(key, (0, 0))
-            if not settled[i] and (acc >= k or judged == 0):
-                expected[i], settled[i] = c, True
-    return Outcome(g.append_column("expected", pa.array(expected)), rows)
+        _, acc_c, judged_c = g.counts(below=c)
+        now = ~settled & ((acc_c >= k) | (judged_c == 0))
+        expected[now], settled[now] = c, True
+    table = g.table.append_column("made", pa.array(made, pa.int64())).append_column(
+        "accepted", pa.array(acc, pa.int64())).append_column("judged", pa.array(judged, pa.int64())).append_column(
+        "expected", pa.array(np.maximum(expected, made), pa.int64()))
+    return Outcome(table, g.keys, rows)
 
 
 def stamp_table(t: pa.Table, o: Outcome) -> pa.Table:
     """``t`` (a committed part of samples) with its groups' ``prompt_samples``, ``prompt_accepted``
     and ``prompt_pass_rate``."""
-    made = o.by_group()
-    got = [made.get(key, (None, None)) for key in zip(*(t[c].to_pylist() for c in GROUP))]
-    values = {"prompt_samples": pa.array([m for m, _ in got], pa.int64()),
-              "prompt_accepted": pa.array([a for _, a in got], pa.int64()),
-              "prompt_pass_rate": pa.array([round(a / m, 4) if m else None for m, a in got], pa.float64())}
+    at = pc.index_in(_keys(t), value_set=o.keys)
+    made = pc.take(o.groups["made"], at)
+    acc = pc.take(o.groups["accepted"], at)
+    values = {"prompt_samples": made, "prompt_accepted": acc,
+              "prompt_pass_rate": pc.round(pc.divide(pc.cast(acc, pa.float64()), pc.cast(made, pa.float64())), 4)}
     for name, col in values.items():
         i = t.schema.get_field_index(name)
         t = t.set_column(i, name, col) if i >= 0 else t.append_column(name, col)
@@ -187,7 +214,7 @@ def pass_rates(o: Outcome) -> dict[str, int]:
     """Groups by pass rate, in tenths (``"0.0"`` = under 0.1; ``"1.0"`` = all passed).
 
     >>> g = pa.table({"made": [2, 4, 8, 3], "accepted": [2, 1, 0, 2]})
-    >>> pass_rates(Outcome(g, None))
+    >>> pass_rates(Outcome(g))
     {'0.0': 1, '0.2': 1, '0.6': 1, '1.0': 1}
     """
     made, acc = np.array(o.groups["made"].to_pylist()), np.array(o.groups["accepted"].to_pylist())
@@ -196,12 +223,17 @@ def pass_rates(o: Outcome) -> dict[str, int]:
     return {f"{v / 10:.1f}": int(c) for v, c in zip(values.tolist(), counts.tolist())}
 
 
-def unsolved(o: Outcome, k: int, n: int) -> list[dict]:
-    """The groups that got n samples without k passing (as ``unsolved.jsonl`` of adaptive runs)."""
+def unsolved(o: Outcome, k: int, n: int, folder=None) -> list[dict]:
+    """The groups that got n samples without k passing (as ``unsolved.jsonl`` of adaptive runs),
+    with their prompt's source and reference (read from ``folder`` for those prompts only)."""
     g = o.groups.filter(pc.and_(pc.greater_equal(o.groups["made"], n), pc.less(o.groups["accepted"], k)))
     first: dict[str, dict] = {}
-    for r in o.rows.select([c for c in ("prompt_id", "source", "reference") if c in o.rows.column_names]).to_pylist():
-        first.setdefault(r["prompt_id"], r)
+    if g.num_rows and folder is not None:
+        ids = g["prompt_id"].unique()
+        for _, t in folder.tables(["prompt_id", "source", "reference"], ("accepted", "rejected")):
+            t = t.filter(pc.is_in(t["prompt_id"], ids))
+            for r in t.to_pylist():
+                first.setdefault(r["prompt_id"], r)
     return [{**{c: row[c] for c in GROUP}, "samples": row["made"], "accepted": row["accepted"],
              "source": first.get(row["prompt_id"], {}).get("source"),
              "reference": first.get(row["prompt_id"], {}).get("reference")}

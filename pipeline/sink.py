@@ -44,6 +44,7 @@ class SplitParquetSink(Datasink):
         self._rows_per_file = rows_per_file
         self.attempt = time.time() if attempt is None else attempt  # this attempt: its driver's start
         self.deaths = None  # the replicas' ``suspects.DeathBook``, once the generate stage has made it
+        self.before = (0, 0)  # engine deaths and replica restarts of this attempt's earlier passes (a k-run's rounds)
         self.tally: Tally = Tally()
 
     @property
@@ -97,7 +98,7 @@ class SplitParquetSink(Datasink):
             stats = ray.get(self.deaths.stats.remote(), timeout=10)
         except Exception:  # noqa: BLE001 - a count is not worth a part
             return None
-        return [stats["engine_deaths"], stats["replica_restarts"]]
+        return [stats["engine_deaths"] + self.before[0], stats["replica_restarts"] + self.before[1]]
 
     def on_write_complete(self, write_result):
         self.tally = Tally.total(write_result.write_returns)

@@ -35,9 +35,16 @@ def test_finished_rows_count_by_outcome_and_reason_and_tokens_by_replica(monkeyp
         ("thinkmill_generated_tokens", 5, {"run_id": "night", "replica": "h:2"})], key=str)
 
 
-def test_a_metric_that_cannot_be_recorded_is_skipped():
-    metrics.inc("thinkmill_samples", 1, run_id="x")  # the wrong tags: Ray refuses it, the row does not notice
+def test_a_metric_that_cannot_be_recorded_is_skipped(monkeypatch, caplog):
+    def broken(name):
+        raise RuntimeError(f"no exporter for {name}")
+
+    monkeypatch.setattr(metrics, "_metric", broken)
+    caplog.set_level("DEBUG", logger="pipeline.metrics")
+    metrics.inc("thinkmill_samples", 1, run_id="x")
     metrics.gauge("thinkmill_prompts_left", 3, run_id="x")
+    metrics.rows_done(pa.Table.from_pylist([{"status": "accepted"}]), "x")  # the other columns missing too
+    assert caplog.text.count("not recorded: no exporter") == 3
 
 
 def test_the_readmes_dashboard_reads_the_metrics_the_job_exports():

@@ -1,7 +1,7 @@
 """Sample until verified (``generation.accepted_per_prompt``), without the engine: which samples
 each round makes, what a resume keeps, the accounting and what the prepare stage emits. The
 same on the real engine (a k-run against the fixed-n run it is a subset of, and its resume) is
-in ``tests/test_verified_job.py``."""
+in ``tests/test_capabilities_job.py``."""
 
 from __future__ import annotations
 
@@ -60,6 +60,17 @@ def test_a_later_round_makes_the_next_samples_of_the_groups_short_of_k(folder):
     write(folder, "rejected", [("b", 2, None), ("b", 3, None), ("d", 3, None)])
     r2 = rounds.next_round(folder, 1, K, N, SPECS)
     assert r2.index == 2 and r2.wanted.has(sid("b", 4)) and len(r2.wanted) == 8  # b and d: 4..7
+
+
+def test_a_second_copy_of_a_row_counts_once_and_a_group_holding_more_than_the_rule_makes_is_not_missing(folder):
+    write(folder, "accepted", [("b", 0, None)])  # a retried write's second copy: b still has 1 of 2 accepted
+    assert rounds.next_round(folder, 1, K, N, SPECS).wanted.has(sid("b", 2))
+    # f passed twice in round 0 yet holds samples 2-3 too (a resume redid a transient error that then passed)
+    write(folder, "accepted", [("f", 0, None), ("f", 1, None)])
+    write(folder, "rejected", [("f", 2, None), ("f", 3, None)])
+    o = rounds.outcome(folder, K, N)
+    got = {r["prompt_id"]: (r["made"], r["expected"]) for r in o.groups.to_pylist()}
+    assert got["b"] == (2, N) and got["f"] == (4, 4) and got["a"] == (2, 2)
 
 
 def test_a_resume_goes_past_a_first_round_it_holds(folder):

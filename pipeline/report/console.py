@@ -59,7 +59,8 @@ def format_summary(s: dict) -> str:
                          f"unsolved {d['unsolved']}")
     if "verified" in s:
         v = s["verified"]
-        lines.append(f"  verified  k={v['k']} of n={v['n']} in {v['passes']} rounds (samples {v['samples_by_round']}): "
+        passes = f"{v['passes']} passes" if v["passes"] else "no pass (an earlier attempt made every round)"
+        lines.append(f"  verified  k={v['k']} of n={v['n']}, {passes}, samples by round {v['samples_by_round']}: "
                      f"{v['reached_k']} of {v['groups']} prompt groups reached k, unsolved {v['unsolved']} -> "
                      f"{v['unsolved_file']}; pass rate {v['pass_rate']}")
     if "cost" in s and s["cost"]["accepted"]:

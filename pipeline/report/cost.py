@@ -13,7 +13,7 @@ from ..tally import Tally
 
 
 def _per(x: float, n: int) -> float | None:
-    return round(x / n, 2) if n else None
+    return round(x / n, 3) if n else None
 
 
 def _label(mode: str, budget, least, effort) -> str:
@@ -110,7 +110,8 @@ def verified_section(s: dict) -> str:
     k = ("verified",)
     top = max(v["pass_rates"].values() or [1])
     body = (f"<p>k={esc(v['k'])} accepted of at most n={esc(v['n'])} per prompt and mode/budget, made in "
-            f"{num(v['passes'], (*k, 'passes'))} rounds up to {esc(v['cuts'])} samples; "
+            f"rounds up to {esc(v['cuts'])} samples ({num(v['passes'], (*k, 'passes'))} passes of the stream in "
+            f"this attempt); "
             f"{num(v['reached_k'], (*k, 'reached_k'))} of {num(v['groups'], (*k, 'groups'))} groups reached k, "
             f"{num(v['unsolved'], (*k, 'unsolved'))} unsolved (<code>{esc(v['unsolved_file'])}</code>), "
             f"{num(v['stopped_on_errors'], (*k, 'stopped_on_errors'))} stopped on errors; samples made "

@@ -94,6 +94,7 @@ def run(cfg: JobConfig, p: RunPlan | None = None, engine_factory=None) -> dict:
         # restored: isolate_cores moves the driver off the engines' cores (pipeline.cores); it may start others after
         with restored(), progress.shown(start, p.expected_samples, len(done) * p.samples_per_input):
             while ctx is not None:  # one pass; with k, one per round (each decided from the last one's verdicts)
+                sink.before = (stats["engine_deaths"], stats["replica_restarts"]) if stats else (0, 0)
                 stream(ctx, sink, cfg)
                 passes += 1
                 stats = summaries.add_stats(stats, call(ctx.shared["deaths"], "stats") if "deaths" in ctx.shared
@@ -210,7 +211,7 @@ def verified_block(cfg: JobConfig, folder: RunFolder, stamp: bool = False) -> di
     path = None
     if stamp:
         folder.restamp(("accepted", "rejected"), lambda t: rounds.stamp_table(t, o))
-        path = folder.write_jsonl("unsolved.jsonl", rounds.unsolved(o, k, n))
+        path = folder.write_jsonl("unsolved.jsonl", rounds.unsolved(o, k, n, folder))
     return rounds.summary(o, k, n, path)
 
 

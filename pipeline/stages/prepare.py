@@ -133,7 +133,7 @@ class Prepare(Stage):
                 continue  # committed by an earlier attempt (the ledger was seeded with its owner)
             if self.round is not None and self.round.wanted is not None:  # a later round: the groups that need more
                 if isinstance(p, Prompt):  # (its errors and the earlier runs' prompts were written in round 0)
-                    out.extend(self._requests(raw, loc, p))
+                    out.extend(self._guarded(raw, loc, p))
                 continue
             if isinstance(p, RowError):
                 out.extend(self._errors(raw, loc, p, prompt_id=None))
@@ -144,12 +144,17 @@ class Prepare(Stage):
                 out.append({"status": "earlier", "prompt_id": p.prompt_id, "run_id": self.s.run_id,
                             "source": p.source, "location": loc, "generated_by": by})
                 continue
-            try:
-                out.extend(self._requests(raw, loc, p))
-            except Exception as e:  # noqa: BLE001 - as above: this row's samples become error rows
-                out.extend(self._errors(raw, loc, RowError("prepare_failed", p.field, f"{type(e).__name__}: {e}"),
-                                        p.prompt_id, source=p.source))
+            out.extend(self._guarded(raw, loc, p))
         return to_table(out, stage=self.name)
+
+    def _guarded(self, raw: dict, loc: str, p: Prompt) -> list[dict]:
+        """The prompt's requests; where making them raises, its samples (of this pass) as error rows."""
+        try:
+            return self._requests(raw, loc, p)
+        except Exception as e:  # noqa: BLE001 - as above: this row's samples become error rows
+            specs = [s for s in self.draws.specs_for(p.prompt_id) if self._makes(s, p.prompt_id)]
+            return self._errors(raw, loc, RowError("prepare_failed", p.field, f"{type(e).__name__}: {e}"),
+                                p.prompt_id, specs, source=p.source)
 
     def _no_control_tokens(self, p: Prompt) -> None:
         """The teacher's control tokens (``<|im_start|>``, ``</think>``, ...) in user or system text
@@ -214,6 +219,8 @@ class Prepare(Stage):
         """Whether this pass makes the sample: all of them, or a round's (less a resume's committed ones)."""
         if self.round is None:
             return True
+        if self.round.wanted is None and spec.index >= self.round.cut:  # round 0: no hash needed to say no
+            return False
         sid = spec.sample_id(prompt_id)
         return self.round.takes(spec.index, sid) and not (self.done_samples is not None and self.done_samples.has(sid))
 
