@@ -93,16 +93,26 @@ def bench_bare(cfg, requests) -> dict:
 def bench_pipeline(cfg) -> dict:
     import ray
 
+    from bench.cpu import CpuSampler, per_thousand
+    from pipeline.run_folder import RunFolder
     from pipeline.runs.generate import run
+    from pipeline.tally import Tally
 
-    s = run(cfg)
+    sampler = CpuSampler().start()  # this process (the driver) and every process of its embedded Ray
+    try:
+        s = run(cfg)
+    finally:
+        sampler.stop()
+    t = Tally.of_committed(RunFolder(s["output"]))  # the engines' busy window, as the summary counts it
+    requests = sum(w["requests"] for w in s["replica_work"].values())
+    cpu = per_thousand(sampler.between(t.t_first, t.t_last), requests)
     # a fresh Ray per run: otherwise the next run shares the cores with this one's replicas
     # shutting down, and whichever runs second looks slower
     ray.shutdown()
     if not s["accounted"]:
         raise RuntimeError(f"pipeline lost samples: {s['missing']}")
     return {"tokens": s["tokens"]["completion"], "window_s": s["engine_window_s"], "wall_s": s["wall_s"],
-            "replicas_seen": s["replicas_seen"], "restarts": s["replica_restarts"]}
+            "replicas_seen": s["replicas_seen"], "restarts": s["replica_restarts"], "cpu": cpu}
 
 
 def _ray_data_llm(cfg, requests, concurrency, results) -> None:
@@ -114,10 +124,12 @@ def _ray_data_llm(cfg, requests, concurrency, results) -> None:
 
     kw = engine_kwargs(cfg.teacher, cfg.generation.modes)
     model = kw.pop("model")
-    # the logical CPUs of the pipeline's own embedded Ray (replicas + CPU stages): with only the
-    # cores', the engines hold them all and ray.data.llm's preprocess task never gets one
+    from bench.cpu import CpuSampler, per_thousand
     from pipeline.runs.plan import make_plan
 
+    sampler = CpuSampler().start()  # this process and its Ray's (started below, its children)
+    # the logical CPUs of the pipeline's own embedded Ray (replicas + CPU stages): with only the
+    # cores', the engines hold them all and ray.data.llm's preprocess task never gets one
     ray.init(num_cpus=make_plan(cfg).ray_cpus, include_dashboard=False, log_to_driver=False)
     started = time.time()
     processor = build_processor(
@@ -133,9 +145,11 @@ def _ray_data_llm(cfg, requests, concurrency, results) -> None:
     ds = ray.data.from_items([{"ids": r["prompt_token_ids"], "sp": _sampling(r)} for r in requests])
     rows = processor(ds).take_all()
     wall = time.time() - started
+    sampler.stop()
     ray.shutdown()
-    results.put({"tokens": sum(r["tokens"] for r in rows), "wall_s": wall,
-                 "window_s": max(r["done"] for r in rows) - min(r["done"] - r["latency"] for r in rows)})
+    t0, t1 = min(r["done"] - r["latency"] for r in rows), max(r["done"] for r in rows)
+    results.put({"tokens": sum(r["tokens"] for r in rows), "wall_s": wall, "window_s": t1 - t0,
+                 "cpu": per_thousand(sampler.between(t0, t1), len(rows))})
 
 
 def bench_ray_data_llm(cfg, requests, concurrency) -> dict:
@@ -189,7 +203,7 @@ def bench_generation(config: str, prompts: int) -> tuple[str, dict]:
     """Every workload on every side; the section's table and the ratios."""
     lines = ["| workload | side | generated tokens | engines busy (s) | tokens/s | x bare | wall incl. start-up (s) "
              "| tokens/s | x bare |", "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
-    ratios = {}
+    ratios, cpu_rows = {}, []
     for name, (think_only, samples) in WORKLOADS.items():
         cfg, cfg_nf, cfg_iso = configs(config, prompts, think_only, samples)
         requests = build_requests(cfg)
@@ -210,7 +224,21 @@ def bench_generation(config: str, prompts: int) -> tuple[str, dict]:
             lines.append(f"| {name} | {side} | {s['tokens']} | {s['window_s']:.1f} | {w:.0f} "
                          f"| {ratios[(name, side)]:.2f} "
                          f"| {s['wall_s']:.1f} | {t:.0f} | {t / (bare['tokens'] / bare['wall_s']):.2f} |")
+            if "cpu" in s:
+                cpu_rows.append((name, side, s["cpu"]))
             if "restarts" in s:
                 lines[-1] = lines[-1].replace(f"| {side} |", f"| {side} (replicas served {s['replicas_seen']}, "
                                                              f"restarts {s['restarts']}) |")
-    return "\n".join(lines), ratios
+    return "\n".join(lines) + "\n\n" + cpu_table(cpu_rows), ratios
+
+
+def cpu_table(rows: list[tuple[str, str, dict]]) -> str:
+    """CPU milliseconds per 1,000 requests over each side's busy window, by role (``bench.cpu``)."""
+    roles = list(dict.fromkeys(k for _, _, c in rows for k in c if k != "outside the engine"))
+    head = "| workload | side | outside the engine | " + " | ".join(roles) + " |"
+    return "\n".join([
+        "CPU milliseconds per 1,000 requests over the busy window, by process role (`bench/cpu.py`: /proc sampled "
+        "every 0.5 s over the side's process tree; the engine's own is the vLLM EngineCore processes'):", "",
+        head, "|---|---|" + "---:|" * (len(roles) + 1),
+        *(f"| {w} | {side} | **{c['outside the engine']:,.0f}** | " + " | ".join(f"{c.get(r, 0):,.0f}" for r in roles)
+          + " |" for w, side, c in rows)])

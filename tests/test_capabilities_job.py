@@ -356,7 +356,7 @@ def test_sampling_until_verified_makes_the_fixed_n_runs_samples_a_prompt_needs(c
         g for g, rows in mine.items() if len(rows) == 4 and sum(r["reject_reason"] is None for r in rows) < 2)
     # what a kept sample cost, and where it shows
     c = s["cost"]
-    assert c["tokens_per_accepted"] == round(s["tokens"]["completion"] / s["accepted"], 2)
+    assert c["tokens_per_accepted"] == round(s["tokens"]["completion"] / s["accepted"], 3)
     assert sum(d["tokens"] for d in c["rejected_tokens"].values()) + sum(
         r["completion_tokens"] for r in made if r["reject_reason"] is None) == s["tokens"]["completion"]
     page = (out / "verified" / "report.html").read_text()

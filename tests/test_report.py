@@ -221,7 +221,7 @@ def test_two_nights_side_by_side(tmp_path):
     assert lookup(a, ["errors", "total"]) == 8 and "+8" in page
     # what a kept sample cost, a against b
     ca, cb = a["cost"], b["cost"]
-    assert ca["tokens_per_accepted"] == round(a["tokens"]["completion"] / a["accepted"], 2)
+    assert ca["tokens_per_accepted"] == round(a["tokens"]["completion"] / a["accepted"], 3)
     assert f'{ca["tokens_per_accepted"] - cb["tokens_per_accepted"]:+,.1f}' in page
     assert "tokens spent on wrong_answer" in page
 
