@@ -268,6 +268,11 @@ class RayConfig(Strict):
     new work (rows not yet prepared are left; requests not yet sent become ``deadline_reached``
     rows, redone on resume), lets the requests in flight finish, keeps what is committed and
     exits 5. Running the same command again resumes. ``null`` = no deadline."""
+    node_loss_grace_s: float = Field(default=120, gt=0)
+    """Seconds the job waits, after a node is lost mid-run, for Ray to place the actors it held
+    again (on a node with room, or one that joins). Then, if some still have no room, the job stops
+    the pass, keeps what it committed, and makes the rest in a new pass on the nodes that remain
+    (``pipeline.node_loss``)."""
 
 
 def _protocols(v: dict) -> dict:

@@ -63,6 +63,11 @@ class ProgressBook:
     def get(self) -> tuple[list[int], float | None]:
         return self.totals, self.first
 
+    def rebase(self, samples: int) -> None:
+        """A stopped pass (``pipeline.node_loss``) is redone: what it finished but did not commit
+        is made again, so the count goes back to the samples committed (less the console's base)."""
+        self.totals[0] = samples
+
 
 def counts(table: pa.Table, per_input: int) -> tuple[int, int, int, int]:
     """A finished batch as (samples, samples made here, accepted, generated tokens): an ``earlier``

@@ -92,6 +92,9 @@ def format_summary(s: dict) -> str:
         last = s["start_failures"][-1]
         lines.append(f"  starts    {s['failed_starts']} engine start(s) failed, the last on {last['host']}: "
                      f"{last['reason'][:200]}")
+    for e in s.get("nodes_lost") or []:  # pipeline.node_loss: a pass stopped and redone
+        lines.append(f"  lost      node(s) {', '.join(e['nodes'])}: {e['actors']} actor(s) had no room after "
+                     f"{e['waited_s']:g} s; the pass was redone on the nodes that remained")
     if s.get("replica_work"):
         util = s.get("replica_utilization")
         over = ([f"{len(attempts)} attempts"] if len(attempts) > 1 else []) + (

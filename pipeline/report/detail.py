@@ -223,6 +223,11 @@ def throughput(s: dict) -> str:
                     f'{len(s["start_failures"])}:</p>' + table(["host", "when (UTC)", "why"], [
                         [esc(f["host"]), esc(time.strftime("%H:%M:%S", time.gmtime(f["at"]))), esc(f["reason"][:500])]
                         for f in s["start_failures"]]))
+    for e in s.get("nodes_lost") or []:  # pipeline.node_loss: a pass a lost node stopped, redone
+        body.append(f'<p class="note">{esc(time.strftime("%H:%M:%S", time.gmtime(e["at"])))} UTC: node(s) '
+                    f'{esc(", ".join(e["nodes"]))} lost; {esc(e["actors"])} pipeline actor(s) found no room on the '
+                    f'other nodes within {esc(e["waited_s"])} s (ray.node_loss_grace_s); the pass was stopped and '
+                    f'what it had not committed was made in a new pass on the nodes that remained.</p>')
     attempts = s.get("attempts") or []
     if len(attempts) > 1:  # a resumed run: the engine figures add up every attempt that committed rows
         body.append("<p class=\"note\">Attempts that committed generated rows (the engines' window is the sum of "

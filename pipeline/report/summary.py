@@ -210,6 +210,7 @@ class RunFacts:
     adaptive: dict | None = None       # generation.adaptive's block (``adaptive_summary``)
     verified: dict | None = None       # generation.accepted_per_prompt's block (``rounds.summary``)
     passes: int = 1                    # passes of the stream (one per round when sampling until verified)
+    nodes_lost: tuple = ()             # passes a lost node stopped (``pipeline.node_loss``)
     budget_plot: str | None = None     # budget_report.png, where written
     report: str | None = None          # report.html, where written
 
@@ -316,6 +317,8 @@ def build(cfg, inputs: int, per_input: int, run_url: str, t: Tally, facts: RunFa
         **({"budget_plot": facts.budget_plot} if facts.budget_plot else {}),
         **({"adaptive": facts.adaptive} if facts.adaptive is not None else {}),
         **({"verified": {**facts.verified, "passes": facts.passes}} if facts.verified is not None else {}),
+        # nodes lost with no room left for their actors: each stopped a pass, redone on the nodes that remained
+        **({"nodes_lost": list(facts.nodes_lost)} if facts.nodes_lost else {}),
         # a completed run's report.html (None: it could not be made); an unfinished run has none yet
         **({} if unfinished else {"report": facts.report}),
     }

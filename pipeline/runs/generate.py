@@ -27,6 +27,7 @@ from ..cores import restored
 from ..identity import identity_config
 from ..ledger import IdLedger, Locations
 from ..logprobs import tokenizer_meta
+from ..node_loss import NodeLoss
 from ..read import read_input
 from ..report import summary as summaries
 from ..run_folder import SAMPLES, RunFolder
@@ -90,15 +91,23 @@ def run(cfg: JobConfig, p: RunPlan | None = None, engine_factory=None) -> dict:
         if k and state == "resume" and rounds.first_round_held(folder, k, cfg.generation.samples_per_prompt,
                                                                p.samples_per_input, p.inputs):
             ctx = later_round(ctx, folder, deadline)  # round 0 is all committed: no pass (and no engine start) for it
-        passes, stats = 0, None
+        passes, stats, lost = 0, None, []
         # restored: isolate_cores moves the driver off the engines' cores (pipeline.cores); it may start others after
         with restored(), progress.shown(start, p.expected_samples, len(done) * p.samples_per_input):
             while ctx is not None:  # one pass; with k, one per round (each decided from the last one's verdicts)
                 sink.before = (stats["engine_deaths"], stats["replica_restarts"]) if stats else (0, 0)
-                stream(ctx, sink, cfg)
+                tripped = stream(ctx, sink, cfg)
                 passes += 1
                 stats = summaries.add_stats(stats, call(ctx.shared["deaths"], "stats") if "deaths" in ctx.shared
                                             else None)
+                if tripped is not None:  # a node lost, no room for its actors: this pass again, less its commits
+                    lost.append({"at": tripped["at"], "nodes": tripped["nodes"], "actors": len(tripped["actor_ids"]),
+                                 "waited_s": tripped["waited_s"]})
+                    ctx = redo(ctx, folder, locations, deadline, len(lost))
+                    if ctx is not None:  # the progress line counts from what is committed again
+                        committed = len(ctx.done_samples) if k else len(ctx.done) * p.samples_per_input
+                        call(ctx.shared["progress"], "rebase", committed - len(done) * p.samples_per_input)
+                    continue
                 ctx = later_round(ctx, folder, deadline)
         folder.reconcile(None)  # a write task Ray retried may have left a second copy: drop it
         kept_logprobs = settle(folder) if cfg.output.logprobs else None  # logprobs/: the accepted samples'
@@ -109,7 +118,7 @@ def run(cfg: JobConfig, p: RunPlan | None = None, engine_factory=None) -> dict:
             fingerprint=fp, runs_consulted=tuple(earlier_runs),
             logprobs={"top_k": cfg.output.logprobs.top_k, **kept_logprobs} if kept_logprobs is not None else None,
             deadline_passed=deadline is not None and time.time() >= deadline, passes=passes,
-            verified=verified_block(cfg, folder) if k else None)
+            verified=verified_block(cfg, folder) if k else None, nodes_lost=tuple(lost))
         if summaries.stopped_at_deadline(t, p.inputs, p.samples_per_input, facts):
             # not complete: no summary.json (a re-run resumes); what it got to, for the log
             summary = summaries.build(cfg, p.inputs, p.samples_per_input, p.run_url, t, facts)
@@ -121,17 +130,44 @@ def run(cfg: JobConfig, p: RunPlan | None = None, engine_factory=None) -> dict:
     return summary
 
 
-def stream(ctx: Context, sink, cfg: JobConfig) -> None:
-    """One pass of the input through the stages into the sink, under the engines' start watch."""
+def stream(ctx: Context, sink, cfg: JobConfig) -> dict | None:
+    """One pass of the input through the stages into the sink, under the engines' start watch and
+    the node-loss watch. -> None, or why the node-loss watch stopped the pass (``NodeLoss``)."""
     ds = chain(read_input(ctx.plan.files, cfg.input.limit), GENERATION, ctx)
     sink.deaths = ctx.shared.get("deaths")  # made with the generate stage
-    with Watch(sink.deaths, cfg.teacher.replicas, cfg.teacher.min_replicas, cfg.teacher.start_timeout_s) as w:
-        try:
+    w = Watch(sink.deaths, cfg.teacher.replicas, cfg.teacher.min_replicas, cfg.teacher.start_timeout_s)
+    lost = NodeLoss(cfg.ray.node_loss_grace_s)
+    try:  # around the watches' exits too: an interrupt sent as the pass ended arrives while they stop
+        with w, lost:
             ds.write_datasink(sink)
-        except KeyboardInterrupt:
-            if w.failure:  # too few engines came up: the watch stopped the dataset
-                raise ReplicasDown(w.failure) from None
-            raise
+    except KeyboardInterrupt:
+        if w.failure:  # too few engines came up: the watch stopped the dataset
+            raise ReplicasDown(w.failure) from None
+        if lost.tripped:  # a lost node's actors found no room: the watch stopped the pass
+            return lost.tripped
+        raise
+    return None
+
+
+MAX_REDONE_PASSES = 10  # node losses one run redoes a pass for before it gives up (a re-run resumes)
+
+
+def redo(ctx: Context, folder: RunFolder, locations: Locations, deadline: float | None, times: int) -> Context | None:
+    """The pass a node loss stopped, again: what it committed is kept, as a resume keeps it (half-
+    committed prompts dropped, each row once), and the rest is made; the same round of a k-run.
+    None when the deadline is up (the run is then unfinished, and resumes later)."""
+    if deadline is not None and time.time() >= deadline:
+        return None
+    if times > MAX_REDONE_PASSES:
+        raise RuntimeError(f"{times} passes stopped by lost nodes in one run; giving up (running the same command "
+                           f"again resumes: what is committed is kept)")
+    if ctx.job.generation.accepted_per_prompt:
+        done, done_samples, dropped, _ = folder.reconcile_samples(locations.pack_all)
+    else:
+        (done, dropped, _), done_samples = folder.reconcile(ctx.plan.samples_per_input, locations.pack_all), None
+    log.warning("redoing the pass a lost node stopped: %d prompt(s) done, %d half-committed row(s) dropped",
+                len(done), dropped)
+    return replace(ctx, done=done, done_samples=done_samples)
 
 
 def later_round(ctx: Context, folder: RunFolder, deadline: float | None) -> Context | None:
