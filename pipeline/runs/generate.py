@@ -14,6 +14,7 @@ completed or not, rebuilds the output root's ``manifest.json``.
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import time
@@ -144,6 +145,8 @@ def stream(ctx: Context, sink, cfg: JobConfig) -> dict | None:
         if w.failure:  # too few engines came up: the watch stopped the dataset
             raise ReplicasDown(w.failure) from None
         if lost.tripped:  # a lost node's actors found no room: the watch stopped the pass
+            del ds  # Dataset.__del__ shuts its executor down: the pools' actors go before the next pass's start
+            gc.collect()
             return lost.tripped
         raise
     return None
