@@ -46,8 +46,9 @@ class NodeLoss:
         self.tripped: dict | None = None
         self._alive: dict[str, str] = {}   # node id -> address, every node seen alive in this pass
         self._dead: dict[str, float] = {}  # node id -> when first seen dead
-        self._since: dict[str, float] = {}  # actor id -> when first seen RESTARTING after a node died
+        self._since: dict[str, float] = {}  # actor id -> when first seen RESTARTING with no live node
         self._stop = threading.Event()
+        self._lock = threading.Lock()  # the pass's end and the interrupt: one or the other, never both
         self._thread = threading.Thread(target=self._loop, name="thinkmill-node-loss", daemon=True)
 
     def __enter__(self) -> NodeLoss:
@@ -55,7 +56,8 @@ class NodeLoss:
         return self
 
     def __exit__(self, *exc) -> None:
-        self._stop.set()
+        with self._lock:
+            self._stop.set()
         self._thread.join(timeout=10)
 
     def _loop(self) -> None:
@@ -65,35 +67,40 @@ class NodeLoss:
             except Exception as e:  # noqa: BLE001 - a missed look is retried at the next
                 log.debug("node loss: look failed: %s", e)
                 continue
-            if (why := self.step(nodes, restarting, time.time())) is not None:
+            if (why := self.step(nodes, restarting, time.time())) is None:
+                continue
+            with self._lock:
+                if self._stop.is_set():  # the pass ended meanwhile: nothing to stop
+                    return
                 self.tripped = why
-                for actor in why["actor_ids"]:
-                    try:
-                        self._kill(actor)
-                    except Exception as e:  # noqa: BLE001 - the pass stops anyway; the job's end kills it
-                        log.warning("node loss: could not kill actor %s: %s", actor, e)
-                self.stream.write(f"node(s) {', '.join(why['nodes'])} lost; {len(why['actor_ids'])} pipeline "
-                                  f"actor(s) found no room on the other nodes within ray.node_loss_grace_s = "
-                                  f"{self.grace:g} s: stopping this pass, to make what it had not committed in a "
-                                  f"new pass on the nodes that remain\n")
-                self.stream.flush()
                 _thread.interrupt_main()
-                return
+            self.stream.write(f"node(s) {', '.join(why['nodes'])} lost; {len(why['actor_ids'])} pipeline "
+                              f"actor(s) found no room on the other nodes within ray.node_loss_grace_s = "
+                              f"{self.grace:g} s: stopping this pass, to make what it had not committed in a "
+                              f"new pass on the nodes that remain\n")
+            self.stream.flush()
+            for actor in why["actor_ids"]:  # after the interrupt: their tasks' errors must not end the pass first
+                try:
+                    self._kill(actor)
+                except Exception as e:  # noqa: BLE001 - the pass stops anyway; the job's end kills it
+                    log.warning("node loss: could not kill actor %s: %s", actor, e)
+            return
 
-    def step(self, nodes: dict[str, tuple[bool, str]], restarting: list[str], now: float) -> dict | None:
-        """One look: ``nodes`` (node id -> (alive, address)), the job's ``RESTARTING`` actor ids.
-        -> why to stop the pass now, or None.
+    def step(self, nodes: dict[str, tuple[bool, str]], restarting: dict[str, str], now: float) -> dict | None:
+        """One look: ``nodes`` (node id -> (alive, address)), the job's ``RESTARTING`` actors (id ->
+        the node Ray last had them on). -> why to stop the pass now, or None. An actor counts while
+        it has no live node: on a node that died in this pass, or none (waiting for room).
 
         >>> w = NodeLoss(grace_s=60)
-        >>> w.step({"a": (True, "h"), "b": (True, "w")}, [], 0.0) is None  # all well
+        >>> w.step({"a": (True, "h"), "b": (True, "w")}, {}, 0.0) is None  # all well
         True
-        >>> w.step({"a": (True, "h"), "b": (False, "w")}, ["x"], 10.0) is None  # b died; x waits for room
+        >>> w.step({"a": (True, "h"), "b": (False, "w")}, {"x": "b"}, 10.0) is None  # b died; x waits for room
         True
-        >>> w.step({"a": (True, "h"), "b": (False, "w")}, ["x", "y"], 65.0) is None  # not yet 60 s
+        >>> w.step({"a": (True, "h"), "b": (False, "w")}, {"x": "b", "y": "", "z": "a"}, 65.0) is None
         True
-        >>> w.step({"a": (True, "h"), "b": (False, "w")}, ["x", "y"], 70.0)
+        >>> w.step({"a": (True, "h"), "b": (False, "w")}, {"x": "b", "y": "", "z": "a"}, 70.0)  # z: on a, alive
         {'nodes': ['w'], 'actor_ids': ['x'], 'waited_s': 60.0, 'at': 70.0}
-        >>> NodeLoss(grace_s=1).step({"a": (True, "h")}, ["z"], 99.0) is None  # restarting, no node lost
+        >>> NodeLoss(grace_s=1).step({"a": (True, "h")}, {"q": ""}, 99.0) is None  # restarting, no node lost
         True
         """
         for node, (alive, address) in nodes.items():
@@ -103,25 +110,25 @@ class NodeLoss:
                 self._dead.setdefault(node, now)
         if not self._dead:  # an actor restarting on a live node (its process died) is Ray's to restart
             return None
-        still = set(restarting)
-        self._since = {a: t for a, t in self._since.items() if a in still}
-        for a in restarting:
+        homeless = {a for a, node in restarting.items() if not nodes.get(node, (False, ""))[0]}
+        self._since = {a: t for a, t in self._since.items() if a in homeless}
+        for a in homeless:
             self._since.setdefault(a, now)
         stuck = sorted(a for a, t in self._since.items() if now - t >= self.grace)
         if not stuck:
             return None
         return {"nodes": sorted(self._alive[n] for n in self._dead), "actor_ids": stuck,
-                "waited_s": float(self.grace), "at": round(now, 3)}
+                "waited_s": round(now - min(self._since[a] for a in stuck), 1), "at": round(now, 3)}
 
 
-def _look() -> tuple[dict[str, tuple[bool, str]], list[str]]:
+def _look() -> tuple[dict[str, tuple[bool, str]], dict[str, str]]:
     import ray
     from ray._private import state
 
     nodes = {n["NodeID"]: (bool(n["Alive"]), n.get("NodeManagerAddress", n["NodeID"][:8])) for n in ray.nodes()}
     job = ray.JobID.from_hex(ray.get_runtime_context().get_job_id())
-    restarting = list(state.actors(job_id=job, actor_state_name="RESTARTING"))
-    return nodes, restarting
+    restarting = state.actors(job_id=job, actor_state_name="RESTARTING")
+    return nodes, {a: (info.get("Address") or {}).get("NodeID", "") for a, info in restarting.items()}
 
 
 def _kill(actor_id: str) -> None:

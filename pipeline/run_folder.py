@@ -210,6 +210,22 @@ class RunFolder:
                 f.write(json.dumps(item, ensure_ascii=False) + "\n")
         return f"{self.url}/{name}"
 
+    def settle(self, quiet_s: float = 5.0, most_s: float = 60.0) -> None:
+        """Wait until no part is being written (no part or scratch file new or growing for
+        ``quiet_s``), at most ``most_s``: a stopped pass's last write tasks finish before the
+        folder is read. (Scratch a cancelled task left is ``clean_scratch``'s.)"""
+        fs, root = self._fs
+        last, since, start = None, time.time(), time.time()
+        while time.time() - start < most_s:
+            fs.invalidate_cache()
+            now = sorted((path, info.get("size")) for pattern in (f"{root}/*/*.parquet", f"{root}/_tmp/*")
+                         for path, info in fs.glob(pattern, detail=True).items())
+            if now != last:
+                last, since = now, time.time()
+            elif time.time() - since >= quiet_s:
+                return
+            time.sleep(0.5)
+
     def clean_scratch(self) -> None:
         """Drop what a crashed job left half written (``_tmp/``)."""
         fs, root = self._fs

@@ -24,8 +24,8 @@ PROMPTS = 24
 
 
 def test_the_watch_kills_the_stuck_actors_and_stops_the_pass():
-    looks = iter([({"h": (True, "10.0.0.1"), "w": (True, "10.0.0.2")}, [])]
-                 + [({"h": (True, "10.0.0.1"), "w": (False, "10.0.0.2")}, ["a1", "a2"])] * 1000)
+    looks = iter([({"h": (True, "10.0.0.1"), "w": (True, "10.0.0.2")}, {})]
+                 + [({"h": (True, "10.0.0.1"), "w": (False, "10.0.0.2")}, {"a1": "w", "a2": ""})] * 1000)
     killed, out = [], io.StringIO()
     w = NodeLoss(grace_s=0.3, poll_s=0.05, stream=out, look=lambda: next(looks), kill=killed.append)
     started = time.time()
@@ -44,7 +44,7 @@ def test_a_look_that_fails_is_retried_and_restarts_on_live_nodes_are_left_to_ray
         calls.append(1)
         if len(calls) % 2:
             raise ConnectionError("GCS busy")
-        return {"h": (True, "10.0.0.1")}, ["a1"]  # restarting, but no node was lost: Ray restarts it in place
+        return {"h": (True, "10.0.0.1")}, {"a1": ""}  # restarting, but no node was lost: Ray restarts it
 
     w = NodeLoss(grace_s=0.05, poll_s=0.02, stream=io.StringIO(), look=look, kill=lambda a: None)
     with w:
@@ -64,8 +64,8 @@ class LoseANode:
         if self.tripped_at is None and list(self.folder.glob("*/*.parquet")):
             self.tripped_at = time.time()
         if self.tripped_at is not None and time.time() - self.tripped_at < 5:
-            return {**alive, "worker": (False, "10.0.0.2")}, ["actor-on-worker"]
-        return alive, []
+            return {**alive, "worker": (False, "10.0.0.2")}, {"actor-on-worker": "worker"}
+        return alive, {}
 
 
 def _run(tmp: Path, run_id: str, *overrides: str):
@@ -104,23 +104,48 @@ def whole(tmp_path_factory, ray_session) -> Path:
     return tmp / "whole" / "run"
 
 
-def test_a_pass_stopped_by_a_lost_node_is_redone_to_exactly_the_uninterrupted_samples(tmp_path, whole, monkeypatch):
-    """Sampling until verified (k = 1, no filters: round 0 is all; a fixed-n run's stopped pass,
-    with vLLM, is the ``ray start`` cluster test's): exactly the uninterrupted run's samples of
-    index 0, in one pass more, each once; the console and the report say what happened."""
+@pytest.mark.parametrize("k", [None, 1])
+def test_a_pass_stopped_by_a_lost_node_is_redone_to_exactly_the_uninterrupted_samples(tmp_path, whole, monkeypatch,
+                                                                                      k):
+    """Fixed n: exactly the uninterrupted run's rows. Sampling until verified (k = 1, no filters:
+    round 0 is all): exactly its samples of index 0. In one pass more, each row once; the console
+    and the report say what happened."""
     look = LoseANode(tmp_path / "lost" / "run")
     monkeypatch.setattr(node_loss, "_look", look)
     monkeypatch.setattr(node_loss, "_kill", lambda actor: None)
     monkeypatch.setattr(node_loss, "POLL_S", 0.2)
-    s = _run(tmp_path, "lost", "generation.accepted_per_prompt=1")
+    s = _run(tmp_path, "lost", *([f"generation.accepted_per_prompt={k}"] if k else []))
     assert look.tripped_at is not None, "the run ended before its first commit: nothing was lost"
     (event,) = s["nodes_lost"]
-    assert event["nodes"] == ["10.0.0.2"] and event["actors"] == 1
-    assert s["accounted"] and s["verified"]["passes"] == 2
-    got, before = _rows(tmp_path / "lost" / "run"), _rows(whole, index=0)
-    assert got == before and len(before) == PROMPTS * 2  # think and no_think, draw 0
+    assert event["nodes"] == ["10.0.0.2"] and event["actors"] == 1 and event["waited_s"] >= 0.5
+    assert s["accounted"]
+    got, before = _rows(tmp_path / "lost" / "run"), _rows(whole, index=0 if k else None)
+    assert got == before and len(before) == PROMPTS * 2 * (1 if k else 2)  # think, no_think; 1 or 2 draws
+    if k:
+        assert s["verified"]["passes"] == 2
+        return
     page = (tmp_path / "lost" / "run" / "report.html").read_text(encoding="utf-8")
     assert "node(s) 10.0.0.2 lost; 1 pipeline actor(s) found no room" in page
     from pipeline.report.console import format_summary
 
     assert "lost      node(s) 10.0.0.2: 1 actor(s) had no room" in format_summary(s)
+
+
+def test_the_watch_reads_rays_tables_and_kills_by_id(ray_session):
+    """Ray's internal driver APIs the watch relies on (``_look``, ``_kill``), on the embedded Ray:
+    this node alive, nothing restarting; an actor the driver made, killed by its id, stays dead."""
+    import ray
+
+    @ray.remote(max_restarts=-1)
+    class Worker:
+        def ping(self):
+            return "pong"
+
+    a = Worker.remote()
+    assert ray.get(a.ping.remote()) == "pong"
+    nodes, restarting = node_loss._look()
+    assert ray.get_runtime_context().get_node_id() in nodes and any(alive for alive, _ in nodes.values())
+    assert restarting == {}
+    node_loss._kill(a._actor_id.hex())
+    with pytest.raises(ray.exceptions.RayActorError):
+        ray.get(a.ping.remote(), timeout=60)

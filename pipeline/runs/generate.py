@@ -14,7 +14,6 @@ completed or not, rebuilds the output root's ``manifest.json``.
 
 from __future__ import annotations
 
-import gc
 import json
 import logging
 import time
@@ -106,7 +105,7 @@ def run(cfg: JobConfig, p: RunPlan | None = None, engine_factory=None) -> dict:
                                  "waited_s": tripped["waited_s"]})
                     ctx = redo(ctx, folder, locations, deadline, len(lost))
                     if ctx is not None:  # the progress line counts from what is committed again
-                        committed = len(ctx.done_samples) if k else len(ctx.done) * p.samples_per_input
+                        committed = len(ctx.done) * p.samples_per_input + (len(ctx.done_samples) if k else 0)
                         call(ctx.shared["progress"], "rebase", committed - len(done) * p.samples_per_input)
                     continue
                 ctx = later_round(ctx, folder, deadline)
@@ -141,12 +140,11 @@ def stream(ctx: Context, sink, cfg: JobConfig) -> dict | None:
     try:  # around the watches' exits too: an interrupt sent as the pass ended arrives while they stop
         with w, lost:
             ds.write_datasink(sink)
-    except KeyboardInterrupt:
-        if w.failure:  # too few engines came up: the watch stopped the dataset
+    except BaseException as e:
+        if isinstance(e, KeyboardInterrupt) and w.failure:  # too few engines came up: the watch stopped the dataset
             raise ReplicasDown(w.failure) from None
-        if lost.tripped:  # a lost node's actors found no room: the watch stopped the pass
-            del ds  # Dataset.__del__ shuts its executor down: the pools' actors go before the next pass's start
-            gc.collect()
+        if lost.tripped:  # a lost node's actors found no room: the watch stopped the pass (or their tasks failed)
+            sink.folder.settle()  # its last write tasks may still commit
             return lost.tripped
         raise
     return None
@@ -157,20 +155,31 @@ MAX_REDONE_PASSES = 10  # node losses one run redoes a pass for before it gives 
 
 def redo(ctx: Context, folder: RunFolder, locations: Locations, deadline: float | None, times: int) -> Context | None:
     """The pass a node loss stopped, again: what it committed is kept, as a resume keeps it (half-
-    committed prompts dropped, each row once), and the rest is made; the same round of a k-run.
-    None when the deadline is up (the run is then unfinished, and resumes later)."""
+    committed prompts dropped, each row once, transient errors redone), and the rest is made; a
+    k-run goes on from round 0 as a resumed one does. None when the deadline is up (the run is
+    then unfinished, and resumes later) or, in a k-run, when nothing is left to make."""
     if deadline is not None and time.time() >= deadline:
         return None
     if times > MAX_REDONE_PASSES:
         raise RuntimeError(f"{times} passes stopped by lost nodes in one run; giving up (running the same command "
                            f"again resumes: what is committed is kept)")
-    if ctx.job.generation.accepted_per_prompt:
-        done, done_samples, dropped, _ = folder.reconcile_samples(locations.pack_all)
-    else:
-        (done, dropped, _), done_samples = folder.reconcile(ctx.plan.samples_per_input, locations.pack_all), None
-    log.warning("redoing the pass a lost node stopped: %d prompt(s) done, %d half-committed row(s) dropped",
-                len(done), dropped)
-    return replace(ctx, done=done, done_samples=done_samples)
+    g = ctx.job.generation
+    if not g.accepted_per_prompt:
+        done, dropped, _ = folder.reconcile(ctx.plan.samples_per_input, locations.pack_all)
+        log.warning("redoing the pass a lost node stopped: %d prompt(s) done, %d half-committed row(s) dropped",
+                    len(done), dropped)
+        return replace(ctx, done=done)
+    # a k-run starts over from round 0 as a resume does: the transient errors reconcile drops, of any
+    # round, are made again there (a later round makes only its own draws)
+    done, done_samples, dropped, _ = folder.reconcile_samples(locations.pack_all)
+    log.warning("redoing the pass a lost node stopped: %d sample(s) kept, %d row(s) dropped", len(done_samples),
+                dropped)
+    ctx = replace(ctx, done=done, done_samples=done_samples, round=rounds.Round(0, rounds.cuts(
+        g.accepted_per_prompt, g.samples_per_prompt)[0]))
+    if rounds.first_round_held(folder, g.accepted_per_prompt, g.samples_per_prompt, ctx.plan.samples_per_input,
+                               ctx.plan.inputs):
+        return later_round(ctx, folder, deadline)
+    return ctx
 
 
 def later_round(ctx: Context, folder: RunFolder, deadline: float | None) -> Context | None:
