@@ -46,7 +46,7 @@ class NodeLoss:
         self.tripped: dict | None = None
         self._alive: dict[str, str] = {}   # node id -> address, every node seen alive in this pass
         self._dead: dict[str, float] = {}  # node id -> when first seen dead
-        self._since: dict[str, float] = {}  # actor id -> when first seen RESTARTING with no live node
+        self._since: dict[str, float] = {}  # actor id -> when first seen RESTARTING after a node died
         self._stop = threading.Event()
         self._lock = threading.Lock()  # the pass's end and the interrupt: one or the other, never both
         self._thread = threading.Thread(target=self._loop, name="thinkmill-node-loss", daemon=True)
@@ -88,8 +88,10 @@ class NodeLoss:
 
     def step(self, nodes: dict[str, tuple[bool, str]], restarting: dict[str, str], now: float) -> dict | None:
         """One look: ``nodes`` (node id -> (alive, address)), the job's ``RESTARTING`` actors (id ->
-        the node Ray last had them on). -> why to stop the pass now, or None. An actor counts while
-        it has no live node: on a node that died in this pass, or none (waiting for room).
+        the node Ray's table names for them). -> why to stop the pass now, or None. Every one counts,
+        wherever the table places it: a lost node's actor waiting for room is shown on a live node
+        (where its placement waits), seen on the cluster test. (The job's actors are quick to start:
+        a replica starts its engine after its constructor, so a restart with room is soon ALIVE.)
 
         >>> w = NodeLoss(grace_s=60)
         >>> w.step({"a": (True, "h"), "b": (True, "w")}, {}, 0.0) is None  # all well
@@ -98,7 +100,7 @@ class NodeLoss:
         True
         >>> w.step({"a": (True, "h"), "b": (False, "w")}, {"x": "b", "y": "", "z": "a"}, 65.0) is None
         True
-        >>> w.step({"a": (True, "h"), "b": (False, "w")}, {"x": "b", "y": "", "z": "a"}, 70.0)  # z: on a, alive
+        >>> w.step({"a": (True, "h"), "b": (False, "w")}, {"x": "b", "y": "", "z": "a"}, 70.0)
         {'nodes': ['w'], 'actor_ids': ['x'], 'waited_s': 60.0, 'at': 70.0}
         >>> NodeLoss(grace_s=1).step({"a": (True, "h")}, {"q": ""}, 99.0) is None  # restarting, no node lost
         True
@@ -110,9 +112,8 @@ class NodeLoss:
                 self._dead.setdefault(node, now)
         if not self._dead:  # an actor restarting on a live node (its process died) is Ray's to restart
             return None
-        homeless = {a for a, node in restarting.items() if not nodes.get(node, (False, ""))[0]}
-        self._since = {a: t for a, t in self._since.items() if a in homeless}
-        for a in homeless:
+        self._since = {a: t for a, t in self._since.items() if a in restarting}
+        for a in restarting:
             self._since.setdefault(a, now)
         stuck = sorted(a for a, t in self._since.items() if now - t >= self.grace)
         if not stuck:
