@@ -38,7 +38,7 @@ POLL_S = 2.0  # seconds between two looks at Ray's tables
 
 class NodeLoss:
     """Watches one pass (a context manager around the dataset's execution); ``tripped`` says why
-    it stopped the pass, or None."""
+    it stopped the pass (when, the lost nodes, how many actors, how long they waited), or None."""
 
     def __init__(self, grace_s: float, poll_s: float | None = None, stream=None, look=None, kill=None):
         self.grace, self.poll, self.stream = grace_s, poll_s or POLL_S, stream or sys.stderr
@@ -72,7 +72,9 @@ class NodeLoss:
             with self._lock:
                 if self._stop.is_set():  # the pass ended meanwhile: nothing to stop
                     return
-                self.tripped = why
+                # what summary.json's nodes_lost lists (the actors' ids are of no use after this pass)
+                self.tripped = {"at": why["at"], "nodes": why["nodes"], "actors": len(why["actor_ids"]),
+                                "waited_s": why["waited_s"]}
                 _thread.interrupt_main()
             self.stream.write(f"node(s) {', '.join(why['nodes'])} lost; {len(why['actor_ids'])} pipeline "
                               f"actor(s) found no room on the other nodes within ray.node_loss_grace_s = "

@@ -87,10 +87,7 @@ def run(cfg: JobConfig, p: RunPlan | None = None, engine_factory=None) -> dict:
         deadline = started + cfg.ray.deadline_s if cfg.ray.deadline_s else None
         first = rounds.Round(0, rounds.cuts(k, cfg.generation.samples_per_prompt)[0]) if k else None
         start = Context(cfg, p, done, ledger, deadline, earlier, engine_factory, round=first, done_samples=done_samples)
-        ctx = start
-        if k and state == "resume" and rounds.first_round_held(folder, k, cfg.generation.samples_per_prompt,
-                                                               p.samples_per_input, p.inputs):
-            ctx = later_round(ctx, folder, deadline)  # round 0 is all committed: no pass (and no engine start) for it
+        ctx = first_round(start, folder, deadline) if k and state == "resume" else start
         passes, stats, lost = 0, None, []
         # restored: isolate_cores moves the driver off the engines' cores (pipeline.cores); it may start others after
         with restored(), progress.shown(start, p.expected_samples, len(done) * p.samples_per_input):
@@ -101,8 +98,7 @@ def run(cfg: JobConfig, p: RunPlan | None = None, engine_factory=None) -> dict:
                 stats = summaries.add_stats(stats, call(ctx.shared["deaths"], "stats") if "deaths" in ctx.shared
                                             else None)
                 if tripped is not None:  # a node lost, no room for its actors: this pass again, less its commits
-                    lost.append({"at": tripped["at"], "nodes": tripped["nodes"], "actors": len(tripped["actor_ids"]),
-                                 "waited_s": tripped["waited_s"]})
+                    lost.append(tripped)
                     ctx = redo(ctx, folder, locations, deadline, len(lost))
                     if ctx is not None:  # the progress line counts from what is committed again
                         committed = len(ctx.done) * p.samples_per_input + (len(ctx.done_samples) if k else 0)
@@ -132,7 +128,7 @@ def run(cfg: JobConfig, p: RunPlan | None = None, engine_factory=None) -> dict:
 
 def stream(ctx: Context, sink, cfg: JobConfig) -> dict | None:
     """One pass of the input through the stages into the sink, under the engines' start watch and
-    the node-loss watch. -> None, or why the node-loss watch stopped the pass (``NodeLoss``)."""
+    the node-loss watch. -> None, or why the node-loss watch stopped the pass (``NodeLoss.tripped``)."""
     ds = chain(read_input(ctx.plan.files, cfg.input.limit), GENERATION, ctx)
     sink.deaths = ctx.shared.get("deaths")  # made with the generate stage
     w = Watch(sink.deaths, cfg.teacher.replicas, cfg.teacher.min_replicas, cfg.teacher.start_timeout_s)
@@ -174,8 +170,15 @@ def redo(ctx: Context, folder: RunFolder, locations: Locations, deadline: float 
     done, done_samples, dropped, _ = folder.reconcile_samples(locations.pack_all)
     log.warning("redoing the pass a lost node stopped: %d sample(s) kept, %d row(s) dropped", len(done_samples),
                 dropped)
-    ctx = replace(ctx, done=done, done_samples=done_samples, round=rounds.Round(0, rounds.cuts(
-        g.accepted_per_prompt, g.samples_per_prompt)[0]))
+    return first_round(replace(ctx, done=done, done_samples=done_samples), folder, deadline)
+
+
+def first_round(ctx: Context, folder: RunFolder, deadline: float | None) -> Context | None:
+    """A k-run that goes on from what is committed (a resume, a pass a lost node stopped): round 0,
+    or, when round 0 is all committed, the next round that needs anything (no pass, and no engine
+    start, for round 0); None when none does."""
+    g = ctx.job.generation
+    ctx = replace(ctx, round=rounds.Round(0, rounds.cuts(g.accepted_per_prompt, g.samples_per_prompt)[0]))
     if rounds.first_round_held(folder, g.accepted_per_prompt, g.samples_per_prompt, ctx.plan.samples_per_input,
                                ctx.plan.inputs):
         return later_round(ctx, folder, deadline)
