@@ -104,6 +104,18 @@ class ResourcesConfig(Strict):
 
     num_cpus: float | None = Field(default=None, gt=0)
     num_gpus: float | None = Field(default=None, ge=0)
+    custom: dict[str, Annotated[float, Field(gt=0)]] = Field(default_factory=dict, json_schema_extra=SPEED)
+    """Ray custom resources each replica takes, e.g. ``{teacher_slot: 1}`` to keep replicas on the
+    nodes started with ``ray start --resources='{"teacher_slot": 1}'`` (one each there). Ray's own
+    resources are ``num_cpus`` / ``num_gpus``, not here."""
+
+    @field_validator("custom")
+    @classmethod
+    def _custom_names(cls, v: dict[str, float]) -> dict[str, float]:
+        own = sorted(k for k in v if k in ("CPU", "GPU", "memory", "object_store_memory") or not k.strip())
+        if own:
+            raise ValueError(f"{own} are not custom resources (use num_cpus / num_gpus; Ray sets memory itself)")
+        return v
 
 
 def _check_dialect(name: str) -> str:

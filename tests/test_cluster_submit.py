@@ -88,7 +88,7 @@ def cluster():
     gcs, dashboard, client = ports[:3]
     head = [RAY, "start", "--head", f"--port={gcs}", f"--dashboard-port={dashboard}", "--dashboard-host=127.0.0.1",
             "--include-dashboard=true", f"--ray-client-server-port={client}", f"--temp-dir={temp}", "--num-cpus=3",
-            "--disable-usage-stats", *_node_ports(ports[3:9], (23000, 23499))]
+            "--disable-usage-stats", '--resources={"teacher_slot": 1}', *_node_ports(ports[3:9], (23000, 23499))]
     # 3 CPUs on the head, 4 on the worker: the job's pools need more than the head alone has, so a
     # replica and CPU-stage actors live on the worker, and a lost worker needs a new node to finish.
     # The second node gets its own temp dir: sharing the head's, its runtime-env agent would
@@ -103,7 +103,7 @@ def cluster():
                "metrics": [ports[8], ports[14]]}
     finally:
         _stop(temp)
-        for tag in ("w", "w2", "w3"):  # the workers Ray renamed (ray::...) are found by their node's mark
+        for tag in ("w", "wb", "w2", "w3"):  # the workers Ray renamed (ray::...) are found by their node's mark
             for pid in _marked(f"{mark}-{tag}"):
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
@@ -112,13 +112,15 @@ def cluster():
 MARK = "THINKMILL_TEST_NODE"
 
 
-def _join(temp: Path, gcs: int, tag: str, ports: list[int], workers: tuple[int, int], mark: str) -> None:
+def _join(temp: Path, gcs: int, tag: str, ports: list[int], workers: tuple[int, int], mark: str, cpus: int = 4,
+          extra: tuple[str, ...] = (), env: dict | None = None) -> None:
     """Start a worker node (4 CPUs) with its own temp dir; every process of it inherits
     ``THINKMILL_TEST_NODE=<mark>-<tag>`` (Ray renames its workers' command lines, and vLLM's engine
-    processes are the workers' children: the environment is what finds them all)."""
-    cmd = [RAY, "start", f"--address=127.0.0.1:{gcs}", "--num-cpus=4", "--disable-usage-stats",
-           f"--temp-dir={temp}/{tag}", *_node_ports(ports, workers)]
-    r = subprocess.run(cmd, env={**_env(), MARK: f"{mark}-{tag}"}, capture_output=True, text=True, timeout=300)
+    processes are the workers' children: the environment is what finds them all) and ``env``."""
+    cmd = [RAY, "start", f"--address=127.0.0.1:{gcs}", f"--num-cpus={cpus}", "--disable-usage-stats",
+           f"--temp-dir={temp}/{tag}", *extra, *_node_ports(ports, workers)]
+    r = subprocess.run(cmd, env={**_env(), **(env or {}), MARK: f"{mark}-{tag}"}, capture_output=True, text=True,
+                       timeout=300)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
 
 
@@ -149,12 +151,15 @@ def _submit(cluster: dict, *args: str, timeout: int = 900) -> subprocess.Complet
     return subprocess.run(cmd, cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=timeout)
 
 
-def test_the_cluster_has_two_nodes(cluster):
+def _alive(cluster: dict) -> int:
     r = subprocess.run([RAY, "list", "nodes", "--address", cluster["address"], "--format", "json"],
                        capture_output=True, text=True, env=_env(), timeout=120)
     assert r.returncode == 0, r.stderr[-2000:]
-    nodes = [n for n in json.loads(r.stdout) if n.get("state") == "ALIVE"]
-    assert len(nodes) == 2
+    return len([n for n in json.loads(r.stdout) if n.get("state") == "ALIVE"])
+
+
+def test_the_cluster_has_two_nodes(cluster):
+    assert _alive(cluster) == 2
 
 
 def scrape(ports: list[int], run_id: str) -> dict[str, dict[tuple, float]]:
@@ -279,6 +284,41 @@ def test_engines_that_cannot_start_fail_the_job_with_their_error_not_a_hang(clus
         in r.stdout, log
     assert "Engine core initialization failed" in r.stdout, log  # vLLM's own words, per failed start
     assert time.time() - t0 < 400, log  # not start_timeout_s (1800 s by default)
+
+
+def test_a_node_whose_engine_cannot_start_costs_its_replica_not_the_night(cluster, tmp_path):
+    """A node joins whose environment breaks vLLM's engine start (its IPC socket directory does not
+    exist, as on a node with a broken temp dir). The job's 2 replicas each take a ``teacher_slot``
+    (``teacher.resources.custom``): the head has one, the broken node the other, so one replica
+    starts there and fails. With ``teacher.min_replicas`` 1 the head's replica generates everything;
+    the failed start is retried with backoff meanwhile (its engine never comes up), printed as it
+    happens, and named in the summary; the job succeeds. The broken node leaves afterwards."""
+    _join(cluster["temp"], cluster["gcs"], "wb", _free_ports(6), (25000, 25499), cluster["mark"], cpus=1,
+          extra=('--resources={"teacher_slot": 1}',), env={"VLLM_RPC_BASE_PATH": f"/nonexistent-{cluster['mark']}"})
+    try:
+        prompts = tmp_path / "prompts.jsonl"
+        lines = (ROOT / "tests" / "tiny_teacher" / "prompts.jsonl").read_text(encoding="utf-8").splitlines()[:6]
+        prompts.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        r = _submit(cluster, "--set", f"input.path={prompts}", "--set", f"output.path={tmp_path / 'out'}",
+                    "--set", f"teacher.model={ARTIFACT_DIR}", "--set", "output.run_id=broken-node",
+                    "--set", "teacher.resources.custom.teacher_slot=1")
+    finally:
+        for pid in _marked(f"{cluster['mark']}-wb"):  # the broken node leaves, and Ray knows it before the next test
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        end = time.time() + 120
+        while _alive(cluster) > 2 and time.time() < end:
+            time.sleep(3)
+    log = r.stdout[-6000:] + r.stderr[-2000:]
+    assert r.returncode == 0 and "succeeded" in r.stdout, log
+    summary = json.loads((tmp_path / "out" / "broken-node" / "summary.json").read_text())
+    assert summary["accounted"] and summary["inputs"] == 6, summary
+    assert summary["replicas_seen"] == 1, summary["replica_work"]  # the head's replica made every sample
+    print("start failures:", summary["start_failures"])
+    assert summary["failed_starts"] >= 1, summary
+    assert all("No such file or directory for ipc path" in f["reason"] for f in summary["start_failures"]), \
+        summary["start_failures"]
+    assert "teacher engine start failed on" in r.stdout and "the start is retried" in r.stdout, log
 
 
 def _job_status(cluster: dict, job_id: str) -> str:

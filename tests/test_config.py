@@ -52,6 +52,10 @@ def test_minimal_config_gets_documented_defaults():
     ({**MIN, "teacher": {"model": "m", "replicas": 2, "min_replicas": 3}},
      "teacher", ["min_replicas (3) is more than replicas (2)"]),
     ({**MIN, "teacher": {"model": "m", "start_timeout_s": 0}}, "teacher.start_timeout_s", ["greater than 0"]),
+    ({**MIN, "teacher": {"model": "m", "resources": {"custom": {"GPU": 1}}}}, "teacher.resources.custom",
+     ["['GPU'] are not custom resources (use num_cpus / num_gpus"]),
+    ({**MIN, "teacher": {"model": "m", "resources": {"custom": {"slot": 0}}}}, "teacher.resources.custom.slot",
+     ["greater than 0"]),
 ])
 def test_errors_name_the_key_path(data, key, words):
     with pytest.raises(ConfigError) as exc:

@@ -93,15 +93,26 @@ def placement(cfg: JobConfig) -> dict | None:
     n = t.engine.tensor_parallel_size
     if t.device != "gpu" or n == 1:
         return None
-    return {"bundles": [{"CPU": 1, "GPU": 1} for _ in range(n)], "strategy": "PACK"}
+    # the replica actor takes the first bundle: its custom resources (teacher.resources.custom) go there
+    return {"bundles": [{"CPU": 1, "GPU": 1, **(t.resources.custom if i == 0 else {})} for i in range(n)],
+            "strategy": "PACK"}
 
 
 def replica_resources(cfg: JobConfig) -> dict:
+    """What one replica actor reserves: ``num_cpus``, ``num_gpus`` and any custom resources by name.
+
+    >>> from pipeline.config import JobConfig
+    >>> replica_resources(JobConfig.model_validate({"input": {"path": "p"}, "teacher": {"model": "m",
+    ...     "device": "cpu", "resources": {"custom": {"teacher_slot": 1}}}}))
+    {'num_cpus': 1, 'num_gpus': 0, 'teacher_slot': 1.0}
+    """
     t = cfg.teacher
     if t.device == "gpu":
-        return {"num_cpus": t.resources.num_cpus or 1,
-                "num_gpus": t.resources.num_gpus if t.resources.num_gpus is not None else t.engine.tensor_parallel_size}
-    return {"num_cpus": t.resources.num_cpus or 1, "num_gpus": 0}
+        own = {"num_cpus": t.resources.num_cpus or 1,
+               "num_gpus": t.resources.num_gpus if t.resources.num_gpus is not None else t.engine.tensor_parallel_size}
+    else:
+        own = {"num_cpus": t.resources.num_cpus or 1, "num_gpus": 0}
+    return {**own, **t.resources.custom}
 
 
 def work_units(in_flight: int, batch_size: int, share: int | None = None) -> tuple[int, int]:
@@ -150,10 +161,13 @@ def resource_needs(cfg: JobConfig, p: RunPlan) -> tuple[dict, str]:
 
     cpu_stages = [s for s in stages_for(GENERATION, Context(cfg, p)) if s.pool != "replicas"]
     r = p.replica_resources
-    cpus = cfg.teacher.replicas * r["num_cpus"] + len(cpu_stages) * CPU_STAGE_CPUS + 1
-    what = (f"{cfg.teacher.replicas} replica(s) x {r['num_cpus']:g} CPU, {r['num_gpus']:g} GPU + "
+    n = cfg.teacher.replicas
+    cpus = n * r["num_cpus"] + len(cpu_stages) * CPU_STAGE_CPUS + 1
+    custom = {k: v for k, v in r.items() if k not in ("num_cpus", "num_gpus")}
+    what = (f"{n} replica(s) x {r['num_cpus']:g} CPU, {r['num_gpus']:g} GPU"
+            + "".join(f", {v:g} {k}" for k, v in custom.items()) + " (teacher.resources) + "
             f"{len(cpu_stages)} CPU stage worker(s) + 1 for reads and writes")
-    return {"CPU": cpus, "GPU": cfg.teacher.replicas * r["num_gpus"]}, what
+    return {"CPU": cpus, "GPU": n * r["num_gpus"], **{k: n * v for k, v in custom.items()}}, what
 
 
 def check_teacher(teacher) -> None:

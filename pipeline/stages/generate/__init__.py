@@ -102,11 +102,14 @@ class Generate(ThinkingControl, Stage):
         import ray.data
 
         k = ctx.plan.batches_per_replica
-        resources = dict(ctx.plan.replica_resources)
+        own = dict(ctx.plan.replica_resources)
+        resources = {"num_cpus": own.pop("num_cpus"), "num_gpus": own.pop("num_gpus")}
         pg = ctx.plan.placement
         if pg is not None:  # TP > 1: the GPUs are the placement group's; the actor takes none itself
             resources = {"num_cpus": pg["bundles"][0]["CPU"], "num_gpus": 0,
                          "ray_remote_args_fn": functools.partial(placement_strategy, pg)}
+        if own:  # custom resources (teacher.resources.custom); with a placement group, its first bundle's
+            resources["resources"] = own
         return dict(batch_format="pyarrow", batch_size=ctx.plan.rows_per_batch,
                     compute=ray.data.ActorPoolStrategy(size=ctx.job.teacher.replicas, max_tasks_in_flight_per_actor=k,
                                                        max_concurrent_calls_per_actor=k),
@@ -120,7 +123,8 @@ class Generate(ThinkingControl, Stage):
         self.cores = None  # a CPU engine's: {"compute": its workers' cores, "others": the rest of the job's}
         if engine is None:  # retried until it is up (a hang past start_timeout_s counts as failed)
             host = socket.gethostname()
-            report = (lambda why: call(deaths, "start_failed", host, why)) if deaths is not None else None
+            me = _actor_id() or f"{host}:{os.getpid()}"  # whose starts failed: a broken node's must not fail the rest
+            report = (lambda why: call(deaths, "start_failed", host, why, me)) if deaths is not None else None
             if deaths is not None:
                 call(deaths, "start_begins")
             if engine_factory is None and settings.isolate_cores:  # its workers inherit this mask: all cores

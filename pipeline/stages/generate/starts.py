@@ -145,16 +145,19 @@ class Watch:
     def verdict(self, s: dict, elapsed: float) -> str | None:
         """Why the job must fail now, or None.
 
+        A replica whose starts keep failing (a broken node) fails nothing while another may still
+        come up: only every replica failed twice, none up, ends the job before the timeout.
+
         >>> w = Watch(None, replicas=2, min_replicas=1, timeout_s=60)
         >>> f = [{"host": "n1", "reason": "OSError: x", "at": 0.0}]
-        >>> w.verdict({"up": 1, "failed": 9, "failures": f}, 999), w.verdict({"up": 0, "failed": 3, "failures": f}, 10)
-        (None, None)
-        >>> w.verdict({"up": 0, "failed": 4, "failures": f}, 10)[:62]
+        >>> w.verdict({"up": 1, "failed": 9, "failed_twice": 2, "failures": f}, 999)
+        >>> w.verdict({"up": 0, "failed": 5, "failed_twice": 1, "failures": f}, 10)  # the other still starting
+        >>> w.verdict({"up": 0, "failed": 4, "failed_twice": 2, "failures": f}, 10)[:62]
         '0 of the 2 teacher replica(s) up, 1 needed (teacher.min_replic'
         """
         if s["up"] >= self.need:
             return None
-        if elapsed < self.timeout and not (s["up"] == 0 and s["failed"] >= 2 * self.replicas):
+        if elapsed < self.timeout and not (s["up"] == 0 and s["failed_twice"] >= self.replicas):
             return None
         when = (f"after teacher.start_timeout_s = {self.timeout:g} s" if elapsed >= self.timeout
                 else "and every replica's start failed twice")

@@ -26,6 +26,7 @@ class DeathBook:
         self.cores: dict[str, dict] = {}   # per host: a CPU engine's cores and the rest of the job's
         self.start_failures: list[dict] = []  # the last 50 failed engine starts: host, reason, when
         self.failed_starts = 0
+        self.failed_by: dict[str, int] = {}  # per replica (its Ray actor id): failed starts
         self.first_start: float | None = None  # when the first engine start began (epoch seconds)
 
     def started(self, replica: str, host: str | None = None, cores: dict | None = None) -> None:
@@ -37,8 +38,9 @@ class DeathBook:
         if cores is not None:
             self.cores[host] = cores
 
-    def start_failed(self, host: str, reason: str) -> None:
+    def start_failed(self, host: str, reason: str, replica: str = "") -> None:
         self.failed_starts += 1
+        self.failed_by[replica] = self.failed_by.get(replica, 0) + 1
         failure = {"host": host, "reason": reason, "at": round(time.time(), 1)}
         self.start_failures = [*self.start_failures[-49:], failure]
 
@@ -51,7 +53,7 @@ class DeathBook:
 
     def start_stats(self) -> dict:
         return {"up": len(self.starts), "failed": self.failed_starts, "failures": self.start_failures,
-                "begun": self.first_start}
+                "begun": self.first_start, "failed_twice": sum(n >= 2 for n in self.failed_by.values())}
 
     def stats(self) -> dict:
         """What the summary reports: restarts (a replica started again after its process
