@@ -426,14 +426,19 @@ def test_a_lost_node_costs_only_the_work_it_held(cluster, tmp_path):
 
 def test_a_lost_node_with_no_room_left_costs_a_pass_not_the_night(cluster, tmp_path):
     """A node is lost and none joins, and the nodes that remain have no room for the actors it
-    held (they hold the survivors): Ray keeps those RESTARTING and their tasks wait. After
-    ``ray.node_loss_grace_s`` the job stops the pass, keeps what it committed and makes the rest
-    in a new pass on the nodes that remain. It finishes by itself, every sample exactly once.
-    Runs last: it changes the cluster."""
-    _join(cluster["temp"], cluster["gcs"], "w3", _free_ports(6), (24500, 24999), cluster["mark"])
-    # head 3 + w2 4 + w3 4 CPUs; once w2 is gone the 7 left are the pools' minimum, and the survivors hold them
+    held: Ray keeps those RESTARTING and their tasks wait. After ``ray.node_loss_grace_s`` the job
+    stops the pass, keeps what it committed and makes the rest in a new pass on the nodes that
+    remain. It finishes by itself, every sample exactly once. Runs last: it changes the cluster.
+
+    The replicas each take a ``teacher_slot`` (``teacher.resources.custom``), which only the head
+    and the node joined here have: one replica lives on that node, and once it is lost no node has
+    room for it, wherever Ray had put the rest."""
+    _join(cluster["temp"], cluster["gcs"], "w3", _free_ports(6), (24500, 24999), cluster["mark"],
+          extra=('--resources={"teacher_slot": 1}',))
     grace = 15
-    lost = _lose_a_node(cluster, tmp_path, "w2", "--set", f"ray.node_loss_grace_s={grace}")
+    lost = _lose_a_node(cluster, tmp_path, "w3", "--set", f"ray.node_loss_grace_s={grace}",
+                        "--set", "teacher.resources.custom.teacher_slot=1")
+    assert lost["engine_lost"], "the node held no replica"
     # seen from outside (Ray's state API, every 2 s): how long some actor stayed RESTARTING after the kill
     seer = subprocess.Popen([sys.executable, "-c", _RESTARTING, cluster["address"]], env=_env(), text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
@@ -445,13 +450,10 @@ def test_a_lost_node_with_no_room_left_costs_a_pass_not_the_night(cluster, tmp_p
     assert looks, "Ray's state API never answered the test's looks"
     stuck = _longest_run(looks)
     print(f"longest RESTARTING seen: {stuck:.0f} s; nodes_lost: {summary.get('nodes_lost')}")
-    # whether the survivors left room for the lost actors depends on where Ray had put them: when
-    # they had none (Ray kept some RESTARTING past the grace), the job stopped the pass and redid it
-    if stuck >= grace + 10:
-        assert summary.get("nodes_lost"), (stuck, summary, logs[-3000:])
-    if summary.get("nodes_lost"):  # and never before the grace was up
-        assert stuck >= grace - 5, (stuck, summary["nodes_lost"])
-        assert "found no room on the other nodes" in logs and "lost      node(s)" in logs, logs[-3000:]
+    # the lost replica had no room left: the job stopped the pass, and not before the grace was up
+    assert summary.get("nodes_lost"), (stuck, summary, logs[-3000:])
+    assert stuck >= grace - 5, (stuck, summary["nodes_lost"])
+    assert "found no room on the other nodes" in logs and "lost      node(s)" in logs, logs[-3000:]
     _every_sample_once(cluster, lost["run_dir"], summary)
 
 
