@@ -39,9 +39,10 @@ $(STAMP): pyproject.toml
 demo: install
 	$(VPY) -m jobs.generate --config configs/local.yaml
 
-# The linter first (ruff, configured in pyproject.toml), then the tests.
+# The linter and the formatter's check first (ruff, configured in pyproject.toml), then the tests.
 test: install
 	$(VPY) -m ruff check .
+	$(VPY) -m ruff format --check .
 	$(VPY) -m pytest -q --durations=20
 
 # Benchmarks (generation vs bare vLLM and ray.data.llm, filters, state, loops, simulation) -> docs/bench.md.

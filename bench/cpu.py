@@ -20,12 +20,18 @@ TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 ROLES = [
     ("engine (vLLM EngineCore)", ("VLLM::EngineCore", "EngineCore")),
     ("replica actors", ("MapBatches(Generate)", "vLLMEngineStageUDF", "vLLMEngineStage")),
-    ("CPU stages", ("MapBatches(Prepare)", "MapBatches(Parse)", "MapBatches(Filter)", "MapBatches(Select)",
-                    "MapBatches(", "Map(")),
-    ("Ray Data tasks (read, repartition, write)", ("ray::Read", "ray::Write", "ray::Repartition", "ray::",
-                                                   "ray::IDLE")),
-    ("Ray itself (raylet, GCS, agents)", ("raylet", "gcs_server", "dashboard", "agent", "log_monitor",
-                                          "monitor.py", "runtime_env")),
+    (
+        "CPU stages",
+        ("MapBatches(Prepare)", "MapBatches(Parse)", "MapBatches(Filter)", "MapBatches(Select)", "MapBatches(", "Map("),
+    ),
+    (
+        "Ray Data tasks (read, repartition, write)",
+        ("ray::Read", "ray::Write", "ray::Repartition", "ray::", "ray::IDLE"),
+    ),
+    (
+        "Ray itself (raylet, GCS, agents)",
+        ("raylet", "gcs_server", "dashboard", "agent", "log_monitor", "monitor.py", "runtime_env"),
+    ),
 ]
 DRIVER = "driver"
 OTHER = "other"

@@ -45,11 +45,11 @@ def tasks_model(times: list[float], replicas: int, rows: int, held: int, seqs: i
     (2.0, 1.0)
     """
     tasks = deque(range(0, len(times), rows))
-    left: dict[int, int] = {}          # task -> requests not finished
-    in_flight = [0] * replicas         # tasks each replica holds
+    left: dict[int, int] = {}  # task -> requests not finished
+    in_flight = [0] * replicas  # tasks each replica holds
     queue = [deque() for _ in range(replicas)]
     running = [0] * replicas
-    events: list = []                  # (end time, replica, task)
+    events: list = []  # (end time, replica, task)
     last_start = 0.0
 
     def start(rep: int, now: float) -> None:
@@ -101,9 +101,13 @@ def per_row_model(times: list[float], replicas: int, seqs: int = SEQS) -> dict:
 def _figures(times: list[float], replicas: int, seqs: int, makespan: float, last_start: float) -> dict:
     work = sum(times)
     ideal = max(work / (replicas * seqs), max(times))
-    return {"makespan": round(makespan, 1), "ideal": round(ideal, 1),
-            "slot_utilization": round(work / (replicas * seqs * makespan), 3),
-            "over_ideal": round(makespan / ideal, 3), "tail": round(makespan - last_start, 1)}
+    return {
+        "makespan": round(makespan, 1),
+        "ideal": round(ideal, 1),
+        "slot_utilization": round(work / (replicas * seqs * makespan), 3),
+        "over_ideal": round(makespan / ideal, 3),
+        "tail": round(makespan - last_start, 1),
+    }
 
 
 def bench_dispatch(sizes=((8, 10_000), (32, 100_000), (64, 100_000), (64, 1_000_000))) -> str:
@@ -112,17 +116,26 @@ def bench_dispatch(sizes=((8, 10_000), (32, 100_000), (64, 100_000), (64, 1_000_
     in_flight = SEQS + max(2, SEQS // 4)  # teacher.in_flight's default
     rows, _ = work_units(in_flight, 64)
     twice = math.ceil(2 * in_flight / rows) + 2
-    lines = ["| replicas | requests | ideal makespan | dispatch | slot utilization | makespan / ideal | "
-             "tail (last start to end) |", "|---:|---:|---:|---|---:|---:|---:|"]
+    lines = [
+        "| replicas | requests | ideal makespan | dispatch | slot utilization | makespan / ideal | "
+        "tail (last start to end) |",
+        "|---:|---:|---:|---|---:|---:|---:|",
+    ]
     for replicas, n in sizes:
         times = durations(n)
         held = work_units(in_flight, 64, math.ceil(n / replicas))[1]  # as the plan makes it for this run
-        for label, r in ((f"tasks of {rows} rows, {held} held (as built)", tasks_model(times, replicas, rows, held)),
-                         (f"tasks of {rows} rows, {twice} held (for 2 x in_flight: before)",
-                          tasks_model(times, replicas, rows, twice)),
-                         ("per row, one shared queue", per_row_model(times, replicas))):
-            lines.append(f"| {replicas} | {n:,} | {r['ideal']:,.0f} s | {label} | {r['slot_utilization']:.3f} | "
-                         f"{r['over_ideal']:.3f} | {r['tail']:,.0f} s |")
+        for label, r in (
+            (f"tasks of {rows} rows, {held} held (as built)", tasks_model(times, replicas, rows, held)),
+            (
+                f"tasks of {rows} rows, {twice} held (for 2 x in_flight: before)",
+                tasks_model(times, replicas, rows, twice),
+            ),
+            ("per row, one shared queue", per_row_model(times, replicas)),
+        ):
+            lines.append(
+                f"| {replicas} | {n:,} | {r['ideal']:,.0f} s | {label} | {r['slot_utilization']:.3f} | "
+                f"{r['over_ideal']:.3f} | {r['tail']:,.0f} s |"
+            )
     return "\n".join(lines)
 
 

@@ -20,21 +20,45 @@ PART_ROWS = 20_000
 
 
 def _rows(start: int, n: int) -> list[dict]:
-    verdict = [{"filter": f, "passed": True, "reason": None, "score": None, "detail": None}
-               for f in ("format", "wrong_answer", "repetition", "language_mixing")]
+    verdict = [
+        {"filter": f, "passed": True, "reason": None, "score": None, "detail": None}
+        for f in ("format", "wrong_answer", "repetition", "language_mixing")
+    ]
     out = []
     for i in range(start, start + n):
         mode = "think" if i % 2 else "no_think"
         t = 1_700_000_000.0 + i * 0.01
-        out.append({"sample_id": f"{i:024x}", "prompt_id": f"p-{i // 2:021x}", "run_id": "bench", "source": "s",
-                    "location": f"in.jsonl:{i // 2}", "status": "accepted" if i % 3 else "rejected",
-                    "reject_reason": None if i % 3 else "wrong_answer", "mode": mode, "verdicts": verdict,
-                    "messages": [{"role": "user", "content": f"What is {i} + 1?"},
-                                 {"role": "assistant", "content": f"<think>\nadd one\n</think>\n\n\\boxed{{{i + 1}}}"}],
-                    "thinking": "add one", "answer": f"\\boxed{{{i + 1}}}", "thinking_tokens": 3 if i % 2 else 0,
-                    "answer_tokens": 6, "completion_tokens": 12, "prompt_tokens": 20, "sample_index": 0, "seed": i,
-                    "budget_hit": False, "finish_reason": "stop", "teacher": "t",
-                    "replica": f"host:{i % 8}", "t_submit": t, "t_done": t + 2.0})
+        out.append(
+            {
+                "sample_id": f"{i:024x}",
+                "prompt_id": f"p-{i // 2:021x}",
+                "run_id": "bench",
+                "source": "s",
+                "location": f"in.jsonl:{i // 2}",
+                "status": "accepted" if i % 3 else "rejected",
+                "reject_reason": None if i % 3 else "wrong_answer",
+                "mode": mode,
+                "verdicts": verdict,
+                "messages": [
+                    {"role": "user", "content": f"What is {i} + 1?"},
+                    {"role": "assistant", "content": f"<think>\nadd one\n</think>\n\n\\boxed{{{i + 1}}}"},
+                ],
+                "thinking": "add one",
+                "answer": f"\\boxed{{{i + 1}}}",
+                "thinking_tokens": 3 if i % 2 else 0,
+                "answer_tokens": 6,
+                "completion_tokens": 12,
+                "prompt_tokens": 20,
+                "sample_index": 0,
+                "seed": i,
+                "budget_hit": False,
+                "finish_reason": "stop",
+                "teacher": "t",
+                "replica": f"host:{i % 8}",
+                "t_submit": t,
+                "t_done": t + 2.0,
+            }
+        )
     return out
 
 
@@ -67,19 +91,28 @@ def _count(url: str, results) -> None:
     t0 = time.perf_counter()
     t = Tally.of_committed(RunFolder(url))
     s = summaries.build(cfg, t.rows // 2, 2, url, t, summaries.RunFacts(1.0))
-    results.put({"rows": t.rows, "count_s": time.perf_counter() - t0, "peak_mb": (_status_kb("VmHWM") - base) / 1024,
-                 "replicas": len(s["replica_work"]),
-                 "buckets": sum(len(v) for v in s["throughput"]["by_replica"].values())})
+    results.put(
+        {
+            "rows": t.rows,
+            "count_s": time.perf_counter() - t0,
+            "peak_mb": (_status_kb("VmHWM") - base) / 1024,
+            "replicas": len(s["replica_work"]),
+            "buckets": sum(len(v) for v in s["throughput"]["by_replica"].values()),
+        }
+    )
 
 
 def bench_driver(sizes=(10_000, 100_000, 1_000_000)) -> str:
     root = tempfile.mkdtemp(prefix="thinkmill-driver-")
-    lines = ["| committed rows | counting the folder (1 core) | peak memory added | replicas / throughput buckets |",
-             "|---:|---:|---:|---:|"]
+    lines = [
+        "| committed rows | counting the folder (1 core) | peak memory added | replicas / throughput buckets |",
+        "|---:|---:|---:|---:|",
+    ]
     for n in sizes:
         r = _in_fresh_process(_count, _write(root, n))
-        lines.append(f"| {r['rows']:,} | {r['count_s']:.1f} s | {r['peak_mb']:.0f} MB "
-                     f"| {r['replicas']} / {r['buckets']} |")
+        lines.append(
+            f"| {r['rows']:,} | {r['count_s']:.1f} s | {r['peak_mb']:.0f} MB | {r['replicas']} / {r['buckets']} |"
+        )
     return "\n".join(lines)
 
 

@@ -111,8 +111,14 @@ def bench_pipeline(cfg) -> dict:
     ray.shutdown()
     if not s["accounted"]:
         raise RuntimeError(f"pipeline lost samples: {s['missing']}")
-    return {"tokens": s["tokens"]["completion"], "window_s": s["engine_window_s"], "wall_s": s["wall_s"],
-            "replicas_seen": s["replicas_seen"], "restarts": s["replica_restarts"], "cpu": cpu}
+    return {
+        "tokens": s["tokens"]["completion"],
+        "window_s": s["engine_window_s"],
+        "wall_s": s["wall_s"],
+        "replicas_seen": s["replicas_seen"],
+        "restarts": s["replica_restarts"],
+        "cpu": cpu,
+    }
 
 
 def _ray_data_llm(cfg, requests, concurrency, results) -> None:
@@ -133,23 +139,40 @@ def _ray_data_llm(cfg, requests, concurrency, results) -> None:
     ray.init(num_cpus=make_plan(cfg).ray_cpus, include_dashboard=False, log_to_driver=False)
     started = time.time()
     processor = build_processor(
-        vLLMEngineProcessorConfig(model_source=model, engine_kwargs=kw, concurrency=concurrency,
-                                  batch_size=cfg.ray.batch_size, log_engine_metrics=False,
-                                  placement_group_config={"bundles": [{"CPU": 1}]},  # CPU engines
-                                  chat_template_stage=False, tokenize_stage=False, detokenize_stage=False),
+        vLLMEngineProcessorConfig(
+            model_source=model,
+            engine_kwargs=kw,
+            concurrency=concurrency,
+            batch_size=cfg.ray.batch_size,
+            log_engine_metrics=False,
+            placement_group_config={"bundles": [{"CPU": 1}]},  # CPU engines
+            chat_template_stage=False,
+            tokenize_stage=False,
+            detokenize_stage=False,
+        ),
         preprocess=lambda r: {"tokenized_prompt": r["ids"], "sampling_params": r["sp"]},
         # done = when the postprocess sees the row (just after its batch finished): pessimistic
         # by that hop; in = done minus the request's own latency
-        postprocess=lambda r: {"tokens": int(r["num_generated_tokens"]), "done": time.time(),
-                               "latency": float(r["time_taken_llm"])})
+        postprocess=lambda r: {
+            "tokens": int(r["num_generated_tokens"]),
+            "done": time.time(),
+            "latency": float(r["time_taken_llm"]),
+        },
+    )
     ds = ray.data.from_items([{"ids": r["prompt_token_ids"], "sp": _sampling(r)} for r in requests])
     rows = processor(ds).take_all()
     wall = time.time() - started
     sampler.stop()
     ray.shutdown()
     t0, t1 = min(r["done"] - r["latency"] for r in rows), max(r["done"] for r in rows)
-    results.put({"tokens": sum(r["tokens"] for r in rows), "wall_s": wall, "window_s": t1 - t0,
-                 "cpu": per_thousand(sampler.between(t0, t1), len(rows))})
+    results.put(
+        {
+            "tokens": sum(r["tokens"] for r in rows),
+            "wall_s": wall,
+            "window_s": t1 - t0,
+            "cpu": per_thousand(sampler.between(t0, t1), len(rows)),
+        }
+    )
 
 
 def bench_ray_data_llm(cfg, requests, concurrency) -> dict:
@@ -183,16 +206,23 @@ def configs(config: str, prompts: int, think_only: bool, samples: int):
     tmp = tempfile.mkdtemp(prefix="thinkmill-bench-")
     # as many requests as the first workload's (every mode, one sample each)
     limit = prompts * every // (samples * len(data["generation"]["modes"]))
-    common = [f"input.limit={limit}", f"generation.samples_per_prompt={samples}",
-              # not incremental: the second side's run would find the first's samples and skip them all
-              f"output.path={tmp}", "output.overwrite=true", "output.incremental=false",
-              f"teacher.engine.extra.max_num_batched_tokens={BATCHED_TOKENS}",
-              *(f"generation.modes.{i}.thinking_budget=null" for i in range(len(data["generation"]["modes"])))]
-    return (load_config(data=copy.deepcopy(data), overrides=common + ["output.run_id=bench"]),
-            load_config(data=copy.deepcopy(data), overrides=common + ["output.run_id=bench-nofilters",
-                                                                      "filters.order=[]"]),
-            load_config(data=copy.deepcopy(data), overrides=common + ["output.run_id=bench-isolated",
-                                                                      "teacher.isolate_cores=true"]))
+    common = [
+        f"input.limit={limit}",
+        f"generation.samples_per_prompt={samples}",
+        # not incremental: the second side's run would find the first's samples and skip them all
+        f"output.path={tmp}",
+        "output.overwrite=true",
+        "output.incremental=false",
+        f"teacher.engine.extra.max_num_batched_tokens={BATCHED_TOKENS}",
+        *(f"generation.modes.{i}.thinking_budget=null" for i in range(len(data["generation"]["modes"]))),
+    ]
+    return (
+        load_config(data=copy.deepcopy(data), overrides=common + ["output.run_id=bench"]),
+        load_config(data=copy.deepcopy(data), overrides=common + ["output.run_id=bench-nofilters", "filters.order=[]"]),
+        load_config(
+            data=copy.deepcopy(data), overrides=common + ["output.run_id=bench-isolated", "teacher.isolate_cores=true"]
+        ),
+    )
 
 
 #: the side with ``teacher.isolate_cores`` (``pipeline.cores``): a CPU node given to the job
@@ -201,8 +231,11 @@ ISOLATED = "thinkmill, filters on, `teacher.isolate_cores`"
 
 def bench_generation(config: str, prompts: int) -> tuple[str, dict]:
     """Every workload on every side; the section's table and the ratios."""
-    lines = ["| workload | side | generated tokens | engines busy (s) | tokens/s | x bare | wall incl. start-up (s) "
-             "| tokens/s | x bare |", "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = [
+        "| workload | side | generated tokens | engines busy (s) | tokens/s | x bare | wall incl. start-up (s) "
+        "| tokens/s | x bare |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     ratios, cpu_rows = {}, []
     for name, (think_only, samples) in WORKLOADS.items():
         cfg, cfg_nf, cfg_iso = configs(config, prompts, think_only, samples)
@@ -221,14 +254,17 @@ def bench_generation(config: str, prompts: int) -> tuple[str, dict]:
             print(f"  {side}: {s}", flush=True)
             w, t = s["tokens"] / s["window_s"], s["tokens"] / s["wall_s"]
             ratios[(name, side)] = w / (bare["tokens"] / bare["window_s"])
-            lines.append(f"| {name} | {side} | {s['tokens']} | {s['window_s']:.1f} | {w:.0f} "
-                         f"| {ratios[(name, side)]:.2f} "
-                         f"| {s['wall_s']:.1f} | {t:.0f} | {t / (bare['tokens'] / bare['wall_s']):.2f} |")
+            lines.append(
+                f"| {name} | {side} | {s['tokens']} | {s['window_s']:.1f} | {w:.0f} "
+                f"| {ratios[(name, side)]:.2f} "
+                f"| {s['wall_s']:.1f} | {t:.0f} | {t / (bare['tokens'] / bare['wall_s']):.2f} |"
+            )
             if "cpu" in s:
                 cpu_rows.append((name, side, s["cpu"]))
             if "restarts" in s:
-                lines[-1] = lines[-1].replace(f"| {side} |", f"| {side} (replicas served {s['replicas_seen']}, "
-                                                             f"restarts {s['restarts']}) |")
+                lines[-1] = lines[-1].replace(
+                    f"| {side} |", f"| {side} (replicas served {s['replicas_seen']}, restarts {s['restarts']}) |"
+                )
     return "\n".join(lines) + "\n\n" + cpu_table(cpu_rows), ratios
 
 
@@ -236,9 +272,18 @@ def cpu_table(rows: list[tuple[str, str, dict]]) -> str:
     """CPU milliseconds per 1,000 requests over each side's busy window, by role (``bench.cpu``)."""
     roles = list(dict.fromkeys(k for _, _, c in rows for k in c if k != "outside the engine"))
     head = "| workload | side | outside the engine | " + " | ".join(roles) + " |"
-    return "\n".join([
-        "CPU milliseconds per 1,000 requests over the busy window, by process role (`bench/cpu.py`: /proc sampled "
-        "every 0.5 s over the side's process tree; the engine's own is the vLLM EngineCore processes'):", "",
-        head, "|---|---|" + "---:|" * (len(roles) + 1),
-        *(f"| {w} | {side} | **{c['outside the engine']:,.0f}** | " + " | ".join(f"{c.get(r, 0):,.0f}" for r in roles)
-          + " |" for w, side, c in rows)])
+    return "\n".join(
+        [
+            "CPU milliseconds per 1,000 requests over the busy window, by process role (`bench/cpu.py`: /proc sampled "
+            "every 0.5 s over the side's process tree; the engine's own is the vLLM EngineCore processes'):",
+            "",
+            head,
+            "|---|---|" + "---:|" * (len(roles) + 1),
+            *(
+                f"| {w} | {side} | **{c['outside the engine']:,.0f}** | "
+                + " | ".join(f"{c.get(r, 0):,.0f}" for r in roles)
+                + " |"
+                for w, side, c in rows
+            ),
+        ]
+    )

@@ -28,11 +28,11 @@ TEXT = "<think>\nsimulated reasoning\n</think>\n\nsimulated_tokens={n} loop={loo
 
 @dataclass(frozen=True)
 class SimSpec:
-    tokenizer: str                 # a tokenizer folder (the generate stage encodes its budget text with it)
-    max_num_seqs: int = 64         # requests running at once per engine
-    tokens_per_s: float = 30.0     # decode speed of one running request, simulated time
+    tokenizer: str  # a tokenizer folder (the generate stage encodes its budget text with it)
+    max_num_seqs: int = 64  # requests running at once per engine
+    tokens_per_s: float = 30.0  # decode speed of one running request, simulated time
     median_tokens: float = 1500.0  # of the log-normal trace lengths
-    sigma: float = 1.0             # its spread: 1.0 gives a p99 / median of about 10
+    sigma: float = 1.0  # its spread: 1.0 gives a p99 / median of about 10
     loop_share: float = 0.0
     time_scale: float = 1.0
 

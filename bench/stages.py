@@ -40,9 +40,19 @@ def _stand_in_engine(rows: list[dict], tokenizer, traces: list) -> list[dict]:
         if r["prefill"].rstrip().endswith("</think>"):  # no-think: the template wrote the empty block
             text = text.split("</think>", 1)[1].lstrip("\n")
         now = time.time()
-        out.append({**r, "generated": text, "completion_token_ids": tokenizer.encode(text, add_special_tokens=False),
-                    "finish_reason": "stop", "prompt_token_ids": None, "t_submit": now, "t_done": now,
-                    "replica": "stand-in", "reference": trace.reference})
+        out.append(
+            {
+                **r,
+                "generated": text,
+                "completion_token_ids": tokenizer.encode(text, add_special_tokens=False),
+                "finish_reason": "stop",
+                "prompt_token_ids": None,
+                "t_submit": now,
+                "t_done": now,
+                "replica": "stand-in",
+                "reference": trace.reference,
+            }
+        )
     return out
 
 
@@ -87,18 +97,27 @@ def bench_stages(config: str = "configs/local.yaml", prompts: int = 256) -> str:
 
     n = judged.num_rows
     chars = sum(len(t) for t in generated["generated"].to_pylist()) / n
-    stages = [("prepare", t_prepare, f"{raws.num_rows} prompts -> {prepared.num_rows} requests"),
-              ("parse", t_parse, ""), ("filter", t_filter, ", ".join(cfg.filters.order) + " (wall time)"),
-              ("write", t_write, f"{dict(tally.status)}")]
+    stages = [
+        ("prepare", t_prepare, f"{raws.num_rows} prompts -> {prepared.num_rows} requests"),
+        ("parse", t_parse, ""),
+        ("filter", t_filter, ", ".join(cfg.filters.order) + " (wall time)"),
+        ("write", t_write, f"{dict(tally.status)}"),
+    ]
     per_sample = sum(t for _, t, _ in stages) / n
     lines = ["| stage | samples/s (1 core) | ms / sample | |", "|---|---:|---:|---|"]
     lines += [f"| {name} | {n / t:,.0f} | {1000 * t / n:.2f} | {note} |" for name, t, note in stages]
-    lines += [f"| **all CPU stages** | **{1 / per_sample:,.0f}** | **{1000 * per_sample:.2f}** | |", "",
-              f"{n} samples (mean {chars:,.0f} characters generated), the config's modes; "
-              f"{prompts} prompts of `{cfg.input.path}`.", "",
-              "CPU cores a replica needs for these stages to keep up (samples/s x ms per sample; the replica "
-              "rates are assumed, not measured: there is no GPU here):", "",
-              "| one replica generates | cores for the CPU stages |", "|---|---:|"]
+    lines += [
+        f"| **all CPU stages** | **{1 / per_sample:,.0f}** | **{1000 * per_sample:.2f}** | |",
+        "",
+        f"{n} samples (mean {chars:,.0f} characters generated), the config's modes; "
+        f"{prompts} prompts of `{cfg.input.path}`.",
+        "",
+        "CPU cores a replica needs for these stages to keep up (samples/s x ms per sample; the replica "
+        "rates are assumed, not measured: there is no GPU here):",
+        "",
+        "| one replica generates | cores for the CPU stages |",
+        "|---|---:|",
+    ]
     lines += [f"| {label} | {rate * per_sample:.3f} |" for label, rate in REPLICA_RATES]
     return "\n".join(lines)
 

@@ -33,10 +33,19 @@ def _resume_state(n_rows: int, per_input: int, results) -> None:
     hits = sum(done.has(f"p-{i:021x}") for i in range(10_000))
     t3 = time.perf_counter()
     peak = _status_kb("VmHWM")
-    results.put({"rows": n_rows, "prompts": len(done), "scan_s": t1 - t0, "decide_s": t2 - t1,
-                 "lookup_us": (t3 - t2) / 10_000 * 1e6, "hits": hits, "peak_mb": (peak - base) / 1024,
-                 "seeded": len(seed[0]),
-                 "done_mb": done.hashes.nbytes / 2**20})
+    results.put(
+        {
+            "rows": n_rows,
+            "prompts": len(done),
+            "scan_s": t1 - t0,
+            "decide_s": t2 - t1,
+            "lookup_us": (t3 - t2) / 10_000 * 1e6,
+            "hits": hits,
+            "peak_mb": (peak - base) / 1024,
+            "seeded": len(seed[0]),
+            "done_mb": done.hashes.nbytes / 2**20,
+        }
+    )
 
 
 def _peak_reset() -> int:
@@ -67,8 +76,14 @@ def _ledger_shard(n_ids: int, batch: int, results) -> None:
     shard._merge()
     t1 = time.perf_counter()
     peak = _status_kb("VmHWM")
-    results.put({"ids": len(shard), "claim_us": (t1 - t0) / n_ids * 1e6, "peak_mb": (peak - base) / 1024,
-                 "bytes_per_id": (shard.keys.nbytes + shard.owners.nbytes) / len(shard)})
+    results.put(
+        {
+            "ids": len(shard),
+            "claim_us": (t1 - t0) / n_ids * 1e6,
+            "peak_mb": (peak - base) / 1024,
+            "bytes_per_id": (shard.keys.nbytes + shard.owners.nbytes) / len(shard),
+        }
+    )
 
 
 def _in_fresh_process(target, *args) -> dict:
@@ -88,15 +103,17 @@ def bench_resume(n_rows: int = 10_000_000, per_input: int = 4) -> str:
     per_shard = IdLedger.PROMPTS_PER_SHARD
     led = _in_fresh_process(_ledger_shard, per_shard, 256)
     shards = -(-n_rows // per_input // per_shard)
-    return (f"| committed rows | prompts done | hashing the keys | deciding (+ ledger seed) | lookup in prepare | "
-            f"peak memory added | done set shipped to prepare |\n|---:|---:|---:|---:|---:|---:|---:|\n"
-            f"| {r['rows']:,} | {r['prompts']:,} | {r['scan_s']:.1f} s | {r['decide_s']:.1f} s | "
-            f"{r['lookup_us']:.1f} us | {r['peak_mb']:.0f} MB | {r['done_mb']:.0f} MB |\n\n"
-            f"Duplicate-id ledger: one shard (a Ray actor) holds up to {per_shard:,} prompt ids; 10 million prompts "
-            f"are {-(-10_000_000 // per_shard)} shards ({shards} for the {r['prompts']:,} prompts above).\n\n"
-            f"| ids in one shard | claim, per id (batches of 256, hashing included) | bytes per id | "
-            f"peak memory of the shard |\n|---:|---:|---:|---:|\n"
-            f"| {led['ids']:,} | {led['claim_us']:.1f} us | {led['bytes_per_id']:.0f} B | {led['peak_mb']:.0f} MB |\n")
+    return (
+        f"| committed rows | prompts done | hashing the keys | deciding (+ ledger seed) | lookup in prepare | "
+        f"peak memory added | done set shipped to prepare |\n|---:|---:|---:|---:|---:|---:|---:|\n"
+        f"| {r['rows']:,} | {r['prompts']:,} | {r['scan_s']:.1f} s | {r['decide_s']:.1f} s | "
+        f"{r['lookup_us']:.1f} us | {r['peak_mb']:.0f} MB | {r['done_mb']:.0f} MB |\n\n"
+        f"Duplicate-id ledger: one shard (a Ray actor) holds up to {per_shard:,} prompt ids; 10 million prompts "
+        f"are {-(-10_000_000 // per_shard)} shards ({shards} for the {r['prompts']:,} prompts above).\n\n"
+        f"| ids in one shard | claim, per id (batches of 256, hashing included) | bytes per id | "
+        f"peak memory of the shard |\n|---:|---:|---:|---:|\n"
+        f"| {led['ids']:,} | {led['claim_us']:.1f} us | {led['bytes_per_id']:.0f} B | {led['peak_mb']:.0f} MB |\n"
+    )
 
 
 def _write_nights(root: str, nights: int, prompts: int, per_input: int) -> str:
@@ -122,8 +139,11 @@ def _write_nights(root: str, nights: int, prompts: int, per_input: int) -> str:
         for start in range(0, rows, 100_000):
             idx = range(start, min(start + 100_000, rows))
             pids = [f"night{night}-{i // per_input:09d}" for i in idx]
-            pq.write_table(pa.table({"sample_id": [f"{i:024x}" for i in idx], "prompt_id": pids}),
-                           f"{run}/accepted/part-{start:09d}.parquet", compression="zstd")
+            pq.write_table(
+                pa.table({"sample_id": [f"{i:024x}" for i in idx], "prompt_id": pids}),
+                f"{run}/accepted/part-{start:09d}.parquet",
+                compression="zstd",
+            )
         with open(f"{run}/summary.json", "w") as f:
             json.dump({"accepted": rows}, f)
     return catalog.fingerprint(cfg)
@@ -145,9 +165,18 @@ def _incremental_state(root: str, fp: str, results) -> None:
     t2 = time.perf_counter()
     catalog.write_manifest(root)
     t4 = time.perf_counter()
-    results.put({"runs": len(runs), "prompts": len(earlier), "build_s": t1 - t0, "lookup_us": (t2 - t1) / 10_000 * 1e6,
-                 "hits": hits, "peak_mb": (_status_kb("VmHWM") - base) / 1024,
-                 "shipped_mb": (earlier.hashes.nbytes + earlier.runs.nbytes) / 2**20, "manifest_s": t4 - t2})
+    results.put(
+        {
+            "runs": len(runs),
+            "prompts": len(earlier),
+            "build_s": t1 - t0,
+            "lookup_us": (t2 - t1) / 10_000 * 1e6,
+            "hits": hits,
+            "peak_mb": (_status_kb("VmHWM") - base) / 1024,
+            "shipped_mb": (earlier.hashes.nbytes + earlier.runs.nbytes) / 2**20,
+            "manifest_s": t4 - t2,
+        }
+    )
 
 
 def bench_incremental(nights: int = 5, prompts: int = 1_000_000, per_input: int = 2) -> str:
@@ -162,9 +191,11 @@ def bench_incremental(nights: int = 5, prompts: int = 1_000_000, per_input: int 
         r = _in_fresh_process(_incremental_state, root, fp)
     finally:
         shutil.rmtree(root, ignore_errors=True)
-    return (f"| earlier nights | prompts they made (rows) | reading them into the earlier set | lookup in prepare | "
-            f"peak memory added | shipped to prepare | manifest rebuilt |\n|---:|---:|---:|---:|---:|---:|---:|\n"
-            f"| {r['runs']} | {r['prompts']:,} ({r['prompts'] * per_input:,}) | {r['build_s']:.1f} s | "
-            f"{r['lookup_us']:.1f} us | {r['peak_mb']:.0f} MB | {r['shipped_mb']:.0f} MB "
-            f"| {r['manifest_s']:.2f} s |\n\n"
-            f"(Writing the {nights} folders took {written:.0f} s and is not counted.)\n")
+    return (
+        f"| earlier nights | prompts they made (rows) | reading them into the earlier set | lookup in prepare | "
+        f"peak memory added | shipped to prepare | manifest rebuilt |\n|---:|---:|---:|---:|---:|---:|---:|\n"
+        f"| {r['runs']} | {r['prompts']:,} ({r['prompts'] * per_input:,}) | {r['build_s']:.1f} s | "
+        f"{r['lookup_us']:.1f} us | {r['peak_mb']:.0f} MB | {r['shipped_mb']:.0f} MB "
+        f"| {r['manifest_s']:.2f} s |\n\n"
+        f"(Writing the {nights} folders took {written:.0f} s and is not counted.)\n"
+    )

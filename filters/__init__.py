@@ -26,6 +26,7 @@ from . import language_mixing  # noqa: F401  language_mixing
 from . import think_answer_mismatch  # noqa: F401  think_answer_mismatch
 from . import guesswork  # noqa: F401  guesswork
 from . import contamination  # noqa: F401  contamination (not in the default order)
+
 # isort: on
 from .base import REGISTRY, Filter, Sample, Shared, Verdict
 from .config import FiltersConfig
@@ -60,8 +61,15 @@ class Judge:
                 verdicts.append(f.check(sample))
             except Exception as e:  # noqa: BLE001 - one odd sample must not stop the stage
                 # fail closed: a sample a filter could not judge is not kept unjudged (``on_error``)
-                verdicts.append(Verdict(f.name, False if self.on_error == "reject" else None, "filter_error", None,
-                                        f"{type(e).__name__}: {e}"))
+                verdicts.append(
+                    Verdict(
+                        f.name,
+                        False if self.on_error == "reject" else None,
+                        "filter_error",
+                        None,
+                        f"{type(e).__name__}: {e}",
+                    )
+                )
         reason = None
         for v in verdicts:
             if v.passed is False or (v.passed is None and not self.keep_skipped[v.filter]):

@@ -41,18 +41,18 @@ class Sample:
     ``split`` is the think / answer split of ``completion``; the pipeline passes the one its
     parse stage made, so a sample is split once however many filters read it."""
 
-    completion: str                 # the assistant turn as the teacher wrote it (think block included)
-    thinking_expected: bool         # think mode (True) or no-think mode (False)
-    prompt: str = ""                # the last user turn
+    completion: str  # the assistant turn as the teacher wrote it (think block included)
+    thinking_expected: bool  # think mode (True) or no-think mode (False)
+    prompt: str = ""  # the last user turn
     reference: str | None = None
     source: str | None = None
     finish_reason: str | None = None
     budget_hit: bool = False
     think_start: str = "<think>"
     think_end: str = "</think>"
-    messages: list | None = None    # the whole conversation (multi-turn), ending in ``completion``
+    messages: list | None = None  # the whole conversation (multi-turn), ending in ``completion``
     turn_references: list | None = None  # multi-turn: the reference of each assistant turn's question
-    early_stop: str | None = None   # the sentence a thinking budget forces before the end tag (the dialect's)
+    early_stop: str | None = None  # the sentence a thinking budget forces before the end tag (the dialect's)
     split: ThinkSplit | None = field(default=None, compare=False)
 
     def __post_init__(self):

@@ -40,14 +40,27 @@ def _model() -> type[BaseModel]:
     default = [n for n, cls in REGISTRY.items() if cls.default_on]
     fields = {name: (cls.Config, cls.Config()) for name, cls in REGISTRY.items()}
     model = create_model(
-        "FiltersConfig", __base__=_FiltersBase, __module__=__name__,
+        "FiltersConfig",
+        __base__=_FiltersBase,
+        __module__=__name__,
         order=(list[Literal[names]], Field(default_factory=lambda: list(default))),  # type: ignore[valid-type]
-        on_error=(Literal["reject", "keep"], Field(default="reject", description=(
-            "A filter that raises on a sample: ``reject`` it (reason ``filter_error``, fail closed) or ``keep`` it."))),
-        **fields)
-    model.__doc__ = ("Filters to run, in ``order``: every sample gets every filter's verdict; ``reject_reason`` "
-                     "is the first failing one's reason. ``[]`` = keep every sample that was generated. "
-                     f"Default order: {default}. Each filter's settings are the section under its name.")
+        on_error=(
+            Literal["reject", "keep"],
+            Field(
+                default="reject",
+                description=(
+                    "A filter that raises on a sample: ``reject`` it (reason ``filter_error``, fail closed) "
+                    "or ``keep`` it."
+                ),
+            ),
+        ),
+        **fields,
+    )
+    model.__doc__ = (
+        "Filters to run, in ``order``: every sample gets every filter's verdict; ``reject_reason`` "
+        "is the first failing one's reason. ``[]`` = keep every sample that was generated. "
+        f"Default order: {default}. Each filter's settings are the section under its name."
+    )
     return model
 
 

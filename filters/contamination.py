@@ -103,17 +103,22 @@ class ContaminationFilter(Filter):
             if len(toks) < n:
                 self.short[tuple(toks)] = source
             for i in range(len(toks) - n + 1):
-                self.grams.setdefault(tuple(toks[i:i + n]), source)
+                self.grams.setdefault(tuple(toks[i : i + n]), source)
 
     def check(self, s: Sample) -> Verdict:
         toks = tokens(s.prompt or "")
         if tuple(toks) in self.short:
             return self.reject("eval_overlap", 1.0, f"the prompt equals an item of {self.short[tuple(toks)]}")
-        hits = [tuple(toks[i:i + self.n]) for i in range(len(toks) - self.n + 1)
-                if tuple(toks[i:i + self.n]) in self.grams]
+        hits = [
+            tuple(toks[i : i + self.n])
+            for i in range(len(toks) - self.n + 1)
+            if tuple(toks[i : i + self.n]) in self.grams
+        ]
         if hits:
             share = len(hits) / max(1, len(toks) - self.n + 1)
-            return self.reject("eval_overlap", round(share, 3),
-                               f"{len(hits)} shared {self.n}-gram(s) with {self.grams[hits[0]]}, "
-                               f"e.g. {' '.join(hits[0])!r}")
+            return self.reject(
+                "eval_overlap",
+                round(share, 3),
+                f"{len(hits)} shared {self.n}-gram(s) with {self.grams[hits[0]]}, e.g. {' '.join(hits[0])!r}",
+            )
         return self.ok(0.0)

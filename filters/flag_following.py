@@ -37,8 +37,12 @@ def latest_flag(text: str) -> str | None:
     return found
 
 
-def flag_turns(messages: list[dict], think_start: str = "<think>", think_end: str = "</think>",
-               splits: list[ThinkSplit] | None = None) -> list[dict]:
+def flag_turns(
+    messages: list[dict],
+    think_start: str = "<think>",
+    think_end: str = "</think>",
+    splits: list[ThinkSplit] | None = None,
+) -> list[dict]:
     """Per assistant turn: the flag in force (the latest given so far), whether the turn's think
     block holds thinking, and whether that follows the flag (None when no flag is in force).
     ``splits``: the assistant turns already split (``Sample.turn_splits``)."""
@@ -69,7 +73,10 @@ class FlagFollowingFilter(Filter):
         if bad:
             i, t = bad[0]
             has = "holds thinking" if t["thinking"] else "is empty"
-            return self.reject("flag_not_followed", score=float(len(bad)),
-                               detail=f"turn {i}: flag {t['flag']} but the think block {has}"
-                               + (f" (and {len(bad) - 1} more turn(s))" if len(bad) > 1 else ""))
+            return self.reject(
+                "flag_not_followed",
+                score=float(len(bad)),
+                detail=f"turn {i}: flag {t['flag']} but the think block {has}"
+                + (f" (and {len(bad) - 1} more turn(s))" if len(bad) > 1 else ""),
+            )
         return self.ok(score=float(len(flagged)))

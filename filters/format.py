@@ -46,8 +46,14 @@ def _symbol_run(line: str, run: int = 4) -> bool:
     """Whether ``line`` has words and then ends in ``run`` or more copies of one symbol that is no
     letter, digit, punctuation or space ("значению ⠚⠚⠚⠚⠇⠇⠇⠇⠇")."""
     tail = line[-run:]
-    return (len(line) > run and len(set(tail)) == 1 and not tail[0].isalnum() and not tail[0].isspace()
-            and unicodedata.category(tail[0])[0] in "SM" and any(ch.isalpha() for ch in line[:-run]))
+    return (
+        len(line) > run
+        and len(set(tail)) == 1
+        and not tail[0].isalnum()
+        and not tail[0].isspace()
+        and unicodedata.category(tail[0])[0] in "SM"
+        and any(ch.isalpha() for ch in line[:-run])
+    )
 
 
 def _breaks_off_repeated(lines: list[str], last: str) -> bool:
@@ -90,7 +96,7 @@ def cut_off(answer: str) -> str | None:
         return None
     fences = list(_FENCE.finditer(text))
     if len(fences) % 2:  # a code block opened and never closed, and no sentence after it
-        after = text[fences[-1].end():].splitlines()[1:]
+        after = text[fences[-1].end() :].splitlines()[1:]
         if not any(_CLOSES.search(x.strip().rstrip("*_ \t")) for x in after if sum(ch.isalpha() for ch in x) > 1):
             return "the answer ends inside a code block that is never closed"
     lines = text.splitlines()
@@ -112,8 +118,13 @@ def cut_off(answer: str) -> str | None:
     # a sentence of words cut inside a word: a lower-case letter ends a line of 4+ words whose last
     # three are words (not "1 m 72 cm", "120 km": a unit after a number ends many finished answers)
     words = last.split()
-    if (last[-1].isalpha() and last[-1].islower() and len(words) >= 4 and "\\boxed" not in last
-            and not any(ch.isdigit() for w in words[-3:] for ch in w)):
+    if (
+        last[-1].isalpha()
+        and last[-1].islower()
+        and len(words) >= 4
+        and "\\boxed" not in last
+        and not any(ch.isdigit() for w in words[-3:] for ch in w)
+    ):
         return f"the answer's last line stops mid-sentence: {shorten(last[-80:])!r}"
     return None
 
@@ -139,20 +150,28 @@ class FormatFilter(Filter):
             return self.reject("missing_think_block", detail="the completion does not start with a think block")
         rest = s.completion.split(s.think_end, 1)[1]  # everything after the first block
         if s.think_start in rest and s.think_end in rest.split(s.think_start, 1)[1]:
-            return self.reject("multiple_think_blocks", score=float(rest.count(s.think_start) + 1),
-                               detail=f"{rest.count(s.think_start) + 1} think blocks; expected one")
+            return self.reject(
+                "multiple_think_blocks",
+                score=float(rest.count(s.think_start) + 1),
+                detail=f"{rest.count(s.think_start) + 1} think blocks; expected one",
+            )
         if s.early_stop and s.early_stop in rest:
             # The budget's forced text landed after the model had closed its thinking: vLLM 0.32's
             # CPU sampler detects the end of thinking by the whole forced string, not by </think>.
-            return self.reject("budget_forced_in_answer",
-                               detail="the thinking budget's early-stop text was forced after the think block closed")
+            return self.reject(
+                "budget_forced_in_answer",
+                detail="the thinking budget's early-stop text was forced after the think block closed",
+            )
         if s.think_start in rest or s.think_end in rest:
             return self.reject("think_tag_in_answer", detail="a stray think tag appears after the think block")
         if s.thinking_expected and not split.thinking.strip():
             return self.reject("empty_thinking", detail="think mode but the think block is empty")
         if not s.thinking_expected and split.thinking.strip():
-            return self.reject("thinking_in_no_think", score=float(len(split.thinking)),
-                               detail=f"no-think mode but the think block holds {len(split.thinking)} chars")
+            return self.reject(
+                "thinking_in_no_think",
+                score=float(len(split.thinking)),
+                detail=f"no-think mode but the think block holds {len(split.thinking)} chars",
+            )
         if not split.answer.strip():
             return self.reject("empty_answer", detail="nothing after the think block")
         if s.finish_reason is None and (why := cut_off(split.answer)):  # no engine said how it ended

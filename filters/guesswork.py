@@ -22,7 +22,8 @@ _GUESS = re.compile(
     r"|\bmy (?:best )?guess\b|\bjust guess(?:ing)?\b|\b(?:random(?:ly)?|blind(?:ly)?) (?:pick|choose|guess)"
     r"|\b(?:au hasard|al azar|a caso|наугад|угадаю|raten|tippe ich)\b"
     r"|我猜|猜一个|蒙一个|随便选|随便猜|瞎猜|適当に|当てずっぽう|勘で|추측|찍(?:어|겠|을)|대충 고르",
-    re.IGNORECASE)
+    re.IGNORECASE,
+)
 _WORD = re.compile(r"[\u3040-\u30ff\u3400-\u9fff]|[^\W\d_\u3040-\u30ff\u3400-\u9fff]+|\d+")  # CJK: one per character
 
 
@@ -45,12 +46,15 @@ class GuessworkFilter(Filter):
     def check(self, s: Sample) -> Verdict:
         if not s.thinking_expected:
             return self.skip("skipped_no_thinking")
-        m = _GUESS.search(s.thinking[-self.tail_chars:])
+        m = _GUESS.search(s.thinking[-self.tail_chars :])
         if m:
             return self.reject("explicit_guess", detail=f"the thinking ends in a guess: {m.group(0)!r}")
         words = len(_WORD.findall(s.thinking))
         if words < self.min_words and not s.budget_hit and final_span(s.answer) is not None:
-            return self.reject("thinking_too_short", float(words),
-                               f"{words} words of thinking for an answer of {len(s.answer)} chars "
-                               f"(at least {self.min_words} expected)")
+            return self.reject(
+                "thinking_too_short",
+                float(words),
+                f"{words} words of thinking for an answer of {len(s.answer)} chars "
+                f"(at least {self.min_words} expected)",
+            )
         return self.ok(float(words))

@@ -49,9 +49,9 @@ from .lib.langid import (
     language,
     letter_counts,
     main_language,
-    prose,
     uniform,
 )
+from .lib.prose import prose
 from .lib.switches import code_switches, prompt_language, unquote
 
 _HARMONY = re.compile(r"\s*analysis(?=[A-Z])")
@@ -66,7 +66,7 @@ def _harmony(thinking: str, answer: str) -> tuple[str, str]:
     """
     if thinking or not (m := _HARMONY.match(answer)):
         return thinking, answer
-    analysis, _, final = answer[m.end():].partition("assistantfinal")
+    analysis, _, final = answer[m.end() :].partition("assistantfinal")
     return analysis, final
 
 
@@ -135,15 +135,21 @@ class LanguageMixingFilter(Filter):
         # equal整数 parts"): one is a switch, however short (the sentence checks below need whole sentences)
         if switched := code_switches(text, allowed, prompt):
             word, sentence = switched[0]
-            return self.reject("language_mixing", None,
-                               f"{where}: {len(switched)} word(s) in another script where {expected} is expected; "
-                               f"first: {word!r} in {sentence[:80]!r}")
+            return self.reject(
+                "language_mixing",
+                None,
+                f"{where}: {len(switched)} word(s) in another script where {expected} is expected; "
+                f"first: {word!r} in {sentence[:80]!r}",
+            )
         if one is not None and any(compatible(one, a) for a in allowed if a):
             return self.ok(0.0, f"{where}: {expected}")  # one language throughout, an expected one
         for sentence, counts, lang in foreign_sentences(text, allowed) if total else ():
             script = dominant(counts)
-            long_enough = (len(LATIN_WORD.findall(sentence)) >= s.min_foreign_words if script == "latin"
-                           else counts[script] >= s.min_foreign_chars)
+            long_enough = (
+                len(LATIN_WORD.findall(sentence)) >= s.min_foreign_words
+                if script == "latin"
+                else counts[script] >= s.min_foreign_chars
+            )
             if long_enough:
                 foreign += sum(counts.values())
                 n_sent += 1
@@ -151,7 +157,10 @@ class LanguageMixingFilter(Filter):
         share = foreign / total if total else 0.0
         if n_sent and (share >= s.max_foreign_share or n_sent >= s.max_foreign_sentences):
             lang, sentence = first
-            return self.reject("language_mixing", round(share, 3),
-                               f"{where}: {n_sent} sentence(s) in {lang} where {expected} is expected, "
-                               f"{share:.0%} of its letters; first: {sentence[:80]!r}")
+            return self.reject(
+                "language_mixing",
+                round(share, 3),
+                f"{where}: {n_sent} sentence(s) in {lang} where {expected} is expected, "
+                f"{share:.0%} of its letters; first: {sentence[:80]!r}",
+            )
         return self.ok(round(share, 3), f"{where}: {expected}")

@@ -80,7 +80,7 @@ _SENTENCE = re.compile(r"(?<=[.!?。！？])\s*|\n+")
 def _most_repeated(text: str, h: np.ndarray) -> str:
     values, first, counts = np.unique(h, return_index=True, return_counts=True)
     at = int(first[np.argmax(counts)])
-    return text[at:at + 64]
+    return text[at : at + 64]
 
 
 def _short(s: str, n: int = 80) -> str:
@@ -140,8 +140,11 @@ class RepetitionFilter(Filter):
     def check(self, sample: Sample) -> Verdict:
         if sample.finish_reason == "repetition":  # generation.stop_loops: the engine saw it loop and stopped it
             where = "thinking" if sample.split.opened and not sample.split.closed else "answer"
-            return self.reject("loop_stopped", detail=f"{where}: the engine stopped the generation when its tail "
-                                                      f"repeated itself (generation.stop_loops)")
+            return self.reject(
+                "loop_stopped",
+                detail=f"{where}: the engine stopped the generation when its tail "
+                f"repeated itself (generation.stop_loops)",
+            )
         for where, text in (("thinking", sample.thinking), ("answer", sample.answer)):
             v = self._check_text(text, where)
             if v is not None:
@@ -155,8 +158,11 @@ class RepetitionFilter(Filter):
         paras = [" ".join(p.split()).lower() for p in re.split(r"\n\s*\n", text) if p.strip()]
         keep_p = lambda c: substantive(c, s.min_paragraph_chars)  # noqa: E731 - a one-line predicate
         if paras and (loop := best_cycle(paras, 2, s.max_paragraph_repeats, keep_p)):
-            return self.reject("repeated_paragraph", float(loop[1]), f"{where}: paragraph x{loop[1]} in a row: "
-                                                                      f"{_short(paras[loop[0]])!r}")
+            return self.reject(
+                "repeated_paragraph",
+                float(loop[1]),
+                f"{where}: paragraph x{loop[1]} in a row: {_short(paras[loop[0]])!r}",
+            )
         if (v := self._scattered(paras, s.min_paragraph_chars, "repeated_paragraph", "paragraph", where)) is not None:
             return v
         if (v := self._blocks(text, where)) is not None:
@@ -176,8 +182,9 @@ class RepetitionFilter(Filter):
                 if loop:
                     at, times, period = loop
                     what = "sentence" if period == 1 else f"cycle of {period} sentences"
-                    return self.reject("repeated_sentence", float(times),
-                                       f"{where}: {what} x{times} in a row: {_short(sents[at])!r}")
+                    return self.reject(
+                        "repeated_sentence", float(times), f"{where}: {what} x{times} in a row: {_short(sents[at])!r}"
+                    )
                 v = self._scattered(sents, s.min_sentence_chars, "repeated_sentence", "sentence", where)
                 if v is not None:
                     return v
@@ -196,24 +203,30 @@ class RepetitionFilter(Filter):
                 coverage = float(runs[runs >= s.max_ngram_repeats].sum()) / n
                 if top >= s.max_ngram_repeats and coverage >= s.min_ngram_coverage:
                     span = _most_repeated(text, hashes[w])
-                    return self.reject("repeated_ngram", round(coverage, 3),
-                                       f"{where}: a {w}-char span x{top}, repeats cover {coverage:.0%} of "
-                                       f"{len(codes)} chars: {_short(span)!r}")
+                    return self.reject(
+                        "repeated_ngram",
+                        round(coverage, 3),
+                        f"{where}: a {w}-char span x{top}, repeats cover {coverage:.0%} of "
+                        f"{len(codes)} chars: {_short(span)!r}",
+                    )
         else:
             hashes, region = None, False
 
-        tail = text[-s.tail_chars:]
+        tail = text[-s.tail_chars :]
         if len(tail) >= s.window_chars:
             worst, at = 1.0, 0
             for i in range(0, len(tail) - s.window_chars + 1, s.window_chars // 2):
-                b = tail[i:i + s.window_chars].encode("utf-8")
+                b = tail[i : i + s.window_chars].encode("utf-8")
                 r = len(zlib.compress(b, 6)) / len(b)
                 if r < worst:
                     worst, at = r, i
             if worst < s.min_compression_ratio:
-                return self.reject("low_compression_tail", round(worst, 4),
-                                   f"{where}: a {s.window_chars}-char window of the tail compresses to {worst:.1%}: "
-                                   f"{_short(tail[at:at + 120])!r}")
+                return self.reject(
+                    "low_compression_tail",
+                    round(worst, 4),
+                    f"{where}: a {s.window_chars}-char window of the tail compresses to {worst:.1%}: "
+                    f"{_short(tail[at : at + 120])!r}",
+                )
         if region:
             # a span whose copy two further on is within 2 * region_chars is part of a cycle
             near = np.flatnonzero((group[2:] == group[:-2]) & (pos[2:] - pos[:-2] <= 2 * s.region_chars))
@@ -221,12 +234,15 @@ class RepetitionFilter(Filter):
                 mark = np.zeros(n, dtype=np.int32)
                 mark[pos[near]] = mark[pos[near + 1]] = mark[pos[near + 2]] = 1
                 cum = np.concatenate(([0], np.cumsum(mark)))
-                dens = (cum[s.region_chars:] - cum[:-s.region_chars]) / s.region_chars
+                dens = (cum[s.region_chars :] - cum[: -s.region_chars]) / s.region_chars
                 at = int(np.argmax(dens))
                 if dens[at] >= s.min_region_coverage:
-                    return self.reject("looping_region", round(float(dens[at]), 3),
-                                       f"{where}: {dens[at]:.0%} of a {s.region_chars}-char stretch recurs "
-                                       f"within {2 * s.region_chars} chars: {_short(text[at:at + 120])!r}")
+                    return self.reject(
+                        "looping_region",
+                        round(float(dens[at]), 3),
+                        f"{where}: {dens[at]:.0%} of a {s.region_chars}-char stretch recurs "
+                        f"within {2 * s.region_chars} chars: {_short(text[at : at + 120])!r}",
+                    )
         if hashes is not None:
             return self._tandem(text, codes, hashes[16], where)
         return None
@@ -249,8 +265,11 @@ class RepetitionFilter(Filter):
             if times < s.max_block_repeats:
                 break
             if sum(c.isalnum() for x in block for c in x) >= s.min_block_chars:
-                return self.reject("repeated_block", float(times), f"{where}: a block of {k} lines x{times}: "
-                                                                  f"{_short(' / '.join(block))!r}")
+                return self.reject(
+                    "repeated_block",
+                    float(times),
+                    f"{where}: a block of {k} lines x{times}: {_short(' / '.join(block))!r}",
+                )
         return None
 
     def _tandem(self, text: str, codes: np.ndarray, h16: np.ndarray, where: str) -> Verdict | None:
@@ -278,11 +297,14 @@ class RepetitionFilter(Filter):
             d = np.diff(eq)
             st, en = np.flatnonzero(d == 1), np.flatnonzero(d == -1)
             for j in np.flatnonzero(en - st + p >= max(s.min_tandem_chars, 4 * p)):
-                unit = text[st[j]:st[j] + p]
+                unit = text[st[j] : st[j] + p]
                 # a unit of letters alone is a data string written out (a test input "abab...", a
                 # DNA sequence), not a loop: loops in prose or code carry spaces or punctuation
                 if sum(c.isalpha() for c in unit) >= 2 and not unit.isalnum():
                     times = (en[j] - st[j] + p) // p
-                    return self.reject("tandem_repeat", float(times), f"{where}: a {p}-char unit x{times} back to "
-                                                                      f"back: {_short(text[st[j]:st[j] + 120])!r}")
+                    return self.reject(
+                        "tandem_repeat",
+                        float(times),
+                        f"{where}: a {p}-char unit x{times} back to back: {_short(text[st[j] : st[j] + 120])!r}",
+                    )
         return None

@@ -66,14 +66,20 @@ class ThinkAnswerMismatchFilter(Filter):
         if s.budget_hit:  # the budget ended the thinking mid-way: it concludes nothing to compare
             return self.skip("skipped_budget_cut", "the thinking budget cut the thinking before it concluded")
         if (cut := cut_short(s.thinking)) is not None:
-            return self.skip("skipped_budget_cut", f"the thinking stops mid-sentence ({shorten(cut, 60)!r}): it was "
-                                                   "cut short before it concluded")
+            return self.skip(
+                "skipped_budget_cut",
+                f"the thinking stops mid-sentence ({shorten(cut, 60)!r}): it was cut short before it concluded",
+            )
         found = statements(s.thinking, self.s.tail_chars)
         if not found:
-            return self.skip("skipped_no_conclusion", "the thinking's end states no value (no \\boxed{}, no "
-                                                      "'answer is', no 'so ... = X')")
-        choice = self.s.method == "choice" or (self.s.method == "auto" and (
-            (s.reference is not None and kind(s.reference) == "choice") or len(options(s.prompt)) >= 2))
+            return self.skip(
+                "skipped_no_conclusion",
+                "the thinking's end states no value (no \\boxed{}, no 'answer is', no 'so ... = X')",
+            )
+        choice = self.s.method == "choice" or (
+            self.s.method == "auto"
+            and ((s.reference is not None and kind(s.reference) == "choice") or len(options(s.prompt)) >= 2)
+        )
         stated = final_span(s.answer, stated=True)
         if stated is None and choice:  # a bare option as the answer's last line: "A) 円", "**B**"
             last = s.answer.strip().splitlines()[-1].strip()
@@ -81,9 +87,14 @@ class ThinkAnswerMismatchFilter(Filter):
         if stated is None:
             return self.skip("skipped_no_final_answer", "the answer states no final answer (no box, no answer phrase)")
         equal, concluded, how = judge_conclusion(found, stated, s.prompt, self.verifier, choice)
-        detail = f"thinking concludes {shorten(concluded.span, 60)!r} ({concluded.how}); the answer says " \
-                 f"{shorten(stated, 60)!r} (compared as {how})"
+        detail = (
+            f"thinking concludes {shorten(concluded.span, 60)!r} ({concluded.how}); the answer says "
+            f"{shorten(stated, 60)!r} (compared as {how})"
+        )
         if equal is None:
-            return self.skip("skipped_undecided", detail) if self.s.keep_undecided else \
-                self.reject("skipped_undecided", None, detail)
+            return (
+                self.skip("skipped_undecided", detail)
+                if self.s.keep_undecided
+                else self.reject("skipped_undecided", None, detail)
+            )
         return self.ok(1.0, detail) if equal else self.reject("think_answer_mismatch", 0.0, detail)

@@ -55,8 +55,13 @@ class WrongAnswerFilter(Filter):
     def build(cls, settings: Config, shared: Shared) -> WrongAnswerFilter:
         return cls(shared.verifier, settings.method, settings.by_source, settings.keep_undecided)
 
-    def __init__(self, verifier: MathVerifier | None, method: str = "auto", by_source: dict[str, str] | None = None,
-                 keep_undecided: bool = True):
+    def __init__(
+        self,
+        verifier: MathVerifier | None,
+        method: str = "auto",
+        by_source: dict[str, str] | None = None,
+        keep_undecided: bool = True,
+    ):
         self.verifier, self.method, self.by_source = verifier, method, dict(by_source or {})
         self.keep_undecided = keep_undecided
 
@@ -65,12 +70,14 @@ class WrongAnswerFilter(Filter):
         if earlier is not None:
             return earlier
         if s.finish_reason in ("length", "repetition"):  # cut off: no final answer yet (format / repetition's)
-            return self.skip("skipped_unfinished", f"the generation was cut ({s.finish_reason}) before its answer "
-                                                   f"was complete")
+            return self.skip(
+                "skipped_unfinished", f"the generation was cut ({s.finish_reason}) before its answer was complete"
+            )
         return self._compare(s.reference, s.answer, s.source, s.prompt)
 
-    def _compare(self, reference: str | None, answer: str, source: str | None, prompt: str = "",
-                 turn: str = "") -> Verdict:
+    def _compare(
+        self, reference: str | None, answer: str, source: str | None, prompt: str = "", turn: str = ""
+    ) -> Verdict:
         if reference is None or not str(reference).strip():
             return self.skip("skipped_no_reference")
         if not answer.strip():  # cut off, or nothing after the think block: the format filter's call

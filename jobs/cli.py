@@ -10,10 +10,19 @@ import sys
 def parser(doc: str, config_help: str = "job config (YAML)", config_required: bool = True) -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--config", required=config_required, help=config_help)
-    ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE",
-                    help="override one config value (YAML syntax), repeatable")
-    ap.add_argument("--verbose", action="store_true", help="Ray Data's progress and the workers' logs on the "
-                    "console (ray.verbose), not one progress line")
+    ap.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY.PATH=VALUE",
+        help="override one config value (YAML syntax), repeatable",
+    )
+    ap.add_argument(
+        "--verbose",
+        action="store_true",
+        help="Ray Data's progress and the workers' logs on the console (ray.verbose), not one progress line",
+    )
     return ap
 
 

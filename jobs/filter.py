@@ -39,9 +39,11 @@ def main(argv: list[str] | None = None) -> int:
         summary = run(cfg, args.input, args.output, args.overwrite)
     except user_errors() as e:
         return fail(e)
-    print(f"judged {summary['inputs']} rows -> accepted {summary['accepted']}, rejected "
-          f"{summary['rejected']['total']} {summary['rejected']['by_reason']}, errors {summary['errors']['total']} "
-          f"{summary['errors']['by_reason']}; accounted: {summary['accounted']}; {summary['wall_s']} s")
+    print(
+        f"judged {summary['inputs']} rows -> accepted {summary['accepted']}, rejected "
+        f"{summary['rejected']['total']} {summary['rejected']['by_reason']}, errors {summary['errors']['total']} "
+        f"{summary['errors']['by_reason']}; accounted: {summary['accounted']}; {summary['wall_s']} s"
+    )
     for name, f in summary["filters"].items():
         print(f"  {name}: passed {f['passed']}, failed {f['failed']}, skipped {f['skipped']} {f['reasons'] or ''}")
     return 0 if summary["accounted"] else 3

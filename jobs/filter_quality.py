@@ -88,17 +88,32 @@ def load_real(path: Path = REAL) -> list[dict]:
             completion = r["response"]
             if not think and not completion.lstrip().startswith("<think>"):
                 completion = _EMPTY_THINK + completion
-            rows.append({"id": r["id"], "prompt": r["prompt"], "reference": r.get("reference"),
-                         "thinking_expected": think, "completion": completion, "finish_reason": None,
-                         "bad": bad, "has_answer": "</think>" in completion or not think})
+            rows.append(
+                {
+                    "id": r["id"],
+                    "prompt": r["prompt"],
+                    "reference": r.get("reference"),
+                    "thinking_expected": think,
+                    "completion": completion,
+                    "finish_reason": None,
+                    "bad": bad,
+                    "has_answer": "</think>" in completion or not think,
+                }
+            )
     return rows
 
 
 def sample_of(row: dict):
     from filters import Sample
 
-    return Sample(row["completion"], row["thinking_expected"], prompt=row["prompt"], reference=row.get("reference"),
-                  source=row.get("source"), finish_reason=row.get("finish_reason"))
+    return Sample(
+        row["completion"],
+        row["thinking_expected"],
+        prompt=row["prompt"],
+        reference=row.get("reference"),
+        source=row.get("source"),
+        finish_reason=row.get("finish_reason"),
+    )
 
 
 def evaluate(rows: list[dict], overrides: dict | None = None) -> dict:
@@ -124,9 +139,16 @@ def evaluate(rows: list[dict], overrides: dict | None = None) -> dict:
             per[f]["fn"] += want and not hit
             if hit != want:
                 v = next((v for v in verdicts if v.filter == f), None)
-                misses.append({"id": row["id"], "filter": f, "kind": "false_reject" if hit else "missed",
-                               "reason": v.reason if v else None, "detail": (v.detail or "")[:200] if v else None,
-                               "rejected": reason})
+                misses.append(
+                    {
+                        "id": row["id"],
+                        "filter": f,
+                        "kind": "false_reject" if hit else "missed",
+                        "reason": v.reason if v else None,
+                        "detail": (v.detail or "")[:200] if v else None,
+                        "rejected": reason,
+                    }
+                )
         if labeled:
             bad += 1
             rejected += reason is not None
@@ -136,8 +158,15 @@ def evaluate(rows: list[dict], overrides: dict | None = None) -> dict:
     for c in per.values():
         c["precision"] = c["tp"] / (c["tp"] + c["fp"]) if c["tp"] + c["fp"] else None
         c["recall"] = c["tp"] / (c["tp"] + c["fn"]) if c["tp"] + c["fn"] else None
-    return {"samples": len(rows), "good": good, "good_accepted": accepted / good if good else None,
-            "bad": bad, "bad_rejected": rejected / bad if bad else None, "filters": per, "misses": misses}
+    return {
+        "samples": len(rows),
+        "good": good,
+        "good_accepted": accepted / good if good else None,
+        "bad": bad,
+        "bad_rejected": rejected / bad if bad else None,
+        "filters": per,
+        "misses": misses,
+    }
 
 
 def table(r: dict) -> str:
@@ -146,10 +175,13 @@ def table(r: dict) -> str:
 
     lines = ["| filter | labeled bad | rejected | precision | recall |", "|---|---:|---:|---:|---:|"]
     for f, c in r["filters"].items():
-        lines.append(f"| `{f}` | {c['tp'] + c['fn']} | {c['tp'] + c['fp']} | {pct(c['precision'])} "
-                     f"| {pct(c['recall'])} |")
-    lines.append(f"\n{r['samples']} samples: **{pct(r['good_accepted'])} of {r['good']} good samples accepted** (no "
-                 f"filter rejects them), **{pct(r['bad_rejected'])} of {r['bad']} bad samples rejected**.")
+        lines.append(
+            f"| `{f}` | {c['tp'] + c['fn']} | {c['tp'] + c['fp']} | {pct(c['precision'])} | {pct(c['recall'])} |"
+        )
+    lines.append(
+        f"\n{r['samples']} samples: **{pct(r['good_accepted'])} of {r['good']} good samples accepted** (no "
+        f"filter rejects them), **{pct(r['bad_rejected'])} of {r['bad']} bad samples rejected**."
+    )
     return "\n".join(lines) + "\n"
 
 
@@ -160,8 +192,9 @@ def sets(which: str, real: Path = REAL, devset: Path = DEVSET) -> dict[str, list
         if real.exists():
             out["real"] = load_real(real)
         elif which == "real":
-            raise FileNotFoundError(f"--real: no real-output set at {real} (it is read from ../shared beside the "
-                                    "project)")
+            raise FileNotFoundError(
+                f"--real: no real-output set at {real} (it is read from ../shared beside the project)"
+            )
     if which in ("imitation", "both"):
         out["imitation"] = load(devset)
     return out

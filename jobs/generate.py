@@ -71,8 +71,11 @@ def main(argv: list[str] | None = None) -> int:
     if summary.get("deadline_reached"):
         left = summary["missing"] + summary["errors"]["by_reason"].get("deadline_reached", 0)
         done = summary["expected_samples"] - left
-        print(f"ray.deadline_s ({cfg.ray.deadline_s} s) reached: {done} of {summary['expected_samples']} "
-              f"samples made; run the same command again to resume", file=sys.stderr)
+        print(
+            f"ray.deadline_s ({cfg.ray.deadline_s} s) reached: {done} of {summary['expected_samples']} "
+            f"samples made; run the same command again to resume",
+            file=sys.stderr,
+        )
         return 5
     if not summary["accounted"]:
         return 3

@@ -37,9 +37,11 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(m, indent=1))
         return 0
     for r in m["runs"]:
-        print(f"{r['run_id']:<28} {r['accepted']:>9} accepted in {len(r['files']):>4} file(s), "
-              f"{r['earlier_prompts']} prompts left to earlier runs, fingerprint {r['fingerprint']}"
-              + (" (unfinished: its committed samples)" if r.get("unfinished") else ""))
+        print(
+            f"{r['run_id']:<28} {r['accepted']:>9} accepted in {len(r['files']):>4} file(s), "
+            f"{r['earlier_prompts']} prompts left to earlier runs, fingerprint {r['fingerprint']}"
+            + (" (unfinished: its committed samples)" if r.get("unfinished") else "")
+        )
     print(f"{len(m['accepted'])} accepted file(s) in {args.path.rstrip('/')}/{MANIFEST}")
     return 0
 

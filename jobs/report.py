@@ -31,8 +31,10 @@ def _completed(url: str):
     try:
         return folder, folder.read_summary()
     except FileNotFoundError:
-        raise NotARun(f"error: {url}: not a completed run folder (no summary.json there; a run writes it last, "
-                         f"so an unfinished run has none)") from None
+        raise NotARun(
+            f"error: {url}: not a completed run folder (no summary.json there; a run writes it last, "
+            f"so an unfinished run has none)"
+        ) from None
     except (OSError, json.JSONDecodeError) as e:
         raise NotARun(f"error: {url}: cannot read its summary.json: {e}") from None
 
@@ -58,8 +60,9 @@ def main(argv: list[str] | None = None) -> int:
         folder, summary = _completed(args.run_dir)
         if args.compare:
             other, other_summary = _completed(args.compare)
-            names = [s.get("run_id") or f.url.rsplit("/", 1)[-1]
-                     for f, s in ((folder, summary), (other, other_summary))]
+            names = [
+                s.get("run_id") or f.url.rsplit("/", 1)[-1] for f, s in ((folder, summary), (other, other_summary))
+            ]
             if names[0] == names[1]:
                 names = [folder.url, other.url]
             page = report.compare(summary, other_summary, *names)

@@ -49,9 +49,10 @@ def rendered_rows(path: str, tokenizer) -> list[dict]:
         if not full.startswith(prompt):
             raise ValueError(f"row {i}: the template does not render the completion after the prompt")
         p = tokenizer.encode(prompt, add_special_tokens=False)
-        c = tokenizer.encode(full[len(prompt):], add_special_tokens=False)
-        out.append({"sample_id": str(r.get("id") or i), "prompt_token_ids": p, "token_ids": c,
-                    "forced": [False] * len(c)})
+        c = tokenizer.encode(full[len(prompt) :], add_special_tokens=False)
+        out.append(
+            {"sample_id": str(r.get("id") or i), "prompt_token_ids": p, "token_ids": c, "forced": [False] * len(c)}
+        )
     return out
 
 
@@ -63,15 +64,23 @@ def score(llm, items: list[dict], k: int):
     from pipeline.logprobs import TokenLogprobs, row_columns
 
     params = vllm.SamplingParams(max_tokens=1, prompt_logprobs=k, temperature=0.0)
-    outs = llm.generate([TokensPrompt(prompt_token_ids=it["prompt_token_ids"] + it["token_ids"]) for it in items],
-                        params, use_tqdm=False)
+    outs = llm.generate(
+        [TokensPrompt(prompt_token_ids=it["prompt_token_ids"] + it["token_ids"]) for it in items],
+        params,
+        use_tqdm=False,
+    )
     scored = []
     for it, o in zip(items, outs):
         p = len(it["prompt_token_ids"])
         lp = TokenLogprobs.of_vllm(o.prompt_logprobs[p:], it["token_ids"], k)
         lp.forced = list(it["forced"])  # forced tokens keep their mark; their scores are the teacher's view
-        scored.append({"sample_id": it["sample_id"], "status": "accepted",
-                       **row_columns(it["prompt_token_ids"], it["token_ids"], lp)})
+        scored.append(
+            {
+                "sample_id": it["sample_id"],
+                "status": "accepted",
+                **row_columns(it["prompt_token_ids"], it["token_ids"], lp),
+            }
+        )
     return scored
 
 
@@ -122,9 +131,15 @@ def main(argv: list[str] | None = None) -> int:
     if side is not None:  # no rows in: no part
         pq.write_table(side, part, compression="zstd")
     tokens = sum(len(it["token_ids"]) for it in items)
-    summary = {"rows": len(items), "tokens": tokens, "bytes": os.path.getsize(part) if side is not None else 0,
-               "top_k": args.top_k,
-               "input": args.input, "exact_ids": run_folder, "wall_s": round(time.time() - started, 2)}
+    summary = {
+        "rows": len(items),
+        "tokens": tokens,
+        "bytes": os.path.getsize(part) if side is not None else 0,
+        "top_k": args.top_k,
+        "input": args.input,
+        "exact_ids": run_folder,
+        "wall_s": round(time.time() - started, 2),
+    }
     with open(os.path.join(args.output, "score.json"), "w") as f:
         json.dump(summary, f, indent=1)
     print(f"scored {len(items)} rows, {tokens} tokens -> {part}")

@@ -73,10 +73,16 @@ def _without_unused_forcing(generation: dict | None) -> dict | None:
     """
     if not generation or "modes" not in generation:
         return generation
-    modes = [m if m.get("min_thinking_tokens") not in (None, [None])
-             else {k: v for k, v in m.items() if k not in FORCING_FIELDS} for m in generation["modes"]]
-    modes = [m if m.get("reasoning_effort") is not None else {k: v for k, v in m.items() if k != "reasoning_effort"}
-             for m in modes]
+    modes = [
+        m
+        if m.get("min_thinking_tokens") not in (None, [None])
+        else {k: v for k, v in m.items() if k not in FORCING_FIELDS}
+        for m in generation["modes"]
+    ]
+    modes = [
+        m if m.get("reasoning_effort") is not None else {k: v for k, v in m.items() if k != "reasoning_effort"}
+        for m in modes
+    ]
     rest = {k: v for k, v in generation.items() if k != "accepted_per_prompt" or v is not None}
     return {**rest, "modes": modes}
 
@@ -86,10 +92,10 @@ class RunEntry:
     """A run under the output root that no job is writing now."""
 
     run_id: str
-    url: str           # the run folder
+    url: str  # the run folder
     fingerprint: str
     created: float
-    summary: dict      # ``summary.json``; an unfinished run's ``summary.partial.json`` if it wrote one, else {}
+    summary: dict  # ``summary.json``; an unfinished run's ``summary.partial.json`` if it wrote one, else {}
     finished: bool = True
 
 
@@ -136,8 +142,16 @@ def runs(root_url: str, unfinished: bool = True) -> list[RunEntry]:
             continue  # not a generation run (the filter job's folders have no config identity)
         if not finished and RunFolder(_url(fs, folder)).running():
             continue  # still being written: what it holds is not settled
-        out.append(RunEntry(folder.rsplit("/", 1)[-1], _url(fs, folder), fingerprint(run["identity"]["config"]),
-                            run.get("created", 0.0), summary, finished))
+        out.append(
+            RunEntry(
+                folder.rsplit("/", 1)[-1],
+                _url(fs, folder),
+                fingerprint(run["identity"]["config"]),
+                run.get("created", 0.0),
+                summary,
+                finished,
+            )
+        )
     return sorted(out, key=lambda r: (r.created, r.run_id))
 
 
@@ -218,11 +232,15 @@ def build_manifest(root_url: str) -> dict:
         files = sorted(fs.glob(f"{root}/{r.run_id}/accepted/*.parquet"))
         s = r.summary
         entry = {
-            "run_id": r.run_id, "fingerprint": r.fingerprint, "teacher": s.get("teacher"),
-            "created": r.created, "accepted": s.get("accepted"),
-            "rejected": (s.get("rejected") or {}).get("total"), "errors": (s.get("errors") or {}).get("total"),
+            "run_id": r.run_id,
+            "fingerprint": r.fingerprint,
+            "teacher": s.get("teacher"),
+            "created": r.created,
+            "accepted": s.get("accepted"),
+            "rejected": (s.get("rejected") or {}).get("total"),
+            "errors": (s.get("errors") or {}).get("total"),
             "earlier_prompts": (s.get("earlier") or {}).get("prompts", 0),
-            "files": [p[len(root) + 1:] for p in files],  # relative to the root
+            "files": [p[len(root) + 1 :] for p in files],  # relative to the root
         }
         if not r.finished:  # its committed samples, counted from the files (a partial summary may be older)
             entry.update(unfinished=True, accepted=_rows(fs, files))

@@ -30,12 +30,15 @@ def check_resources(needs: dict[str, float], what: str) -> None:
     short = {k: (have.get(k, 0), n) for k, n in needs.items() if n and have.get(k, 0) < n}
     if short:
         lacking = ", ".join(f"{n:g} {k} (the cluster has {h:g})" for k, (h, n) in short.items())
-        raise ClusterError(f"ray: the plan needs at least {lacking}: {what}; add nodes, or lower "
-                           f"teacher.replicas / teacher.resources / ray.cpu_stage_actors")
+        raise ClusterError(
+            f"ray: the plan needs at least {lacking}: {what}; add nodes, or lower "
+            f"teacher.replicas / teacher.resources / ray.cpu_stage_actors"
+        )
 
 
-def init_ray(address: str, embedded_cpus: int | None, storage_options: dict | None = None,
-             verbose: bool = True) -> None:
+def init_ray(
+    address: str, embedded_cpus: int | None, storage_options: dict | None = None, verbose: bool = True
+) -> None:
     """Start or join Ray. ``storage_options`` reach every worker of the job through its runtime
     environment (``pipeline.storage``); under ``ray job submit`` they join the job's own. Not
     ``verbose`` (``ray.verbose``): the workers' output stays in the log files and Ray Data prints no
@@ -52,9 +55,11 @@ def init_ray(address: str, embedded_cpus: int | None, storage_options: dict | No
         if storage_options:
             import warnings
 
-            warnings.warn("storage_options: Ray was already started in this process, so its workers get them only "
-                          "if they were started with the FSSPEC_<PROTOCOL> variables (pipeline.storage.env_vars)",
-                          stacklevel=2)
+            warnings.warn(
+                "storage_options: Ray was already started in this process, so its workers get them only "
+                "if they were started with the FSSPEC_<PROTOCOL> variables (pipeline.storage.env_vars)",
+                stacklevel=2,
+            )
         return
     runtime_env = {"env_vars": env_vars(storage_options)} if storage_options else None
     console = {} if verbose else {"log_to_driver": False, "logging_level": logging.WARNING}

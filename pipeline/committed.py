@@ -29,18 +29,26 @@ import numpy as np
 import pyarrow as pa
 
 #: Error reasons a new attempt may not repeat: their prompts are redone on resume.
-TRANSIENT = frozenset({"engine_error", "engine_no_output", "request_timeout", "engine_died", "unfinished",
-                       "deadline_reached"})
-KEY_COLUMNS = {"sample": ["sample_id", "prompt_id", "location", "sample_index"],
-               "error": ["sample_id", "prompt_id", "location", "sample_index", "error"],
-               "earlier": ["prompt_id", "location"]}
+TRANSIENT = frozenset(
+    {"engine_error", "engine_no_output", "request_timeout", "engine_died", "unfinished", "deadline_reached"}
+)
+KEY_COLUMNS = {
+    "sample": ["sample_id", "prompt_id", "location", "sample_index"],
+    "error": ["sample_id", "prompt_id", "location", "sample_index", "error"],
+    "earlier": ["prompt_id", "location"],
+}
 NO_OWNER = np.uint64(2**64 - 1)
 
 
 def key_hash(keys: list[str]) -> np.ndarray:
     """8-byte hashes of keys (blake2b), as uint64."""
-    return np.array([int.from_bytes(hashlib.blake2b(k.encode("utf-8", "backslashreplace"), digest_size=8).digest(),
-                                    "little") for k in keys], dtype=np.uint64)
+    return np.array(
+        [
+            int.from_bytes(hashlib.blake2b(k.encode("utf-8", "backslashreplace"), digest_size=8).digest(), "little")
+            for k in keys
+        ],
+        dtype=np.uint64,
+    )
 
 
 class DoneSet:
@@ -91,11 +99,11 @@ class Scan:
     million rows this is about 250 MB of numpy arrays (``make bench``, docs/bench.md)."""
 
     paths: list[str] = field(default_factory=list)
-    row_hashes: list[np.ndarray] = field(default_factory=list)     # per file: its rows' own keys
+    row_hashes: list[np.ndarray] = field(default_factory=list)  # per file: its rows' own keys
     prompt_hashes: list[np.ndarray] = field(default_factory=list)  # per file: its rows' prompt keys
-    transient: list[np.ndarray] = field(default_factory=list)      # per file: the row is a transient error
-    markers: list[bool] = field(default_factory=list)              # per file: earlier/ (a row is a whole prompt)
-    orphans: list[np.ndarray] = field(default_factory=list)        # per file: the row has no prompt id
+    transient: list[np.ndarray] = field(default_factory=list)  # per file: the row is a transient error
+    markers: list[bool] = field(default_factory=list)  # per file: earlier/ (a row is a whole prompt)
+    orphans: list[np.ndarray] = field(default_factory=list)  # per file: the row has no prompt id
     owners: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list)  # per file: (prompt, input row)
     _first: np.ndarray | None = field(default=None, repr=False)
 
@@ -124,8 +132,9 @@ class Scan:
         prompts, first = np.concatenate(self.prompt_hashes), self.first_copies()
         bad = np.unique(prompts[np.concatenate(self.transient)])
         # an earlier/ row stands for all of its prompt's samples
-        weights = np.concatenate([np.full(len(h), per_input if m else 1, np.int64)
-                                  for h, m in zip(self.prompt_hashes, self.markers)])
+        weights = np.concatenate(
+            [np.full(len(h), per_input if m else 1, np.int64) for h, m in zip(self.prompt_hashes, self.markers)]
+        )
         if not first.all():
             prompts, weights = prompts[first], weights[first]
         keys, at = np.unique(prompts, return_inverse=True)
@@ -156,9 +165,9 @@ def member(sorted_keys: np.ndarray, values: np.ndarray, chunk: int = 1 << 20) ->
     if not len(sorted_keys):
         return out
     for at in range(0, len(values), chunk):
-        v = values[at:at + chunk]
+        v = values[at : at + chunk]
         i = np.minimum(np.searchsorted(sorted_keys, v), len(sorted_keys) - 1)
-        out[at:at + chunk] = sorted_keys[i] == v
+        out[at : at + chunk] = sorted_keys[i] == v
     return out
 
 
@@ -179,8 +188,11 @@ def scan(fs, root: str, folders: dict[str, str], pack=None) -> Scan:
             s.row_hashes.append(key_hash(row_keys(t)))
             s.prompt_hashes.append(key_hash(prompt_keys(t)))
             s.orphans.append(np.array([p is None for p in t["prompt_id"].to_pylist()], bool))
-            s.transient.append(np.array([e in TRANSIENT for e in t["error"].to_pylist()], bool)
-                               if status == "error" else np.zeros(t.num_rows, bool))
+            s.transient.append(
+                np.array([e in TRANSIENT for e in t["error"].to_pylist()], bool)
+                if status == "error"
+                else np.zeros(t.num_rows, bool)
+            )
             if pack is not None and "location" in t.column_names:  # one entry per prompt of the file
                 keys, at = np.unique(s.prompt_hashes[-1], return_index=True)
                 pids, locs = t["prompt_id"].take(at).to_pylist(), t["location"].take(at).to_pylist()
@@ -198,8 +210,9 @@ def reconcile(fs, s: Scan, per_input: int | None, write) -> tuple[DoneSet, int, 
     done = s.done(per_input) if per_input is not None else np.unique(np.concatenate(s.prompt_hashes or [[]]))
     first = s.first_copies()
     keep = [member(done, p) for p in s.prompt_hashes]
-    dropped = _keep_only(fs, s, [k & f for k, f in zip(keep, np.split(first, np.cumsum([len(k) for k in keep])[:-1]))],
-                         write)
+    dropped = _keep_only(
+        fs, s, [k & f for k, f in zip(keep, np.split(first, np.cumsum([len(k) for k in keep])[:-1]))], write
+    )
     return DoneSet(done), dropped, s.owners_of(done)
 
 

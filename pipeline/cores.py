@@ -110,8 +110,9 @@ def widen() -> None:
         os.sched_setaffinity(0, range(os.cpu_count() or 1))
 
 
-def node_processes(raylet: int | None = None,
-                   children: dict[int, list[int]] | None = None) -> tuple[list[int], list[int]]:
+def node_processes(
+    raylet: int | None = None, children: dict[int, list[int]] | None = None
+) -> tuple[list[int], list[int]]:
     """Seen from a Ray worker, this node's processes of the job as ``subtree`` splits them: all
     under its raylet, and the raylet's parent when that is this user's (the driver of an embedded
     Ray, ``ray start --block``) but none of that parent's other children, which may be anything (a

@@ -24,10 +24,7 @@ from typing import ClassVar
 from filters.lib.registry import Registry
 from filters.lib.text import ThinkSplit, split_thinking
 
-EARLY_STOP = (
-    "Considering the limited time by the user, I have to give the solution "
-    "based on the thinking directly now."
-)
+EARLY_STOP = "Considering the limited time by the user, I have to give the solution based on the thinking directly now."
 
 _REGISTRY = Registry("dialect")
 
@@ -107,14 +104,17 @@ class Dialect:
     def render(self, tokenizer, messages: list[dict], thinking: bool, effort: str | None = None) -> str:
         """The prompt text for ``messages`` in the given mode (generation prompt included)."""
         return tokenizer.apply_chat_template(
-            messages, tokenize=False, add_generation_prompt=True, enable_thinking=thinking)
+            messages, tokenize=False, add_generation_prompt=True, enable_thinking=thinking
+        )
 
     def check(self, generation) -> None:
         """Raise ``ValueError`` naming the key of the first mode setting this dialect cannot make."""
         for i, m in enumerate(generation.modes):
             if m.reasoning_effort is not None and not self.has_reasoning_effort:
-                raise ValueError(f"generation.modes.{i}.reasoning_effort: gpt-oss's reasoning effort needs "
-                                 f"teacher.dialect 'gpt-oss' (this teacher's is {self.name!r})")
+                raise ValueError(
+                    f"generation.modes.{i}.reasoning_effort: gpt-oss's reasoning effort needs "
+                    f"teacher.dialect 'gpt-oss' (this teacher's is {self.name!r})"
+                )
 
     def prefill(self, prompt: str) -> str:
         """Part of the assistant turn already in the prompt (an open or empty think block)."""
@@ -232,9 +232,9 @@ class GptOss(Dialect):
         """Exactly at the channel markers, nothing stripped (the channels' text is the messages')."""
         t = assistant_text
         if not t.startswith(self.think_start):
-            answer = t[len(self.final_only):] if t.startswith(self.final_only) else t
+            answer = t[len(self.final_only) :] if t.startswith(self.final_only) else t
             return ThinkSplit("", answer, False, self.think_end in t, t.count(self.think_end))
-        thinking, closed, answer = t[len(self.think_start):].partition(self.think_end)
+        thinking, closed, answer = t[len(self.think_start) :].partition(self.think_end)
         return ThinkSplit(thinking, answer, True, bool(closed), t.count(self.think_end))
 
     def message(self, assistant_text: str) -> dict:
@@ -254,15 +254,20 @@ class GptOss(Dialect):
         for i, m in enumerate(generation.modes):
             key = f"generation.modes.{i}"
             if not m.thinking:
-                raise ValueError(f"{key}.thinking: gpt-oss always reasons (no non-thinking mode); "
-                                 f"use reasoning_effort: low for the shortest analysis")
+                raise ValueError(
+                    f"{key}.thinking: gpt-oss always reasons (no non-thinking mode); "
+                    f"use reasoning_effort: low for the shortest analysis"
+                )
             if m.flag is not None:
                 raise ValueError(f"{key}.flag: gpt-oss has no /think or /no_think flags; set reasoning_effort")
             if m.forces_thinking:
-                raise ValueError(f"{key}.min_thinking_tokens: s1's forcing is built for think tags, not yet for "
-                                 f"the harmony channels")
+                raise ValueError(
+                    f"{key}.min_thinking_tokens: s1's forcing is built for think tags, not yet for the harmony channels"
+                )
             if m.budget_strategy == "engine" and any(b is not None for b in m.budgets):
-                raise ValueError(f"{key}.budget_strategy: 'engine' (vLLM's thinking_token_budget) is not used with "
-                                 f"gpt-oss; 'two_stage' closes the analysis channel")
+                raise ValueError(
+                    f"{key}.budget_strategy: 'engine' (vLLM's thinking_token_budget) is not used with "
+                    f"gpt-oss; 'two_stage' closes the analysis channel"
+                )
         if generation.adaptive is not None:
             raise ValueError("generation.adaptive: chooses between thinking and not; gpt-oss always reasons")

@@ -60,20 +60,22 @@ def collate(chunk: list[dict], pad_id: int = 0) -> dict:
     k = len(chunk[0]["top_ids"][0]) if chunk[0]["top_ids"] else 1
     length = max(len(r["prompt_token_ids"]) + len(r["token_ids"]) for r in chunk)
     n = len(chunk)
-    out = {"input_ids": torch.full((n, length), pad_id, dtype=torch.long),
-           "attention_mask": torch.zeros((n, length), dtype=torch.long),
-           "completion_mask": torch.zeros((n, length), dtype=torch.bool),
-           "teacher_ids": torch.zeros((n, length, k), dtype=torch.long),
-           "teacher_logprobs": torch.zeros((n, length, k), dtype=torch.float32),
-           "sample_id": [r["sample_id"] for r in chunk]}
+    out = {
+        "input_ids": torch.full((n, length), pad_id, dtype=torch.long),
+        "attention_mask": torch.zeros((n, length), dtype=torch.long),
+        "completion_mask": torch.zeros((n, length), dtype=torch.bool),
+        "teacher_ids": torch.zeros((n, length, k), dtype=torch.long),
+        "teacher_logprobs": torch.zeros((n, length, k), dtype=torch.float32),
+        "sample_id": [r["sample_id"] for r in chunk],
+    }
     for i, r in enumerate(chunk):
         p, c = len(r["prompt_token_ids"]), len(r["token_ids"])
-        out["input_ids"][i, :p + c] = torch.tensor(r["prompt_token_ids"] + r["token_ids"])
-        out["attention_mask"][i, :p + c] = 1
+        out["input_ids"][i, : p + c] = torch.tensor(r["prompt_token_ids"] + r["token_ids"])
+        out["attention_mask"][i, : p + c] = 1
         if c:
-            out["completion_mask"][i, p:p + c] = ~torch.tensor(r["forced"])
-            out["teacher_ids"][i, p:p + c] = torch.tensor(r["top_ids"], dtype=torch.long)
-            out["teacher_logprobs"][i, p:p + c] = torch.tensor(r["top_logprobs"], dtype=torch.float32)
+            out["completion_mask"][i, p : p + c] = ~torch.tensor(r["forced"])
+            out["teacher_ids"][i, p : p + c] = torch.tensor(r["top_ids"], dtype=torch.long)
+            out["teacher_logprobs"][i, p : p + c] = torch.tensor(r["top_logprobs"], dtype=torch.float32)
     return out
 
 
@@ -82,9 +84,9 @@ def forward_kl(student_logits, batch: dict):
     import torch
 
     mask = batch["completion_mask"][:, 1:]
-    logp = torch.log_softmax(student_logits[:, :-1].float(), dim=-1)          # predicts token t from t - 1
+    logp = torch.log_softmax(student_logits[:, :-1].float(), dim=-1)  # predicts token t from t - 1
     student = torch.gather(logp, -1, batch["teacher_ids"][:, 1:])
-    student = student - torch.logsumexp(student, dim=-1, keepdim=True)        # renormalized over the top-k
+    student = student - torch.logsumexp(student, dim=-1, keepdim=True)  # renormalized over the top-k
     teacher = batch["teacher_logprobs"][:, 1:]
     teacher = teacher - torch.logsumexp(teacher, dim=-1, keepdim=True)
     kl = (teacher.exp() * (teacher - student)).sum(-1)

@@ -63,8 +63,14 @@ class Params:
         return replace(self, **changes)
 
 
-def request_params(row: dict, *, max_tokens: int | None = None, seed: int | None = None,
-                   engine_budget: bool = True, sampling: dict | None = None) -> Params:
+def request_params(
+    row: dict,
+    *,
+    max_tokens: int | None = None,
+    seed: int | None = None,
+    engine_budget: bool = True,
+    sampling: dict | None = None,
+) -> Params:
     """The ``Params`` of one request row (mode sampling + seed + budget); ``sampling`` replaces
     the row's (a multi-turn sample's earlier turns).
 
@@ -77,10 +83,17 @@ def request_params(row: dict, *, max_tokens: int | None = None, seed: int | None
     """
     s = sampling or row["sampling"]
     budget = row["thinking_budget"] if engine_budget and row.get("budget_strategy") == "engine" else None
-    return Params(temperature=s["temperature"], top_p=s["top_p"], top_k=s["top_k"], min_p=s["min_p"],
-                  presence_penalty=s["presence_penalty"], repetition_penalty=s["repetition_penalty"],
-                  max_tokens=max_tokens or s["max_tokens"], seed=row["seed"] if seed is None else seed,
-                  thinking_token_budget=budget)
+    return Params(
+        temperature=s["temperature"],
+        top_p=s["top_p"],
+        top_k=s["top_k"],
+        min_p=s["min_p"],
+        presence_penalty=s["presence_penalty"],
+        repetition_penalty=s["repetition_penalty"],
+        max_tokens=max_tokens or s["max_tokens"],
+        seed=row["seed"] if seed is None else seed,
+        thinking_token_budget=budget,
+    )
 
 
 class Engine(Protocol):
@@ -117,8 +130,9 @@ def vllm_sampling(params: Params):
     if kw["logprobs"] is not None:
         kw["flat_logprobs"] = True  # a few flat lists per request, not one dict per token
     if loops is not None:
-        kw["repetition_detection"] = RepetitionDetectionParams(min_pattern_size=loops[0], max_pattern_size=loops[1],
-                                                               min_count=loops[2])
+        kw["repetition_detection"] = RepetitionDetectionParams(
+            min_pattern_size=loops[0], max_pattern_size=loops[1], min_count=loops[2]
+        )
     return SamplingParams(**kw)
 
 
@@ -140,8 +154,12 @@ def config_kv_cache_wins(engine_args: dict):
     key = "VLLM_CPU_KVCACHE_SPACE"
     hidden = os.environ.pop(key, None) if "kv_cache_memory_bytes" in engine_args else None
     if hidden:
-        log.warning("%s=%s is ignored: teacher.engine.kv_cache_gib sets this engine's KV cache (%.2f GiB)",
-                    key, hidden, engine_args["kv_cache_memory_bytes"] / 2**30)
+        log.warning(
+            "%s=%s is ignored: teacher.engine.kv_cache_gib sets this engine's KV cache (%.2f GiB)",
+            key,
+            hidden,
+            engine_args["kv_cache_memory_bytes"] / 2**30,
+        )
     try:
         yield
     finally:
@@ -174,8 +192,9 @@ class VllmEngine:
 
         final = None
         try:
-            async for out in self.engine.generate(TokensPrompt(prompt_token_ids=prompt_ids), vllm_sampling(params),
-                                                  request_id=request_id):
+            async for out in self.engine.generate(
+                TokensPrompt(prompt_token_ids=prompt_ids), vllm_sampling(params), request_id=request_id
+            ):
                 final = out
         except EngineDeadError as e:
             raise EngineDead(str(e)) from e
@@ -195,6 +214,7 @@ class VllmEngine:
         engine = self.engine
         handler = getattr(engine, "output_handler", None)
         if handler is not None and not handler.done():
+
             async def cancel():
                 handler.cancel()
                 with contextlib.suppress(asyncio.CancelledError):

@@ -33,12 +33,22 @@ def fingerprint(obj: Any) -> str:
     return _digest(obj, 16)
 
 
-def sample_id(prompt_id: str, mode: str, budget: int | None, index: int, generation_fp: str,
-              min_thinking: int | None = None, effort: str | None = None) -> str:
+def sample_id(
+    prompt_id: str,
+    mode: str,
+    budget: int | None,
+    index: int,
+    generation_fp: str,
+    min_thinking: int | None = None,
+    effort: str | None = None,
+) -> str:
     """One sample: which prompt, mode, budget (and thinking minimum, when forced, and reasoning
     effort, when set) and draw, under which generation settings."""
-    return _digest([prompt_id, mode, budget, index, generation_fp] + ([min_thinking] if min_thinking else [])
-                   + ([f"effort={effort}"] if effort else []))
+    return _digest(
+        [prompt_id, mode, budget, index, generation_fp]
+        + ([min_thinking] if min_thinking else [])
+        + ([f"effort={effort}"] if effort else [])
+    )
 
 
 def sample_seed(base_seed: int, prompt_id: str, mode: str, index: int) -> int:

@@ -144,5 +144,7 @@ class IdLedger:
             results = [s.claim(keys[at], mine[at]) for at, s in parts]
         for (at, _), got in zip(parts, results):
             owners[at] = got
-        return [None if o == m else (self.locations.unpack(o) or "an earlier row")
-                for o, m in zip(owners.tolist(), mine.tolist())]
+        return [
+            None if o == m else (self.locations.unpack(o) or "an earlier row")
+            for o, m in zip(owners.tolist(), mine.tolist())
+        ]

@@ -130,6 +130,7 @@ def load_filter_config(path: str | Path, overrides: list[str] = ()) -> FilterJob
     data = _read(path)
     if "teacher" in data or "input" in data:  # a generation job config: take what filtering needs
         cfg = load_config(path, overrides)
-        return FilterJobConfig(filters=cfg.filters, dialect=cfg.teacher.dialect, ray=cfg.ray,
-                               rows_per_file=cfg.output.rows_per_file)
+        return FilterJobConfig(
+            filters=cfg.filters, dialect=cfg.teacher.dialect, ray=cfg.ray, rows_per_file=cfg.output.rows_per_file
+        )
     return _validate(FilterJobConfig, apply_overrides(data, list(overrides)), path)

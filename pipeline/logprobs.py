@@ -66,8 +66,13 @@ class TokenLogprobs:
         return out
 
     def __add__(self, other: TokenLogprobs) -> TokenLogprobs:
-        return TokenLogprobs(self.k, self.sampled + other.sampled, self.top_ids + other.top_ids,
-                             self.top + other.top, self.forced + other.forced)
+        return TokenLogprobs(
+            self.k,
+            self.sampled + other.sampled,
+            self.top_ids + other.top_ids,
+            self.top + other.top,
+            self.forced + other.forced,
+        )
 
     def cut(self, n: int) -> TokenLogprobs:
         return TokenLogprobs(self.k, self.sampled[:n], self.top_ids[:n], self.top[:n], self.forced[:n])
@@ -91,27 +96,40 @@ def join(*parts: TokenLogprobs | int | None, k: int | None) -> TokenLogprobs | N
 
 def sidecar_schema(k: int) -> pa.Schema:
     half = pa.float16()
-    return pa.schema([
-        ("sample_id", pa.string()),
-        ("prompt_token_ids", pa.list_(pa.int32())),      # the prompt the engine saw (the last turn's)
-        ("token_ids", pa.list_(pa.int32())),             # the completion it generated (and what was forced)
-        ("forced", pa.list_(pa.bool_())),                # put in by the pipeline: no teacher logprobs
-        ("logprob", pa.list_(half)),                     # the sampled token's
-        ("top_ids", pa.list_(pa.list_(pa.int32(), k))),
-        ("top_logprobs", pa.list_(pa.list_(half, k))),
-    ])
+    return pa.schema(
+        [
+            ("sample_id", pa.string()),
+            ("prompt_token_ids", pa.list_(pa.int32())),  # the prompt the engine saw (the last turn's)
+            ("token_ids", pa.list_(pa.int32())),  # the completion it generated (and what was forced)
+            ("forced", pa.list_(pa.bool_())),  # put in by the pipeline: no teacher logprobs
+            ("logprob", pa.list_(half)),  # the sampled token's
+            ("top_ids", pa.list_(pa.list_(pa.int32(), k))),
+            ("top_logprobs", pa.list_(pa.list_(half, k))),
+        ]
+    )
 
 
 #: Working columns that carry the logprobs from the generate stage to the sink.
-WORKING = [("lp_prompt_ids", pa.list_(pa.int32())), ("lp_token_ids", pa.list_(pa.int32())),
-           ("lp_forced", pa.list_(pa.bool_())), ("lp_sampled", pa.list_(pa.float32())),
-           ("lp_top_ids", pa.list_(pa.list_(pa.int32()))), ("lp_top", pa.list_(pa.list_(pa.float32())))]
+WORKING = [
+    ("lp_prompt_ids", pa.list_(pa.int32())),
+    ("lp_token_ids", pa.list_(pa.int32())),
+    ("lp_forced", pa.list_(pa.bool_())),
+    ("lp_sampled", pa.list_(pa.float32())),
+    ("lp_top_ids", pa.list_(pa.list_(pa.int32()))),
+    ("lp_top", pa.list_(pa.list_(pa.float32()))),
+]
 
 
 def row_columns(prompt_ids: list[int], token_ids: list[int], lp: TokenLogprobs) -> dict:
     """The working columns of one sample (set by the generate stage)."""
-    return {"lp_prompt_ids": prompt_ids, "lp_token_ids": token_ids, "lp_forced": lp.forced, "lp_sampled": lp.sampled,
-            "lp_top_ids": lp.top_ids, "lp_top": lp.top}
+    return {
+        "lp_prompt_ids": prompt_ids,
+        "lp_token_ids": token_ids,
+        "lp_forced": lp.forced,
+        "lp_sampled": lp.sampled,
+        "lp_top_ids": lp.top_ids,
+        "lp_top": lp.top,
+    }
 
 
 def sidecar(table: pa.Table, k: int, meta: dict) -> pa.Table | None:
@@ -125,9 +143,15 @@ def sidecar(table: pa.Table, k: int, meta: dict) -> pa.Table | None:
     if not rows.num_rows:
         return None
     schema = sidecar_schema(k)
-    cols = {"sample_id": rows["sample_id"], "prompt_token_ids": rows["lp_prompt_ids"],
-            "token_ids": rows["lp_token_ids"], "forced": rows["lp_forced"], "logprob": rows["lp_sampled"],
-            "top_ids": rows["lp_top_ids"], "top_logprobs": rows["lp_top"]}
+    cols = {
+        "sample_id": rows["sample_id"],
+        "prompt_token_ids": rows["lp_prompt_ids"],
+        "token_ids": rows["lp_token_ids"],
+        "forced": rows["lp_forced"],
+        "logprob": rows["lp_sampled"],
+        "top_ids": rows["lp_top_ids"],
+        "top_logprobs": rows["lp_top"],
+    }
     out = pa.table({n: cols[n].cast(schema.field(n).type) for n in schema.names}, schema=schema)
     return out.replace_schema_metadata({META_KEY: json.dumps({"top_k": k, **meta}).encode()})
 
@@ -137,8 +161,11 @@ def tokenizer_meta(tokenizer) -> dict:
     tokenizer's vocabulary and of its chat template."""
     vocab = json.dumps(sorted(tokenizer.get_vocab().items()), ensure_ascii=False).encode()
     template = (getattr(tokenizer, "chat_template", None) or "").encode()
-    return {"tokenizer_sha256": hashlib.sha256(vocab).hexdigest(),
-            "chat_template_sha256": hashlib.sha256(template).hexdigest(), "logprobs_mode": "raw_logprobs"}
+    return {
+        "tokenizer_sha256": hashlib.sha256(vocab).hexdigest(),
+        "chat_template_sha256": hashlib.sha256(template).hexdigest(),
+        "logprobs_mode": "raw_logprobs",
+    }
 
 
 def settle(folder) -> dict:
@@ -167,5 +194,10 @@ def settle(folder) -> dict:
         samples += side.num_rows
         tokens += pc.sum(pc.list_value_length(side["token_ids"])).as_py() or 0
         size += fs.size(path)
-    return {"samples": samples, "tokens": tokens, "bytes": size,
-            "bytes_per_token": round(size / tokens, 2) if tokens else None, "folder": f"{folder.url}/{FOLDER}"}
+    return {
+        "samples": samples,
+        "tokens": tokens,
+        "bytes": size,
+        "bytes_per_token": round(size / tokens, 2) if tokens else None,
+        "folder": f"{folder.url}/{FOLDER}",
+    }

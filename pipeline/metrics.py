@@ -31,8 +31,11 @@ log = logging.getLogger(__name__)
 #: name -> (kind, description, tag keys)
 METRICS = {
     "thinkmill_samples": ("counter", "samples written, by outcome and reason", ("run_id", "mode", "outcome", "reason")),
-    "thinkmill_generated_tokens": ("counter", "generated tokens of written samples, per replica",
-                                   ("run_id", "replica")),
+    "thinkmill_generated_tokens": (
+        "counter",
+        "generated tokens of written samples, per replica",
+        ("run_id", "replica"),
+    ),
     "thinkmill_requests_in_flight": ("gauge", "requests in the replica's engine", ("run_id", "replica")),
     "thinkmill_engine_deaths": ("counter", "teacher engines that died", ("run_id",)),
     "thinkmill_replica_restarts": ("counter", "replicas started again after their process ended", ("run_id",)),
@@ -53,8 +56,9 @@ def _metric(name: str):
         from ray.util import metrics
 
         kind, description, tags = METRICS[name]
-        _made[name] = (metrics.Counter if kind == "counter" else metrics.Gauge)(name, description=description,
-                                                                               tag_keys=tags)
+        _made[name] = (metrics.Counter if kind == "counter" else metrics.Gauge)(
+            name, description=description, tag_keys=tags
+        )
     return _made[name]
 
 
@@ -81,8 +85,10 @@ def rows_done(table: pa.Table, run_id: str) -> None:
     generated tokens per replica."""
     if not table.num_rows:
         return
-    cols = {c: table[c].to_pylist() if c in table.column_names else [None] * table.num_rows
-            for c in ("status", "mode", "reject_reason", "error", "replica", "completion_tokens")}
+    cols = {
+        c: table[c].to_pylist() if c in table.column_names else [None] * table.num_rows
+        for c in ("status", "mode", "reject_reason", "error", "replica", "completion_tokens")
+    }
     samples, tokens = Counter(), Counter()
     for status, mode, why, error, replica, n in zip(*cols.values()):
         outcome = status if status in ("accepted", "rejected", "earlier") else "error"

@@ -13,7 +13,16 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
 
+
+#: What a setting is to a run (``pipeline.identity`` reads these marks): ``SPEED`` changes how fast
+#: it goes or where it reports, not what it writes (a resume may change it); ``SAMPLES``, what its
+#: samples are (the generation fingerprint, which the nights of an incremental series share).
+#: Unmarked settings are part of the run's identity only (a resume must not change them).
+SPEED, SAMPLES = {"run": "speed"}, {"run": "samples"}
+
+
 # ------------------------------------------------------------------- generation
+
 
 class SamplingConfig(Strict):
     """Sampling for one mode (vLLM ``SamplingParams``). ``null`` = the dialect's recommended value
@@ -135,21 +144,30 @@ class ModeConfig(Strict):
             if not self.thinking:
                 raise ValueError("min_thinking_tokens needs thinking: true (a no-think mode has no thinking to extend)")
             if self.budget_strategy != "two_stage":
-                raise ValueError("min_thinking_tokens needs budget_strategy: two_stage (the engine's budget has "
-                                 "no way to make thinking longer)")
+                raise ValueError(
+                    "min_thinking_tokens needs budget_strategy: two_stage (the engine's budget has "
+                    "no way to make thinking longer)"
+                )
             low = [b for b in budgets if b is not None and b <= max(m for m in minimums if m is not None)]
             if low:
-                raise ValueError(f"min_thinking_tokens ({self.min_thinking_tokens}) must be below every thinking "
-                                 f"budget ({self.thinking_budget}): a budget of {low[0]} would end the thinking first")
+                raise ValueError(
+                    f"min_thinking_tokens ({self.min_thinking_tokens}) must be below every thinking "
+                    f"budget ({self.thinking_budget}): a budget of {low[0]} would end the thinking first"
+                )
         if isinstance(self.reasoning_effort, list) and (
-                not self.reasoning_effort or len(set(self.reasoning_effort)) != len(self.reasoning_effort)):
+            not self.reasoning_effort or len(set(self.reasoning_effort)) != len(self.reasoning_effort)
+        ):
             raise ValueError(f"reasoning_effort: a sweep needs distinct levels, got {self.reasoning_effort}")
         if self.flag in ("/think", "random") and not self.thinking:
-            raise ValueError(f"flag {self.flag!r} needs thinking: true (with the hard switch off the template "
-                             f"closes the think block before the model can follow a flag)")
+            raise ValueError(
+                f"flag {self.flag!r} needs thinking: true (with the hard switch off the template "
+                f"closes the think block before the model can follow a flag)"
+            )
         if self.turns > 1 and self.flag_turn != "user":
-            raise ValueError("flag_turn: a multi-turn mode puts each turn's flag in that turn's user message; "
-                             f"got {self.flag_turn!r}")
+            raise ValueError(
+                "flag_turn: a multi-turn mode puts each turn's flag in that turn's user message; "
+                f"got {self.flag_turn!r}"
+            )
         return self
 
 
@@ -249,20 +267,27 @@ class GenerationConfig(Strict):
                 raise ValueError(f"mix: weights must be > 0, got {self.mix}")
             for i, m in enumerate(self.modes):
                 if m.sweep:
-                    raise ValueError(f"modes.{i}: a mixed mode takes one thinking_budget, one "
-                                     f"min_thinking_tokens and one reasoning_effort, not a sweep")
+                    raise ValueError(
+                        f"modes.{i}: a mixed mode takes one thinking_budget, one "
+                        f"min_thinking_tokens and one reasoning_effort, not a sweep"
+                    )
                 if not m.thinking and (m.flag != "/no_think" or m.flag_share < 1):
                     raise ValueError(
                         f"modes.{i}: in a fused set a no-think mode must carry flag '/no_think' on every sample "
                         f"(flag_share 1): without a flag the default is thinking, and the student would learn "
-                        f"to skip it unasked")
+                        f"to skip it unasked"
+                    )
         k = self.accepted_per_prompt
         if k is not None and k > self.samples_per_prompt:
-            raise ValueError(f"accepted_per_prompt ({k}) must be <= samples_per_prompt ({self.samples_per_prompt}), "
-                             f"the most samples a prompt may get")
+            raise ValueError(
+                f"accepted_per_prompt ({k}) must be <= samples_per_prompt ({self.samples_per_prompt}), "
+                f"the most samples a prompt may get"
+            )
         if k is not None and self.adaptive is not None:
-            raise ValueError("accepted_per_prompt does not combine with adaptive: the adaptive choice compares the "
-                             "accuracy of all samples_per_prompt samples in each mode; set one")
+            raise ValueError(
+                "accepted_per_prompt does not combine with adaptive: the adaptive choice compares the "
+                "accuracy of all samples_per_prompt samples in each mode; set one"
+            )
         if self.adaptive is not None:
             a = self.adaptive
             for key in ("think_mode", "no_think_mode"):
@@ -271,10 +296,14 @@ class GenerationConfig(Strict):
             if self.mix is not None:
                 raise ValueError("adaptive and mix are two ways to choose the mode; set one")
             if not self.mode(a.think_mode).thinks or self.mode(a.no_think_mode).thinks:
-                raise ValueError("adaptive: think_mode must think and no_think_mode must not "
-                                 f"(got {a.think_mode!r}, {a.no_think_mode!r})")
+                raise ValueError(
+                    "adaptive: think_mode must think and no_think_mode must not "
+                    f"(got {a.think_mode!r}, {a.no_think_mode!r})"
+                )
             for key in ("think_mode", "no_think_mode"):
                 if self.mode(getattr(a, key)).sweep:
-                    raise ValueError(f"adaptive.{key}: the chosen modes take one budget, one "
-                                     f"min_thinking_tokens and one reasoning_effort, not a sweep")
+                    raise ValueError(
+                        f"adaptive.{key}: the chosen modes take one budget, one "
+                        f"min_thinking_tokens and one reasoning_effort, not a sweep"
+                    )
         return self

@@ -44,7 +44,7 @@ class NodeLoss:
         self.grace, self.poll, self.stream = grace_s, poll_s or POLL_S, stream or sys.stderr
         self._look, self._kill = look or _look, kill or _kill  # Ray's tables; replaced in unit tests
         self.tripped: dict | None = None
-        self._alive: dict[str, str] = {}   # node id -> address, every node seen alive in this pass
+        self._alive: dict[str, str] = {}  # node id -> address, every node seen alive in this pass
         self._dead: dict[str, float] = {}  # node id -> when first seen dead
         self._since: dict[str, float] = {}  # actor id -> when first seen RESTARTING after a node died
         self._stop = threading.Event()
@@ -73,13 +73,19 @@ class NodeLoss:
                 if self._stop.is_set():  # the pass ended meanwhile: nothing to stop
                     return
                 # what summary.json's nodes_lost lists (the actors' ids are of no use after this pass)
-                self.tripped = {"at": why["at"], "nodes": why["nodes"], "actors": len(why["actor_ids"]),
-                                "waited_s": why["waited_s"]}
+                self.tripped = {
+                    "at": why["at"],
+                    "nodes": why["nodes"],
+                    "actors": len(why["actor_ids"]),
+                    "waited_s": why["waited_s"],
+                }
                 _thread.interrupt_main()
-            self.stream.write(f"node(s) {', '.join(why['nodes'])} lost; {len(why['actor_ids'])} pipeline "
-                              f"actor(s) found no room on the other nodes within ray.node_loss_grace_s = "
-                              f"{self.grace:g} s: stopping this pass, to make what it had not committed in a "
-                              f"new pass on the nodes that remain\n")
+            self.stream.write(
+                f"node(s) {', '.join(why['nodes'])} lost; {len(why['actor_ids'])} pipeline "
+                f"actor(s) found no room on the other nodes within ray.node_loss_grace_s = "
+                f"{self.grace:g} s: stopping this pass, to make what it had not committed in a "
+                f"new pass on the nodes that remain\n"
+            )
             self.stream.flush()
             for actor in why["actor_ids"]:  # after the interrupt: their tasks' errors must not end the pass first
                 try:
@@ -120,8 +126,12 @@ class NodeLoss:
         stuck = sorted(a for a, t in self._since.items() if now - t >= self.grace)
         if not stuck:
             return None
-        return {"nodes": sorted(self._alive[n] for n in self._dead), "actor_ids": stuck,
-                "waited_s": round(now - min(self._since[a] for a in stuck), 1), "at": round(now, 3)}
+        return {
+            "nodes": sorted(self._alive[n] for n in self._dead),
+            "actor_ids": stuck,
+            "waited_s": round(now - min(self._since[a] for a in stuck), 1),
+            "at": round(now, 3),
+        }
 
 
 def _look() -> tuple[dict[str, tuple[bool, str]], dict[str, str]]:

@@ -100,8 +100,11 @@ def line(done: int, expected: int, made: int, accepted: int, tokens: int, elapse
     if not elapsed or made <= 0:
         return f"{head}  starting the engines"
     left = max(expected - done, 0) * elapsed / made
-    eta = (f"{int(left // 3600)}h{int(left % 3600 // 60):02d}m" if left >= 3600
-           else f"{int(left // 60)}m{int(left % 60):02d}s")
+    eta = (
+        f"{int(left // 3600)}h{int(left % 3600 // 60):02d}m"
+        if left >= 3600
+        else f"{int(left // 60)}m{int(left % 60):02d}s"
+    )
     return f"{head}  accepted {100 * accepted // made}%  {tokens / elapsed:,.0f} tokens/s  ETA {eta}"
 
 
@@ -112,8 +115,17 @@ METRICS_EVERY_S = 5.0
 class Console:
     """The driver's progress line, printed from a thread while the job's dataset executes."""
 
-    def __init__(self, book, expected: int, base: int = 0, stream=None, interval: float | None = None,
-                 shared: dict | None = None, run_id: str | None = None, per_input: int = 1):
+    def __init__(
+        self,
+        book,
+        expected: int,
+        base: int = 0,
+        stream=None,
+        interval: float | None = None,
+        shared: dict | None = None,
+        run_id: str | None = None,
+        per_input: int = 1,
+    ):
         self.book, self.expected, self.base = book, expected, base
         self.run_id, self.per_input = run_id, per_input  # the live metrics' (``pipeline.metrics``): what is left
         self.shared = shared if shared is not None else {}  # the run's actors: engine deaths (``deaths``)
@@ -178,8 +190,10 @@ class Console:
         if seen == self.deaths:  # the counts only grow
             return ""
         self.deaths = seen
-        return (("\n" if self.tty else "") + f"teacher engine died, restarting the replica (engine deaths so far: "
-                f"{seen[0]}, replica restarts: {seen[1]}; the requests it held are retried)\n")
+        return (
+            ("\n" if self.tty else "") + f"teacher engine died, restarting the replica (engine deaths so far: "
+            f"{seen[0]}, replica restarts: {seen[1]}; the requests it held are retried)\n"
+        )
 
 
 @contextmanager

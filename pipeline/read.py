@@ -19,8 +19,7 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
-READ_SCHEMA = pa.schema([("_path", pa.string()), ("_row", pa.int64()), ("_raw", pa.string()),
-                         ("_error", pa.string())])
+READ_SCHEMA = pa.schema([("_path", pa.string()), ("_row", pa.int64()), ("_raw", pa.string()), ("_error", pa.string())])
 _BOM = b"\xef\xbb\xbf"
 _ROWS_PER_BLOCK = 1024
 
@@ -37,10 +36,10 @@ class InputError(ValueError):
 
 @dataclass(frozen=True)
 class InputFiles:
-    format: str          # jsonl / parquet / hf_saved
-    paths: list[str]     # as the filesystem names them
-    filesystem: object   # fsspec filesystem
-    protocol: str        # "file" for local paths
+    format: str  # jsonl / parquet / hf_saved
+    paths: list[str]  # as the filesystem names them
+    filesystem: object  # fsspec filesystem
+    protocol: str  # "file" for local paths
 
 
 def _format_of(path: str) -> str | None:
@@ -81,18 +80,29 @@ def resolve_input(path: str, fmt: str = "auto") -> InputFiles:
         found = {_format_of(p) for p in files}
         if None in found:
             bad = next(p for p in files if _format_of(p) is None)
-            raise InputError(f"input.path: cannot tell the format of {bad!r} (expected .jsonl, .json, "
-                             f".parquet or .arrow); set input.format")
+            raise InputError(
+                f"input.path: cannot tell the format of {bad!r} (expected .jsonl, .json, "
+                f".parquet or .arrow); set input.format"
+            )
         if len(found) > 1:
-            raise InputError(f"input.path: {path!r} matches files of several formats {sorted(found)}; "
-                             f"point it at one format or set input.format")
+            raise InputError(
+                f"input.path: {path!r} matches files of several formats {sorted(found)}; "
+                f"point it at one format or set input.format"
+            )
         fmt = found.pop()
     return InputFiles(fmt, files, fs, protocol)
 
 
 def _rows_to_block(path: str, rows: list[tuple]) -> pa.Table:
-    return pa.table({"_path": [path] * len(rows), "_row": [r[0] for r in rows], "_raw": [r[1] for r in rows],
-                     "_error": [r[2] for r in rows]}, schema=READ_SCHEMA)
+    return pa.table(
+        {
+            "_path": [path] * len(rows),
+            "_row": [r[0] for r in rows],
+            "_raw": [r[1] for r in rows],
+            "_error": [r[2] for r in rows],
+        },
+        schema=READ_SCHEMA,
+    )
 
 
 def _decode(raw: bytes) -> tuple[str, str | None]:
@@ -100,8 +110,9 @@ def _decode(raw: bytes) -> tuple[str, str | None]:
     try:
         return raw.decode("utf-8"), None
     except UnicodeDecodeError as e:
-        return raw.decode("utf-8", errors="backslashreplace"), \
-            f"not valid UTF-8: byte {raw[e.start]:#04x} at offset {e.start} ({e.reason})"
+        return raw.decode(
+            "utf-8", errors="backslashreplace"
+        ), f"not valid UTF-8: byte {raw[e.start]:#04x} at offset {e.start} ({e.reason})"
 
 
 class _NotUtf8(ValueError):
@@ -124,8 +135,10 @@ def _record(batch: pa.RecordBatch, i: int, n: int) -> tuple:
         return n, json.dumps(rec, ensure_ascii=False, default=_json_default), None
     except (UnicodeDecodeError, _NotUtf8) as e:
         # keep what can be kept: every column as bytes with the bad ones escaped
-        cast = {f.name: (batch.column(f.name).cast(pa.binary())[i].as_py() if pa.types.is_string(f.type)
-                         else None) for f in batch.schema}
+        cast = {
+            f.name: (batch.column(f.name).cast(pa.binary())[i].as_py() if pa.types.is_string(f.type) else None)
+            for f in batch.schema
+        }
         raw = {k: _decode(v)[0] for k, v in cast.items() if isinstance(v, bytes)}
         bad = next((k for k, v in cast.items() if isinstance(v, bytes) and _decode(v)[1]), None)
         where = f"column {bad!r} is " if bad else ""
@@ -176,7 +189,7 @@ def make_datasource(files: InputFiles):
 def jsonl_blocks(f, path: str) -> Iterator[pa.Table]:
     head = f.read(1 << 20)
     if head.startswith(_BOM):
-        head = head[len(_BOM):]
+        head = head[len(_BOM) :]
     if path.lower().endswith((".json", ".json.gz", ".json.zst")) and head.lstrip()[:1] == b"[":
         yield from _json_array_blocks(head + f.read(), path)
         return
@@ -219,7 +232,7 @@ def _json_array_blocks(data: bytes, path: str) -> Iterator[pa.Table]:
         yield _rows_to_block(path, [(0, text, error or "a .json file starting with '[' must hold one JSON array")])
         return
     for start in range(0, len(items), _ROWS_PER_BLOCK):
-        chunk = items[start:start + _ROWS_PER_BLOCK]
+        chunk = items[start : start + _ROWS_PER_BLOCK]
         yield _rows_to_block(path, [(start + i, _dumps(item), None) for i, item in enumerate(chunk)])
 
 

@@ -67,8 +67,10 @@ def committed_samples(folder, extra: tuple[str, ...] = ()) -> pa.Table:
     want = [*GROUP, "sample_index", "sample_id", *extra]
     parts = []
     for status, t in folder.tables(want, ("accepted", "rejected", "error")):
-        cols = {c: t[c] if c in t.column_names else pa.nulls(t.num_rows, pa.int64() if c in _INTS else pa.string())
-                for c in want}
+        cols = {
+            c: t[c] if c in t.column_names else pa.nulls(t.num_rows, pa.int64() if c in _INTS else pa.string())
+            for c in want
+        }
         parts.append(pa.table({**cols, "status": pa.array([status] * t.num_rows, pa.string())}))
     if not parts:
         return pa.table({c: pa.array([], pa.int64() if c in _INTS else pa.string()) for c in (*want, "status")})
@@ -110,15 +112,24 @@ class Groups:
         def np_(a):
             return a.to_numpy(zero_copy_only=False)
 
-        return cls(rows.select(list(GROUP)).take(firsts), keys, gid, np_(rows["sample_index"]),
-                   np_(pc.equal(status, "accepted")), np_(pc.is_in(status, pa.array(["accepted", "rejected"]))))
+        return cls(
+            rows.select(list(GROUP)).take(firsts),
+            keys,
+            gid,
+            np_(rows["sample_index"]),
+            np_(pc.equal(status, "accepted")),
+            np_(pc.is_in(status, pa.array(["accepted", "rejected"]))),
+        )
 
     def counts(self, below: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Per group: samples, accepted, judged (reached the filters), of the samples below ``below``."""
         keep = self.index < below if below is not None else np.ones(len(self.gid), bool)
         g, size = self.gid[keep], self.table.num_rows
-        return (np.bincount(g, minlength=size), np.bincount(g, self.accepted[keep], size).astype(np.int64),
-                np.bincount(g, self.judged[keep], size).astype(np.int64))
+        return (
+            np.bincount(g, minlength=size),
+            np.bincount(g, self.accepted[keep], size).astype(np.int64),
+            np.bincount(g, self.judged[keep], size).astype(np.int64),
+        )
 
 
 def next_round(folder, r: int, k: int, n: int, specs) -> Round | None:
@@ -138,8 +149,9 @@ def next_round(folder, r: int, k: int, n: int, specs) -> Round | None:
     ids = []
     for row in need.to_pylist():
         for i in range(c[r - 1], c[r]):
-            spec = by_key.get((row["mode"], row["thinking_budget"], row["min_thinking_tokens"],
-                               row["reasoning_effort"], i))
+            spec = by_key.get(
+                (row["mode"], row["thinking_budget"], row["min_thinking_tokens"], row["reasoning_effort"], i)
+            )
             if spec is not None and not have.has(sid := spec.sample_id(row["prompt_id"])):
                 ids.append(sid)
     if not ids:  # nothing to make in this round (a resume may hold it all): on to the next
@@ -158,8 +170,11 @@ def first_round_held(folder, k: int, n: int, per_input: int, inputs: int) -> boo
     others = set()
     for status, t in folder.tables(["prompt_id", "location"], ("error", "earlier")):
         if "location" in t.column_names:
-            others |= {(status, loc) for pid, loc in zip(t["prompt_id"].to_pylist(), t["location"].to_pylist())
-                       if pid is None or status == "earlier"}
+            others |= {
+                (status, loc)
+                for pid, loc in zip(t["prompt_id"].to_pylist(), t["location"].to_pylist())
+                if pid is None or status == "earlier"
+            }
     return held + len(others) >= inputs
 
 
@@ -167,9 +182,9 @@ def first_round_held(folder, k: int, n: int, per_input: int, inputs: int) -> boo
 class Outcome:
     """Per group at the end of a k-run: what it got, and what the accounting expects of it."""
 
-    groups: pa.Table   # GROUP columns, made, accepted, judged, expected
-    keys: pa.Array | None = None   # each group's key string (``_keys``), for stamping parts
-    rows: pa.Table | None = None   # the committed sample rows (``committed_samples``)
+    groups: pa.Table  # GROUP columns, made, accepted, judged, expected
+    keys: pa.Array | None = None  # each group's key string (``_keys``), for stamping parts
+    rows: pa.Table | None = None  # the committed sample rows (``committed_samples``)
 
     @property
     def expected(self) -> int:
@@ -190,9 +205,12 @@ def outcome(folder, k: int, n: int) -> Outcome:
         _, acc_c, judged_c = g.counts(below=c)
         now = ~settled & ((acc_c >= k) | (judged_c == 0))
         expected[now], settled[now] = c, True
-    table = g.table.append_column("made", pa.array(made, pa.int64())).append_column(
-        "accepted", pa.array(acc, pa.int64())).append_column("judged", pa.array(judged, pa.int64())).append_column(
-        "expected", pa.array(np.maximum(expected, made), pa.int64()))
+    table = (
+        g.table.append_column("made", pa.array(made, pa.int64()))
+        .append_column("accepted", pa.array(acc, pa.int64()))
+        .append_column("judged", pa.array(judged, pa.int64()))
+        .append_column("expected", pa.array(np.maximum(expected, made), pa.int64()))
+    )
     return Outcome(table, g.keys, rows)
 
 
@@ -202,8 +220,11 @@ def stamp_table(t: pa.Table, o: Outcome) -> pa.Table:
     at = pc.index_in(_keys(t), value_set=o.keys)
     made = pc.take(o.groups["made"], at)
     acc = pc.take(o.groups["accepted"], at)
-    values = {"prompt_samples": made, "prompt_accepted": acc,
-              "prompt_pass_rate": pc.round(pc.divide(pc.cast(acc, pa.float64()), pc.cast(made, pa.float64())), 4)}
+    values = {
+        "prompt_samples": made,
+        "prompt_accepted": acc,
+        "prompt_pass_rate": pc.round(pc.divide(pc.cast(acc, pa.float64()), pc.cast(made, pa.float64())), 4),
+    }
     for name, col in values.items():
         i = t.schema.get_field_index(name)
         t = t.set_column(i, name, col) if i >= 0 else t.append_column(name, col)
@@ -234,10 +255,16 @@ def unsolved(o: Outcome, k: int, n: int, folder=None) -> list[dict]:
             t = t.filter(pc.is_in(t["prompt_id"], ids))
             for r in t.to_pylist():
                 first.setdefault(r["prompt_id"], r)
-    return [{**{c: row[c] for c in GROUP}, "samples": row["made"], "accepted": row["accepted"],
-             "source": first.get(row["prompt_id"], {}).get("source"),
-             "reference": first.get(row["prompt_id"], {}).get("reference")}
-            for row in sorted(g.to_pylist(), key=lambda x: (x["prompt_id"], x["mode"]))]
+    return [
+        {
+            **{c: row[c] for c in GROUP},
+            "samples": row["made"],
+            "accepted": row["accepted"],
+            "source": first.get(row["prompt_id"], {}).get("source"),
+            "reference": first.get(row["prompt_id"], {}).get("reference"),
+        }
+        for row in sorted(g.to_pylist(), key=lambda x: (x["prompt_id"], x["mode"]))
+    ]
 
 
 def summary(o: Outcome, k: int, n: int, unsolved_file: str | None) -> dict:
@@ -248,11 +275,17 @@ def summary(o: Outcome, k: int, n: int, unsolved_file: str | None) -> dict:
     index = np.array(o.rows["sample_index"].to_pylist(), np.int64) if o.rows.num_rows else np.zeros(0, np.int64)
     c = cuts(k, n)
     return {
-        "k": k, "n": n, "cuts": c,
+        "k": k,
+        "n": n,
+        "cuts": c,
         "samples_by_round": [int(((index >= lo) & (index < hi)).sum()) for lo, hi in zip([0, *c[:-1]], c)],
-        "groups": int(g.num_rows), "reached_k": int((acc >= k).sum()),
-        "unsolved": int(((made >= n) & (acc < k)).sum()), "stopped_on_errors": int((judged == 0).sum()),
-        "samples_made": int(made.sum()), "samples_saved": int(g.num_rows * n - o.expected),
+        "groups": int(g.num_rows),
+        "reached_k": int((acc >= k).sum()),
+        "unsolved": int(((made >= n) & (acc < k)).sum()),
+        "stopped_on_errors": int((judged == 0).sum()),
+        "samples_made": int(made.sum()),
+        "samples_saved": int(g.num_rows * n - o.expected),
         "pass_rate": round(float(acc.sum() / made.sum()), 4) if made.sum() else None,
-        "pass_rates": pass_rates(o), "unsolved_file": unsolved_file,
+        "pass_rates": pass_rates(o),
+        "unsolved_file": unsolved_file,
     }

@@ -66,8 +66,9 @@ def check_text(text: str, field: str, where: str | None = None) -> str:
     if (m := _BAD_TEXT.search(text)) is not None:
         i, o = m.start(), ord(m.group(0))
         if 0xD800 <= o <= 0xDFFF:
-            raise RowError("invalid_text", field, f"{where}: a lone surrogate U+{o:04X} at char {i}; "
-                                                  f"expected valid Unicode text")
+            raise RowError(
+                "invalid_text", field, f"{where}: a lone surrogate U+{o:04X} at char {i}; expected valid Unicode text"
+            )
         if o == 0:
             raise RowError("invalid_text", field, f"{where}: a NUL character at char {i}; expected text without NUL")
     return text
@@ -105,18 +106,25 @@ def check_messages(value: Any, field: str, last: str = "user") -> list[dict]:
     pipeline.rows.RowError: messages[0].role: expected one of 'system', 'user', 'assistant', got 'bot'
     """
     if not isinstance(value, list) or not value:
-        raise RowError("malformed_messages", field,
-                       f"{field}: expected a non-empty list of {{role, content}} turns, got {describe(value)}")
+        raise RowError(
+            "malformed_messages",
+            field,
+            f"{field}: expected a non-empty list of {{role, content}} turns, got {describe(value)}",
+        )
     out = []
     for i, turn in enumerate(value):
         where = f"{field}[{i}]"
         if not isinstance(turn, dict):
-            raise RowError("malformed_messages", field, f"{where}: expected an object with role and content, "
-                                                       f"got {describe(turn)}")
+            raise RowError(
+                "malformed_messages", field, f"{where}: expected an object with role and content, got {describe(turn)}"
+            )
         role, content = turn.get("role"), turn.get("content")
         if role not in ROLES:
-            raise RowError("malformed_messages", field,
-                           f"{where}.role: expected one of 'system', 'user', 'assistant', got {role!r}")
+            raise RowError(
+                "malformed_messages",
+                field,
+                f"{where}.role: expected one of 'system', 'user', 'assistant', got {role!r}",
+            )
         if not isinstance(content, str):
             raise RowError("malformed_messages", field, f"{where}.content: expected a string, got {describe(content)}")
         if role == "system" and i != 0:
@@ -124,22 +132,27 @@ def check_messages(value: Any, field: str, last: str = "user") -> list[dict]:
         turn_out = {"role": role, "content": check_text(content, field, f"{where}.content")}
         if turn.get("thinking") is not None:  # gpt-oss's messages: an assistant turn's analysis channel
             if role != "assistant" or not isinstance(turn["thinking"], str):
-                raise RowError("malformed_messages", field,
-                               f"{where}.thinking: expected a string on an assistant turn (gpt-oss's analysis), "
-                               f"got {describe(turn['thinking'])} on a {role} turn")
+                raise RowError(
+                    "malformed_messages",
+                    field,
+                    f"{where}.thinking: expected a string on an assistant turn (gpt-oss's analysis), "
+                    f"got {describe(turn['thinking'])} on a {role} turn",
+                )
             turn_out["thinking"] = check_text(turn["thinking"], field, f"{where}.thinking")
         out.append(turn_out)
     if out[-1]["role"] != last:
         why = "the teacher answers it" if last == "user" else "the sample to judge"
-        raise RowError("malformed_messages", field,
-                       f"{field}: the last turn must be the {last}'s ({why}), got {out[-1]['role']!r}")
+        raise RowError(
+            "malformed_messages", field, f"{field}: the last turn must be the {last}'s ({why}), got {out[-1]['role']!r}"
+        )
     if last == "user" and not out[-1]["content"].strip():
         raise RowError("empty_prompt", field, f"{field}[{len(out) - 1}].content: the last user turn is empty")
     return out
 
 
-def normalize(raw: str, columns: ColumnMap, system_prompt: str | None = None,
-              default_source: str = "default") -> Prompt:
+def normalize(
+    raw: str, columns: ColumnMap, system_prompt: str | None = None, default_source: str = "default"
+) -> Prompt:
     """One raw input row (JSON text) -> a ``Prompt``, or ``RowError`` naming the field.
 
     >>> p = normalize('{"prompt": "2+2?", "reference": 4}', ColumnMap())
@@ -158,8 +171,11 @@ def normalize(raw: str, columns: ColumnMap, system_prompt: str | None = None,
         field = columns.prompt
         if field is None or row.get(field) is None:
             wanted = " or ".join(repr(c) for c in (columns.prompt, columns.messages) if c)
-            raise RowError("missing_prompt", field or columns.messages,
-                           f"expected a prompt in column {wanted}; the row has columns {sorted(row)}")
+            raise RowError(
+                "missing_prompt",
+                field or columns.messages,
+                f"expected a prompt in column {wanted}; the row has columns {sorted(row)}",
+            )
         prompt = row[field]
         if not isinstance(prompt, str):
             raise RowError("non_text_prompt", field, f"{field}: expected a non-empty string, got {describe(prompt)}")
@@ -172,8 +188,9 @@ def normalize(raw: str, columns: ColumnMap, system_prompt: str | None = None,
     if columns.system and row.get(columns.system) is not None:
         system = row[columns.system]
         if not isinstance(system, str):
-            raise RowError("invalid_system", columns.system,
-                           f"{columns.system}: expected a string, got {describe(system)}")
+            raise RowError(
+                "invalid_system", columns.system, f"{columns.system}: expected a string, got {describe(system)}"
+            )
         check_text(system, columns.system)
     if system and messages[0]["role"] != "system":
         messages = [{"role": "system", "content": system}] + messages
@@ -229,11 +246,17 @@ def check_follow_ups(value: Any, field: str) -> tuple[tuple[str, str | None], ..
     for i, item in enumerate(value):
         prompt, reference = (item.get("prompt"), item.get("reference")) if isinstance(item, dict) else (item, None)
         if not isinstance(prompt, str) or not prompt.strip():
-            raise RowError("invalid_follow_ups", field,
-                           f"{field}[{i}]: expected a non-empty string or {{prompt, reference}}, got {describe(item)}")
+            raise RowError(
+                "invalid_follow_ups",
+                field,
+                f"{field}[{i}]: expected a non-empty string or {{prompt, reference}}, got {describe(item)}",
+            )
         if isinstance(reference, bool) or not (reference is None or isinstance(reference, (str, int, float))):
-            raise RowError("invalid_follow_ups", field,
-                           f"{field}[{i}].reference: expected a string or number, got {describe(reference)}")
+            raise RowError(
+                "invalid_follow_ups",
+                field,
+                f"{field}[{i}].reference: expected a string or number, got {describe(reference)}",
+            )
         out.append((check_text(prompt, field, f"{field}[{i}]"), None if reference is None else str(reference)))
     return tuple(out)
 
@@ -242,3 +265,42 @@ def location(raw: dict) -> str:
     path, row = raw["_path"], raw["_row"]
     return f"{path}#row{row}" if path.endswith((".parquet", ".arrow")) else f"{path}:{row}"
 
+
+def error_rows(
+    raw: dict,
+    loc: str,
+    err: RowError,
+    prompt_id: str | None,
+    specs: list,
+    run_id: str,
+    source: str | None = None,
+    stage: str = "prepare",
+) -> list[dict]:
+    """One error row per sample ``specs`` (``samples.SampleSpec``, or None where a mixed set drew
+    no mode for a row without a prompt) of input row ``raw`` at ``loc``: what was wrong, where."""
+    rows = []
+    for i, spec in enumerate(specs):
+        rows.append(
+            {
+                "status": "error",
+                "stage": stage,
+                "error": err.error,
+                "field": err.field,
+                "detail": err.detail,
+                "location": loc,
+                "input": raw["_raw"],
+                "run_id": run_id,
+                "prompt_id": prompt_id,
+                "source": source,
+                # a row without a prompt in a mixed set has no mode drawn yet; a row without a
+                # prompt id has no sample ids, so its index numbers its samples (0..n-1): with the
+                # location it identifies each error row (``committed.row_keys``)
+                "mode": spec.mode.name if spec else None,
+                "thinking_budget": spec.budget if spec else None,
+                "min_thinking_tokens": spec.min_thinking if spec else None,
+                "reasoning_effort": spec.effort if spec else None,
+                "sample_index": spec.index if spec and prompt_id else i,
+                "sample_id": spec.sample_id(prompt_id) if prompt_id and spec else None,
+            }
+        )
+    return rows

@@ -17,28 +17,17 @@ alike.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import socket
-import threading
 import time
 
 import pyarrow as pa
+
+from .folder_lock import FolderLock, OutputError
 
 #: Output folder per written status.
 FOLDERS = {"accepted": "accepted", "rejected": "rejected", "error": "errors", "earlier": "earlier"}
 #: The statuses of generated (or failed) samples; ``earlier`` rows stand for samples held elsewhere.
 SAMPLES = ("accepted", "rejected", "error")
-
-
-#: A lock whose holder has not refreshed it for this long is stale (its job died elsewhere).
-LOCK_STALE_S = 120
-LOCK_REFRESH_S = 20
-
-
-class OutputError(ValueError):
-    """The output location cannot be used (another run's folder, a lock held, not writable)."""
 
 
 def differences(old, new, path: str = "") -> list[str]:
@@ -76,11 +65,15 @@ class RunFolder:
         fs, root = self._fs
         if fs.exists(root) and fs.ls(root):
             if not overwrite:
-                raise OutputError(f"output: {self.url} already holds files; choose another output folder, or "
-                                  f"--overwrite to start over a thinkmill run there")
+                raise OutputError(
+                    f"output: {self.url} already holds files; choose another output folder, or "
+                    f"--overwrite to start over a thinkmill run there"
+                )
             if not fs.exists(f"{root}/run.json"):
-                raise OutputError(f"output: {self.url} holds files but no run.json: it is not a thinkmill run "
-                                  f"folder, so --overwrite does not delete it; choose another output folder")
+                raise OutputError(
+                    f"output: {self.url} holds files but no run.json: it is not a thinkmill run "
+                    f"folder, so --overwrite does not delete it; choose another output folder"
+                )
             self._check_lock()
             fs.rm(root, recursive=True)
         self._start({"job": "filter"})
@@ -98,8 +91,10 @@ class RunFolder:
             with fs.open(f"{root}/run.json", "r") as f:
                 old = json.load(f)
         except FileNotFoundError:
-            raise OutputError(f"output: {self.url} holds files but no run.json: it is not a thinkmill run "
-                              f"folder, so it is neither resumed nor deleted; choose another output.run_id") from None
+            raise OutputError(
+                f"output: {self.url} holds files but no run.json: it is not a thinkmill run "
+                f"folder, so it is neither resumed nor deleted; choose another output.run_id"
+            ) from None
         self._check_lock()
         if overwrite:
             fs.rm(root, recursive=True)
@@ -107,8 +102,10 @@ class RunFolder:
             return "new"
         changed = differences(old.get("identity"), identity)
         if changed:
-            raise OutputError(f"output: {self.url} holds a run with another config or input ({', '.join(changed)} "
-                              f"differ); choose another output.run_id, or set output.overwrite=true to start over")
+            raise OutputError(
+                f"output: {self.url} holds a run with another config or input ({', '.join(changed)} "
+                f"differ); choose another output.run_id, or set output.overwrite=true to start over"
+            )
         return "complete" if fs.exists(f"{root}/summary.json") else "resume"
 
     def _start(self, identity: dict) -> None:
@@ -130,55 +127,17 @@ class RunFolder:
         with fs.open(f"{root}/summary.json", "r") as f:
             return json.load(f)
 
-    # -- the lock: one job writes a run folder at a time -----------------------------------------
-    def _held(self) -> dict | None:
-        """The lock a live job holds on this folder (see ``_alive``), or None."""
-        fs, root = self._fs
-        try:
-            with fs.open(f"{root}/_lock", "r") as f:
-                held = json.load(f)
-        except (FileNotFoundError, json.JSONDecodeError):
-            return None
-        return held if _alive(held) else None
-
+    # -- the lock: one job writes a run folder at a time (``folder_lock``)
     def running(self) -> bool:
         """Whether a live job holds this folder's lock."""
-        return self._held() is not None
+        return FolderLock(*self._fs, self.url).held() is not None
 
     def _check_lock(self) -> None:
-        held = self._held()
-        if held is not None:
-            raise OutputError(f"output: {self.url} is being written by another job ({held['host']} pid "
-                              f"{held['pid']}, since {time.strftime('%H:%M:%S', time.localtime(held['started']))}); "
-                              f"wait for it, or choose another output.run_id")
+        FolderLock(*self._fs, self.url).check()
 
-    @contextlib.contextmanager
     def lock(self):
-        """Hold ``_lock`` while the job writes, refreshed in the background; a dead holder's lock
-        (its process is gone, or it stopped refreshing) is taken over."""
-        fs, root = self._fs
-        self._check_lock()
-        me = {"host": socket.gethostname(), "pid": os.getpid(), "started": time.time(), "token": os.urandom(8).hex()}
-        self._put_json("_lock", {**me, "refreshed": time.time()})
-        with fs.open(f"{root}/_lock", "r") as f:  # two takers at once: the last write wins, the other sees it
-            if json.load(f).get("token") != me["token"]:
-                raise OutputError(f"output: {self.url} was just locked by another job")
-        stop = threading.Event()
-
-        def refresh():
-            while not stop.wait(LOCK_REFRESH_S):
-                with contextlib.suppress(OSError):
-                    self._put_json("_lock", {**me, "refreshed": time.time()})
-
-        thread = threading.Thread(target=refresh, daemon=True, name="run-folder-lock")
-        thread.start()
-        try:
-            yield
-        finally:
-            stop.set()
-            thread.join(timeout=5)
-            with contextlib.suppress(OSError):
-                fs.rm(f"{root}/_lock")
+        """Hold ``_lock`` while the job writes (``FolderLock.hold``)."""
+        return FolderLock(*self._fs, self.url).hold()
 
     def make_folders(self) -> None:
         fs, root = self._fs
@@ -218,8 +177,11 @@ class RunFolder:
         last, since, start = None, time.time(), time.time()
         while time.time() - start < most_s:
             fs.invalidate_cache()
-            now = sorted((path, info.get("size")) for pattern in (f"{root}/*/*.parquet", f"{root}/_tmp/*")
-                         for path, info in fs.glob(pattern, detail=True).items())
+            now = sorted(
+                (path, info.get("size"))
+                for pattern in (f"{root}/*/*.parquet", f"{root}/_tmp/*")
+                for path, info in fs.glob(pattern, detail=True).items()
+            )
             if now != last:
                 last, since = now, time.time()
             elif time.time() - since >= quiet_s:
@@ -297,8 +259,9 @@ class RunFolder:
         except FileNotFoundError:
             return None
 
-    def examples(self, status: str, key: str, want, per_key: int, columns: list[str],
-                 distinct: str | None = None) -> dict[str, list[dict]]:
+    def examples(
+        self, status: str, key: str, want, per_key: int, columns: list[str], distinct: str | None = None
+    ) -> dict[str, list[dict]]:
         """Up to ``per_key`` rows of ``status`` per value of column ``key`` in ``want`` (the report's
         examples per reason), first parts first, at most one per value of ``distinct`` (an error
         row's input ``location``: its samples fail alike): ``key`` is read of each part until every
@@ -319,8 +282,12 @@ class RunFolder:
                     continue
                 take = []
                 picked = pf.read(columns=[c for c in (key, distinct) if c in pf.schema_arrow.names])
-                for i, (k, d) in enumerate(zip(picked[key].to_pylist(), picked[distinct].to_pylist()
-                                               if distinct in picked.column_names else [None] * picked.num_rows)):
+                for i, (k, d) in enumerate(
+                    zip(
+                        picked[key].to_pylist(),
+                        picked[distinct].to_pylist() if distinct in picked.column_names else [None] * picked.num_rows,
+                    )
+                ):
                     if need.get(k) and (d is None or (k, d) not in seen):
                         need[k] -= 1
                         take.append(i)
@@ -335,16 +302,3 @@ class RunFolder:
         """Drop the scratch folder and write ``summary.json`` last, atomically."""
         self.clean_scratch()
         self._put_json("summary.json", summary)
-
-
-def _alive(lock: dict) -> bool:
-    """Whether a lock's holder still runs: on this host, its process; elsewhere, its refreshes."""
-    if lock.get("host") == socket.gethostname():
-        try:
-            os.kill(int(lock["pid"]), 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        return int(lock["pid"]) != os.getpid()  # our own pid: a lock this process left behind
-    return lock.get("refreshed", 0) > time.time() - LOCK_STALE_S

@@ -30,8 +30,9 @@ class SampleSpec:
 
     def sample_id(self, prompt_id: str) -> str:
         """This spec's sample of ``prompt_id`` (``ids.sample_id``)."""
-        return sample_id(prompt_id, self.mode.name, self.budget, self.index, self.generation_fp,
-                         self.min_thinking, self.effort)
+        return sample_id(
+            prompt_id, self.mode.name, self.budget, self.index, self.generation_fp, self.min_thinking, self.effort
+        )
 
 
 def mode_identity(mode: ModeConfig) -> dict:
@@ -39,7 +40,8 @@ def mode_identity(mode: ModeConfig) -> dict:
     the thinking minimum and the reasoning effort, which are in the sample id): the forcing's settings only where it
     is on, so a mode without it keeps the fingerprint it had before they existed."""
     skip = {"thinking_budget", "min_thinking_tokens", "reasoning_effort"} | (
-        set() if mode.forces_thinking else set(FORCING_FIELDS))
+        set() if mode.forces_thinking else set(FORCING_FIELDS)
+    )
     return mode.model_dump(exclude=skip)
 
 
@@ -51,12 +53,18 @@ def plan_samples(g: GenerationConfig, teacher: str, dialect: str) -> list[Sample
     for mode in g.modes:
         # the budget is part of the sample id, not of the fingerprint: adding a budget to a sweep
         # keeps the ids of the samples already made at the others
-        fp = fingerprint({"teacher": teacher, "dialect": dialect,
-                          "mode": mode_identity(mode), "seed": g.seed,
-                          **({"mix": g.mix} if g.mix else {}),
-                          # a loop stopped early is another text: in the id when it is on
-                          **({"stop_loops": g.stop_loops.model_dump()} if g.stop_loops else {}),
-                          **({"follow_ups": g.follow_ups} if mode.turns > 1 else {})})
+        fp = fingerprint(
+            {
+                "teacher": teacher,
+                "dialect": dialect,
+                "mode": mode_identity(mode),
+                "seed": g.seed,
+                **({"mix": g.mix} if g.mix else {}),
+                # a loop stopped early is another text: in the id when it is on
+                **({"stop_loops": g.stop_loops.model_dump()} if g.stop_loops else {}),
+                **({"follow_ups": g.follow_ups} if mode.turns > 1 else {}),
+            }
+        )
         for budget in mode.budgets:
             for least in mode.min_thinkings:
                 for effort in mode.efforts:
@@ -133,9 +141,12 @@ class SampleDraws:
             return []
         if p.follow_ups:
             if len(p.follow_ups) < need:
-                raise RowError("too_few_follow_ups", "follow_ups",
-                               f"follow_ups: mode {spec.mode.name!r} has {spec.mode.turns} turns and needs {need} "
-                               f"follow-up prompts, the row has {len(p.follow_ups)}")
+                raise RowError(
+                    "too_few_follow_ups",
+                    "follow_ups",
+                    f"follow_ups: mode {spec.mode.name!r} has {spec.mode.turns} turns and needs {need} "
+                    f"follow-up prompts, the row has {len(p.follow_ups)}",
+                )
             return list(p.follow_ups[:need])
         key = (self.seed, p.prompt_id, spec.mode.name, spec.index)
         return [(templates[int(draw(*key, "follow_up", t) * len(templates))], None) for t in range(need)]

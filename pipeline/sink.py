@@ -37,8 +37,13 @@ class SplitParquetSink(Datasink):
     After the write, ``self.tally`` (on the driver) holds the total of all tasks.
     """
 
-    def __init__(self, folder: RunFolder, rows_per_file: int, attempt: float | None = None,
-                 logprobs: tuple[int, dict] | None = None):
+    def __init__(
+        self,
+        folder: RunFolder,
+        rows_per_file: int,
+        attempt: float | None = None,
+        logprobs: tuple[int, dict] | None = None,
+    ):
         self.folder = folder
         self.logprobs = logprobs  # output.logprobs: (top_k, tokenizer hashes) for the logprobs/ sidecar
         self._rows_per_file = rows_per_file
@@ -109,6 +114,5 @@ def _mark_unfinished(table: pa.Table, mask) -> pa.Table:
     cols["status"] = pc.if_else(mask, "error", table["status"])
     cols["stage"] = pc.if_else(mask, "write", table["stage"])
     cols["error"] = pc.if_else(mask, "unfinished", table["error"])
-    cols["detail"] = pc.if_else(mask, "the row reached the writer without being generated or parsed",
-                                table["detail"])
+    cols["detail"] = pc.if_else(mask, "the row reached the writer without being generated or parsed", table["detail"])
     return pa.table(cols, schema=table.schema)

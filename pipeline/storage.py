@@ -44,5 +44,6 @@ def masked(options: dict[str, dict]) -> dict[str, dict]:
     >>> masked({"s3": {"key": "AKIA...", "secret": "s", "endpoint_url": "http://minio:9000"}})
     {'s3': {'key': '***', 'secret': '***', 'endpoint_url': 'http://minio:9000'}}
     """
-    return {p: {k: v if k in _PUBLIC or not _SECRET.search(k) else "***" for k, v in o.items()}
-            for p, o in options.items()}
+    return {
+        p: {k: v if k in _PUBLIC or not _SECRET.search(k) else "***" for k, v in o.items()} for p, o in options.items()
+    }

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field, fields
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from .bins import length_bin
 from .windows import Window, merged
 
 #: Statuses a written row can have, and where it goes.
@@ -29,42 +30,31 @@ _OUTCOME = {True: "passed", False: "failed", None: "skipped"}
 _FOLLOWED = {True: "followed", False: "not_followed", None: "no_flag"}
 #: read only for the samples the engine stopped as loops (``generation.stop_loops``)
 _LOOP_COLUMNS = ["finish_reason", "sampling"]
-_COLUMNS = ["status", "reject_reason", "error", "mode", "source", "budget_hit", "verdicts", "thinking_budget",
-            "min_thinking_tokens", "extensions", "reasoning_effort",
-            "replica", "t_submit", "t_done", "flag", "flag_turn", "turns", "generated_by", *TOKEN_COLUMNS]
-#: Token-length histograms have this many bins, whatever the run's size (the last one is open).
-LENGTH_BINS = 40
+_COLUMNS = [
+    "status",
+    "reject_reason",
+    "error",
+    "mode",
+    "source",
+    "budget_hit",
+    "verdicts",
+    "thinking_budget",
+    "min_thinking_tokens",
+    "extensions",
+    "reasoning_effort",
+    "replica",
+    "t_submit",
+    "t_done",
+    "flag",
+    "flag_turn",
+    "turns",
+    "generated_by",
+    *TOKEN_COLUMNS,
+]
 #: Throughput over time: at most this many time buckets; their width doubles until the run fits.
 TIME_BUCKETS = 100
 #: The Parquet metadata key of a part's engine timings.
 TIMING_KEY = b"thinkmill.timing"
-
-
-def length_bin(n: int) -> int:
-    """The histogram bin of a token count: log-spaced, lower edges 0, 1, 2, 3, 4, 6, 8, 12, 16, ...
-    (powers of 2 and 1.5 x powers of 2), so each bin is at most 50% wider than its lower edge.
-
-    >>> [length_bin(n) for n in (0, 1, 2, 3, 4, 5, 6, 7, 8, 11, 12, 10**9)]
-    [0, 1, 2, 3, 4, 4, 5, 5, 6, 6, 7, 39]
-    >>> all(bin_edge(length_bin(n)) <= n < bin_edge(length_bin(n) + 1) for n in range(5000))
-    True
-    """
-    if n < 2:
-        return max(n, 0)
-    k = n.bit_length() - 1
-    return min(2 * k + (n >= 3 << (k - 1)), LENGTH_BINS - 1)
-
-
-def bin_edge(b: int) -> int:
-    """The lower edge (smallest token count) of bin ``b``.
-
-    >>> [bin_edge(b) for b in range(10)]
-    [0, 1, 2, 3, 4, 6, 8, 12, 16, 24]
-    """
-    if b < 2:
-        return b
-    k, half = divmod(b, 2)
-    return 3 << (k - 1) if half else 1 << k
 
 
 #: a ``Tally`` field that merges its own way in ``Tally.add`` (every other field is a count or a Counter)
@@ -75,34 +65,34 @@ OWN: dict = {"merge": "own"}
 class Tally:
     rows: int = 0
     files: int = 0
-    status: Counter = field(default_factory=Counter)        # accepted / rejected / error
-    rejected: Counter = field(default_factory=Counter)      # reject_reason
-    errors: Counter = field(default_factory=Counter)        # error reason
-    earlier: Counter = field(default_factory=Counter)       # run that generated a skipped prompt -> prompts
-    by_mode: Counter = field(default_factory=Counter)       # (mode, status) of samples
-    by_source: Counter = field(default_factory=Counter)     # (source, status) of samples
+    status: Counter = field(default_factory=Counter)  # accepted / rejected / error
+    rejected: Counter = field(default_factory=Counter)  # reject_reason
+    errors: Counter = field(default_factory=Counter)  # error reason
+    earlier: Counter = field(default_factory=Counter)  # run that generated a skipped prompt -> prompts
+    by_mode: Counter = field(default_factory=Counter)  # (mode, status) of samples
+    by_source: Counter = field(default_factory=Counter)  # (source, status) of samples
     budget_hit: int = 0
-    loops_stopped: int = 0                                  # samples the engine stopped as loops
-    loop_tokens_saved: int = 0                              # ... and the tokens up to their max_tokens
-    tokens: Counter = field(default_factory=Counter)        # column -> sum over samples
-    filters: Counter = field(default_factory=Counter)       # (filter, passed / failed / skipped)
+    loops_stopped: int = 0  # samples the engine stopped as loops
+    loop_tokens_saved: int = 0  # ... and the tokens up to their max_tokens
+    tokens: Counter = field(default_factory=Counter)  # column -> sum over samples
+    filters: Counter = field(default_factory=Counter)  # (filter, passed / failed / skipped)
     filter_reasons: Counter = field(default_factory=Counter)  # (filter, reason)
     # (mode, budget, min thinking, samples / thinking / hit / extensions / judged / correct)
     budgets: Counter = field(default_factory=Counter)
-    flags: Counter = field(default_factory=Counter)         # (mode, flag or 'none', flag_turn or '-', status)
-    turns: Counter = field(default_factory=Counter)         # (flag or 'none', followed / not_followed / no_flag)
+    flags: Counter = field(default_factory=Counter)  # (mode, flag or 'none', flag_turn or '-', status)
+    turns: Counter = field(default_factory=Counter)  # (flag or 'none', followed / not_followed / no_flag)
     # what samples cost: (mode, budget, min thinking, effort, accepted / rejected) -> generated tokens, and
     # (..., "kept") -> accepted samples; rejected samples' generated tokens per reject_reason
     spent: Counter = field(default_factory=Counter)
     reason_tokens: Counter = field(default_factory=Counter)
     replicas: dict = field(default_factory=dict, metadata=OWN)  # replica name -> Window
     t_first: float | None = field(default=None, metadata=OWN)  # first request into an engine
-    t_last: float | None = field(default=None, metadata=OWN)   # last token out
+    t_last: float | None = field(default=None, metadata=OWN)  # last token out
     # bounded, whatever the run's size: the report renders from these
-    reasons: Counter = field(default_factory=Counter)       # (mode, source, reject_reason) of rejected samples
+    reasons: Counter = field(default_factory=Counter)  # (mode, source, reject_reason) of rejected samples
     mode_filters: Counter = field(default_factory=Counter)  # (mode, filter, passed / failed / skipped)
-    lengths: Counter = field(default_factory=Counter)       # (mode, status, thinking / answer, length_bin)
-    tp_width: int = field(default=1, metadata=OWN)          # seconds per throughput bucket (a power of 2)
+    lengths: Counter = field(default_factory=Counter)  # (mode, status, thinking / answer, length_bin)
+    tp_width: int = field(default=1, metadata=OWN)  # seconds per throughput bucket (a power of 2)
     # (replica, t // tp_width) -> generated tokens
     throughput: Counter = field(default_factory=Counter, metadata=OWN)
     # per attempt (its driver's start time): all its engines as one Window; and each replica's attempt
@@ -124,8 +114,9 @@ class Tally:
         if "finish_reason" in have and "sampling" in have:
             looped = table.filter(pc.fill_null(pc.equal(table["finish_reason"], "repetition"), False))
             if looped.num_rows:
-                made = pc.add(*(pc.fill_null(looped[c], 0) if c in have else 0
-                                for c in ("thinking_tokens", "answer_tokens")))
+                made = pc.add(
+                    *(pc.fill_null(looped[c], 0) if c in have else 0 for c in ("thinking_tokens", "answer_tokens"))
+                )
                 left = pc.subtract(pc.fill_null(pc.struct_field(looped["sampling"], "max_tokens"), 0), made)
                 t.loops_stopped = looped.num_rows
                 t.loop_tokens_saved = pc.sum(pc.max_element_wise(left, 0)).as_py() or 0
@@ -165,8 +156,15 @@ class Tally:
         """
         if self.t_first is not None and self.replicas:
             ws = self.replicas.values()
-            self.attempts = {attempt: Window(self.t_first, self.t_last, sum(w.tokens for w in ws),
-                                             sum(w.requests for w in ws), merged([s for w in ws for s in w.spans]))}
+            self.attempts = {
+                attempt: Window(
+                    self.t_first,
+                    self.t_last,
+                    sum(w.tokens for w in ws),
+                    sum(w.requests for w in ws),
+                    merged([s for w in ws for s in w.spans]),
+                )
+            }
             self.replica_attempt = {name: attempt for name in self.replicas}
         return self
 
@@ -183,12 +181,15 @@ class Tally:
         """
         if not self.attempts:
             return None
-        return json.dumps({"attempts": [[a, *w.as_list()] for a, w in self.attempts.items()],
-                           "deaths": [[a, *v] for a, v in self.attempt_deaths.items()],
-                           "replicas": [[n, self.replica_attempt.get(n), *w.as_list()]
-                                        for n, w in self.replicas.items()],
-                           "tp_width": self.tp_width,
-                           "throughput": [[r, i, n] for (r, i), n in self.throughput.items()]}).encode()
+        return json.dumps(
+            {
+                "attempts": [[a, *w.as_list()] for a, w in self.attempts.items()],
+                "deaths": [[a, *v] for a, v in self.attempt_deaths.items()],
+                "replicas": [[n, self.replica_attempt.get(n), *w.as_list()] for n, w in self.replicas.items()],
+                "tp_width": self.tp_width,
+                "throughput": [[r, i, n] for (r, i), n in self.throughput.items()],
+            }
+        ).encode()
 
     @classmethod
     def of_timing(cls, raw: bytes) -> Tally:

@@ -24,8 +24,11 @@ class Window:
     spans: list = field(default_factory=list)
 
     def add(self, other: Window) -> None:
-        self.start, self.end, self.tokens = min(self.start, other.start), max(self.end, other.end), \
-            self.tokens + other.tokens
+        self.start, self.end, self.tokens = (
+            min(self.start, other.start),
+            max(self.end, other.end),
+            self.tokens + other.tokens,
+        )
         self.requests += other.requests
         self.spans = merged(self.spans + other.spans)
 

@@ -21,8 +21,10 @@ CHROMIUM = "/usr/bin/chromium"
 
 def counts(page: str) -> list[tuple[str, list[str], str | None, int]]:
     """Every count the page shows with its summary key path: (key / sum, path, run, value)."""
-    return [(kind, json.loads(html.unescape(path)), run or None, int(text.replace(",", "")))
-            for kind, path, run, text in _COUNT.findall(page)]
+    return [
+        (kind, json.loads(html.unescape(path)), run or None, int(text.replace(",", "")))
+        for kind, path, run, text in _COUNT.findall(page)
+    ]
 
 
 def lookup(summary, path: list[str]):
@@ -56,8 +58,9 @@ def must_show(summary: dict) -> set[tuple]:
     """The count keys a run's page must show: the funnel, every reason, filter and group."""
     keys = {("inputs",), ("expected_samples",), ("accepted",), ("rejected", "total"), ("errors", "total")}
     if (summary.get("earlier") or {}).get("prompts"):
-        keys |= {("earlier", "samples"), ("earlier", "prompts")} | {("earlier", "by_run", r)
-                                                                   for r in summary["earlier"]["by_run"]}
+        keys |= {("earlier", "samples"), ("earlier", "prompts")} | {
+            ("earlier", "by_run", r) for r in summary["earlier"]["by_run"]
+        }
     for block in ("rejected", "errors"):
         keys |= {(block, "by_reason", r) for r in summary[block]["by_reason"]}
     for name, f in summary["filters"].items():
@@ -66,8 +69,12 @@ def must_show(summary: dict) -> set[tuple]:
     for group in ("by_mode", "by_source"):
         keys |= {(group, g, status) for g, d in summary[group].items() for status in d}
         keys |= {("rejected", group, g, r) for g, d in summary["rejected"].get(group, {}).items() for r in d}
-    keys |= {("filters_by_mode", m, f, o) for m, d in summary.get("filters_by_mode", {}).items() for f in d
-             for o in ("passed", "failed", "skipped")}
+    keys |= {
+        ("filters_by_mode", m, f, o)
+        for m, d in summary.get("filters_by_mode", {}).items()
+        for f in d
+        for o in ("passed", "failed", "skipped")
+    }
     return keys
 
 
@@ -100,10 +107,26 @@ def screenshot(page_path: Path, png: Path, height: int = 2000) -> Path:
     """``page_path`` drawn by headless Chromium into ``png`` (1280 px wide), offline."""
     with tempfile.TemporaryDirectory() as profile:
         done = subprocess.run(
-            [chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-             "--disable-background-networking", "--disable-component-update", "--disable-sync", "--hide-scrollbars",
-             f"--user-data-dir={profile}", f"--screenshot={png}", f"--window-size=1280,{height}",
-             page_path.resolve().as_uri()], capture_output=True, text=True, timeout=180)
+            [
+                chromium(),
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--hide-scrollbars",
+                f"--user-data-dir={profile}",
+                f"--screenshot={png}",
+                f"--window-size=1280,{height}",
+                page_path.resolve().as_uri(),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
     assert png.is_file(), f"chromium wrote no screenshot (exit {done.returncode}): {done.stderr[-2000:]}"
     return png
 
@@ -119,7 +142,11 @@ def picture(png: Path) -> dict:
     def drawn(rgb) -> bool:
         return bool((np.abs(px - np.array(rgb)).max(axis=2) < 24).any())
 
-    return {"size": (px.shape[1], px.shape[0]), "colours": len(np.unique(px.reshape(-1, 3), axis=0)),
-            "ink": float((px.min(axis=2) < 230).mean()),
-            "header": bool((np.abs(px[5, 5] - np.array((0x26, 0x32, 0x38))) < 24).all()),
-            "accepted_green": drawn((0x2e, 0x7d, 0x32)), "rejected_orange": drawn((0xef, 0x6c, 0x00))}
+    return {
+        "size": (px.shape[1], px.shape[0]),
+        "colours": len(np.unique(px.reshape(-1, 3), axis=0)),
+        "ink": float((px.min(axis=2) < 230).mean()),
+        "header": bool((np.abs(px[5, 5] - np.array((0x26, 0x32, 0x38))) < 24).all()),
+        "accepted_green": drawn((0x2E, 0x7D, 0x32)),
+        "rejected_orange": drawn((0xEF, 0x6C, 0x00)),
+    }

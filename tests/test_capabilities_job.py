@@ -21,11 +21,21 @@ pytestmark = pytest.mark.engine
 FUSION_PROMPTS = 60
 ADAPTIVE_PROMPTS = 24
 SWEEP_PROMPTS = 12
-VERIFIED = [f"input.limit={ADAPTIVE_PROMPTS}", "generation.adaptive=null", "generation.accepted_per_prompt=2",
-            "output.run_id=verified", "output.overwrite=false"]
+VERIFIED = [
+    f"input.limit={ADAPTIVE_PROMPTS}",
+    "generation.adaptive=null",
+    "generation.accepted_per_prompt=2",
+    "output.run_id=verified",
+    "output.overwrite=false",
+]
 # the first rows of the fusion input bring their own follow-up questions (with references)
-OWN_FOLLOW_UPS = {i: [{"prompt": f"What is {10 + i}+{20 + i}?", "reference": str(30 + 2 * i)},
-                      {"prompt": f"What is {40 + i}-{i}?", "reference": "40"}] for i in range(20)}
+OWN_FOLLOW_UPS = {
+    i: [
+        {"prompt": f"What is {10 + i}+{20 + i}?", "reference": str(30 + 2 * i)},
+        {"prompt": f"What is {40 + i}-{i}?", "reference": "40"},
+    ]
+    for i in range(20)
+}
 
 
 # math-verify is bounded per comparison (5 s by default); on a loaded 2-core machine a comparison can
@@ -40,10 +50,19 @@ def _run(name: str, out: Path, *overrides: str) -> dict:
     from pipeline.loading import load_config
     from pipeline.runs.generate import run
 
-    cfg = load_config(f"configs/{name}.yaml", [f"output.path={out}", "output.keep_prompt_text=true",
-                                               "teacher.max_in_flight=32", "teacher.engine.kv_cache_gib=0.5",
-                                               "ray.batch_size=8", "teacher.replicas=1", *SLOW_MACHINE,
-                                               *overrides])
+    cfg = load_config(
+        f"configs/{name}.yaml",
+        [
+            f"output.path={out}",
+            "output.keep_prompt_text=true",
+            "teacher.max_in_flight=32",
+            "teacher.engine.kv_cache_gib=0.5",
+            "ray.batch_size=8",
+            "teacher.replicas=1",
+            *SLOW_MACHINE,
+            *overrides,
+        ],
+    )
     return run(cfg)
 
 
@@ -343,8 +362,10 @@ def test_sampling_until_verified_makes_the_fixed_n_runs_samples_a_prompt_needs(c
         mine[(r["prompt_id"], r["mode"])].append(r)
     for rows in mine.values():
         n, ok = len(rows), sum(r["reject_reason"] is None for r in rows)
-        assert all((r["prompt_samples"], r["prompt_accepted"], r["prompt_pass_rate"]) == (n, ok, round(ok / n, 4))
-                   for r in rows)
+        assert all(
+            (r["prompt_samples"], r["prompt_accepted"], r["prompt_pass_rate"]) == (n, ok, round(ok / n, 4))
+            for r in rows
+        )
     v = s["verified"]
     assert s["accounted"] and s["accepted"] + s["rejected"]["total"] == len(made) == v["samples_made"]
     assert s["expected_samples"] == ADAPTIVE_PROMPTS * 8 - s["not_needed"] == len(made)
@@ -353,12 +374,16 @@ def test_sampling_until_verified_makes_the_fixed_n_runs_samples_a_prompt_needs(c
     assert sum(v["pass_rates"].values()) == v["groups"]
     unsolved = [json.loads(line) for line in (out / "verified" / "unsolved.jsonl").read_text().splitlines()]
     assert sorted((u["prompt_id"], u["mode"]) for u in unsolved) == sorted(
-        g for g, rows in mine.items() if len(rows) == 4 and sum(r["reject_reason"] is None for r in rows) < 2)
+        g for g, rows in mine.items() if len(rows) == 4 and sum(r["reject_reason"] is None for r in rows) < 2
+    )
     # what a kept sample cost, and where it shows
     c = s["cost"]
     assert c["tokens_per_accepted"] == round(s["tokens"]["completion"] / s["accepted"], 3)
-    assert sum(d["tokens"] for d in c["rejected_tokens"].values()) + sum(
-        r["completion_tokens"] for r in made if r["reject_reason"] is None) == s["tokens"]["completion"]
+    assert (
+        sum(d["tokens"] for d in c["rejected_tokens"].values())
+        + sum(r["completion_tokens"] for r in made if r["reject_reason"] is None)
+        == s["tokens"]["completion"]
+    )
     page = (out / "verified" / "report.html").read_text()
     assert 'id="verified"' in page and 'id="cost"' in page
 

@@ -14,15 +14,30 @@ from pipeline.schema import SAMPLE
 
 
 def config(**generation):
-    return load_config(data={"input": {"path": "p.jsonl"}, "teacher": {"model": "/models/t", "name": "org/Teacher"},
-                             "output": {"license": "apache-2.0"}, "generation": generation})
+    return load_config(
+        data={
+            "input": {"path": "p.jsonl"},
+            "teacher": {"model": "/models/t", "name": "org/Teacher"},
+            "output": {"license": "apache-2.0"},
+            "generation": generation,
+        }
+    )
 
 
 def summary(**counts):
-    return {"run_id": "night-1", "teacher": "org/Teacher", "output": "/data/out/night-1", "inputs": 10,
-            "samples_per_input": 2, "expected_samples": 20, "accepted": counts.get("accepted", 12),
-            "rejected": {"total": 5, "by_reason": {"wrong_answer": 4, "repetition": 1}},
-            "errors": {"total": 3, "by_reason": {"prompt_too_long": 3}}, "earlier": {"prompts": 0}, "fingerprint": "f"}
+    return {
+        "run_id": "night-1",
+        "teacher": "org/Teacher",
+        "output": "/data/out/night-1",
+        "inputs": 10,
+        "samples_per_input": 2,
+        "expected_samples": 20,
+        "accepted": counts.get("accepted", 12),
+        "rejected": {"total": 5, "by_reason": {"wrong_answer": 4, "repetition": 1}},
+        "errors": {"total": 3, "by_reason": {"prompt_too_long": 3}},
+        "earlier": {"prompts": 0},
+        "fingerprint": "f",
+    }
 
 
 def header(card: str) -> dict:
@@ -41,8 +56,10 @@ def test_the_header_is_a_dataset_card_header_with_the_configs_license():
     only = header(render(config(), summary(), {"accepted": ["part-a.parquet"], "rejected": []}))["configs"][0]
     assert [f["split"] for f in only["data_files"]] == ["train"]
     assert only["config_name"] != meta["configs"][0]["config_name"]
-    assert header(render(load_config(data={"input": {"path": "p"}, "teacher": {"model": "/m"}}), summary()))[
-        "license"] == "unknown"
+    assert (
+        header(render(load_config(data={"input": {"path": "p"}, "teacher": {"model": "/m"}}), summary()))["license"]
+        == "unknown"
+    )
 
 
 def test_counts_and_reasons_are_the_summarys():

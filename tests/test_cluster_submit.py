@@ -75,10 +75,18 @@ def _stop(temp: Path) -> None:
 
 
 def _node_ports(ports: list[int], workers: tuple[int, int]) -> list[str]:
-    names = ["--node-manager-port", "--object-manager-port", "--dashboard-agent-listen-port",
-             "--dashboard-agent-grpc-port", "--runtime-env-agent-port", "--metrics-export-port"]
-    return [f"{n}={p}" for n, p in zip(names, ports)] + [f"--min-worker-port={workers[0]}",
-                                                           f"--max-worker-port={workers[1]}"]
+    names = [
+        "--node-manager-port",
+        "--object-manager-port",
+        "--dashboard-agent-listen-port",
+        "--dashboard-agent-grpc-port",
+        "--runtime-env-agent-port",
+        "--metrics-export-port",
+    ]
+    return [f"{n}={p}" for n, p in zip(names, ports)] + [
+        f"--min-worker-port={workers[0]}",
+        f"--max-worker-port={workers[1]}",
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -86,9 +94,21 @@ def cluster():
     temp = Path(tempfile.mkdtemp(prefix="tmray-", dir="/tmp"))  # short: Ray's socket paths have a length limit
     ports = _free_ports(16)
     gcs, dashboard, client = ports[:3]
-    head = [RAY, "start", "--head", f"--port={gcs}", f"--dashboard-port={dashboard}", "--dashboard-host=127.0.0.1",
-            "--include-dashboard=true", f"--ray-client-server-port={client}", f"--temp-dir={temp}", "--num-cpus=3",
-            "--disable-usage-stats", '--resources={"teacher_slot": 1}', *_node_ports(ports[3:9], (23000, 23499))]
+    head = [
+        RAY,
+        "start",
+        "--head",
+        f"--port={gcs}",
+        f"--dashboard-port={dashboard}",
+        "--dashboard-host=127.0.0.1",
+        "--include-dashboard=true",
+        f"--ray-client-server-port={client}",
+        f"--temp-dir={temp}",
+        "--num-cpus=3",
+        "--disable-usage-stats",
+        '--resources={"teacher_slot": 1}',
+        *_node_ports(ports[3:9], (23000, 23499)),
+    ]
     # 3 CPUs on the head, 4 on the worker: the job's pools need more than the head alone has, so a
     # replica and CPU-stage actors live on the worker, and a lost worker needs a new node to finish.
     # The second node gets its own temp dir: sharing the head's, its runtime-env agent would
@@ -99,8 +119,13 @@ def cluster():
         assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
         _join(temp, gcs, "w", ports[9:15], (23500, 23999), mark)
         # each node's Prometheus endpoint (--metrics-export-port, the last of its ports)
-        yield {"address": f"http://127.0.0.1:{dashboard}", "temp": temp, "gcs": gcs, "mark": mark,
-               "metrics": [ports[8], ports[14]]}
+        yield {
+            "address": f"http://127.0.0.1:{dashboard}",
+            "temp": temp,
+            "gcs": gcs,
+            "mark": mark,
+            "metrics": [ports[8], ports[14]],
+        }
     finally:
         _stop(temp)
         for tag in ("w", "wb", "w2", "w3"):  # the workers Ray renamed (ray::...) are found by their node's mark
@@ -112,15 +137,33 @@ def cluster():
 MARK = "THINKMILL_TEST_NODE"
 
 
-def _join(temp: Path, gcs: int, tag: str, ports: list[int], workers: tuple[int, int], mark: str, cpus: int = 4,
-          extra: tuple[str, ...] = (), env: dict | None = None) -> None:
+def _join(
+    temp: Path,
+    gcs: int,
+    tag: str,
+    ports: list[int],
+    workers: tuple[int, int],
+    mark: str,
+    cpus: int = 4,
+    extra: tuple[str, ...] = (),
+    env: dict | None = None,
+) -> None:
     """Start a worker node (4 CPUs) with its own temp dir; every process of it inherits
     ``THINKMILL_TEST_NODE=<mark>-<tag>`` (Ray renames its workers' command lines, and vLLM's engine
     processes are the workers' children: the environment is what finds them all) and ``env``."""
-    cmd = [RAY, "start", f"--address=127.0.0.1:{gcs}", f"--num-cpus={cpus}", "--disable-usage-stats",
-           f"--temp-dir={temp}/{tag}", *extra, *_node_ports(ports, workers)]
-    r = subprocess.run(cmd, env={**_env(), **(env or {}), MARK: f"{mark}-{tag}"}, capture_output=True, text=True,
-                       timeout=300)
+    cmd = [
+        RAY,
+        "start",
+        f"--address=127.0.0.1:{gcs}",
+        f"--num-cpus={cpus}",
+        "--disable-usage-stats",
+        f"--temp-dir={temp}/{tag}",
+        *extra,
+        *_node_ports(ports, workers),
+    ]
+    r = subprocess.run(
+        cmd, env={**_env(), **(env or {}), MARK: f"{mark}-{tag}"}, capture_output=True, text=True, timeout=300
+    )
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
 
 
@@ -146,14 +189,33 @@ def _pipeline_processes(pids: list[int]) -> list[int]:
 
 
 def _submit(cluster: dict, *args: str, timeout: int = 900) -> subprocess.CompletedProcess:
-    cmd = [RAY, "job", "submit", "--address", cluster["address"], "--working-dir", ".", "--",
-           "python", "-m", "jobs.generate", "--config", "configs/local.yaml", *args]
+    cmd = [
+        RAY,
+        "job",
+        "submit",
+        "--address",
+        cluster["address"],
+        "--working-dir",
+        ".",
+        "--",
+        "python",
+        "-m",
+        "jobs.generate",
+        "--config",
+        "configs/local.yaml",
+        *args,
+    ]
     return subprocess.run(cmd, cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=timeout)
 
 
 def _alive(cluster: dict) -> int:
-    r = subprocess.run([RAY, "list", "nodes", "--address", cluster["address"], "--format", "json"],
-                       capture_output=True, text=True, env=_env(), timeout=120)
+    r = subprocess.run(
+        [RAY, "list", "nodes", "--address", cluster["address"], "--format", "json"],
+        capture_output=True,
+        text=True,
+        env=_env(),
+        timeout=120,
+    )
     assert r.returncode == 0, r.stderr[-2000:]
     return len([n for n in json.loads(r.stdout) if n.get("state") == "ALIVE"])
 
@@ -199,14 +261,23 @@ def test_ray_job_submit_runs_the_job_on_the_cluster(cluster, tmp_path):
 
     def watch():
         while not done.wait(2):
-            if (seen := scrape(cluster["metrics"], run_id)):
+            if seen := scrape(cluster["metrics"], run_id):
                 during.append(seen)
 
     watcher = threading.Thread(target=watch, daemon=True)
     watcher.start()
     try:
-        r = _submit(cluster, "--set", f"input.path={prompts}", "--set", f"output.path={out}",
-                    "--set", f"teacher.model={ARTIFACT_DIR}", "--set", f"output.run_id={run_id}")
+        r = _submit(
+            cluster,
+            "--set",
+            f"input.path={prompts}",
+            "--set",
+            f"output.path={out}",
+            "--set",
+            f"teacher.model={ARTIFACT_DIR}",
+            "--set",
+            f"output.run_id={run_id}",
+        )
     finally:
         done.set()
         watcher.join(timeout=30)
@@ -239,9 +310,11 @@ def _metrics_match_the_summary(cluster: dict, run_id: str, summary: dict, during
     left = [v for seen in during for v in seen.get("ray_thinkmill_prompts_left", {}).values()]
     assert left and max(left) > 0, during[-3:]
     # after: the counters Ray's agents kept equal the summary (each node exports every few seconds)
-    want = {("accepted", ""): summary["accepted"] or None,
-            **{("rejected", k): v for k, v in summary["rejected"]["by_reason"].items()},
-            **{("error", k): v for k, v in summary["errors"]["by_reason"].items()}}
+    want = {
+        ("accepted", ""): summary["accepted"] or None,
+        **{("rejected", k): v for k, v in summary["rejected"]["by_reason"].items()},
+        **{("error", k): v for k, v in summary["errors"]["by_reason"].items()},
+    }
     want = {k: v for k, v in want.items() if v}
     tokens = {name: w["tokens"] for name, w in summary["replica_work"].items()}
     got, got_tokens, end = {}, {}, time.time() + 60
@@ -251,8 +324,9 @@ def _metrics_match_the_summary(cluster: dict, run_id: str, summary: dict, during
         for key, v in seen.get("ray_thinkmill_samples_total", {}).items():
             k = dict(key)
             got[(k["outcome"], k["reason"])] = got.get((k["outcome"], k["reason"]), 0) + int(v)
-        got_tokens = {dict(key)["replica"]: int(v) for key, v in seen.get("ray_thinkmill_generated_tokens_total",
-                                                                         {}).items()}
+        got_tokens = {
+            dict(key)["replica"]: int(v) for key, v in seen.get("ray_thinkmill_generated_tokens_total", {}).items()
+        }
         if got == want and got_tokens == tokens:
             break
         time.sleep(3)
@@ -275,13 +349,25 @@ def test_engines_that_cannot_start_fail_the_job_with_their_error_not_a_hang(clus
     lines = (ROOT / "tests" / "tiny_teacher" / "prompts.jsonl").read_text(encoding="utf-8").splitlines()[:4]
     prompts.write_text("\n".join(lines) + "\n", encoding="utf-8")
     t0 = time.time()
-    r = _submit(cluster, "--set", f"input.path={prompts}", "--set", f"output.path={tmp_path / 'out'}",
-                "--set", f"teacher.model={ARTIFACT_DIR}", "--set", "teacher.engine.kv_cache_gib=4096",
-                "--set", "output.run_id=no-engine", timeout=600)
+    r = _submit(
+        cluster,
+        "--set",
+        f"input.path={prompts}",
+        "--set",
+        f"output.path={tmp_path / 'out'}",
+        "--set",
+        f"teacher.model={ARTIFACT_DIR}",
+        "--set",
+        "teacher.engine.kv_cache_gib=4096",
+        "--set",
+        "output.run_id=no-engine",
+        timeout=600,
+    )
     log = r.stdout[-6000:] + r.stderr[-2000:]
     assert r.returncode != 0 and "failed" in r.stdout.lower(), log
-    assert "0 of the 2 teacher replica(s) up, 1 needed (teacher.min_replicas) and every replica's start failed" \
-        in r.stdout, log
+    assert (
+        "0 of the 2 teacher replica(s) up, 1 needed (teacher.min_replicas) and every replica's start failed" in r.stdout
+    ), log
     assert "Engine core initialization failed" in r.stdout, log  # vLLM's own words, per failed start
     assert time.time() - t0 < 400, log  # not start_timeout_s (1800 s by default)
 
@@ -293,15 +379,34 @@ def test_a_node_whose_engine_cannot_start_costs_its_replica_not_the_night(cluste
     starts there and fails. With ``teacher.min_replicas`` 1 the head's replica generates everything;
     the failed start is retried with backoff meanwhile (its engine never comes up), printed as it
     happens, and named in the summary; the job succeeds. The broken node leaves afterwards."""
-    _join(cluster["temp"], cluster["gcs"], "wb", _free_ports(6), (25000, 25499), cluster["mark"], cpus=1,
-          extra=('--resources={"teacher_slot": 1}',), env={"VLLM_RPC_BASE_PATH": f"/nonexistent-{cluster['mark']}"})
+    _join(
+        cluster["temp"],
+        cluster["gcs"],
+        "wb",
+        _free_ports(6),
+        (25000, 25499),
+        cluster["mark"],
+        cpus=1,
+        extra=('--resources={"teacher_slot": 1}',),
+        env={"VLLM_RPC_BASE_PATH": f"/nonexistent-{cluster['mark']}"},
+    )
     try:
         prompts = tmp_path / "prompts.jsonl"
         lines = (ROOT / "tests" / "tiny_teacher" / "prompts.jsonl").read_text(encoding="utf-8").splitlines()[:6]
         prompts.write_text("\n".join(lines) + "\n", encoding="utf-8")
-        r = _submit(cluster, "--set", f"input.path={prompts}", "--set", f"output.path={tmp_path / 'out'}",
-                    "--set", f"teacher.model={ARTIFACT_DIR}", "--set", "output.run_id=broken-node",
-                    "--set", "teacher.resources.custom.teacher_slot=1")
+        r = _submit(
+            cluster,
+            "--set",
+            f"input.path={prompts}",
+            "--set",
+            f"output.path={tmp_path / 'out'}",
+            "--set",
+            f"teacher.model={ARTIFACT_DIR}",
+            "--set",
+            "output.run_id=broken-node",
+            "--set",
+            "teacher.resources.custom.teacher_slot=1",
+        )
     finally:
         for pid in _marked(f"{cluster['mark']}-wb"):  # the broken node leaves, and Ray knows it before the next test
             with contextlib.suppress(ProcessLookupError):
@@ -316,18 +421,26 @@ def test_a_node_whose_engine_cannot_start_costs_its_replica_not_the_night(cluste
     assert summary["replicas_seen"] == 1, summary["replica_work"]  # the head's replica made every sample
     print("start failures:", summary["start_failures"])
     assert summary["failed_starts"] >= 1, summary
-    assert all("No such file or directory for ipc path" in f["reason"] for f in summary["start_failures"]), \
-        summary["start_failures"]
+    assert all("No such file or directory for ipc path" in f["reason"] for f in summary["start_failures"]), summary[
+        "start_failures"
+    ]
     assert "teacher engine start failed on" in r.stdout and "the start is retried" in r.stdout, log
 
 
 def _job_status(cluster: dict, job_id: str) -> str:
     """The job's state word (``RUNNING``, ``SUCCEEDED``, ...), asked of the job API in a process
     with the cluster's token (``ray job status`` prints it only in words, on stderr)."""
-    code = ("import sys; from ray.job_submission import JobSubmissionClient; "
-            "print(JobSubmissionClient(sys.argv[1]).get_job_status(sys.argv[2]).value)")
-    r = subprocess.run([sys.executable, "-c", code, cluster["address"], job_id], env=_env(), capture_output=True,
-                       text=True, timeout=120)
+    code = (
+        "import sys; from ray.job_submission import JobSubmissionClient; "
+        "print(JobSubmissionClient(sys.argv[1]).get_job_status(sys.argv[2]).value)"
+    )
+    r = subprocess.run(
+        [sys.executable, "-c", code, cluster["address"], job_id],
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     return r.stdout.strip() or f"UNKNOWN: {r.stderr[-500:]}"
 
 
@@ -339,13 +452,39 @@ def _lose_a_node(cluster: dict, tmp_path: Path, node: str, *sets: str) -> dict:
     prompts = tmp_path / "prompts.jsonl"
     prompts.write_text("\n".join(lines) + "\n", encoding="utf-8")
     out, job_id = tmp_path / "out", f"lost-node-{uuid.uuid4().hex[:8]}"
-    cmd = [RAY, "job", "submit", "--address", cluster["address"], "--working-dir", ".", "--no-wait",
-           "--submission-id", job_id, "--", "python", "-m", "jobs.generate", "--config", "configs/local.yaml",
-           "--set", f"input.path={prompts}", "--set", f"output.path={out}", "--set", f"teacher.model={ARTIFACT_DIR}",
-           "--set", "output.run_id=lost", "--set", "output.rows_per_file=16",
-           # few requests at a time (a speed setting: the same samples): the tiny teacher would otherwise
-           # finish its work before the first commit, and the kill would cost nothing
-           "--set", "teacher.max_in_flight=2", *sets]
+    cmd = [
+        RAY,
+        "job",
+        "submit",
+        "--address",
+        cluster["address"],
+        "--working-dir",
+        ".",
+        "--no-wait",
+        "--submission-id",
+        job_id,
+        "--",
+        "python",
+        "-m",
+        "jobs.generate",
+        "--config",
+        "configs/local.yaml",
+        "--set",
+        f"input.path={prompts}",
+        "--set",
+        f"output.path={out}",
+        "--set",
+        f"teacher.model={ARTIFACT_DIR}",
+        "--set",
+        "output.run_id=lost",
+        "--set",
+        "output.rows_per_file=16",
+        # few requests at a time (a speed setting: the same samples): the tiny teacher would otherwise
+        # finish its work before the first commit, and the kill would cost nothing
+        "--set",
+        "teacher.max_in_flight=2",
+        *sets,
+    ]
     r = subprocess.run(cmd, cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
     run_dir, marked = out / "lost", f"{cluster['mark']}-{node}"
@@ -364,8 +503,13 @@ def _lose_a_node(cluster: dict, tmp_path: Path, node: str, *sets: str) -> dict:
     for pid in _marked(marked):
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
-    return {"run_dir": run_dir, "job_id": job_id, "committed": committed, "engine_lost": engine_lost,
-            "deadline": deadline}
+    return {
+        "run_dir": run_dir,
+        "job_id": job_id,
+        "committed": committed,
+        "engine_lost": engine_lost,
+        "deadline": deadline,
+    }
 
 
 def _finished(cluster: dict, lost: dict, watch: str | None = None) -> tuple[dict, str, bool]:
@@ -375,8 +519,13 @@ def _finished(cluster: dict, lost: dict, watch: str | None = None) -> tuple[dict
     while time.time() < lost["deadline"] and (state := _job_status(cluster, lost["job_id"])) in ("PENDING", "RUNNING"):
         used = used or bool(watch and _pipeline_processes(_marked(f"{cluster['mark']}-{watch}")))
         time.sleep(2)
-    logs = subprocess.run([RAY, "job", "logs", "--address", cluster["address"], lost["job_id"]], env=_env(),
-                          capture_output=True, text=True, timeout=120).stdout
+    logs = subprocess.run(
+        [RAY, "job", "logs", "--address", cluster["address"], lost["job_id"]],
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    ).stdout
     assert state == "SUCCEEDED", (state, logs[-4000:])
     summary = json.loads((lost["run_dir"] / "summary.json").read_text())
     assert summary["accounted"] and summary["inputs"] == 48, summary
@@ -416,8 +565,11 @@ def test_a_lost_node_costs_only_the_work_it_held(cluster, tmp_path):
     # the head (3 CPUs) cannot hold the pools' minimum (7 CPUs): with work left at the kill, the lost
     # actors had to start again on the node that joined. (Killed near the end, nothing needed them.)
     if lost["committed"] <= summary["expected_samples"] // 2:
-        assert used_new, ("the node that joined later held no pipeline actor", lost["committed"],
-                          summary["replica_work"])
+        assert used_new, (
+            "the node that joined later held no pipeline actor",
+            lost["committed"],
+            summary["replica_work"],
+        )
         if lost["engine_lost"]:  # a replica lived there: Ray started it again
             assert summary["replica_restarts"] >= 1, summary
     assert "nodes_lost" not in summary, summary  # the lost actors found room on the new node: no pass was stopped
@@ -433,15 +585,34 @@ def test_a_lost_node_with_no_room_left_costs_a_pass_not_the_night(cluster, tmp_p
     The replicas each take a ``teacher_slot`` (``teacher.resources.custom``), which only the head
     and the node joined here have: one replica lives on that node, and once it is lost no node has
     room for it, wherever Ray had put the rest."""
-    _join(cluster["temp"], cluster["gcs"], "w3", _free_ports(6), (24500, 24999), cluster["mark"],
-          extra=('--resources={"teacher_slot": 1}',))
+    _join(
+        cluster["temp"],
+        cluster["gcs"],
+        "w3",
+        _free_ports(6),
+        (24500, 24999),
+        cluster["mark"],
+        extra=('--resources={"teacher_slot": 1}',),
+    )
     grace = 15
-    lost = _lose_a_node(cluster, tmp_path, "w3", "--set", f"ray.node_loss_grace_s={grace}",
-                        "--set", "teacher.resources.custom.teacher_slot=1")
+    lost = _lose_a_node(
+        cluster,
+        tmp_path,
+        "w3",
+        "--set",
+        f"ray.node_loss_grace_s={grace}",
+        "--set",
+        "teacher.resources.custom.teacher_slot=1",
+    )
     assert lost["engine_lost"], "the node held no replica"
     # seen from outside (Ray's state API, every 2 s): how long some actor stayed RESTARTING after the kill
-    seer = subprocess.Popen([sys.executable, "-c", _RESTARTING, cluster["address"]], env=_env(), text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    seer = subprocess.Popen(
+        [sys.executable, "-c", _RESTARTING, cluster["address"]],
+        env=_env(),
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         summary, logs, _ = _finished(cluster, lost)
     finally:

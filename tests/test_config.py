@@ -26,37 +26,77 @@ def test_minimal_config_gets_documented_defaults():
     assert cfg.teacher.engine.trust_remote_code is False
 
 
-@pytest.mark.parametrize("data, key, words", [
-    ({**MIN, "outptu": {}}, "outptu", ["unknown key", "allowed keys at <root>", "output"]),
-    ({**MIN, "teacher": {"model": "m", "engine": {"max_model_lenn": 5}}},
-     "teacher.engine.max_model_lenn", ["unknown key", "max_model_len"]),
-    ({**MIN, "teacher": {"model": "m", "engine": {"max_model_len": "long"}}},
-     "teacher.engine.max_model_len", ["integer", "'long'"]),
-    ({**MIN, "teacher": {"model": "m", "engine": {"max_model_len": 0}}},
-     "teacher.engine.max_model_len", ["greater than 0"]),
-    ({**MIN, "teacher": {"model": "m", "device": "tpu"}}, "teacher.device", ["'cpu' or 'gpu'", "'tpu'"]),
-    ({**MIN, "generation": {"modes": [{"name": "a", "sampling": {"top_p": 1.5}}]}},
-     "generation.modes.0.sampling.top_p", ["less than or equal to 1", "1.5"]),
-    ({**MIN, "generation": {"modes": [{"name": "a"}, {"name": "a"}]}}, "generation.modes", ["unique", "['a']"]),
-    ({**MIN, "generation": {"modes": [{"name": "nt", "thinking": False, "thinking_budget": 10}]}},
-     "generation.modes.0", ["thinking_budget needs thinking"]),
-    ({**MIN, "generation": {"samples_per_prompt": 0}}, "generation.samples_per_prompt", ["greater than or equal to 1"]),
-    ({**MIN, "output": {"run_id": "a/b"}}, "output.run_id", ["pattern"]),
-    ({"teacher": {"model": "m"}}, "input", ["Field required"]),
-    ({**MIN, "teacher": {"model": "m", "dialect": "llama"}}, "teacher.dialect",
-     ["dialect must be one of ['gpt-oss', 'qwen3', 'r1'], got 'llama'"]),
-    ({**MIN, "teacher": {"model": "m", "device": "cpu", "engine": {"tensor_parallel_size": 2}}},
-     "teacher", ["tensor_parallel_size must be 1 on device 'cpu', got 2"]),
-    ({**MIN, "teacher": {"model": "m", "device": "gpu", "isolate_cores": True}},
-     "teacher", ["isolate_cores applies to device 'cpu' only", "got device 'gpu'"]),
-    ({**MIN, "teacher": {"model": "m", "replicas": 2, "min_replicas": 3}},
-     "teacher", ["min_replicas (3) is more than replicas (2)"]),
-    ({**MIN, "teacher": {"model": "m", "start_timeout_s": 0}}, "teacher.start_timeout_s", ["greater than 0"]),
-    ({**MIN, "teacher": {"model": "m", "resources": {"custom": {"GPU": 1}}}}, "teacher.resources.custom",
-     ["['GPU'] are not custom resources (use num_cpus / num_gpus"]),
-    ({**MIN, "teacher": {"model": "m", "resources": {"custom": {"slot": 0}}}}, "teacher.resources.custom.slot",
-     ["greater than 0"]),
-])
+@pytest.mark.parametrize(
+    "data, key, words",
+    [
+        ({**MIN, "outptu": {}}, "outptu", ["unknown key", "allowed keys at <root>", "output"]),
+        (
+            {**MIN, "teacher": {"model": "m", "engine": {"max_model_lenn": 5}}},
+            "teacher.engine.max_model_lenn",
+            ["unknown key", "max_model_len"],
+        ),
+        (
+            {**MIN, "teacher": {"model": "m", "engine": {"max_model_len": "long"}}},
+            "teacher.engine.max_model_len",
+            ["integer", "'long'"],
+        ),
+        (
+            {**MIN, "teacher": {"model": "m", "engine": {"max_model_len": 0}}},
+            "teacher.engine.max_model_len",
+            ["greater than 0"],
+        ),
+        ({**MIN, "teacher": {"model": "m", "device": "tpu"}}, "teacher.device", ["'cpu' or 'gpu'", "'tpu'"]),
+        (
+            {**MIN, "generation": {"modes": [{"name": "a", "sampling": {"top_p": 1.5}}]}},
+            "generation.modes.0.sampling.top_p",
+            ["less than or equal to 1", "1.5"],
+        ),
+        ({**MIN, "generation": {"modes": [{"name": "a"}, {"name": "a"}]}}, "generation.modes", ["unique", "['a']"]),
+        (
+            {**MIN, "generation": {"modes": [{"name": "nt", "thinking": False, "thinking_budget": 10}]}},
+            "generation.modes.0",
+            ["thinking_budget needs thinking"],
+        ),
+        (
+            {**MIN, "generation": {"samples_per_prompt": 0}},
+            "generation.samples_per_prompt",
+            ["greater than or equal to 1"],
+        ),
+        ({**MIN, "output": {"run_id": "a/b"}}, "output.run_id", ["pattern"]),
+        ({"teacher": {"model": "m"}}, "input", ["Field required"]),
+        (
+            {**MIN, "teacher": {"model": "m", "dialect": "llama"}},
+            "teacher.dialect",
+            ["dialect must be one of ['gpt-oss', 'qwen3', 'r1'], got 'llama'"],
+        ),
+        (
+            {**MIN, "teacher": {"model": "m", "device": "cpu", "engine": {"tensor_parallel_size": 2}}},
+            "teacher",
+            ["tensor_parallel_size must be 1 on device 'cpu', got 2"],
+        ),
+        (
+            {**MIN, "teacher": {"model": "m", "device": "gpu", "isolate_cores": True}},
+            "teacher",
+            ["isolate_cores applies to device 'cpu' only", "got device 'gpu'"],
+        ),
+        (
+            {**MIN, "teacher": {"model": "m", "replicas": 2, "min_replicas": 3}},
+            "teacher",
+            ["min_replicas (3) is more than replicas (2)"],
+        ),
+        ({**MIN, "teacher": {"model": "m", "start_timeout_s": 0}}, "teacher.start_timeout_s", ["greater than 0"]),
+        (
+            {**MIN, "teacher": {"model": "m", "resources": {"custom": {"GPU": 1}}}},
+            "teacher.resources.custom",
+            ["['GPU'] are not custom resources (use num_cpus / num_gpus"],
+        ),
+        (
+            {**MIN, "teacher": {"model": "m", "resources": {"custom": {"slot": 0}}}},
+            "teacher.resources.custom.slot",
+            ["greater than 0"],
+        ),
+    ],
+)
 def test_errors_name_the_key_path(data, key, words):
     with pytest.raises(ConfigError) as exc:
         load(data)
@@ -123,16 +163,27 @@ def test_budget_sweeps_and_strategies_validate():
     assert ModeConfig(name="t", thinking_budget=32).budgets == [32] and ModeConfig(name="t").budgets == [None]
     for bad, words in (([16, 16], "distinct budgets"), ([0, 8], "must be > 0"), ([], "distinct budgets")):
         with pytest.raises(ConfigError, match=words):
-            load_config(data={"input": {"path": "p"}, "teacher": {"model": "m"},
-                              "generation": {"modes": [{"name": "t", "thinking_budget": bad}]}})
+            load_config(
+                data={
+                    "input": {"path": "p"},
+                    "teacher": {"model": "m"},
+                    "generation": {"modes": [{"name": "t", "thinking_budget": bad}]},
+                }
+            )
     with pytest.raises(ConfigError, match=r"generation.modes.0.budget_strategy: .*'two_stage' or 'engine'"):
-        load_config(data={"input": {"path": "p"}, "teacher": {"model": "m"},
-                          "generation": {"modes": [{"name": "t", "budget_strategy": "forced"}]}})
+        load_config(
+            data={
+                "input": {"path": "p"},
+                "teacher": {"model": "m"},
+                "generation": {"modes": [{"name": "t", "budget_strategy": "forced"}]},
+            }
+        )
 
 
 def test_overrides_reach_into_lists(tmp_path):
-    cfg = load_config("configs/local.yaml", ["generation.modes.0.thinking_budget=null",
-                                             "generation.modes.1.sampling.max_tokens=32"])
+    cfg = load_config(
+        "configs/local.yaml", ["generation.modes.0.thinking_budget=null", "generation.modes.1.sampling.max_tokens=32"]
+    )
     assert cfg.generation.modes[0].thinking_budget is None and cfg.generation.modes[1].sampling.max_tokens == 32
     with pytest.raises(ConfigError, match="is not an index of that list"):
         load_config("configs/local.yaml", ["generation.modes.5.thinking_budget=8"])

@@ -23,8 +23,11 @@ def _tree():
     root = subprocess.Popen(["bash", "-c", "(exec -a VLLM::Worker sleep 60) & (exec -a other sleep 60) & wait"])
     deadline = time.time() + 10
     while time.time() < deadline:
-        kids = {int(p.name): Path(p, "cmdline").read_bytes() for p in Path("/proc").glob("[0-9]*")
-                if cores.ppid(int(p.name)) == root.pid}
+        kids = {
+            int(p.name): Path(p, "cmdline").read_bytes()
+            for p in Path("/proc").glob("[0-9]*")
+            if cores.ppid(int(p.name)) == root.pid
+        }
         if len(kids) == 2 and all(c.startswith((b"VLLM::Worker", b"other")) for c in kids.values()):
             worker = next(k for k, c in kids.items() if c.startswith(b"VLLM::Worker"))
             return root, worker, next(k for k in kids if k != worker)

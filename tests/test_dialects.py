@@ -42,10 +42,13 @@ def test_r1_no_think_prefills_an_empty_block():
     assert d.completion(nt, "5") == "<think>\n\n</think>\n\n5"
 
 
-@pytest.mark.parametrize("turn, expect", [
-    ("user", [{"role": "system", "content": "S"}, {"role": "user", "content": "Q /no_think"}]),
-    ("system", [{"role": "system", "content": "S /no_think"}, {"role": "user", "content": "Q"}]),
-])
+@pytest.mark.parametrize(
+    "turn, expect",
+    [
+        ("user", [{"role": "system", "content": "S"}, {"role": "user", "content": "Q /no_think"}]),
+        ("system", [{"role": "system", "content": "S /no_think"}, {"role": "user", "content": "Q"}]),
+    ],
+)
 def test_flags_go_to_the_named_turn(turn, expect):
     msgs = [{"role": "system", "content": "S"}, {"role": "user", "content": "Q"}]
     assert get_dialect("qwen3").with_flag(msgs, "/no_think", turn) == expect
@@ -59,8 +62,7 @@ def test_system_flag_without_system_turn_adds_one():
 
 def test_budget_end_string_is_qwen3_early_stop():
     # Qwen3's own sentence, as its report and model cards give it (pinned here, not read from the code)
-    qwen3 = ("Considering the limited time by the user, I have to give the solution based on the thinking "
-             "directly now.")
+    qwen3 = "Considering the limited time by the user, I have to give the solution based on the thinking directly now."
     assert EARLY_STOP == qwen3
     assert get_dialect("qwen3").budget_end_str() == f"\n\n{qwen3}\n</think>"
     assert get_dialect("r1").budget_end_str() == f"\n\n{qwen3}\n</think>"

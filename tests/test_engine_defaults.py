@@ -21,10 +21,23 @@ pytestmark = pytest.mark.engine
 
 
 def cpu_config(**engine):
-    return load_config(data={"input": {"path": "p"}, "teacher": {
-        "model": str(ARTIFACT_DIR), "device": "cpu",
-        "engine": {"dtype": "float32", "max_model_len": 1024, "max_num_seqs": 32, "kv_cache_gib": 0.5,
-                   "enforce_eager": True, **engine}}})
+    return load_config(
+        data={
+            "input": {"path": "p"},
+            "teacher": {
+                "model": str(ARTIFACT_DIR),
+                "device": "cpu",
+                "engine": {
+                    "dtype": "float32",
+                    "max_model_len": 1024,
+                    "max_num_seqs": 32,
+                    "kv_cache_gib": 0.5,
+                    "enforce_eager": True,
+                    **engine,
+                },
+            },
+        }
+    )
 
 
 def test_chunked_prefill_is_off_on_cpu_unless_asked_for():
@@ -52,9 +65,14 @@ def test_seeded_long_prompts_in_one_step_budget_do_not_kill_the_cpu_engine(monke
         base = engine.tokenizer.encode("What is 12+7? " * 60, add_special_tokens=False)
 
         async def all_of_them():
-            return await asyncio.gather(*(
-                engine.complete(base[: 500 + 5 * i], Params(0.6, 0.95, 20, 0.0, 0.0, 1.0, 32, seed=1000 + i), f"r{i}")
-                for i in range(40)))
+            return await asyncio.gather(
+                *(
+                    engine.complete(
+                        base[: 500 + 5 * i], Params(0.6, 0.95, 20, 0.0, 0.0, 1.0, 32, seed=1000 + i), f"r{i}"
+                    )
+                    for i in range(40)
+                )
+            )
 
         outs = asyncio.run(all_of_them())
         assert len(outs) == 40 and all(o.token_ids for o in outs)

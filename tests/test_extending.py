@@ -27,8 +27,14 @@ def copy_packages(tmp_path: Path) -> Path:
 
 
 def run(tmp_path: Path, code: str) -> str:
-    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120,
-                         env={"PYTHONPATH": str(tmp_path), "PATH": "/usr/bin:/bin"})
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"PYTHONPATH": str(tmp_path), "PATH": "/usr/bin:/bin"},
+    )
     assert out.returncode == 0, out.stderr
     return out.stdout
 
@@ -41,14 +47,17 @@ def test_adding_a_filter_is_its_file_and_one_line(tmp_path):
     init = root / "filters" / "__init__.py"
     text = init.read_text(encoding="utf-8")
     last = [m for m in re.finditer(r"^from \. import \w+.*$", text, re.M)][-1]
-    init.write_text(text[:last.end()] + "\n" + line.strip() + text[last.end():], encoding="utf-8")
-    out = run(root, """
+    init.write_text(text[: last.end()] + "\n" + line.strip() + text[last.end() :], encoding="utf-8")
+    out = run(
+        root,
+        """
 import filters
 from filters import FiltersConfig, Judge, Sample
 cfg = FiltersConfig(order=["format", "answer_length"], answer_length={"max_chars": 10})
 verdicts, reason = Judge(cfg)(Sample("<think>\\nwork\\n</think>\\n\\n" + "x" * 50, True))
 print(reason, verdicts[-1].detail, "answer_length" in FiltersConfig().order, FiltersConfig().answer_length.max_chars)
-""")
+""",
+    )
     assert out.split() == ["answer_too_long", "50", "chars,", "at", "most", "10", "False", "4000"]
 
 
@@ -61,7 +70,9 @@ def test_adding_a_stage_is_its_file_and_one_line(tmp_path):
     text, n = re.subn(r"^GENERATION = .*$", line.strip(), init.read_text(encoding="utf-8"), count=1, flags=re.M)
     assert n == 1
     init.write_text(text, encoding="utf-8")
-    out = run(root, """
+    out = run(
+        root,
+        """
 from pipeline.config import JobConfig
 from pipeline.schema import to_table
 from pipeline.stages import GENERATION, Context, stages_for
@@ -70,5 +81,6 @@ chain = stages_for(GENERATION, Context(cfg))
 print(" ".join(s.name for s in chain))
 rows = [{"status": "accepted", "prompt_id": "p", "messages": [{"role": "assistant", "content": c}]} for c in "aab"]
 print(" ".join(r["status"] for r in chain[-1]()(to_table(rows)).to_pylist()))
-""")
+""",
+    )
     assert out.splitlines() == ["prepare generate parse filter dedup", "accepted rejected accepted"]

@@ -39,21 +39,25 @@ def verifier():
 
 # ------------------------------------------------------------------------ format
 
-@pytest.mark.parametrize("sample, reason", [
-    (think("2+2=4", "\\boxed{4}"), None),
-    (no_think("\\boxed{4}"), None),
-    (think("2+2=4", "答案是 \\boxed{4}。"), None),
-    (Sample("<think>\n2+2=", True, finish_reason="length"), "truncated"),
-    (think("2+2=4", "The answer is 4 and then", finish_reason="length"), "truncated"),
-    (Sample("<think>\n2+2=4 and so on", True, finish_reason="stop"), "unclosed_think"),
-    (Sample("The answer is 4.", True), "missing_think_block"),
-    (Sample("<think>\na\n</think>\n\n<think>\nb\n</think>\n\n4", True), "multiple_think_blocks"),
-    (think("2+2=4", "4 </think> oops"), "think_tag_in_answer"),
-    (think("2+2=4", f"The answer is \\\n\n{EARLY_STOP}\n</think>\n\n\\boxed{{5}}"), "budget_forced_in_answer"),
-    (think("", "\\boxed{4}"), "empty_thinking"),
-    (no_think("\\boxed{4}").__class__("<think>\n我想一下\n</think>\n\n4", False), "thinking_in_no_think"),
-    (think("2+2=4", "  "), "empty_answer"),
-])
+
+@pytest.mark.parametrize(
+    "sample, reason",
+    [
+        (think("2+2=4", "\\boxed{4}"), None),
+        (no_think("\\boxed{4}"), None),
+        (think("2+2=4", "答案是 \\boxed{4}。"), None),
+        (Sample("<think>\n2+2=", True, finish_reason="length"), "truncated"),
+        (think("2+2=4", "The answer is 4 and then", finish_reason="length"), "truncated"),
+        (Sample("<think>\n2+2=4 and so on", True, finish_reason="stop"), "unclosed_think"),
+        (Sample("The answer is 4.", True), "missing_think_block"),
+        (Sample("<think>\na\n</think>\n\n<think>\nb\n</think>\n\n4", True), "multiple_think_blocks"),
+        (think("2+2=4", "4 </think> oops"), "think_tag_in_answer"),
+        (think("2+2=4", f"The answer is \\\n\n{EARLY_STOP}\n</think>\n\n\\boxed{{5}}"), "budget_forced_in_answer"),
+        (think("", "\\boxed{4}"), "empty_thinking"),
+        (no_think("\\boxed{4}").__class__("<think>\n我想一下\n</think>\n\n4", False), "thinking_in_no_think"),
+        (think("2+2=4", "  "), "empty_answer"),
+    ],
+)
 def test_format(sample, reason):
     v = FormatFilter().check(sample)
     assert (v.passed, v.reason) == (reason is None, reason), v.detail
@@ -61,21 +65,25 @@ def test_format(sample, reason):
 
 # ------------------------------------------------------------------ wrong_answer
 
-@pytest.mark.parametrize("answer, reference, source, reason, method", [
-    ("\\boxed{0.5}", "\\frac{1}{2}", None, None, "number"),
-    ("\\boxed{\\frac{1}{2}}", "1/2", None, None, "number"),
-    ("The answer is 1/2.", "0.5", None, None, "number"),
-    ("\\boxed{x^2+2x+1}", "(x+1)^2", None, None, "math"),
-    ("\\boxed{\\frac{1}{3}}", "0.5", None, "wrong_answer", "number"),
-    ("所以答案是 \\boxed{140}。", "140", None, None, "number"),
-    ("\\boxed{1,234}", "1234", None, None, "number"),
-    ("\\boxed{139}", "140", None, "wrong_answer", "number"),
-    ("I choose (b).", "B", None, None, "choice"),
-    ("\\boxed{C}", "(B)", None, "wrong_answer", "choice"),
-    ("\\boxed{\\text{Paris}}", "paris", "geo", None, "exact"),
-    ("\\boxed{Lyon}", "Paris", "geo", "wrong_answer", "exact"),
-    ("I am not sure.", "4", None, "no_answer", None),
-])
+
+@pytest.mark.parametrize(
+    "answer, reference, source, reason, method",
+    [
+        ("\\boxed{0.5}", "\\frac{1}{2}", None, None, "number"),
+        ("\\boxed{\\frac{1}{2}}", "1/2", None, None, "number"),
+        ("The answer is 1/2.", "0.5", None, None, "number"),
+        ("\\boxed{x^2+2x+1}", "(x+1)^2", None, None, "math"),
+        ("\\boxed{\\frac{1}{3}}", "0.5", None, "wrong_answer", "number"),
+        ("所以答案是 \\boxed{140}。", "140", None, None, "number"),
+        ("\\boxed{1,234}", "1234", None, None, "number"),
+        ("\\boxed{139}", "140", None, "wrong_answer", "number"),
+        ("I choose (b).", "B", None, None, "choice"),
+        ("\\boxed{C}", "(B)", None, "wrong_answer", "choice"),
+        ("\\boxed{\\text{Paris}}", "paris", "geo", None, "exact"),
+        ("\\boxed{Lyon}", "Paris", "geo", "wrong_answer", "exact"),
+        ("I am not sure.", "4", None, "no_answer", None),
+    ],
+)
 def test_wrong_answer(verifier, answer, reference, source, reason, method):
     f = WrongAnswerFilter(verifier, by_source={"geo": "exact"})
     v = f.check(think("work", answer, reference=reference, source=source))
@@ -101,15 +109,20 @@ def test_a_hanging_comparison_is_bounded_not_waited_on(verifier):
 
 # -------------------------------------------------------------------- repetition
 
+
 def _cases(n: int) -> str:
-    return "\n".join(f"Case n = {i}: {i}^2 = {i * i}, and {i * i} mod 7 = {i * i % 7}, so n = {i} "
-                     f"{'works' if i * i % 7 == 1 else 'fails'}." for i in range(1, n + 1))
+    return "\n".join(
+        f"Case n = {i}: {i}^2 = {i * i}, and {i * i} mod 7 = {i * i % 7}, so n = {i} "
+        f"{'works' if i * i % 7 == 1 else 'fails'}."
+        for i in range(1, n + 1)
+    )
 
 
 LONG_LEGIT = "\n\n".join(
     f"Step {k}: we take the partial sum S_{k} = {k * (k + 1) // 2} and add {k + 1} to get {(k + 1) * (k + 2) // 2}. "
     f"Checking the parity, {(k + 1) * (k + 2) // 2} is {'even' if (k + 1) * (k + 2) // 2 % 2 == 0 else 'odd'}."
-    for k in range(1200))  # ~150k chars, tens of thousands of tokens
+    for k in range(1200)
+)  # ~150k chars, tens of thousands of tokens
 
 
 @pytest.mark.parametrize(

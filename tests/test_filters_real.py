@@ -14,9 +14,12 @@ import pytest
 
 from jobs.filter_quality import REAL, evaluate, load_real
 
-pytestmark = pytest.mark.skipif(not REAL.exists(), reason=f"the real-output set is read from {REAL} (../shared beside "
-                                                         "the project: CI and the developers' machines have it, a "
-                                                         "user's clone does not)")
+pytestmark = pytest.mark.skipif(
+    not REAL.exists(),
+    reason=f"the real-output set is read from {REAL} (../shared beside "
+    "the project: CI and the developers' machines have it, a "
+    "user's clone does not)",
+)
 
 TARGET = 0.95
 #: below the target today (measured 2026-12-07): think_answer_mismatch 11/17 (conclusions no rule

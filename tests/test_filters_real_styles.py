@@ -26,40 +26,46 @@ def think(thinking: str, answer: str, **kw) -> Sample:
     return Sample(f"<think>\n{thinking}\n</think>\n\n{answer}", True, **kw)
 
 
-@pytest.mark.parametrize("answer, reference", [
-    ("The answer is **(C) Nitrogen**", "C"),
-    ("**Answer:** 12", "12"),
-    ("答案是 13", "13"),
-    ("Final Answer: 42", "42"),
-    ("B", "B"),
-    ("So the answer is \\boxed{\\text{B}}.", "B"),
-    ("Therefore, Sophia can drive 300 miles.", "300"),
-    ("\\boxed{180^\\circ}", "180"),
-    ("\\boxed{48 \\text{ ways}}", "48"),
-    ("The total is $1,210.", "1210"),
-    ("Réponse : 34,00 €", "34"),
-    ("**Respuesta:** 1.250 €", "1250"),
-    ("\\boxed{276\\,000\\,\\$}", "276000"),
-    ("**答え** $\\boxed{57,\\!500\\ \\text{ドル}}$ です。", "57500"),
-    ("$$\\boxed{0{,}75}$$", "\\frac{3}{4}"),
-    ("答え：１２個", "12"),
-    ("উত্তর: ১২", "12"),
-    ("Ответ: 42 рубля.", "42"),
-    ("정답은 5입니다.", "5"),
-    ("The answer is 25%.", "0.25"),
-    ("x = \\dfrac{3}{4}", "0.75"),
-])
+@pytest.mark.parametrize(
+    "answer, reference",
+    [
+        ("The answer is **(C) Nitrogen**", "C"),
+        ("**Answer:** 12", "12"),
+        ("答案是 13", "13"),
+        ("Final Answer: 42", "42"),
+        ("B", "B"),
+        ("So the answer is \\boxed{\\text{B}}.", "B"),
+        ("Therefore, Sophia can drive 300 miles.", "300"),
+        ("\\boxed{180^\\circ}", "180"),
+        ("\\boxed{48 \\text{ ways}}", "48"),
+        ("The total is $1,210.", "1210"),
+        ("Réponse : 34,00 €", "34"),
+        ("**Respuesta:** 1.250 €", "1250"),
+        ("\\boxed{276\\,000\\,\\$}", "276000"),
+        ("**答え** $\\boxed{57,\\!500\\ \\text{ドル}}$ です。", "57500"),
+        ("$$\\boxed{0{,}75}$$", "\\frac{3}{4}"),
+        ("答え：１２個", "12"),
+        ("উত্তর: ১২", "12"),
+        ("Ответ: 42 рубля.", "42"),
+        ("정답은 5입니다.", "5"),
+        ("The answer is 25%.", "0.25"),
+        ("x = \\dfrac{3}{4}", "0.75"),
+    ],
+)
 def test_answers_as_real_teachers_state_them_are_read(verifier, answer, reference):
     v = WrongAnswerFilter(verifier).check(think("work", answer, reference=reference))
     assert v.passed is True, v.detail
 
 
-@pytest.mark.parametrize("answer, reference", [
-    ("**Answer:** 13", "12"),
-    ("The correct option is **(B)**.", "C"),
-    ("Réponse : 35,00 €", "34"),
-    ("答案是 14。", "13"),
-])
+@pytest.mark.parametrize(
+    "answer, reference",
+    [
+        ("**Answer:** 13", "12"),
+        ("The correct option is **(B)**.", "C"),
+        ("Réponse : 35,00 €", "34"),
+        ("答案是 14。", "13"),
+    ],
+)
 def test_wrong_values_in_the_same_forms_are_wrong(verifier, answer, reference):
     v = WrongAnswerFilter(verifier).check(think("work", answer, reference=reference))
     assert (v.passed, v.reason) == (False, "wrong_answer"), v.detail
@@ -78,16 +84,19 @@ def test_a_cut_off_answer_is_left_to_the_format_filter(verifier):
     assert WrongAnswerFilter(verifier).check(s).reason == "skipped_unfinished"
 
 
-@pytest.mark.parametrize("thinking, answer, passed", [
-    ("So there are 400 worker bees.", "\\boxed{400}", True),
-    ("She reads 6 pages per day.", "**Answer:** 6", True),
-    ("The vertex is at x = -3, and f(-3) = -5. So the minimum value is -5.", "\\boxed{-3}", False),
-    ("4x = 20. Divide by 4: x = 5. Check: 4(5) - 3 = 17. Correct. So x = 5.", "\\boxed{x = 4}", False),
-    ("So she has twelve left.", "\\boxed{11}", False),
-    ("Both routes agree: one million milliliters.", "\\boxed{1,000,000}", True),
-    ("三种方法都得到最小值是3，在 x = 2 处取得。", "\\boxed{3}", True),
-    ("Fluorine is the most electronegative. The answer is (C).", "\\boxed{B}", False),
-])
+@pytest.mark.parametrize(
+    "thinking, answer, passed",
+    [
+        ("So there are 400 worker bees.", "\\boxed{400}", True),
+        ("She reads 6 pages per day.", "**Answer:** 6", True),
+        ("The vertex is at x = -3, and f(-3) = -5. So the minimum value is -5.", "\\boxed{-3}", False),
+        ("4x = 20. Divide by 4: x = 5. Check: 4(5) - 3 = 17. Correct. So x = 5.", "\\boxed{x = 4}", False),
+        ("So she has twelve left.", "\\boxed{11}", False),
+        ("Both routes agree: one million milliliters.", "\\boxed{1,000,000}", True),
+        ("三种方法都得到最小值是3，在 x = 2 处取得。", "\\boxed{3}", True),
+        ("Fluorine is the most electronegative. The answer is (C).", "\\boxed{B}", False),
+    ],
+)
 def test_the_thinking_conclusion_is_compared_by_value(verifier, thinking, answer, passed):
     prompt = "Which is most electronegative? A) O B) N C) F D) Cl" if "(C)" in thinking else "q"
     v = ThinkAnswerMismatchFilter(verifier).check(think(thinking, answer, prompt=prompt))

@@ -114,8 +114,9 @@ def test_two_stage_never_forces_the_early_stop_into_an_answer(runs):
 def test_a_sample_that_finishes_under_budget_is_the_unbounded_sample(runs):
     """The same draw (prompt, index) at budget 100 and unbounded: when the whole completion fits in
     the budget, the budget changed nothing."""
-    rows = {(r["prompt_id"], r["sample_index"], r["thinking_budget"]): r
-            for r in generated(runs) if r["mode"] == "think"}
+    rows = {
+        (r["prompt_id"], r["sample_index"], r["thinking_budget"]): r for r in generated(runs) if r["mode"] == "think"
+    }
     compared = 0
     for (pid, idx, budget), r in rows.items():
         if budget is not None and r["completion_tokens"] <= budget + 1:
@@ -164,7 +165,7 @@ def test_round_trip_through_the_chat_template(runs, tiny_tokenizer):
         rendered = tiny_tokenizer.apply_chat_template(r["messages"], tokenize=False)
         assistant = r["messages"][-1]["content"]
         prefill = "<think>\n\n</think>\n\n" if r["mode"] == "no_think" else ""
-        expected = r["prompt_text"] + assistant[len(prefill):] + "<|im_end|>\n"
+        expected = r["prompt_text"] + assistant[len(prefill) :] + "<|im_end|>\n"
         if rendered != expected:
             bad.append(r["sample_id"])
     assert not bad, f"{len(bad)}/{len(accepted)} samples do not round-trip, e.g. {bad[:3]}"
@@ -197,8 +198,11 @@ def test_a_completed_run_is_not_rerun_and_another_config_is_refused(runs, plante
     again = run(job_config(planted_input["path"], runs["out"], "a"))
     assert again["already_complete"] and again["accepted"] == runs["summaries"]["a"]["accepted"]
     assert sorted(p.name for p in (runs["out"] / "a" / "accepted").iterdir()) == before
-    other = job_config(planted_input["path"], runs["out"], "a").model_copy(update={"generation": job_config(
-        planted_input["path"], runs["out"], "a").generation.model_copy(update={"seed": 8})})
+    other = job_config(planted_input["path"], runs["out"], "a").model_copy(
+        update={
+            "generation": job_config(planted_input["path"], runs["out"], "a").generation.model_copy(update={"seed": 8})
+        }
+    )
     with pytest.raises(OutputError, match=r"another config or input \(config.generation.seed differ"):
         run(other)
 
@@ -256,7 +260,7 @@ def next_night(runs, planted_input, tmp_path_factory):
 
     folder = tmp_path_factory.mktemp("nightly-input")
     (folder / "day1.jsonl").write_text(planted_input["path"].read_text(encoding="utf-8"), encoding="utf-8")
-    new = PROMPTS_PATH.read_text(encoding="utf-8").splitlines()[GOOD:GOOD + NEW]
+    new = PROMPTS_PATH.read_text(encoding="utf-8").splitlines()[GOOD : GOOD + NEW]
     (folder / "day2.jsonl").write_text("\n".join(new) + "\n", encoding="utf-8")
     # one replica: 3 new prompts need no second engine start (replicas is not part of the fingerprint)
     summary = run(job_config(folder, runs["out"], "c", replicas=1))

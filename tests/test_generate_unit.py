@@ -24,6 +24,7 @@ COLS = ColumnMap(messages="messages", system="system")
 
 # ------------------------------------------------------------------ row validation
 
+
 @pytest.mark.parametrize(
     "raw, error, field, words",
     [
@@ -880,10 +881,19 @@ def test_a_cluster_too_small_for_the_plan_is_refused_naming_what_is_missing(ray_
     with pytest.raises(ClusterError, match=r"needs at least 16 CPU \(the cluster has 8\): 12 replica\(s\) x 1 CPU"):
         run(cfg)  # the session's Ray has 8 logical CPUs; nothing was started on it
     # a custom resource no node has: refused at plan time too (Ray Data would wait for it forever)
-    cfg = load_config("configs/local.yaml", [f"input.path={tmp_path / 'p.jsonl'}", f"output.path={tmp_path}/out",
-                                             "teacher.resources.custom.teacher_slot=1"])
-    with pytest.raises(ClusterError, match=r"needs at least 2 teacher_slot \(the cluster has 0\): 2 replica\(s\) x "
-                                           r"1 CPU, 0 GPU, 1 teacher_slot \(teacher.resources\)"):
+    cfg = load_config(
+        "configs/local.yaml",
+        [
+            f"input.path={tmp_path / 'p.jsonl'}",
+            f"output.path={tmp_path}/out",
+            "teacher.resources.custom.teacher_slot=1",
+        ],
+    )
+    with pytest.raises(
+        ClusterError,
+        match=r"needs at least 2 teacher_slot \(the cluster has 0\): 2 replica\(s\) x "
+        r"1 CPU, 0 GPU, 1 teacher_slot \(teacher.resources\)",
+    ):
         run(cfg)
 
 

@@ -50,7 +50,12 @@ def test_the_published_example_output_splits_into_its_channels():
     text = D.completion("", c["text"])  # the stop token goes, as the engine's stop
     split = D.split(text)
     assert (split.thinking, split.answer, split.opened, split.closed, split.blocks) == (
-        c["thinking"], c["answer"], True, True, 1)
+        c["thinking"],
+        c["answer"],
+        True,
+        True,
+        1,
+    )
     m = D.message(text)
     assert m == {"role": "assistant", "thinking": c["thinking"], "content": c["answer"]}
     assert D.text(m) == text
@@ -68,11 +73,17 @@ def test_an_analysis_cut_off_has_no_final_message_and_stays_unclosed():
 def test_the_teachers_turn_renders_back_exactly(tok):
     """prompt + completion + <|return|> is what the template renders of the stored messages,
     with developer instructions and a history turn (which keeps only its final channel)."""
-    history = [{"role": "system", "content": "You are a careful math tutor."},
-               {"role": "user", "content": "What is 2+3?"}, {"role": "assistant", "content": "5"},
-               {"role": "user", "content": "What is 57+740?"}]
-    completion = "<|channel|>analysis<|message|>057+740: 7+0+0=7.\nSo the answer is 797." + TO_FINAL + \
-        "The answer is \\boxed{797}."
+    history = [
+        {"role": "system", "content": "You are a careful math tutor."},
+        {"role": "user", "content": "What is 2+3?"},
+        {"role": "assistant", "content": "5"},
+        {"role": "user", "content": "What is 57+740?"},
+    ]
+    completion = (
+        "<|channel|>analysis<|message|>057+740: 7+0+0=7.\nSo the answer is 797."
+        + TO_FINAL
+        + "The answer is \\boxed{797}."
+    )
     for effort in ("low", "high"):
         prompt = D.render(tok, history, True, effort)
         back = tok.apply_chat_template(history + [D.message(completion)], tokenize=False, reasoning_effort=effort)

@@ -16,8 +16,10 @@ from pipeline.loading import load_config
 
 ROOT = Path(__file__).resolve().parents[1]
 CRDS = Path(__file__).with_name("kuberay")
-MANIFESTS = {"RayJob": ROOT / "configs/kuberay/rayjob-qwen3-32b.yaml",
-             "RayCronJob": ROOT / "configs/kuberay/raycronjob-qwen3-32b.yaml"}
+MANIFESTS = {
+    "RayJob": ROOT / "configs/kuberay/rayjob-qwen3-32b.yaml",
+    "RayCronJob": ROOT / "configs/kuberay/raycronjob-qwen3-32b.yaml",
+}
 
 
 @functools.cache
@@ -59,10 +61,14 @@ def test_the_cluster_fits_the_job_it_runs():
     cmd = shlex.split(spec["entrypoint"])
     assert cmd[:3] == ["python", "-m", "jobs.generate"]
     cfg = load_config(ROOT / cmd[cmd.index("--config") + 1])
-    gpus = sum(int(g["replicas"]) * int(g["template"]["spec"]["containers"][0]["resources"]["limits"]["nvidia.com/gpu"])
-               for g in spec["rayClusterSpec"]["workerGroupSpecs"])
+    gpus = sum(
+        int(g["replicas"]) * int(g["template"]["spec"]["containers"][0]["resources"]["limits"]["nvidia.com/gpu"])
+        for g in spec["rayClusterSpec"]["workerGroupSpecs"]
+    )
     assert gpus >= cfg.teacher.replicas * cfg.teacher.engine.tensor_parallel_size
     assert spec["rayClusterSpec"]["rayVersion"] == "2.60.0"
-    assert "://" in cfg.output.path and "{date}" in yaml.safe_load((ROOT / cmd[cmd.index("--config") + 1]).read_text())[
-        "output"]["run_id"]  # object storage, one run per night
+    assert (
+        "://" in cfg.output.path
+        and "{date}" in yaml.safe_load((ROOT / cmd[cmd.index("--config") + 1]).read_text())["output"]["run_id"]
+    )  # object storage, one run per night
     assert cfg.ray.deadline_s and cfg.ray.deadline_s < 24 * 3600  # a night ends before the next begins

@@ -12,9 +12,13 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 # package -> top-level packages it may import (besides the standard library and third parties)
-ALLOWED = {"filters": {"filters"}, "pipeline": {"pipeline", "filters"}, "jobs": {"jobs", "pipeline", "filters"},
-           # the benchmarks sit on top: they run the entrypoints' code and the pipeline, never ship
-           "bench": {"bench", "jobs", "pipeline", "filters"}}
+ALLOWED = {
+    "filters": {"filters"},
+    "pipeline": {"pipeline", "filters"},
+    "jobs": {"jobs", "pipeline", "filters"},
+    # the benchmarks sit on top: they run the entrypoints' code and the pipeline, never ship
+    "bench": {"bench", "jobs", "pipeline", "filters"},
+}
 MAX_LINES = 350
 
 
@@ -46,8 +50,11 @@ def test_the_checker_sees_a_forbidden_import(tmp_path):
 
 @pytest.mark.parametrize("package", sorted(ALLOWED))
 def test_no_module_is_too_long_to_read(package):
-    long = {str(p.relative_to(ROOT)): n for p in modules(package)
-            if (n := len(p.read_text(encoding="utf-8").splitlines())) > MAX_LINES}
+    long = {
+        str(p.relative_to(ROOT)): n
+        for p in modules(package)
+        if (n := len(p.read_text(encoding="utf-8").splitlines())) > MAX_LINES
+    }
     assert not long
 
 
@@ -80,6 +87,7 @@ def test_every_filter_is_in_a_file_of_its_name_and_the_helpers_are_no_filters():
 def import_graph(root: Path, packages: tuple[str, ...]) -> dict[str, set[str]]:
     """Module -> the project modules it imports, at module level or inside a function (a lazy
     import still ties the two together), relative imports resolved."""
+
     def name(p: Path) -> str:
         parts = list(p.relative_to(root).with_suffix("").parts)
         return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
@@ -103,8 +111,9 @@ def import_graph(root: Path, packages: tuple[str, ...]) -> dict[str, set[str]]:
                 for _ in range(max(node.level - 1, 0)):
                     base = base.rpartition(".")[0]
                 target = (base + ("." + node.module if node.module else "")) if node.level else node.module or ""
-                deps |= {known(f"{target}.{a.name}") if f"{target}.{a.name}" in mods else known(target)
-                         for a in node.names}
+                deps |= {
+                    known(f"{target}.{a.name}") if f"{target}.{a.name}" in mods else known(target) for a in node.names
+                }
         graph[mod] = deps - {None, mod}
     return graph
 
@@ -160,7 +169,11 @@ FLOORS = {"pipeline.stages": ("pipeline.runs", "pipeline.report"), "filters.lib"
 
 def test_no_import_up_a_floor():
     graph = import_graph(ROOT, tuple(sorted(ALLOWED)))
-    up = {m: sorted(d for d in deps if d.startswith(above))
-          for low, aboves in FLOORS.items() for above in aboves
-          for m, deps in graph.items() if m.startswith(low) and any(d.startswith(above) for d in deps)}
+    up = {
+        m: sorted(d for d in deps if d.startswith(above))
+        for low, aboves in FLOORS.items()
+        for above in aboves
+        for m, deps in graph.items()
+        if m.startswith(low) and any(d.startswith(above) for d in deps)
+    }
     assert not up

@@ -24,11 +24,14 @@ def test_first_claim_owns_later_ones_are_told_the_owner_across_shards_and_merges
     again = ledger.claim([(f"p{i}", "/in/b.parquet", 100 + i) for i in range(0, 40, 3)])
     assert again == [f"/in/a.jsonl:{i}" for i in range(0, 40, 3)]
     # a retried batch re-claims its own rows; duplicates inside one batch: the first owns
-    assert ledger.claim([("p5", "/in/a.jsonl", 5), ("new", "/in/b.parquet", 1), ("new", "/in/b.parquet", 2)]) == \
-        [None, None, "/in/b.parquet#row1"]
+    assert ledger.claim([("p5", "/in/a.jsonl", 5), ("new", "/in/b.parquet", 1), ("new", "/in/b.parquet", 2)]) == [
+        None,
+        None,
+        "/in/b.parquet#row1",
+    ]
     sizes = [len(s) for s in ledger.shards]
-    assert sum(sizes) == 41 and all(n > 0 for n in sizes)          # spread over the shards
-    assert all(len(s.recent) < 4 for s in ledger.shards)           # merged into the sorted arrays
+    assert sum(sizes) == 41 and all(n > 0 for n in sizes)  # spread over the shards
+    assert all(len(s.recent) < 4 for s in ledger.shards)  # merged into the sorted arrays
     assert all(np.all(np.diff(s.keys.astype(np.float64)) > 0) for s in ledger.shards)
 
 
@@ -56,8 +59,11 @@ def test_shards_run_as_ray_actors(ray_session, monkeypatch):
     owners = np.array([Locations(PATHS).pack_row("/in/a.jsonl", 1)], np.uint64)
     ledger = IdLedger.start(PATHS, prompts=5, seed=(keys, owners))
     assert len(ledger.shards) == 3
-    assert ledger.claim([("a", "/in/a.jsonl", 2), ("seeded", "/in/a.jsonl", 3), ("a", "/in/a.jsonl", 4)]) == \
-        [None, "/in/a.jsonl:1", "/in/a.jsonl:2"]
+    assert ledger.claim([("a", "/in/a.jsonl", 2), ("seeded", "/in/a.jsonl", 3), ("a", "/in/a.jsonl", 4)]) == [
+        None,
+        "/in/a.jsonl:1",
+        "/in/a.jsonl:2",
+    ]
 
 
 def _prepare(done, ledger):
@@ -65,13 +71,20 @@ def _prepare(done, ledger):
     from pipeline.stages.prepare import Prepare, PrepareSettings
     from tests.tiny_teacher import ARTIFACT_DIR
 
-    cfg = load_config(data={"input": {"path": "p"}, "teacher": {"model": str(ARTIFACT_DIR)},
-                            "generation": {"modes": [{"name": "think"}]}})
+    cfg = load_config(
+        data={
+            "input": {"path": "p"},
+            "teacher": {"model": str(ARTIFACT_DIR)},
+            "generation": {"modes": [{"name": "think"}]},
+        }
+    )
     return Prepare(PrepareSettings.of(cfg), ledger=ledger, done=done)
 
 
-ROWS = [{"_path": "/in/a.jsonl", "_row": row, "_raw": json.dumps({"id": "X", "prompt": "What is 2+2?"}), "_error": None}
-        for row in (5, 1)]  # the later row comes first: on resume the claim order may change
+ROWS = [
+    {"_path": "/in/a.jsonl", "_row": row, "_raw": json.dumps({"id": "X", "prompt": "What is 2+2?"}), "_error": None}
+    for row in (5, 1)
+]  # the later row comes first: on resume the claim order may change
 
 
 def test_resume_keeps_a_committed_duplicate_and_lets_its_owner_generate(tiny_tokenizer):

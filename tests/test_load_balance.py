@@ -23,13 +23,23 @@ def balanced(tmp_path_factory, ray_session):
     tmp = tmp_path_factory.mktemp("balance")
     lines = PROMPTS_PATH.read_text(encoding="utf-8").splitlines()[:PROMPTS]
     (tmp / "in.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    cfg = load_config("configs/local.yaml", [
-        f"input.path={tmp / 'in.jsonl'}", "input.limit=null", f"output.path={tmp / 'out'}", "output.run_id=balance",
-        f"teacher.replicas={REPLICAS}", "teacher.resources.num_cpus=0.5", "teacher.engine.max_num_seqs=8",
-        "generation.samples_per_prompt=1", "filters.order=[]", "ray.batch_size=16"])
+    cfg = load_config(
+        "configs/local.yaml",
+        [
+            f"input.path={tmp / 'in.jsonl'}",
+            "input.limit=null",
+            f"output.path={tmp / 'out'}",
+            "output.run_id=balance",
+            f"teacher.replicas={REPLICAS}",
+            "teacher.resources.num_cpus=0.5",
+            "teacher.engine.max_num_seqs=8",
+            "generation.samples_per_prompt=1",
+            "filters.order=[]",
+            "ray.batch_size=16",
+        ],
+    )
     # 240 requests of about 0.1-1 s each (log-normal), 8 at a time per engine
-    spec = SimSpec(str(ARTIFACT_DIR), max_num_seqs=8, tokens_per_s=30, median_tokens=150, sigma=0.8,
-                   time_scale=30)
+    spec = SimSpec(str(ARTIFACT_DIR), max_num_seqs=8, tokens_per_s=30, median_tokens=150, sigma=0.8, time_scale=30)
     summary = run(cfg, engine_factory=SimFactory(spec))
     return summary, spec, tmp
 

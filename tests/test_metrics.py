@@ -17,22 +17,57 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_finished_rows_count_by_outcome_and_reason_and_tokens_by_replica(monkeypatch):
     seen = []
     monkeypatch.setattr(metrics, "inc", lambda name, value=1, **tags: seen.append((name, value, tags)))
-    t = pa.Table.from_pylist([
-        {"status": "accepted", "mode": "think", "reject_reason": None, "error": None, "replica": "h:1",
-         "completion_tokens": 10},
-        {"status": "rejected", "mode": "think", "reject_reason": "wrong_answer", "error": None, "replica": "h:2",
-         "completion_tokens": 5},
-        {"status": "accepted", "mode": "think", "reject_reason": None, "error": None, "replica": "h:1",
-         "completion_tokens": 7},
-        {"status": "error", "mode": None, "reject_reason": None, "error": "invalid_json", "replica": None,
-         "completion_tokens": None}])
+    t = pa.Table.from_pylist(
+        [
+            {
+                "status": "accepted",
+                "mode": "think",
+                "reject_reason": None,
+                "error": None,
+                "replica": "h:1",
+                "completion_tokens": 10,
+            },
+            {
+                "status": "rejected",
+                "mode": "think",
+                "reject_reason": "wrong_answer",
+                "error": None,
+                "replica": "h:2",
+                "completion_tokens": 5,
+            },
+            {
+                "status": "accepted",
+                "mode": "think",
+                "reject_reason": None,
+                "error": None,
+                "replica": "h:1",
+                "completion_tokens": 7,
+            },
+            {
+                "status": "error",
+                "mode": None,
+                "reject_reason": None,
+                "error": "invalid_json",
+                "replica": None,
+                "completion_tokens": None,
+            },
+        ]
+    )
     metrics.rows_done(t, "night")
-    assert sorted(seen, key=str) == sorted([
-        ("thinkmill_samples", 2, {"run_id": "night", "mode": "think", "outcome": "accepted", "reason": ""}),
-        ("thinkmill_samples", 1, {"run_id": "night", "mode": "think", "outcome": "rejected", "reason": "wrong_answer"}),
-        ("thinkmill_samples", 1, {"run_id": "night", "mode": "", "outcome": "error", "reason": "invalid_json"}),
-        ("thinkmill_generated_tokens", 17, {"run_id": "night", "replica": "h:1"}),
-        ("thinkmill_generated_tokens", 5, {"run_id": "night", "replica": "h:2"})], key=str)
+    assert sorted(seen, key=str) == sorted(
+        [
+            ("thinkmill_samples", 2, {"run_id": "night", "mode": "think", "outcome": "accepted", "reason": ""}),
+            (
+                "thinkmill_samples",
+                1,
+                {"run_id": "night", "mode": "think", "outcome": "rejected", "reason": "wrong_answer"},
+            ),
+            ("thinkmill_samples", 1, {"run_id": "night", "mode": "", "outcome": "error", "reason": "invalid_json"}),
+            ("thinkmill_generated_tokens", 17, {"run_id": "night", "replica": "h:1"}),
+            ("thinkmill_generated_tokens", 5, {"run_id": "night", "replica": "h:2"}),
+        ],
+        key=str,
+    )
 
 
 def test_a_metric_that_cannot_be_recorded_is_skipped(monkeypatch, caplog):

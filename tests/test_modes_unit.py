@@ -26,10 +26,17 @@ from pipeline.stages.select import Select, SelectSettings, choose
 from tests.tiny_teacher import ARTIFACT_DIR
 
 MIN = {"input": {"path": "p.jsonl"}, "teacher": {"model": str(ARTIFACT_DIR), "dialect": "qwen3"}}
-FUSION = {**MIN, "generation": {
-    "samples_per_prompt": 2, "mix": {"think": 3, "no_think": 1},
-    "modes": [{"name": "think", "flag": "/think", "flag_share": 0.5, "flag_turn": "random"},
-              {"name": "no_think", "thinking": False, "flag": "/no_think"}]}}
+FUSION = {
+    **MIN,
+    "generation": {
+        "samples_per_prompt": 2,
+        "mix": {"think": 3, "no_think": 1},
+        "modes": [
+            {"name": "think", "flag": "/think", "flag_share": 0.5, "flag_turn": "random"},
+            {"name": "no_think", "thinking": False, "flag": "/no_think"},
+        ],
+    },
+}
 
 
 def cfg_of(data, *overrides):
@@ -60,13 +67,24 @@ def replica(cfg, engine):
 
 # ------------------------------------------------------------------ dialect sampling
 
-@pytest.mark.parametrize("dialect, thinking, expect", [
-    ("qwen3", True, (0.6, 0.95, 20)), ("qwen3", False, (0.7, 0.8, 20)),
-    ("r1", True, (0.6, 0.95, -1)), ("r1", False, (0.6, 0.95, -1)),
-])
+
+@pytest.mark.parametrize(
+    "dialect, thinking, expect",
+    [
+        ("qwen3", True, (0.6, 0.95, 20)),
+        ("qwen3", False, (0.7, 0.8, 20)),
+        ("r1", True, (0.6, 0.95, -1)),
+        ("r1", False, (0.6, 0.95, -1)),
+    ],
+)
 def test_unset_sampling_takes_the_dialects_recommendation(dialect, thinking, expect):
-    cfg = cfg_of({**MIN, "teacher": {"model": "m", "dialect": dialect},
-                  "generation": {"modes": [{"name": "m", "thinking": thinking}]}})
+    cfg = cfg_of(
+        {
+            **MIN,
+            "teacher": {"model": "m", "dialect": dialect},
+            "generation": {"modes": [{"name": "m", "thinking": thinking}]},
+        }
+    )
     s = get_dialect(dialect).sampling(cfg.generation.modes[0])
     assert (s["temperature"], s["top_p"], s["top_k"]) == expect
 

@@ -24,8 +24,10 @@ PROMPTS = 24
 
 
 def test_the_watch_kills_the_stuck_actors_and_stops_the_pass():
-    looks = iter([({"h": (True, "10.0.0.1"), "w": (True, "10.0.0.2")}, {})]
-                 + [({"h": (True, "10.0.0.1"), "w": (False, "10.0.0.2")}, {"a1": "w", "a2": ""})] * 1000)
+    looks = iter(
+        [({"h": (True, "10.0.0.1"), "w": (True, "10.0.0.2")}, {})]
+        + [({"h": (True, "10.0.0.1"), "w": (False, "10.0.0.2")}, {"a1": "w", "a2": ""})] * 1000
+    )
     killed, out = [], io.StringIO()
     w = NodeLoss(grace_s=0.3, poll_s=0.05, stream=out, look=lambda: next(looks), kill=killed.append)
     started = time.time()
@@ -75,10 +77,23 @@ def _run(tmp: Path, run_id: str, *overrides: str):
 
     lines = PROMPTS_PATH.read_text(encoding="utf-8").splitlines()[:PROMPTS]
     (tmp / "in.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    cfg = load_config("configs/local.yaml", [
-        f"input.path={tmp / 'in.jsonl'}", "input.limit=null", f"output.path={tmp / run_id}", "output.run_id=run",
-        "teacher.replicas=2", "teacher.resources.num_cpus=0.5", "teacher.engine.max_num_seqs=4",
-        "output.rows_per_file=8", "filters.order=[]", "ray.batch_size=8", "ray.node_loss_grace_s=0.5", *overrides])
+    cfg = load_config(
+        "configs/local.yaml",
+        [
+            f"input.path={tmp / 'in.jsonl'}",
+            "input.limit=null",
+            f"output.path={tmp / run_id}",
+            "output.run_id=run",
+            "teacher.replicas=2",
+            "teacher.resources.num_cpus=0.5",
+            "teacher.engine.max_num_seqs=4",
+            "output.rows_per_file=8",
+            "filters.order=[]",
+            "ray.batch_size=8",
+            "ray.node_loss_grace_s=0.5",
+            *overrides,
+        ],
+    )
     spec = SimSpec(str(ARTIFACT_DIR), max_num_seqs=4, tokens_per_s=30, median_tokens=150, sigma=0.3, time_scale=2)
     return run(cfg, engine_factory=SimFactory(spec))
 
@@ -88,8 +103,9 @@ def _rows(run_dir: Path, index: int | None = None) -> dict[str, str]:
     rows = {}
     for p in sorted(run_dir.glob("*/*.parquet")):  # accepted/, rejected/, errors/ (none here: no filters)
         t = pq.read_table(p, columns=["sample_id", "sample_index", "messages"])
-        for sid, i, messages in zip(t["sample_id"].to_pylist(), t["sample_index"].to_pylist(),
-                                    t["messages"].to_pylist()):
+        for sid, i, messages in zip(
+            t["sample_id"].to_pylist(), t["sample_index"].to_pylist(), t["messages"].to_pylist()
+        ):
             assert sid not in rows, f"{sid} written twice"
             if index is None or i == index:
                 rows[sid] = messages[-1]["content"]
@@ -105,8 +121,7 @@ def whole(tmp_path_factory, ray_session) -> Path:
 
 
 @pytest.mark.parametrize("k", [None, 1])
-def test_a_pass_stopped_by_a_lost_node_is_redone_to_exactly_the_uninterrupted_samples(tmp_path, whole, monkeypatch,
-                                                                                      k):
+def test_a_pass_stopped_by_a_lost_node_is_redone_to_exactly_the_uninterrupted_samples(tmp_path, whole, monkeypatch, k):
     """Fixed n: exactly the uninterrupted run's rows. Sampling until verified (k = 1, no filters:
     round 0 is all): exactly its samples of index 0. In one pass more, each row once; the console
     and the report say what happened."""

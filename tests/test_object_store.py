@@ -23,8 +23,14 @@ pytestmark = pytest.mark.engine
 ROOT = Path(__file__).resolve().parents[1]
 BUCKET = "thinkmill-test"
 #: where an S3 client finds its endpoint and keys: only what a test passes counts
-AWS_ACCESS = {"AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
-              "AWS_SESSION_TOKEN", "AWS_PROFILE"}
+AWS_ACCESS = {
+    "AWS_ENDPOINT_URL",
+    "AWS_ENDPOINT_URL_S3",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_PROFILE",
+}
 
 
 def _free_port() -> int:
@@ -36,8 +42,12 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def s3():
     port = _free_port()
-    server = subprocess.Popen([str(Path(sys.executable).with_name("moto_server")), "-H", "127.0.0.1", "-p", str(port)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    server = subprocess.Popen(
+        [str(Path(sys.executable).with_name("moto_server")), "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     try:
         deadline = time.time() + 60
         while time.time() < deadline:
@@ -46,8 +56,12 @@ def s3():
                 break
             except OSError:
                 time.sleep(0.3)
-        env = {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "AWS_ACCESS_KEY_ID": "testing",
-               "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
+        env = {
+            "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": "us-east-1",
+        }
         import s3fs
 
         fs = s3fs.S3FileSystem(key="testing", secret="testing", client_kwargs={"endpoint_url": env["AWS_ENDPOINT_URL"]})
@@ -73,11 +87,18 @@ def test_a_job_reads_and_writes_s3_and_trainers_load_it(s3, monkeypatch):
     # an evaluation set on S3 too, holding one of the prompts: the workers must read it there
     first = json.loads(lines[0])
     fs.pipe(f"{BUCKET}/eval/eval.jsonl", (json.dumps({"prompt": first["prompt"]}) + "\n").encode())
-    r = _job(env, f"input.path=s3://{BUCKET}/in/prompts.jsonl", f"output.path=s3://{BUCKET}/out",
-             f"teacher.model={ARTIFACT_DIR}", "generation.samples_per_prompt=1", "output.run_id=s3-run",
-             "teacher.replicas=1",  # one engine: storage is under test here, not the replica pool
-             "filters.order=[format, contamination]", f"filters.contamination.eval_files=[s3://{BUCKET}/eval/eval.jsonl]",
-             "filters.contamination.n=3")
+    r = _job(
+        env,
+        f"input.path=s3://{BUCKET}/in/prompts.jsonl",
+        f"output.path=s3://{BUCKET}/out",
+        f"teacher.model={ARTIFACT_DIR}",
+        "generation.samples_per_prompt=1",
+        "output.run_id=s3-run",
+        "teacher.replicas=1",  # one engine: storage is under test here, not the replica pool
+        "filters.order=[format, contamination]",
+        f"filters.contamination.eval_files=[s3://{BUCKET}/eval/eval.jsonl]",
+        "filters.contamination.n=3",
+    )
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     summary = json.loads(fs.cat(f"{BUCKET}/out/s3-run/summary.json"))
     assert summary["accounted"] and summary["inputs"] == 6
@@ -99,12 +120,19 @@ def test_a_job_reads_and_writes_s3_and_trainers_load_it(s3, monkeypatch):
             assert "messages" in ds.column_names
     assert rows == summary["accepted"] + summary["rejected"]["total"]
 
-    again = _job(env, f"input.path=s3://{BUCKET}/in/prompts.jsonl", f"output.path=s3://{BUCKET}/out",
-                 f"teacher.model={ARTIFACT_DIR}", "generation.samples_per_prompt=1", "output.run_id=s3-run",
-                 "teacher.replicas=1",
-                 "filters.order=[format, contamination]",
-                 f"filters.contamination.eval_files=[s3://{BUCKET}/eval/eval.jsonl]", "filters.contamination.n=3",
-                 timeout=300)
+    again = _job(
+        env,
+        f"input.path=s3://{BUCKET}/in/prompts.jsonl",
+        f"output.path=s3://{BUCKET}/out",
+        f"teacher.model={ARTIFACT_DIR}",
+        "generation.samples_per_prompt=1",
+        "output.run_id=s3-run",
+        "teacher.replicas=1",
+        "filters.order=[format, contamination]",
+        f"filters.contamination.eval_files=[s3://{BUCKET}/eval/eval.jsonl]",
+        "filters.contamination.n=3",
+        timeout=300,
+    )
     assert again.returncode == 0 and "already complete" in again.stdout, again.stdout[-2000:]
 
     # the next night: two new prompts beside last night's file; only they are generated. The
@@ -116,11 +144,20 @@ def test_a_job_reads_and_writes_s3_and_trainers_load_it(s3, monkeypatch):
     fs.pipe(f"{BUCKET}/in/day2.jsonl", ("\n".join(new) + "\n").encode())
     options = json.dumps({"s3": {"endpoint_url": env["AWS_ENDPOINT_URL"], "key": "testing", "secret": "testing"}})
     mask = os.sched_getaffinity(0)
-    night = _job({"AWS_DEFAULT_REGION": "us-east-1"}, f"storage_options={options}",
-                 f"input.path=s3://{BUCKET}/in/*.jsonl", f"output.path=s3://{BUCKET}/out",
-                 f"teacher.model={ARTIFACT_DIR}", "generation.samples_per_prompt=1", "output.run_id=s3-night-2",
-                 "teacher.replicas=1", "teacher.isolate_cores=true", "filters.order=[format, contamination]",
-                 f"filters.contamination.eval_files=[s3://{BUCKET}/eval/eval.jsonl]", "filters.contamination.n=3")
+    night = _job(
+        {"AWS_DEFAULT_REGION": "us-east-1"},
+        f"storage_options={options}",
+        f"input.path=s3://{BUCKET}/in/*.jsonl",
+        f"output.path=s3://{BUCKET}/out",
+        f"teacher.model={ARTIFACT_DIR}",
+        "generation.samples_per_prompt=1",
+        "output.run_id=s3-night-2",
+        "teacher.replicas=1",
+        "teacher.isolate_cores=true",
+        "filters.order=[format, contamination]",
+        f"filters.contamination.eval_files=[s3://{BUCKET}/eval/eval.jsonl]",
+        "filters.contamination.n=3",
+    )
     assert night.returncode == 0, night.stdout[-3000:] + night.stderr[-3000:]
     second = json.loads(fs.cat(f"{BUCKET}/out/s3-night-2/summary.json"))
     assert second["accounted"] and second["inputs"] == 8

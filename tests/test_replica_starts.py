@@ -51,14 +51,27 @@ def _run(tmp: Path, fault: str, *overrides: str, time_scale: float = 4):
     lines = PROMPTS_PATH.read_text(encoding="utf-8").splitlines()[:PROMPTS]
     (tmp / "in.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
     (tmp / "fault").mkdir()
-    cfg = load_config("configs/local.yaml", [
-        f"input.path={tmp / 'in.jsonl'}", "input.limit=null", f"output.path={tmp / 'out'}", "output.run_id=starts",
-        "teacher.replicas=2", "teacher.resources.num_cpus=0.5", "teacher.engine.max_num_seqs=4",
-        "generation.samples_per_prompt=1", "filters.order=[]", "ray.batch_size=8", *overrides])
+    cfg = load_config(
+        "configs/local.yaml",
+        [
+            f"input.path={tmp / 'in.jsonl'}",
+            "input.limit=null",
+            f"output.path={tmp / 'out'}",
+            "output.run_id=starts",
+            "teacher.replicas=2",
+            "teacher.resources.num_cpus=0.5",
+            "teacher.engine.max_num_seqs=4",
+            "generation.samples_per_prompt=1",
+            "filters.order=[]",
+            "ray.batch_size=8",
+            *overrides,
+        ],
+    )
     # requests of about 1.2 s each at time_scale 4, 4 at a time per engine: a replica whose start is
     # retried after 5 s still finds work
-    spec = SimSpec(str(ARTIFACT_DIR), max_num_seqs=4, tokens_per_s=30, median_tokens=150, sigma=0.3,
-                   time_scale=time_scale)
+    spec = SimSpec(
+        str(ARTIFACT_DIR), max_num_seqs=4, tokens_per_s=30, median_tokens=150, sigma=0.3, time_scale=time_scale
+    )
     return run(cfg, engine_factory=StartFault(spec, str(tmp / "fault"), fault))
 
 

@@ -11,6 +11,7 @@ import random
 import pytest
 
 from pipeline import report
+from pipeline.report import modes
 from pipeline.report import summary as summaries
 from pipeline.run_folder import RunFolder
 from pipeline.schema import to_table
@@ -26,47 +27,106 @@ SOURCES = ["gsm8k", "math.v2", "tiny/add"]  # a dot and a slash: key paths must 
 
 def _sample(rng, i: int, mode: str, k: int, reason: str | None, t0: float, sources: list) -> dict:
     thinking = "" if mode == "no_think" else "step " * rng.randint(5, 900)
-    answer = (SCRIPT + " \\boxed{4}" if reason == "think_tag_in_answer"
-              else "The answer is \\boxed{4}. " * rng.randint(1, 40))
-    verdicts = [{"filter": f, "passed": REASONS[f] != reason, "reason": None if REASONS[f] != reason else reason,
-                 "score": None, "detail": f"detail of {f} {SCRIPT}" if REASONS[f] == reason else None}
-                for f in FILTERS]
+    answer = (
+        SCRIPT + " \\boxed{4}" if reason == "think_tag_in_answer" else "The answer is \\boxed{4}. " * rng.randint(1, 40)
+    )
+    verdicts = [
+        {
+            "filter": f,
+            "passed": REASONS[f] != reason,
+            "reason": None if REASONS[f] != reason else reason,
+            "score": None,
+            "detail": f"detail of {f} {SCRIPT}" if REASONS[f] == reason else None,
+        }
+        for f in FILTERS
+    ]
     done = t0 + rng.uniform(0, 3600 * 10)  # ten hours of a night
     tokens = {"thinking_tokens": len(thinking.split()), "answer_tokens": len(answer.split()) * 3}
-    return {"sample_id": f"s{i}-{mode}-{k}", "prompt_id": f"p{i}", "run_id": "night",
-            "source": sources[i % len(sources)],
-            "location": f"in.jsonl:{i + 1}", "mode": mode, "status": "rejected" if reason else "accepted",
-            "messages": [{"role": "user", "content": f"What is 2 + 2? {SCRIPT}"},
-                         {"role": "assistant", "content": f"<think>\n{thinking}\n</think>\n\n{answer}"}],
-            "thinking": thinking, "answer": answer, "reject_reason": reason, "verdicts": verdicts,
-            "finish_reason": "stop", "thinking_budget": None, "budget_hit": False, "prompt_tokens": 12,
-            **tokens, "completion_tokens": sum(tokens.values()), "reference": "4", "teacher": "/models/t",
-            "replica": f"host:{i % 2}", "t_submit": done - 5, "t_done": done}
+    return {
+        "sample_id": f"s{i}-{mode}-{k}",
+        "prompt_id": f"p{i}",
+        "run_id": "night",
+        "source": sources[i % len(sources)],
+        "location": f"in.jsonl:{i + 1}",
+        "mode": mode,
+        "status": "rejected" if reason else "accepted",
+        "messages": [
+            {"role": "user", "content": f"What is 2 + 2? {SCRIPT}"},
+            {"role": "assistant", "content": f"<think>\n{thinking}\n</think>\n\n{answer}"},
+        ],
+        "thinking": thinking,
+        "answer": answer,
+        "reject_reason": reason,
+        "verdicts": verdicts,
+        "finish_reason": "stop",
+        "thinking_budget": None,
+        "budget_hit": False,
+        "prompt_tokens": 12,
+        **tokens,
+        "completion_tokens": sum(tokens.values()),
+        "reference": "4",
+        "teacher": "/models/t",
+        "replica": f"host:{i % 2}",
+        "t_submit": done - 5,
+        "t_done": done,
+    }
 
 
-def make_run(tmp_path, run_id: str = "night", prompts: int = 12, bad: int = 2, seed: int = 0,
-             sources: list = SOURCES, earlier: int = 0) -> tuple:
+def make_run(
+    tmp_path,
+    run_id: str = "night",
+    prompts: int = 12,
+    bad: int = 2,
+    seed: int = 0,
+    sources: list = SOURCES,
+    earlier: int = 0,
+) -> tuple:
     """A run folder as the generation job leaves it: parts, summary (``summary.build`` over the
     committed parts' tally and the write tasks' timings), report.html, summary.json last."""
     from pipeline.loading import load_config
 
-    cfg = load_config("configs/local.yaml", [f"output.path={tmp_path}", f"output.run_id={run_id}",
-                                             f"filters.order={json.dumps(FILTERS)}",
-                                             "storage_options.s3.key=AKIA-SECRET-KEY",
-                                             "storage_options.s3.secret=THE-SECRET-VALUE"])
+    cfg = load_config(
+        "configs/local.yaml",
+        [
+            f"output.path={tmp_path}",
+            f"output.run_id={run_id}",
+            f"filters.order={json.dumps(FILTERS)}",
+            "storage_options.s3.key=AKIA-SECRET-KEY",
+            "storage_options.s3.secret=THE-SECRET-VALUE",
+        ],
+    )
     rng = random.Random(seed)
     t0 = 1.8e9
-    rows = [_sample(rng, i, mode, k, rng.choice([None, None, *REASONS.values()]), t0, sources)
-            for i in range(prompts) for mode in ("think", "no_think") for k in range(2)]
-    rows += [{"prompt_id": f"old{j}", "status": "earlier", "generated_by": "night-0", "location": f"old.jsonl:{j}"}
-             for j in range(earlier)]
-    rows += [{"sample_id": f"e{j}-{k}", "status": "error", "stage": "prepare", "error": "invalid_json",
-              "detail": f"not valid JSON {SCRIPT}", "location": f"in.jsonl:{prompts + j + 1}",
-              "input": SCRIPT, "mode": "think"} for j in range(bad) for k in range(4)]
+    rows = [
+        _sample(rng, i, mode, k, rng.choice([None, None, *REASONS.values()]), t0, sources)
+        for i in range(prompts)
+        for mode in ("think", "no_think")
+        for k in range(2)
+    ]
+    rows += [
+        {"prompt_id": f"old{j}", "status": "earlier", "generated_by": "night-0", "location": f"old.jsonl:{j}"}
+        for j in range(earlier)
+    ]
+    rows += [
+        {
+            "sample_id": f"e{j}-{k}",
+            "status": "error",
+            "stage": "prepare",
+            "error": "invalid_json",
+            "detail": f"not valid JSON {SCRIPT}",
+            "location": f"in.jsonl:{prompts + j + 1}",
+            "input": SCRIPT,
+            "mode": "think",
+        }
+        for j in range(bad)
+        for k in range(4)
+    ]
     stream = to_table(rows)
     folder = RunFolder(str(tmp_path / run_id))
-    ident = {"config": {k: v for k, v in json.loads(cfg.model_dump_json()).items() if k != "storage_options"},
-             "input": {"files": [{"path": "in.jsonl", "bytes": 1}], "rows": prompts + bad + earlier}}
+    ident = {
+        "config": {k: v for k, v in json.loads(cfg.model_dump_json()).items() if k != "storage_options"},
+        "input": {"files": [{"path": "in.jsonl", "bytes": 1}], "rows": prompts + bad + earlier},
+    }
     assert folder.open(ident, overwrite=False) == "new"  # run.json, as a job starts
     sink = SplitParquetSink(folder, 1000)  # as a job writes: the engine timings go in the parts' metadata
     sink.on_write_start()
@@ -81,8 +141,12 @@ def make_run(tmp_path, run_id: str = "night", prompts: int = 12, bad: int = 2, s
 @pytest.fixture
 def run(tmp_path):
     folder, summary, rows = make_run(tmp_path, earlier=3)
-    return {"folder": folder, "summary": summary, "rows": rows,
-            "page": (tmp_path / "night" / "report.html").read_text(encoding="utf-8")}
+    return {
+        "folder": folder,
+        "summary": summary,
+        "rows": rows,
+        "page": (tmp_path / "night" / "report.html").read_text(encoding="utf-8"),
+    }
 
 
 def test_every_count_on_the_page_is_the_summarys(run):
@@ -222,7 +286,7 @@ def test_two_nights_side_by_side(tmp_path):
     # what a kept sample cost, a against b
     ca, cb = a["cost"], b["cost"]
     assert ca["tokens_per_accepted"] == round(a["tokens"]["completion"] / a["accepted"], 3)
-    assert f'{ca["tokens_per_accepted"] - cb["tokens_per_accepted"]:+,.1f}' in page
+    assert f"{ca['tokens_per_accepted'] - cb['tokens_per_accepted']:+,.1f}" in page
     assert "tokens spent on wrong_answer" in page
 
 
@@ -242,21 +306,38 @@ def test_the_sweep_adaptive_and_fusion_blocks_show_their_counts(run):
     from types import SimpleNamespace
 
     s = json.loads(json.dumps(run["summary"]))
-    s["budget_report"] = [{"mode": "think", "budget": b, "samples": 10 + i, "accuracy": 0.1 * i, "judged": 9,
-                           "mean_thinking_tokens": 30.0 * (i + 1), "budget_hit_rate": 0.5} for i, b in
-                          enumerate([32, 64, None])]
+    s["budget_report"] = [
+        {
+            "mode": "think",
+            "budget": b,
+            "samples": 10 + i,
+            "accuracy": 0.1 * i,
+            "judged": 9,
+            "mean_thinking_tokens": 30.0 * (i + 1),
+            "budget_hit_rate": 0.5,
+        }
+        for i, b in enumerate([32, 64, None])
+    ]
     t = Tally()
     t.flags.update({("think", "/think", "user", "accepted"): 5, ("no_think", "/no_think", "system", "rejected"): 2})
     t.turns.update({("/think", "followed"): 3})
-    s["fusion"] = summaries.fusion_summary(t)
+    s["fusion"] = modes.fusion_summary(t)
     rule = SimpleNamespace(rule="adaptthink", delta=0.05, think_mode="think", no_think_mode="no_think")
-    s["adaptive"] = summaries.adaptive_summary(rule, 4, Counter({("gsm8k", "think"): 3, ("gsm8k", "no_think"): 2,
-                                                                 ("math.v2", "unsolved"): 1}), "x/unsolved.jsonl")
+    s["adaptive"] = modes.adaptive_summary(
+        rule,
+        4,
+        Counter({("gsm8k", "think"): 3, ("gsm8k", "no_think"): 2, ("math.v2", "unsolved"): 1}),
+        "x/unsolved.jsonl",
+    )
     page = report.render(s)
     assert not mismatches(page, {None: s})
-    assert {("adaptive", "chose_think"), ("adaptive", "by_source", "gsm8k", "chose_no_think"),
-            ("fusion", "flags", "/think in user", "accepted"), ("fusion", "turns", "/think followed"),
-            ("budget_report", "1", "samples")} <= shown(page)
+    assert {
+        ("adaptive", "chose_think"),
+        ("adaptive", "by_source", "gsm8k", "chose_no_think"),
+        ("fusion", "flags", "/think in user", "accepted"),
+        ("fusion", "turns", "/think followed"),
+        ("budget_report", "1", "samples"),
+    } <= shown(page)
     assert 'aria-label="accuracy per budget"' in page  # no plot beside the data: drawn in SVG
     png = report.render(s, report.Beside(budget_png=b"\x89PNG\r\n\x1a\n"))
     assert "data:image/png;base64,iVBORw0KGgo=" in png and 'aria-label="accuracy per budget"' not in png

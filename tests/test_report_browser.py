@@ -16,8 +16,11 @@ pytestmark = pytest.mark.engine
 
 def _run(runs, run_id: str) -> tuple:
     run_dir = runs["out"] / run_id
-    return run_dir, json.loads((run_dir / "summary.json").read_text(encoding="utf-8")), \
-        (run_dir / "report.html").read_text(encoding="utf-8")
+    return (
+        run_dir,
+        json.loads((run_dir / "summary.json").read_text(encoding="utf-8")),
+        (run_dir / "report.html").read_text(encoding="utf-8"),
+    )
 
 
 def test_a_real_runs_report_shows_its_summarys_counts(runs):

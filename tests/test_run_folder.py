@@ -70,9 +70,14 @@ def test_one_job_at_a_time_and_a_dead_jobs_lock_is_taken_over(tmp_path):
 
 
 def _sample(pid, i):
-    return {"sample_id": f"{pid}-{i}", "prompt_id": pid, "mode": "think", "sample_index": i,
-            "location": f"in.jsonl:{pid[1:]}",
-            "messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]}
+    return {
+        "sample_id": f"{pid}-{i}",
+        "prompt_id": pid,
+        "mode": "think",
+        "sample_index": i,
+        "location": f"in.jsonl:{pid[1:]}",
+        "messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}],
+    }
 
 
 def _write(folder: RunFolder, status: str, rows: list[dict]):
@@ -92,19 +97,36 @@ def test_reconcile_keeps_complete_prompts_once_and_drops_the_rest(tmp_path):
     _write(folder, "rejected", [_sample("p1", 1), _sample("p3", 1)])
     _write(folder, "rejected", [_sample("p3", 1), _sample("p3", 0)])
     _write(folder, "accepted", [_sample("p4", 0)])
-    _write(folder, "error", [{"sample_id": "p4-1", "prompt_id": "p4", "sample_index": 1, "error": "engine_error"},
-                             {"sample_id": None, "prompt_id": None, "location": "in.jsonl:9", "sample_index": 0,
-                              "error": "invalid_json"},
-                             {"sample_id": None, "prompt_id": None, "location": "in.jsonl:9", "sample_index": 1,
-                              "error": "invalid_json"}])
+    _write(
+        folder,
+        "error",
+        [
+            {"sample_id": "p4-1", "prompt_id": "p4", "sample_index": 1, "error": "engine_error"},
+            {
+                "sample_id": None,
+                "prompt_id": None,
+                "location": "in.jsonl:9",
+                "sample_index": 0,
+                "error": "invalid_json",
+            },
+            {
+                "sample_id": None,
+                "prompt_id": None,
+                "location": "in.jsonl:9",
+                "sample_index": 1,
+                "error": "invalid_json",
+            },
+        ],
+    )
     (tmp_path / "run" / "_tmp").mkdir(exist_ok=True)
     (tmp_path / "run" / "_tmp" / "accepted-part-x.parquet").write_bytes(b"half a file")
     locations = Locations(["in.jsonl"])
     done, dropped, (keys, owners) = folder.reconcile(per_input=2, pack=locations.pack_all)
     assert isinstance(done, DoneSet) and len(done) == 3
     # the owners a resumed run seeds the duplicate-id ledger with: the done prompts' input rows
-    assert dict(zip(keys.tolist(), [locations.unpack(o) for o in owners])) == \
-        dict(zip(key_hash(["p1", "p3"]).tolist(), ["in.jsonl:1", "in.jsonl:3"]))
+    assert dict(zip(keys.tolist(), [locations.unpack(o) for o in owners])) == dict(
+        zip(key_hash(["p1", "p3"]).tolist(), ["in.jsonl:1", "in.jsonl:3"])
+    )
     assert [done.has(k) for k in ("p1", "p2", "p3", "p4", "@in.jsonl:9")] == [True, False, True, False, True]
     assert dropped == 5  # p2's one, p3's two copies, p4's two
     parts = sorted((tmp_path / "run").glob("*/*.parquet"))
@@ -151,12 +173,18 @@ def test_written_samples_carry_the_prompt_completion_split_and_keep_integers_in_
     folder.open({"config": {}, "input": {}}, overwrite=False)
     sink = SplitParquetSink(folder, 100)
     sink.on_write_start()
-    turns = [{"role": "system", "content": "s"}, {"role": "user", "content": "q1"},
-             {"role": "assistant", "content": "<think>\n\n</think>\n\na1"}, {"role": "user", "content": "q2"},
-             {"role": "assistant", "content": "<think>\nx\n</think>\n\na2"}]
-    rows = [{**_sample("p1", 0), "status": "accepted", "messages": turns, "thinking_budget": None},
-            {**_sample("p2", 0), "status": "accepted", "thinking_budget": 96},
-            {**_sample("p3", 0), "status": "error", "error": "prompt_too_long", "sample_index": None}]
+    turns = [
+        {"role": "system", "content": "s"},
+        {"role": "user", "content": "q1"},
+        {"role": "assistant", "content": "<think>\n\n</think>\n\na1"},
+        {"role": "user", "content": "q2"},
+        {"role": "assistant", "content": "<think>\nx\n</think>\n\na2"},
+    ]
+    rows = [
+        {**_sample("p1", 0), "status": "accepted", "messages": turns, "thinking_budget": None},
+        {**_sample("p2", 0), "status": "accepted", "thinking_budget": 96},
+        {**_sample("p3", 0), "status": "error", "error": "prompt_too_long", "sample_index": None},
+    ]
     sink.write([pa.Table.from_pylist([{k: r.get(k) for k in STREAM.names} for r in rows], schema=STREAM)], None)
     got = {r["prompt_id"]: r for r in pq.read_table(tmp_path / "run" / "accepted").to_pylist()}
     stored = [{**t, "thinking": None} for t in turns]  # the messages' gpt-oss field, null for a Qwen3 turn

@@ -51,8 +51,13 @@ def test_no_think_flag_gives_empty_think_block(tiny_llm, where):
     if where == "user":
         convs = [[{"role": "user", "content": f"{p.prompt} /no_think"}] for p in PROBLEMS[:n]]
     else:
-        convs = [[{"role": "system", "content": "You are a helpful assistant. /no_think"},
-                  {"role": "user", "content": p.prompt}] for p in PROBLEMS[:n]]
+        convs = [
+            [
+                {"role": "system", "content": "You are a helpful assistant. /no_think"},
+                {"role": "user", "content": p.prompt},
+            ]
+            for p in PROBLEMS[:n]
+        ]
     outs = generate(tiny_llm, convs, REFS[:n], enable_thinking=True)
     empty = [o.closed and o.thinking == "" for o in outs]
     assert sum(empty) >= 0.95 * n, [o.text for o, e in zip(outs, empty) if not e][:3]
@@ -61,8 +66,13 @@ def test_no_think_flag_gives_empty_think_block(tiny_llm, where):
 
 def test_latest_flag_wins(tiny_llm):
     n = 40
-    convs = [[{"role": "system", "content": "You are a helpful assistant. /no_think"},
-              {"role": "user", "content": f"{p.prompt} /think"}] for p in PROBLEMS[:n]]
+    convs = [
+        [
+            {"role": "system", "content": "You are a helpful assistant. /no_think"},
+            {"role": "user", "content": f"{p.prompt} /think"},
+        ]
+        for p in PROBLEMS[:n]
+    ]
     outs = generate(tiny_llm, convs, REFS[:n])
     assert sum(o.closed and o.thinking != "" for o in outs) >= 0.95 * n
 
@@ -78,7 +88,7 @@ def test_engine_budget_forces_early_stop_and_model_still_answers(tiny_llm, by_mo
     # Every problem's natural thinking is far longer than 8 tokens, so all of them hit the budget.
     for o in outs:
         ids = o.token_ids
-        at = next((i for i in range(len(ids)) if ids[i:i + len(forced)] == forced), None)
+        at = next((i for i in range(len(ids)) if ids[i : i + len(forced)] == forced), None)
         assert at is not None, f"forced end string not in output: {o.text!r}"
         written = at - (ids.index(start_id) + 1)
         assert written == budget, f"{written} thinking tokens before the forced text, budget {budget}"
@@ -95,15 +105,20 @@ def test_chat_template_round_trip(tiny_llm, tiny_tokenizer, enable_thinking):
     from vllm import SamplingParams
 
     convs = PLAIN[:30]
-    outs = tiny_llm.chat(convs, SamplingParams(temperature=0.0, max_tokens=400), use_tqdm=False,
-                         chat_template_kwargs={"enable_thinking": enable_thinking})
+    outs = tiny_llm.chat(
+        convs,
+        SamplingParams(temperature=0.0, max_tokens=400),
+        use_tqdm=False,
+        chat_template_kwargs={"enable_thinking": enable_thinking},
+    )
     for conv, out in zip(convs, outs):
         seen = tiny_tokenizer.decode(out.prompt_token_ids)
         wrote = out.outputs[0].text
         completion = wrote if enable_thinking else "<think>\n\n</think>\n\n" + wrote
         assert split_thinking(completion).closed
         rendered = tiny_tokenizer.apply_chat_template(
-            conv + [{"role": "assistant", "content": completion}], tokenize=False)
+            conv + [{"role": "assistant", "content": completion}], tokenize=False
+        )
         assert rendered == seen + wrote + "<|im_end|>\n"
 
 
@@ -115,12 +130,16 @@ def test_budget_above_natural_length_changes_nothing(tiny_llm, by_mode):
     assert not changed, changed[:2]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "vLLM 0.32's CPU sampler (v1/sample/thinking_budget_state.py) detects the end of thinking by the "
-    "whole forced string (early-stop sentence + </think>), not by the natural </think>: a sample whose "
-    "thinking closed under budget gets the forced text in its answer once thinking + answer exceed the "
-    "budget. thinkmill's default two_stage strategy avoids it; the format filter rejects such samples "
-    "as budget_forced_in_answer."))
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "vLLM 0.32's CPU sampler (v1/sample/thinking_budget_state.py) detects the end of thinking by the "
+        "whole forced string (early-stop sentence + </think>), not by the natural </think>: a sample whose "
+        "thinking closed under budget gets the forced text in its answer once thinking + answer exceed the "
+        "budget. thinkmill's default two_stage strategy avoids it; the format filter rejects such samples "
+        "as budget_forced_in_answer."
+    ),
+)
 def test_engine_budget_leaves_naturally_closed_thinking_alone(tiny_llm, by_mode):
     budget = 100  # above the tiny teacher's thinking (~90 tokens), below thinking + answer
     outs = generate(tiny_llm, PLAIN, REFS, enable_thinking=True, thinking_token_budget=budget)
@@ -137,17 +156,33 @@ def test_stop_loops_ends_planted_loops_early_and_leaves_normal_samples_alone(tin
     from pipeline.config import JobConfig
     from pipeline.engine import Params, vllm_sampling
 
-    loops = JobConfig.model_validate({"input": {"path": "p"}, "teacher": {"model": "m"},
-                                      "generation": {"stop_loops": {}}}).generation.stop_loops
+    loops = JobConfig.model_validate(
+        {"input": {"path": "p"}, "teacher": {"model": "m"}, "generation": {"stop_loops": {}}}
+    ).generation.stop_loops
     stop = (loops.min_tokens, loops.max_tokens, loops.repeats)
-    texts = [tiny_tokenizer.apply_chat_template(c, tokenize=False, add_generation_prompt=True, enable_thinking=True)
-             for c in PLAIN[:40]]
+    texts = [
+        tiny_tokenizer.apply_chat_template(c, tokenize=False, add_generation_prompt=True, enable_thinking=True)
+        for c in PLAIN[:40]
+    ]
     prompts = [{"prompt_token_ids": tiny_tokenizer.encode(t, add_special_tokens=False)} for t in texts]
 
     def run(penalty, stop_loops, temperature=0.6):
-        params = [vllm_sampling(Params(temperature=temperature, top_p=0.95, top_k=20, min_p=0.0, presence_penalty=0.0,
-                                       repetition_penalty=penalty, max_tokens=400, seed=i, stop_loops=stop_loops))
-                  for i in range(len(prompts))]
+        params = [
+            vllm_sampling(
+                Params(
+                    temperature=temperature,
+                    top_p=0.95,
+                    top_k=20,
+                    min_p=0.0,
+                    presence_penalty=0.0,
+                    repetition_penalty=penalty,
+                    max_tokens=400,
+                    seed=i,
+                    stop_loops=stop_loops,
+                )
+            )
+            for i in range(len(prompts))
+        ]
         return [o.outputs[0] for o in tiny_llm.generate(prompts, params, use_tqdm=False)]
 
     normal, checked = run(1.0, None), run(1.0, stop)

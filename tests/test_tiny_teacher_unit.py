@@ -16,8 +16,15 @@ from tests.tiny_teacher.tasks import is_held_out, make_problem, sample_problem
 
 def test_artifact_is_complete_and_small():
     names = {p.name for p in ARTIFACT_DIR.iterdir()}
-    for required in ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json",
-                     "generation_config.json", "README.md", "measurements.json"):
+    for required in (
+        "config.json",
+        "model.safetensors",
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "generation_config.json",
+        "README.md",
+        "measurements.json",
+    ):
         assert required in names, f"{required} missing from {ARTIFACT_DIR}"
     total = sum(p.stat().st_size for p in ARTIFACT_DIR.iterdir())
     assert total < 16 * 2**20, f"artifact is {total / 2**20:.1f} MiB"
@@ -59,10 +66,14 @@ def render(tok, messages, **kw):
 
 def test_template_generation_prompt_by_mode(tiny_tokenizer):
     msgs = [{"role": "user", "content": "What is 2 + 3?"}]
-    assert render(tiny_tokenizer, msgs, add_generation_prompt=True) == \
-        "<|im_start|>user\nWhat is 2 + 3?<|im_end|>\n<|im_start|>assistant\n"
-    assert render(tiny_tokenizer, msgs, add_generation_prompt=True, enable_thinking=False) == \
-        "<|im_start|>user\nWhat is 2 + 3?<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n"
+    assert (
+        render(tiny_tokenizer, msgs, add_generation_prompt=True)
+        == "<|im_start|>user\nWhat is 2 + 3?<|im_end|>\n<|im_start|>assistant\n"
+    )
+    assert (
+        render(tiny_tokenizer, msgs, add_generation_prompt=True, enable_thinking=False)
+        == "<|im_start|>user\nWhat is 2 + 3?<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n"
+    )
 
 
 def test_template_strips_thinking_from_history_only(tiny_tokenizer):
@@ -76,7 +87,8 @@ def test_template_strips_thinking_from_history_only(tiny_tokenizer):
     assert render(tiny_tokenizer, msgs) == (
         "<|im_start|>system\nS<|im_end|>\n<|im_start|>user\nQ1<|im_end|>\n"
         "<|im_start|>assistant\nA1<|im_end|>\n<|im_start|>user\nQ2 /no_think<|im_end|>\n"
-        "<|im_start|>assistant\n<think>\nnew work\n</think>\n\nA2<|im_end|>\n")
+        "<|im_start|>assistant\n<think>\nnew work\n</think>\n\nA2<|im_end|>\n"
+    )
 
 
 def test_worked_solutions_are_correct():
@@ -84,8 +96,9 @@ def test_worked_solutions_are_correct():
     for _ in range(2000):
         p = sample_problem(rng, held_out=bool(rng.random() < 0.5))
         assert last_boxed(p.answer) == p.reference
-        assert p.thinking.splitlines()[-1].endswith(f"{p.reference}。") or \
-            p.thinking.splitlines()[-1].endswith(f"{p.reference}.")
+        assert p.thinking.splitlines()[-1].endswith(f"{p.reference}。") or p.thinking.splitlines()[-1].endswith(
+            f"{p.reference}."
+        )
     assert make_problem("sub", (4738, 4700), "en").reference == "38"
     assert make_problem("mul", (738, 6), "zh").reference == "4428"
 

@@ -32,9 +32,19 @@ def train(dataset, out, **config):
     tokenizer = AutoTokenizer.from_pretrained(str(ARTIFACT_DIR))
     model = AutoModelForCausalLM.from_pretrained(str(ARTIFACT_DIR), dtype=torch.float32)
     before = [p.detach().clone() for p in model.parameters()]
-    args = SFTConfig(output_dir=str(out), max_steps=3, per_device_train_batch_size=4, learning_rate=1e-3,
-                     logging_steps=1, report_to=[], save_strategy="no", use_cpu=True, seed=0,
-                     dataloader_num_workers=0, **config)
+    args = SFTConfig(
+        output_dir=str(out),
+        max_steps=3,
+        per_device_train_batch_size=4,
+        learning_rate=1e-3,
+        logging_steps=1,
+        report_to=[],
+        save_strategy="no",
+        use_cpu=True,
+        seed=0,
+        dataloader_num_workers=0,
+        **config,
+    )
     trainer = SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer)
     trainer.train()
     moved = sum(float((p.detach() - b).abs().sum()) for p, b in zip(model.parameters(), before))

@@ -30,8 +30,20 @@ def sid(prompt: str, i: int) -> str:
 def write(folder: RunFolder, status: str, rows: list[tuple[str, int, str | None]]) -> None:
     """Committed rows ``(prompt, index, error)`` of ``status`` as one part."""
     schema = ERROR if status == "error" else SAMPLE
-    t = to_table([{"status": status, "prompt_id": p, "sample_id": sid(p, i) if p else None, "mode": "think",
-                   "sample_index": i, "error": e, "location": f"in.jsonl:{p}"} for p, i, e in rows])
+    t = to_table(
+        [
+            {
+                "status": status,
+                "prompt_id": p,
+                "sample_id": sid(p, i) if p else None,
+                "mode": "think",
+                "sample_index": i,
+                "error": e,
+                "location": f"in.jsonl:{p}",
+            }
+            for p, i, e in rows
+        ]
+    )
     t = t.select(schema.names).cast(schema)
     folder.write_part(FOLDERS[status], file_name(t), t)
 
@@ -88,18 +100,36 @@ def test_the_accounting_expects_what_the_rule_makes_of_each_group(folder):
     assert (s["groups"], s["reached_k"], s["stopped_on_errors"], s["samples_made"]) == (4, 1, 1, 9)
     assert s["samples_saved"] == 2 * (N - 2) and s["samples_by_round"] == [8, 1, 0]
     assert s["pass_rates"] == {"0.0": 1, "0.3": 1, "0.5": 1, "1.0": 1}  # c 0/2, d 1/3, b 1/2, a 2/2
-    stamped = rounds.stamp_table(pa.table({c: [v] for c, v in (("prompt_id", "d"), ("mode", "think"),
-                                                                ("thinking_budget", None),
-                                                                ("min_thinking_tokens", None),
-                                                                ("reasoning_effort", None))}), o)
-    assert stamped.to_pylist()[0] | {} == {"prompt_id": "d", "mode": "think", "thinking_budget": None,
-                                           "min_thinking_tokens": None, "reasoning_effort": None,
-                                           "prompt_samples": 3, "prompt_accepted": 1, "prompt_pass_rate": 0.3333}
+    stamped = rounds.stamp_table(
+        pa.table(
+            {
+                c: [v]
+                for c, v in (
+                    ("prompt_id", "d"),
+                    ("mode", "think"),
+                    ("thinking_budget", None),
+                    ("min_thinking_tokens", None),
+                    ("reasoning_effort", None),
+                )
+            }
+        ),
+        o,
+    )
+    assert stamped.to_pylist()[0] | {} == {
+        "prompt_id": "d",
+        "mode": "think",
+        "thinking_budget": None,
+        "min_thinking_tokens": None,
+        "reasoning_effort": None,
+        "prompt_samples": 3,
+        "prompt_accepted": 1,
+        "prompt_pass_rate": 0.3333,
+    }
     assert rounds.unsolved(o, K, N) == []  # none has n samples yet
 
 
 def test_a_resume_keeps_every_committed_sample_once_and_redoes_transient_errors(folder):
-    write(folder, "accepted", [("a", 0, None)])                       # a retried write's second copy
+    write(folder, "accepted", [("a", 0, None)])  # a retried write's second copy
     write(folder, "error", [("e", 0, "engine_died"), ("e", 1, "unfinished")])  # transient: made again
     done, samples, dropped, _ = folder.reconcile_samples()
     assert dropped == 3
@@ -113,8 +143,12 @@ def test_plan_time_errors_say_what_it_does_not_combine_with():
     with pytest.raises(ValueError, match=r"accepted_per_prompt \(3\) must be <= samples_per_prompt \(2\)"):
         GenerationConfig(samples_per_prompt=2, accepted_per_prompt=3)
     with pytest.raises(ValueError, match="does not combine with adaptive"):
-        GenerationConfig(samples_per_prompt=4, accepted_per_prompt=1, adaptive={},
-                         modes=[{"name": "think"}, {"name": "no_think", "thinking": False}])
+        GenerationConfig(
+            samples_per_prompt=4,
+            accepted_per_prompt=1,
+            adaptive={},
+            modes=[{"name": "think"}, {"name": "no_think", "thinking": False}],
+        )
 
 
 def test_the_fingerprint_of_a_run_without_it_is_unchanged():
@@ -131,20 +165,36 @@ def test_prepare_makes_a_rounds_samples_only_and_skips_those_a_resume_holds(tiny
     from pipeline.loading import load_config
     from pipeline.stages.prepare import Prepare, PrepareSettings
 
-    cfg = load_config(data={"input": {"path": "p"}, "teacher": {"model": str(ARTIFACT_DIR)},
-                            "generation": {"samples_per_prompt": 4, "accepted_per_prompt": 2,
-                                           "modes": [{"name": "think"}]}})
-    raws = pa.Table.from_pylist([{"_path": "/in/a.jsonl", "_row": i, "_raw": json.dumps(r), "_error": None}
-                                 for i, r in enumerate([{"id": "p", "prompt": "What is 2+2?"}, {"id": "bad"}], 1)])
+    cfg = load_config(
+        data={
+            "input": {"path": "p"},
+            "teacher": {"model": str(ARTIFACT_DIR)},
+            "generation": {"samples_per_prompt": 4, "accepted_per_prompt": 2, "modes": [{"name": "think"}]},
+        }
+    )
+    raws = pa.Table.from_pylist(
+        [
+            {"_path": "/in/a.jsonl", "_row": i, "_raw": json.dumps(r), "_error": None}
+            for i, r in enumerate([{"id": "p", "prompt": "What is 2+2?"}, {"id": "bad"}], 1)
+        ]
+    )
     specs = plan_samples(cfg.generation, cfg.teacher.model, cfg.teacher.dialect)
 
     def made(**kw):
-        return [(r["prompt_id"], r["sample_index"], r["status"])
-                for r in Prepare(PrepareSettings.of(cfg), **kw)(raws).to_pylist()]
+        return [
+            (r["prompt_id"], r["sample_index"], r["status"])
+            for r in Prepare(PrepareSettings.of(cfg), **kw)(raws).to_pylist()
+        ]
 
     first = made(round=rounds.Round(0, 2))
-    assert first == [("p", 0, "pending"), ("p", 1, "pending"), (None, 0, "error"), (None, 1, "error"),
-                     (None, 2, "error"), (None, 3, "error")]  # a bad row: as many errors as n samples
+    assert first == [
+        ("p", 0, "pending"),
+        ("p", 1, "pending"),
+        (None, 0, "error"),
+        (None, 1, "error"),
+        (None, 2, "error"),
+        (None, 3, "error"),
+    ]  # a bad row: as many errors as n samples
     later = rounds.Round(1, 4, DoneSet.of([specs[2].sample_id("p"), specs[3].sample_id("p")]))
     assert made(round=later) == [("p", 2, "pending"), ("p", 3, "pending")]  # the bad row's errors: in round 0
     assert made(round=later, done_samples=DoneSet.of([specs[2].sample_id("p")])) == [("p", 3, "pending")]

@@ -19,17 +19,34 @@ from .extract import Number, numbers, plain, same_number, words
 _COMPOUND_UNITS = [
     (r"(?:h|hrs?|hours?|час(?:а|ов)?|ч|時間|小时|小時|시간)", r"(?:min|mins|minutes?|мин(?:ут[аы]?)?|分|분)", 60),
     (r"(?:min|mins|minutes?|мин(?:ут[аы]?)?|分|분)", r"(?:s|secs?|seconds?|сек(?:унд[аы]?)?|秒|초)", 60),
-    (r"(?:m|meters?|metres?|м|метр(?:а|ов)?|米|メートル)",
-     r"(?:cm|centimeters?|centimetres?|см|厘米|センチ(?:メートル)?)", 100),
-    (r"(?:km|kilometers?|kilometres?|км|公里|キロ(?:メートル)?)",
-     r"(?:m|meters?|metres?|м|метр(?:а|ов)?|米|メートル)", 1000),
+    (
+        r"(?:m|meters?|metres?|м|метр(?:а|ов)?|米|メートル)",
+        r"(?:cm|centimeters?|centimetres?|см|厘米|センチ(?:メートル)?)",
+        100,
+    ),
+    (
+        r"(?:km|kilometers?|kilometres?|км|公里|キロ(?:メートル)?)",
+        r"(?:m|meters?|metres?|м|метр(?:а|ов)?|米|メートル)",
+        1000,
+    ),
     (r"(?:kg|kilograms?|кг|公斤|キロ(?:グラム)?)", r"(?:g|grams?|г|克|グラム)", 1000),
     (r"(?:ft|feet|foot)", r"(?:in|inch(?:es)?)", 12),
     (r"(?:lbs?|pounds?)", r"(?:oz|ounces?)", 16),
 ]
-_COMPOUND = [(re.compile(r"(?<![\d.,])(\d+(?:[.,]\d+)?)\s*" + big + r"\.?(?:\s*(?:and|и|,))?\s*(\d+(?:[.,]\d+)?)\s*"
-                         + small + r"(?![A-Za-zА-Яа-я])", re.IGNORECASE), ratio)
-             for big, small, ratio in _COMPOUND_UNITS]
+_COMPOUND = [
+    (
+        re.compile(
+            r"(?<![\d.,])(\d+(?:[.,]\d+)?)\s*"
+            + big
+            + r"\.?(?:\s*(?:and|и|,))?\s*(\d+(?:[.,]\d+)?)\s*"
+            + small
+            + r"(?![A-Za-zА-Яа-я])",
+            re.IGNORECASE,
+        ),
+        ratio,
+    )
+    for big, small, ratio in _COMPOUND_UNITS
+]
 
 
 def compound_equal(ref: Number, span: str) -> bool:
@@ -113,8 +130,9 @@ def list_equal(reference: str, text: str) -> bool:
 # an arithmetic expression of numbers (no unknowns): a task that asks to write the expression
 _ARITHMETIC = re.compile(r"^[\d\s.()+\-*/×÷^]*\d[\d\s.()]*[+\-*/×÷^][\d\s.()+\-*/×÷^]*$")
 # bounded: an opener never closed scans at most this far (linear in the text, not quadratic)
-_MATH_SEGMENT = re.compile(r"\$\$(.{1,1000}?)\$\$|\\\[(.{1,1000}?)\\\]|\\\((.{1,1000}?)\\\)|\$([^$]{1,1000}?)\$",
-                           re.DOTALL)
+_MATH_SEGMENT = re.compile(
+    r"\$\$(.{1,1000}?)\$\$|\\\[(.{1,1000}?)\\\]|\\\((.{1,1000}?)\\\)|\$([^$]{1,1000}?)\$", re.DOTALL
+)
 
 
 def states_expression(reference: str, text: str, verifier, limit: int = 6) -> bool:
@@ -148,7 +166,7 @@ def ref_parts(reference: str) -> list[str] | None:
     ms = list(_PART_MARK.finditer(r))
     if len(ms) < 2 or ms[0].start() != 0 or [int(m.group(1)) for m in ms] != list(range(1, len(ms) + 1)):
         return None
-    out = [r[a.end():b.start() if b else len(r)].strip() for a, b in zip(ms, ms[1:] + [None])]
+    out = [r[a.end() : b.start() if b else len(r)].strip() for a, b in zip(ms, ms[1:] + [None])]
     return out if all(0 < len(p) <= 30 for p in out) else None
 
 
@@ -157,8 +175,14 @@ def _sections(text: str, n: int) -> list[str] | None:
     ``Question 2``, ``②``), in order; None when a marker is missing."""
     pos, start = [], 0
     for k in range(1, n + 1):
-        rx = re.compile(r"^[ \t#>*_\-]*(?:(?:質問|問題|問|設問|question|part|q)\s*)?(?:" + str(k) + r"(?![\d]|[.．]\d)|"
-                        + _CIRCLED[k - 1] + r")", re.MULTILINE | re.IGNORECASE)
+        rx = re.compile(
+            r"^[ \t#>*_\-]*(?:(?:質問|問題|問|設問|question|part|q)\s*)?(?:"
+            + str(k)
+            + r"(?![\d]|[.．]\d)|"
+            + _CIRCLED[k - 1]
+            + r")",
+            re.MULTILINE | re.IGNORECASE,
+        )
         m = rx.search(text, start)
         if m is None:
             return None
@@ -168,24 +192,46 @@ def _sections(text: str, n: int) -> list[str] | None:
 
 
 # closed classes of answers: naming another member of the class is naming another answer
-_COMPASS = {"北": "N", "南": "S", "東": "E", "西": "W", "东": "E",
-            "北東": "NE", "北西": "NW", "南東": "SE", "南西": "SW",
-            "东北": "NE", "西北": "NW", "东南": "SE", "西南": "SW",
-            "東北東": "ENE", "北北東": "NNE", "東南東": "ESE", "南南東": "SSE", "西南西": "WSW", "南南西": "SSW",
-            "西北西": "WNW", "北北西": "NNW", "东北东": "ENE",
-            # Japanese names a direction north/south first (北東); 東北 / 東南 in a Japanese answer is the
-            # Chinese order (or a region): ambiguous, so a part naming it is undecided
-            "東北": "?", "東南": "?"}
+_COMPASS = {
+    "北": "N",
+    "南": "S",
+    "東": "E",
+    "西": "W",
+    "东": "E",
+    "北東": "NE",
+    "北西": "NW",
+    "南東": "SE",
+    "南西": "SW",
+    "东北": "NE",
+    "西北": "NW",
+    "东南": "SE",
+    "西南": "SW",
+    "東北東": "ENE",
+    "北北東": "NNE",
+    "東南東": "ESE",
+    "南南東": "SSE",
+    "西南西": "WSW",
+    "南南西": "SSW",
+    "西北西": "WNW",
+    "北北西": "NNW",
+    "东北东": "ENE",
+    # Japanese names a direction north/south first (北東); 東北 / 東南 in a Japanese answer is the
+    # Chinese order (or a region): ambiguous, so a part naming it is undecided
+    "東北": "?",
+    "東南": "?",
+}
 _COMPASS_EN = re.compile(r"\b(north|south)[- ]?(east|west)\b|\b(north|south|east|west)\b", re.IGNORECASE)
 # a direction on its own, not a character of a longer name (東京, 南京 are places)
-_COMPASS_CJK = re.compile("(?<![\u4e00-\u9fff])(?:" + "|".join(sorted(_COMPASS, key=len, reverse=True))
-                          + ")(?![\u4e00-\u9fff])")
+_COMPASS_CJK = re.compile(
+    "(?<![\u4e00-\u9fff])(?:" + "|".join(sorted(_COMPASS, key=len, reverse=True)) + ")(?![\u4e00-\u9fff])"
+)
 _SIDES = re.compile(r"左|右|\b(?:left|right)\b", re.IGNORECASE)
 
 
 def _class_terms(s: str, ref: str) -> set[str] | None:
     """The members of the reference's closed class (compass points, left / right) that ``s``
     names, canonical; None when the reference is in no such class."""
+
     def compass(x: str) -> list[str]:
         out = []
         for m in _COMPASS_EN.finditer(x):
@@ -208,8 +254,11 @@ def _sentences(section: str, prompt: str) -> list[str]:
     out = []
     for sent in re.split(r"(?<=[。！!？?\n])", section):
         bare = re.sub(r"[*_#>`\s]|^\s*\d+[.)]", "", sent)
-        if not bare or bare.rstrip("。.").endswith(("?", "？")) or (len(bare) >= 4 and bare.rstrip("。.") in
-                                                                    re.sub(r"\s", "", prompt)):
+        if (
+            not bare
+            or bare.rstrip("。.").endswith(("?", "？"))
+            or (len(bare) >= 4 and bare.rstrip("。.") in re.sub(r"\s", "", prompt))
+        ):
             continue
         out.append(sent)
     return out
@@ -270,7 +319,7 @@ def polarity_equal(reference: str, text: str) -> bool | None:
         i = sent.find(stem + "て")
         if i < 0 or sent.rstrip().rstrip("*").endswith(("?", "？", "か")):
             continue
-        rest = sent[i + len(stem):]
+        rest = sent[i + len(stem) :]
         got = False if rest.startswith(_TE_IRU_NEG) else True if rest.startswith(_TE_IRU_POS) else None
         return None if got is None else got == want
     return None

@@ -115,7 +115,7 @@ def states_text(reference: str, text: str) -> bool | None:
     if not ref:
         return None
     n = len(ref)
-    if any(got[i:i + n] == ref for i in range(len(got) - n + 1)):
+    if any(got[i : i + n] == ref for i in range(len(got) - n + 1)):
         return True
     if n == 1 and ref[0] in _POLAR and _POLAR[ref[0]] in got and ref[0] not in got:
         return False
@@ -199,6 +199,7 @@ def compare(method: str, reference: str, text: str, verifier, prompt: str = "") 
 
 # ----------------------------------------------------------- math-verify, bounded
 
+
 def _verify_loop(conn) -> None:  # pragma: no cover - runs in the child process
     import logging
 
@@ -217,8 +218,11 @@ def _verify_loop(conn) -> None:  # pragma: no cover - runs in the child process
             if not g:
                 g = parse(gold, parsing_timeout=None)
             p = parse(pred, parsing_timeout=None)
-            result = (bool(g) and bool(p) and verify(g, p, timeout_seconds=None), str(g[-1]) if g else "",
-                      str(p[-1]) if p else "")
+            result = (
+                bool(g) and bool(p) and verify(g, p, timeout_seconds=None),
+                str(g[-1]) if g else "",
+                str(p[-1]) if p else "",
+            )
         except Exception as e:  # noqa: BLE001 - report, never die
             result = (False, "", f"error: {type(e).__name__}")
         conn.send(result)

@@ -5,7 +5,7 @@ machinery of ``think_answer_mismatch`` (``filters.think_answer_mismatch``), pure
 ``\boxed{}`` not offered as an alternative, an answer phrase, an explicit choice), medium ("so /
 therefore / 所以 ... X" near the end, not inside a re-check), or in passing (a bare "... = X", the
 last sentence). ``judge_conclusion`` takes the firmest, latest one and compares it with the answer
-(``agree``: choices as choices, statements as statements, prose as text, values as numbers); a
+(``agreement.agree``: choices as choices, statements as statements, prose as text, values as numbers); a
 later value that agrees with the answer blocks a rejection. ``cut_short`` recognises thinking an
 outside budget stopped mid-sentence.
 """
@@ -15,8 +15,8 @@ from __future__ import annotations
 import re
 from typing import NamedTuple
 
-from .answers import choice_of, states_text
-from .extract import anchored, has_value, main_number, numbers, plain, same_number
+from .agreement import BOX_OPEN, agree, first_clause, wordy
+from .extract import anchored, has_value, numbers
 from .text import shorten
 
 _CONCLUDE = re.compile(
@@ -25,58 +25,80 @@ _CONCLUDE = re.compile(
     r"así que|en total|portanto|então|"
     r"quindi|поэтому|итак|значит|следовательно|всего|итого)\b|所以|因此|因而|综上|总共|一共|故|したがって|よって|"
     r"なので|だから|つまり|ゆえに|따라서|그러므로|즉|অতএব|সুতরাং|ดังนั้น|لذلك|إذن",
-    re.IGNORECASE)
+    re.IGNORECASE,
+)
 # sentences that test or suppose a value rather than conclude it
 _ASIDE = re.compile(
     r"\b(?:check|verify|double[- ]check|confirm|if|suppose|assume|would|wenn|würde|si|проверю|проверим|проверка|"
     r"если|бы|prüfen|probe|vérifi\w*|comprob\w*)\b|验证|验算|检查|如果|假如|検算|確認|もし|검산|확인|만약|যাচাই|"
     r"ตรวจสอบ|تحقق",
-    re.IGNORECASE)
+    re.IGNORECASE,
+)
 # a box offered as one of several possibilities, not committed to
-_HEDGE = re.compile(r"\b(?:alternatively|otherwise|if|or|unless|in case|whereas|instead of)\b"
-                    r"|否则|或者|如果|もし|または", re.IGNORECASE)
+_HEDGE = re.compile(
+    r"\b(?:alternatively|otherwise|if|or|unless|in case|whereas|instead of)\b"
+    r"|否则|或者|如果|もし|または",
+    re.IGNORECASE,
+)
 # "I'll go with 20", "let's settle on C": a choice made explicitly
-_GO_WITH = re.compile(r"\b(?:i'?ll|i will|i'?m going to|i)\s+(?:have to\s+|just\s+|need to\s+)?"
-                      r"(?:go|stick|settle|choose|pick|select|commit|guess)(?:\s+(?:with|on|for|to))?\s+(.+)",
-                      re.IGNORECASE)
+_GO_WITH = re.compile(
+    r"\b(?:i'?ll|i will|i'?m going to|i)\s+(?:have to\s+|just\s+|need to\s+)?"
+    r"(?:go|stick|settle|choose|pick|select|commit|guess)(?:\s+(?:with|on|for|to))?\s+(.+)",
+    re.IGNORECASE,
+)
 # a textual conclusion: "the answer is to keep ...", "答案是..."; it ends the search for a value
-_TEXT_ANSWER = re.compile(r"\b(?:the |my )?(?:final |correct )?answer (?:is|should be|would be|will be|must be)\s+(.+)"
-                          r"|答案(?:是|为)(.+)|答えは(.+)", re.IGNORECASE)
+_TEXT_ANSWER = re.compile(
+    r"\b(?:the |my )?(?:final |correct )?answer (?:is|should be|would be|will be|must be)\s+(.+)"
+    r"|答案(?:是|为)(.+)|答えは(.+)",
+    re.IGNORECASE,
+)
 # an answer phrase offered as a possibility: "Maybe the answer is 20", "the answer could be 3"
-_MAYBE = re.compile(r"^\W*(?:\w+\W+){0,2}?(?:maybe|perhaps|possibly|alternatively|or|otherwise|unless)\b"
-                    r"|\b(?:might|could|may) be\b|\bif\b|也许|可能|或者|かもしれ", re.IGNORECASE)
+_MAYBE = re.compile(
+    r"^\W*(?:\w+\W+){0,2}?(?:maybe|perhaps|possibly|alternatively|or|otherwise|unless)\b"
+    r"|\b(?:might|could|may) be\b|\bif\b|也许|可能|或者|かもしれ",
+    re.IGNORECASE,
+)
 # what an answer phrase's value follows: a copula or a colon ("the answer for the 30-minute case" states none)
-_ANSWER_IS = re.compile(r"(?:\b(?:is|be|are|was|equals|lautet|ist|est|es|é|è|равен|будет|final answer)"
-                        r"|[:：=—-]|是|为|為|は|은|는)[\s*$]*$", re.IGNORECASE)
-_CLAUSE_END = re.compile(r",?\s+(?:and|but|because|since|as|so|assuming)\s+(?=\w+\s+\w+)|[;；]|,\s*(?=perhaps|maybe)",
-                         re.IGNORECASE)
+_ANSWER_IS = re.compile(
+    r"(?:\b(?:is|be|are|was|equals|lautet|ist|est|es|é|è|равен|будет|final answer)"
+    r"|[:：=—-]|是|为|為|は|은|는)[\s*$]*$",
+    re.IGNORECASE,
+)
+_CLAUSE_END = re.compile(
+    r",?\s+(?:and|but|because|since|as|so|assuming)\s+(?=\w+\s+\w+)|[;；]|,\s*(?=perhaps|maybe)", re.IGNORECASE
+)
 # "So I need the number of ...", "so let me ...": a plan, not a result
 _PLAN = re.compile(r"\W*(?:i|we)\s+(?:need|have|want|must|should|will|'ll|can)\b|\W*let(?:'s| me| us)\b", re.IGNORECASE)
 _DELIMS = re.compile(r"\s*(?:\\\[|\\\]|\$\$|```\w*)\s*$")  # a line that only opens or closes a display
 # a sentence that introduces the result on the next line: "Finally, subtract the sum from the total:"
 _LEAD_IN = re.compile(r"(?:\b(?:finally|in the end|at last)\b|" + _CONCLUDE.pattern + r").*[:：]\s*$", re.IGNORECASE)
 # what a firm statement needs (a cheap test before the full one): a box, an answer phrase, a choice
-_FIRM_HINT = re.compile(r"\\(?:boxed|fbox)|answer|option|choice|go|stick|settle|choose|pick|select|commit|guess|答|解|"
-                        r"정답|답|antwort|lösung|réponse|respuesta|resposta|risposta|ответ|উত্তর|ตอบ|إجابة|جواب",
-                        re.IGNORECASE)
+_FIRM_HINT = re.compile(
+    r"\\(?:boxed|fbox)|answer|option|choice|go|stick|settle|choose|pick|select|commit|guess|答|解|"
+    r"정답|답|antwort|lösung|réponse|respuesta|resposta|risposta|ответ|উত্তর|ตอบ|إجابة|جواب",
+    re.IGNORECASE,
+)
 OPTION_LINE = re.compile(r"^[\W_]*\(?[A-J]\)?(?:[.)：:\s*]|$)")
 _LIST = re.compile(r"\d+(?:\s*[,，、]\s*\d+){4,}")
 _SENTENCES = re.compile(r"(?<=[。！？])|(?<=[.!?])\s+|\n+")
 # a sentence whose last word is its value (units and a few words of text may follow)
-_ENDS_IN_VALUE = re.compile(r"(?:\bis|\bare|\bequals|\bkeep|\bgives|\bget|\bguess|\bson|\bsind|\best|\bes"
-                            r"|是|为|は|=)\s*\$?-?\d[\d.,]*\$?[^\d.!?。]{0,16}[.!?。]?\s*$", re.IGNORECASE)
+_ENDS_IN_VALUE = re.compile(
+    r"(?:\bis|\bare|\bequals|\bkeep|\bgives|\bget|\bguess|\bson|\bsind|\best|\bes"
+    r"|是|为|は|=)\s*\$?-?\d[\d.,]*\$?[^\d.!?。]{0,16}[.!?。]?\s*$",
+    re.IGNORECASE,
+)
 # "the one you picked", "one of them", "no one": "one" as a pronoun, not a value
-_PRONOUN_ONE = re.compile(r"\b(?:(?:the|this|that|which|each|every|any|no|some|another|other|first|second|last|right|"
-                          r"wrong|correct|better|best)\s+one|one\s+(?:of|another|by one))\b", re.IGNORECASE)
+_PRONOUN_ONE = re.compile(
+    r"\b(?:(?:the|this|that|which|each|every|any|no|some|another|other|first|second|last|right|"
+    r"wrong|correct|better|best)\s+one|one\s+(?:of|another|by one))\b",
+    re.IGNORECASE,
+)
 _PRONOUN_I = re.compile(r"(?<![A-Za-z])I(?=['’]|\s+[a-z])")
 
 
 def _has_value(span: str) -> bool:
     """``has_value`` without the pronoun "I" ("I'll go with that" states no option I)."""
     return has_value(_PRONOUN_ONE.sub(" ", _PRONOUN_I.sub(" ", span)))
-
-
-_BOX_OPEN = re.compile(r"\\(?:boxed|fbox)\s*\{")
 
 
 def boxes(text: str) -> list[str]:
@@ -86,21 +108,21 @@ def boxes(text: str) -> list[str]:
     ['1128', '18.8']
     """
     out = []
-    for m in _BOX_OPEN.finditer(text):
+    for m in BOX_OPEN.finditer(text):
         depth, i = 1, m.end()
         while i < len(text) and depth:
             depth += {"{": 1, "}": -1}.get(text[i], 0)
             i += 1
         if depth == 0:
-            out.append(text[m.end():i - 1].strip())
+            out.append(text[m.end() : i - 1].strip())
     return out
 
 
 class Statement(NamedTuple):
-    index: int      # its sentence's position in the tail
-    span: str       # the value it states
-    strength: int   # 3: box / answer phrase / explicit choice; 2: "so / therefore ... X"; 1: a result stated in passing
-    how: str        # which of them, for the verdict's detail
+    index: int  # its sentence's position in the tail
+    span: str  # the value it states
+    strength: int  # 3: box / answer phrase / explicit choice; 2: "so / therefore ... X"; 1: a result stated in passing
+    how: str  # which of them, for the verdict's detail
     textual: bool = False  # an answer phrase followed by words only: compared as text
     checking: bool = False  # inside a check ("Let me verify: ...")
 
@@ -110,7 +132,9 @@ _DANGLING = re.compile(
     r"(?:\b(?:the|a|an|of|to|and|or|but|is|are|was|were|be|that|which|so|we|then|if|for|with|by|in|on|at|from|as|can|"
     r"would|will|should|could|must|this|these|there|its|their|our|my|i|let|than|into|because|since|when|while|where|"
     r"der|die|das|und|ist|le|la|les|et|est|de|el|los|y|es|и|в|на|что|это)|[,;:(\[{–—\-+*/=]|的|是|为|和|与|在|把|被|、|，|"
-    r"の|は|が|を|に|で|と|も)\s*$", re.IGNORECASE)
+    r"の|は|が|を|に|で|と|も)\s*$",
+    re.IGNORECASE,
+)
 
 
 def cut_short(thinking: str) -> str | None:
@@ -162,14 +186,8 @@ def statements(thinking: str, tail_chars: int = 2000, sentences: int = 8) -> lis
             st = (st[0], 2, "so ...: X")  # "Finally, subtract the sum from the total:" + "50 - 48 = 2"
         # a result on the way ("so ...", "= X") counts only near the end
         if st is not None and (st[1] == 3 or i >= len(parts) - sentences):
-            found.append(Statement(i, *st, checking=checking) if len(st) == 4 else
-                         Statement(i, *st, False, checking))
+            found.append(Statement(i, *st, checking=checking) if len(st) == 4 else Statement(i, *st, False, checking))
     return found
-
-
-def _wordy(span: str) -> bool:
-    """A span of prose (more than a dozen words): a statement to compare as text, not a value."""
-    return len(re.findall(r"[^\W\d_]{2,}", _BOX_OPEN.sub(" ", span))) > 12
 
 
 def _statement(sentence: str, checking: bool, last: bool):
@@ -178,7 +196,7 @@ def _statement(sentence: str, checking: bool, last: bool):
         return None
     bx = boxes(sentence)
     if bx:
-        if _HEDGE.search(_BOX_OPEN.sub(" ", sentence)) or len({b.replace(" ", "") for b in bx}) > 1:
+        if _HEDGE.search(BOX_OPEN.sub(" ", sentence)) or len({b.replace(" ", "") for b in bx}) > 1:
             return None  # an alternative offered, not the conclusion
         return bx[-1], 3, "box"
     if _ASIDE.search(sentence) or not _has_value(sentence):
@@ -194,18 +212,18 @@ def _statement(sentence: str, checking: bool, last: bool):
     if span is not None and _has_value(span) and not _MAYBE.search(sentence):
         at = sentence.rfind(span)
         if at < 0 or _ANSWER_IS.search(sentence[:at]):
-            return span, 3, "answer phrase", _wordy(span)
+            return span, 3, "answer phrase", wordy(span)
     m = _GO_WITH.search(sentence)
     if m and not checking:
         chosen = _CLAUSE_END.split(m.group(1), 1)[0].strip(" ,.:：。")  # "20, and perhaps ..." -> "20"
         if _has_value(chosen):
-            return chosen, 3, "explicit choice", _wordy(chosen)
+            return chosen, 3, "explicit choice", wordy(chosen)
     m = None
     for m in _CONCLUDE.finditer(sentence):  # noqa: B007 - the loop leaves m at the last match
         pass
-    if m is not None and _has_value(sentence[m.end():]) and not _PLAN.match(sentence[m.end():]):
-        rest = sentence[m.end():].strip(" ,，:：")
-        return (rest, 2, "so ...") if not _wordy(rest) else None
+    if m is not None and _has_value(sentence[m.end() :]) and not _PLAN.match(sentence[m.end() :]):
+        rest = sentence[m.end() :].strip(" ,，:：")
+        return (rest, 2, "so ...") if not wordy(rest) else None
     if checking:
         return None
     if _ENDS_IN_VALUE.search(sentence) or ("=" in sentence and _has_value(sentence.rsplit("=", 1)[1])):
@@ -254,85 +272,11 @@ def judge_conclusion(found: list[Statement], stated: str, prompt: str, verifier,
     if primary.strength == 1:  # no explicit conclusion: only an agreement counts
         return None, primary, how + ", the thinking states no explicit conclusion"
     # what the thinking states after it, and (a conclusion inside a re-check) before it
-    others = [x for x in found
-              if x.index > primary.index or (primary.checking and x.strength >= 2 and x is not primary)]
+    others = [
+        x for x in found if x.index > primary.index or (primary.checking and x.strength >= 2 and x is not primary)
+    ]
     for x in others:
-        eq, _ = agree(_first_clause(x.span), stated, prompt, verifier, choice, x.textual, strict=True)
+        eq, _ = agree(first_clause(x.span), stated, prompt, verifier, choice, x.textual, strict=True)
         if eq:
             return None, primary, how + f"; but the thinking also states {shorten(x.span, 40)!r}"
     return False, primary, how
-
-
-_LABELS = re.compile(r"\b(?:options?|choices?|statements?|cases?|steps?|methods?|parts?|scenarios?|approach(?:es)?|"
-                     r"interpretations?|possibilit(?:y|ies))\s*\(?(?:\d|[ivx]+\b)", re.IGNORECASE)
-_WORD_DIGITS = re.compile(r"(?<=[A-Za-z]{2})(?=\d)")  # "day20" -> "day 20"
-# "A is a knight", "statement 2 is false": who is what
-_ASSIGN = re.compile(r"(?<![\w])([A-Z]|(?:statement|person|player|suspect|door|box)\s+\w+)\s+(?:is|was|:)\s+"
-                     r"(?:an?\s+|the\s+)?(not\s+)?([A-Za-z][A-Za-z-]*)", re.IGNORECASE)
-
-
-def assignments(text: str) -> dict[str, str]:
-    """What a statement says each named thing is ("A is a Knight and B is a Knave").
-
-    >>> assignments("A is a Knight and B is a Knave")
-    {'a': 'knight', 'b': 'knave'}
-    """
-    return {m.group(1).lower(): ((m.group(2) or "") + m.group(3)).lower() for m in _ASSIGN.finditer(plain(text))}
-
-
-def _first_clause(span: str) -> str:
-    """ "the minimum is -5, attained at x = -3" -> "the minimum is -5" """
-    return re.split(r"[,，;；]\s+(?=\D)", span, maxsplit=1)[0]
-
-
-def agree(concluded: str, stated: str, prompt: str, verifier, choice: bool, textual: bool = False,
-          strict: bool = False) -> tuple[bool | None, str]:
-    """Whether two stated values are the same value -> (equal or None if undecided, how): choices
-    as choices, statements as statements ("A is a knight ..."), values as numbers; ``strict``:
-    only the main values, not any result the two share."""
-    if choice:
-        a, b = choice_of(concluded, concluded, prompt), choice_of(stated, stated, prompt)
-        return (None if a is None or b is None else a == b), "choice"
-    ca, cb = assignments(concluded), assignments(stated)
-    shared = ca.keys() & cb.keys()
-    if len(shared) >= 2 or (shared and len(ca) == len(cb) == 1 and not numbers(concluded)):
-        return all(ca[k] == cb[k] for k in shared), "statements"
-    # "option 2", "case 3": names, not values
-    if textual or _wordy(stated) or _LABELS.search(concluded) or _LABELS.search(stated):
-        return (True, "exact") if states_text(stated, concluded) or states_text(concluded, stated) else (None, "text")
-    concluded, stated = _WORD_DIGITS.sub(" ", concluded), _WORD_DIGITS.sub(" ", stated)
-    na, nb = main_number(concluded), main_number(stated)
-    if na is not None and nb is not None:
-        if same_number(na, nb):
-            return True, "number"
-        # a conclusion or an answer that states a few results ("the minimum is 3, at x = 2",
-        # "5 tickets cost 34,00 $"): a value they share is agreement
-        return not strict and any(same_number(x, y) for x in results(concluded) for y in results(stated)), "number"
-    if states_text(stated, concluded) or states_text(concluded, stated):
-        return True, "exact"
-    if verifier is not None and "\\" in concluded and "\\" in stated:
-        eq, _, _ = verifier.equal(concluded, f"\\boxed{{{stated}}}")
-        return eq, "math"
-    return None, "undecided"
-
-
-_RESULT = re.compile(r"(?:=|≡|\\equiv|→|⇒|\\Rightarrow|\\implies|\bis|\bare|\bequals|\bgives|\bmakes"
-                     r"|是|为|為|は|равно|\bist|\best|\bes|\bson|:|：)\s*\$?\s*"
-                     r"(-?\d[\d.,]*(?:\s*/\s*\d+)?|\\[dt]?frac\{[^{}]*\}\{[^{}]*\})", re.IGNORECASE)
-
-
-def results(sentence: str) -> list:
-    """The values a sentence states as results: after ``=``, "is", "是", "は", ... (not the
-    operands on the way), else its main number.
-
-    >>> [n.values[0] for n in results("Divide by 4: x = 5.")]
-    [5.0, 5.0]
-    >>> [n.values[0] for n in results("最小值是3，在 x = 2 处取得")]
-    [3.0, 2.0, 2.0]
-    """
-    text = plain(sentence)
-    found = [n for m in _RESULT.finditer(text) for n in numbers(m.group(1))[:1]]
-    every = numbers(text)
-    if not found:  # no "=" or "is": every number it states ("1人12個です", "10번째 수는 1024")
-        return every
-    return found + every[-1:]  # and its last ("... ≡ 3")

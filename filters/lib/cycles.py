@@ -68,8 +68,12 @@ def best_cycle(items: list, max_period: int, min_times: int, keep=lambda cycle: 
                 run += 1
                 continue
             times = run // p + 1
-            if (run >= p and times >= min_times and (best is None or times > best[1])
-                    and keep(items[i - run:i - run + p])):
+            if (
+                run >= p
+                and times >= min_times
+                and (best is None or times > best[1])
+                and keep(items[i - run : i - run + p])
+            ):
                 best = (i - run, times, p)
             run = 0
     return best
@@ -90,5 +94,6 @@ def letterish(codes: np.ndarray) -> np.ndarray:
     """Code points that are (roughly) letters: ASCII letters, and everything from Latin-1 letters up except the
     punctuation, symbol and box-drawing blocks. A cheap gate; the unit found is then checked with ``str.isalpha``."""
     c = codes.astype(np.uint32)
-    return (((c | 32) - 97) < 26) | ((c >= 0xC0) & ((c - 0x2000) >= 0xC00) & ((c - 0x3000) >= 0x40)
-                                     & ((c - 0xFF00) >= 0x21))
+    return (((c | 32) - 97) < 26) | (
+        (c >= 0xC0) & ((c - 0x2000) >= 0xC00) & ((c - 0x3000) >= 0x40) & ((c - 0xFF00) >= 0x21)
+    )

@@ -34,19 +34,31 @@ from .text import last_boxed
 
 # "the answer is" in the languages prompts come in (case-insensitive); the span starts after it
 ANCHORS = [
-    r"final answer(?: is)?", r"(?:the )?(?:correct |right )?answer(?: is| would be| should be)?",
-    r"(?:the )?correct (?:option|choice) is", r"(?:the )?(?:option|choice) is",
-    r"最终答案(?:是|为)?", r"(?:正确)?答案(?:是|为|应该是|应为)?", r"答(?=[：:])",
-    r"答え(?:は)?", r"解答", r"正解(?:は)?",
-    r"정답(?:은|는)?", r"답(?:은|는)?(?=\s*[:：]|\s)",
-    r"(?:die )?(?:richtige )?antwort(?: ist| lautet)?", r"(?:die )?lösung(?: ist| lautet)?",
-    r"(?:la )?(?:bonne )?réponse(?: finale)?(?: est)?", r"(?:la )?respuesta(?: correcta| final)?(?: es)?",
-    r"(?:a )?resposta(?: correta| final)?(?: é)?", r"(?:la )?risposta(?: corretta)?(?: è)?",
-    r"(?:правильный )?ответ(?: —| -| равен| будет)?", r"(?:সঠিক )?উত্তর", r"คำตอบ(?:คือ)?", r"ตอบ",
+    r"final answer(?: is)?",
+    r"(?:the )?(?:correct |right )?answer(?: is| would be| should be)?",
+    r"(?:the )?correct (?:option|choice) is",
+    r"(?:the )?(?:option|choice) is",
+    r"最终答案(?:是|为)?",
+    r"(?:正确)?答案(?:是|为|应该是|应为)?",
+    r"答(?=[：:])",
+    r"答え(?:は)?",
+    r"解答",
+    r"正解(?:は)?",
+    r"정답(?:은|는)?",
+    r"답(?:은|는)?(?=\s*[:：]|\s)",
+    r"(?:die )?(?:richtige )?antwort(?: ist| lautet)?",
+    r"(?:die )?lösung(?: ist| lautet)?",
+    r"(?:la )?(?:bonne )?réponse(?: finale)?(?: est)?",
+    r"(?:la )?respuesta(?: correcta| final)?(?: es)?",
+    r"(?:a )?resposta(?: correta| final)?(?: é)?",
+    r"(?:la )?risposta(?: corretta)?(?: è)?",
+    r"(?:правильный )?ответ(?: —| -| равен| будет)?",
+    r"(?:সঠিক )?উত্তর",
+    r"คำตอบ(?:คือ)?",
+    r"ตอบ",
     r"(?:ال)?(?:إجابة|جواب)(?: الصحيحة)?(?: هي)?",
 ]
-_ANCHOR = re.compile(r"(?<![A-Za-zÀ-ɏЀ-ӿ])(?:" + "|".join(ANCHORS) + r")\s*(?:\*\*)?\s*[:：=]?\s*",
-                     re.IGNORECASE)
+_ANCHOR = re.compile(r"(?<![A-Za-zÀ-ɏЀ-ӿ])(?:" + "|".join(ANCHORS) + r")\s*(?:\*\*)?\s*[:：=]?\s*", re.IGNORECASE)
 _SPAN_END = re.compile(r"\n\s*\n|(?<![\d.])[.。!！](?=\s|$)|\n(?=\s*(?:[-*#|]|\d+[.)]\s))")
 _HAS_VALUE = re.compile(r"\d|\\frac|(?<![A-Za-z])[A-J](?![A-Za-z])", re.UNICODE)
 
@@ -61,9 +73,9 @@ def anchored(text: str) -> str | None:
     letter), else after the last one followed by any text."""
     valued = worded = None
     for m in _ANCHOR.finditer(text):
-        rest = text[m.end():m.end() + 300]
+        rest = text[m.end() : m.end() + 300]
         end = _SPAN_END.search(rest)
-        span = _unwrap(rest[:end.start()] if end else rest)
+        span = _unwrap(rest[: end.start()] if end else rest)
         if span.strip(" *:：#"):
             worded = span
             if _HAS_VALUE.search(span) or _LEADING_WORDS.match(span):  # "the answer is three." states a value
@@ -99,24 +111,35 @@ def final_span(text: str, stated: bool = False) -> str | None:
 # ----------------------------------------------------------------------------- values
 
 _SPACING = re.compile(r"\\[,!;: ]|\\q?quad|~|\{,\}|\\(?:text|mathrm|textbf|mathbf|operatorname)\s*\{([^{}]*)\}")
-_FRAC = re.compile(r"(-)?\\[dt]?frac\s*\{\s*(-?\d+(?:\.\d+)?)\s*\}\s*\{\s*(-?\d+(?:\.\d+)?)\s*\}"
-                   r"|(?<![\d.,])(-?\d+)\s*/\s*(\d+)(?!\d|[.,]\d)")
+_FRAC = re.compile(
+    r"(-)?\\[dt]?frac\s*\{\s*(-?\d+(?:\.\d+)?)\s*\}\s*\{\s*(-?\d+(?:\.\d+)?)\s*\}"
+    r"|(?<![\d.,])(-?\d+)\s*/\s*(\d+)(?!\d|[.,]\d)"
+)
 _FRAC_SHORT = re.compile(r"\\[dt]?frac\s*(\d)\s*(\d)")
 _GROUP_SPACE = re.compile(r"(?<=\d)[ \u00a0\u2009\u202f](?=\d{3}(?!\d))")
 _NUM = re.compile(r"(?<![A-Za-z0-9_.])[-−]?\d+(?:[.,']\d+)*(?:\s*%)?", re.UNICODE)
 
 
-_UNITS = ("zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
-          "seventeen eighteen nineteen").split()
+_UNITS = (
+    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
+    "seventeen eighteen nineteen"
+).split()
 _TENS = "twenty thirty forty fifty sixty seventy eighty ninety".split()
 _SCALES = {"hundred": 100, "thousand": 1000, "million": 10**6, "billion": 10**9}
 _WORDS = {w: i for i, w in enumerate(_UNITS)} | {w: 20 + 10 * i for i, w in enumerate(_TENS)}
-_NUMBER_WORDS = re.compile(r"\b(?:" + "|".join(list(_WORDS) + list(_SCALES)) + r")(?:(?:[\s-]+|\s+and\s+)(?:"
-                           + "|".join(list(_WORDS) + list(_SCALES)) + r"))*\b", re.IGNORECASE)
+_NUMBER_WORDS = re.compile(
+    r"\b(?:"
+    + "|".join(list(_WORDS) + list(_SCALES))
+    + r")(?:(?:[\s-]+|\s+and\s+)(?:"
+    + "|".join(list(_WORDS) + list(_SCALES))
+    + r"))*\b",
+    re.IGNORECASE,
+)
 
 #: a span that opens with a number in words (the answer phrase's value: "the answer is three.")
-_LEADING_WORDS = re.compile(r"\W*(?:(?:exactly|simply|just)\s+)?" + _NUMBER_WORDS.pattern + r"(?!\s+of\b)",
-                            re.IGNORECASE)
+_LEADING_WORDS = re.compile(
+    r"\W*(?:(?:exactly|simply|just)\s+)?" + _NUMBER_WORDS.pattern + r"(?!\s+of\b)", re.IGNORECASE
+)
 
 
 def word_value(phrase: str) -> float | None:
@@ -143,7 +166,7 @@ def word_value(phrase: str) -> float | None:
 
 class Number(NamedTuple):
     text: str
-    values: tuple[float, ...]   # every reading of the notation (two when it is ambiguous)
+    values: tuple[float, ...]  # every reading of the notation (two when it is ambiguous)
 
 
 _WORD_CHARS = re.compile(r"[^\W_]+", re.UNICODE)
@@ -157,12 +180,16 @@ def words(s: str) -> list[str]:
 def plain(s: str) -> str:
     """``s`` with digits made ASCII (``１２`` ``৪৫`` ``١٢`` -> ``12 45 12``), LaTeX spacing and
     text wrappers removed, markdown emphasis dropped."""
-    s = "".join(str(unicodedata.decimal(c))
-                if c.isdigit() and not c.isascii() and unicodedata.decimal(c, None) is not None
-                else c for c in unicodedata.normalize("NFKC", s))
+    s = "".join(
+        str(unicodedata.decimal(c))
+        if c.isdigit() and not c.isascii() and unicodedata.decimal(c, None) is not None
+        else c
+        for c in unicodedata.normalize("NFKC", s)
+    )
     s = _FRAC_SHORT.sub(r"\\frac{\1}{\2}", s)  # \dfrac12 -> \frac{1}{2}
-    s = _SPACING.sub(lambda m: m.group(1) if m.group(1) is not None else {"{,}": ",", "\\!": ""}.get(m.group(0), " "),
-                     s)
+    s = _SPACING.sub(
+        lambda m: m.group(1) if m.group(1) is not None else {"{,}": ",", "\\!": ""}.get(m.group(0), " "), s
+    )
     s = s.replace("−", "-").replace("\\%", "%").replace("\\$", "$").replace("^\\circ", "°").replace("^{\\circ}", "°")
     return re.sub(r"\*\*|__|`", "", s)
 
@@ -246,8 +273,8 @@ def same_number(a: Number, b: Number, rel: float = 1e-6) -> bool:
 # ----------------------------------------------------------------------------- letters
 
 _LETTER_FORMS = [
-    re.compile(r"^\W*\(?([A-J])\)?\W*$"),                                   # B, (B), **B**, B.
-    re.compile(r"\\text(?:bf)?\{\s*\(?([A-J])\)?\s*\}"),                   # \text{B}
+    re.compile(r"^\W*\(?([A-J])\)?\W*$"),  # B, (B), **B**, B.
+    re.compile(r"\\text(?:bf)?\{\s*\(?([A-J])\)?\s*\}"),  # \text{B}
     # (B) text, B) text, B. text
     re.compile(r"(?:^|[\s*(【「:：])\(?([A-J])\)?(?:[.)(:：、]|\*\*|\s*$|\s+[-–—:]|\s)", re.MULTILINE),
 ]
@@ -260,7 +287,9 @@ def letter(span: str | None) -> str | None:
     s = plain(span).strip()
     for form in _LETTER_FORMS:
         for m in form.finditer(s):
-            if m.group(1) == "I" and re.match(r"\s*(?:[a-z']|am\b)", s[m.end(1) + (s[m.end(1):m.end(1) + 1] == ")"):]):
+            if m.group(1) == "I" and re.match(
+                r"\s*(?:[a-z']|am\b)", s[m.end(1) + (s[m.end(1) : m.end(1) + 1] == ")") :]
+            ):
                 continue  # the pronoun: "I choose", "I'm"
             return m.group(1)
     m = re.search(r"(?<![A-Za-z])\(([a-j])\)", s)  # "(b)"

@@ -1,7 +1,7 @@
 """What language a piece of text is in, offline: scripts, simplified-only characters, function
-words. The ``language_mixing`` filter's machinery (``filters.language_mixing``), pure functions.
+words. The ``language_mixing`` filter's machinery (``filters.language_mixing``), pure functions,
+applied to ``prose.prose`` of a text (what is not prose removed).
 
-``prose`` removes what is not prose (code, LaTeX, URLs, numbers, identifiers, quotations);
 ``language`` names the language of a text (a code, or ``latin`` / ``cjk`` when only the script
 is sure); ``uniform`` says when a whole text can hold only one language (the fast path, no
 sentence is looked at); ``main_language`` is the language a text is written in throughout;
@@ -16,58 +16,60 @@ from collections import Counter
 
 import numpy as np
 
-SCRIPTS = ("latin", "cjk", "kana", "hangul", "cyrillic", "greek", "arabic", "devanagari", "bengali", "thai", "hebrew",
-           "other")
+SCRIPTS = (
+    "latin",
+    "cjk",
+    "kana",
+    "hangul",
+    "cyrillic",
+    "greek",
+    "arabic",
+    "devanagari",
+    "bengali",
+    "thai",
+    "hebrew",
+    "other",
+)
 
-_STRIP = [
-    re.compile(r"```.*?(```|$)", re.S),                     # fenced code (also unterminated)
-    re.compile(r"`[^`\n]*`"),                               # inline code
-    # display / inline LaTeX; bounded, so an opener never closed costs a bounded scan, not the whole text
-    re.compile(r"\$\$.{0,4000}?\$\$|\\\[.{0,4000}?\\\]|\\\(.{0,1000}?\\\)", re.S),
-    re.compile(r"\$[^$\n]*\$"),
-    re.compile(r"\\[A-Za-z]+(\{[^{}]*\})*"),                # \commands with their arguments
-    # identifiers, numbers, camelCase (ASCII \b and classes: \w would also eat adjacent CJK text)
-    re.compile(r"\b[A-Za-z]*(?:[0-9_]|[a-z][A-Z])[A-Za-z0-9_]*\b", re.ASCII),
-]
-_URL = re.compile(r"https?://\S+|www\.\S+|[^\s@]+@[^\s@]+\.\w+")  # URLs, e-mails (only run when present)
 _SENTENCE = re.compile(r"[.!?;。！？；\n]+")
 _LETTER = re.compile(r"[^\W\d_]")  # any Unicode letter
 _LATIN_WORD = re.compile(r"[A-Za-zÀ-ɏ]{2,}")
 TRANSLATION = re.compile(
     r"translat|翻译|译成|译为|翻訳|訳して|訳す|번역|перевед|перевод|tradu[czi]|übersetz|অনুবাদ|แปล|ترجم"
     r"|用英文|用英语|用中文|用日语|英語で|日本語で|in english|into (english|chinese|french|german|spanish|japanese)",
-    re.IGNORECASE)
-# quotations, each pattern only run when its opening mark is in the text
-_QUOTED = [(q, re.compile(rx)) for q, rx in (
-    ('"', r'"[^"\n]{1,200}"'), ("“", r"“[^”\n]{1,200}”"), ("„", r"„[^“”\n]{1,200}[“”]"), ("«", r"«[^»\n]{1,200}»"),
-    ("「", r"「[^」\n]{1,200}」"), ("『", r"『[^』\n]{1,200}』"), ("'", r"(?<![A-Za-z])'[^'\n]{1,60}'(?![A-Za-z])"))]
+    re.IGNORECASE,
+)
 # characters of simplified Chinese that Japanese does not use (its forms are 們 這 説 個 為 ...)
-_SIMPLIFIED = frozenset("们这说么个为还过对时吗呢让计题问间关开经发现实样两边进后从种类"
-                        "结买卖电脑读认识语话车门长东书马见鸟给钱钟头习颗块张辆岁总于应该觉")
+_SIMPLIFIED = frozenset(
+    "们这说么个为还过对时吗呢让计题问间关开经发现实样两边进后从种类"
+    "结买卖电脑读认识语话车门长东书马见鸟给钱钟头习颗块张辆岁总于应该觉"
+)
 _SIMPLIFIED_RX = re.compile("[" + "".join(sorted(_SIMPLIFIED)) + "]")
 _STOPWORDS = {
     "en": "the and is are of to that this it we so with for what which be not have has let me you can will there "
-          "then was were an as at by from on or if do does how its our their they would should each many much "
-          "also but because when where who why into than these those all any",
+    "then was were an as at by from on or if do does how its our their they would should each many much "
+    "also but because when where who why into than these those all any",
     "de": "der die das und ist nicht ein eine mit zu von den dem sich auf für wir es ich dass wie sind auch noch bei "
-          "aus einen einer wird werden oder aber im zum zur jede jeder wieviele viele kann muss hat haben sie was "
-          "welche warum",
+    "aus einen einer wird werden oder aber im zum zur jede jeder wieviele viele kann muss hat haben sie was "
+    "welche warum",
     "fr": "le la les et est des une un du que qui pour dans pas sur avec nous il ce cette sont au aux par mais donc je "
-          "elle ils où chaque combien très aussi peut faut avons sommes quel quelle comment pourquoi",
+    "elle ils où chaque combien très aussi peut faut avons sommes quel quelle comment pourquoi",
     "es": "el la los las y es de que un una por para con se del al como más pero lo su hay entre está muy cada "
-          "cuántos cuántas tiene puede entonces ahora también cuando porque este esta estos sus qué cuál cómo dónde",
-    "it": "il lo gli e è di che una con sono della del nel alla anche più questo ogni quanti molto perché "
-          "allora",
+    "cuántos cuántas tiene puede entonces ahora también cuando porque este esta estos sus qué cuál cómo dónde",
+    "it": "il lo gli e è di che una con sono della del nel alla anche più questo ogni quanti molto perché allora",
     "pt": "o os e é de que não um uma para com da em por dos das mais como cada quantos tem também muito você então "
-          "isso",
+    "isso",
 }
 # only the words that tell the languages apart ("de", "que", "la" are in several of them)
 _SHARED = {w for w, n in Counter(w for words in _STOPWORDS.values() for w in set(words.split())).items() if n > 1}
 _STOP = {lang: frozenset(words.split()) - _SHARED for lang, words in _STOPWORDS.items()}
 # letters and marks only some of them use, and French elisions (l'on, d'accord, qu'il, c'est)
-_CUES = {"es": re.compile(r"[¿¡ñ]|(?<=[a-zá-ú]{2} )y(?= [a-zá-ú]{2})"), "de": re.compile(r"[ßäöü]"),
-         "pt": re.compile(r"[ãõ]"),
-         "fr": re.compile(r"\b(?:l|d|qu|c|j|n|s)['’][a-zà-ÿ]|[œêû]")}
+_CUES = {
+    "es": re.compile(r"[¿¡ñ]|(?<=[a-zá-ú]{2} )y(?= [a-zá-ú]{2})"),
+    "de": re.compile(r"[ßäöü]"),
+    "pt": re.compile(r"[ãõ]"),
+    "fr": re.compile(r"\b(?:l|d|qu|c|j|n|s)['’][a-zà-ÿ]|[œêû]"),
+}
 
 
 _CUE_CHARS = {"es": "¿¡ñ", "de": "ßäöü", "pt": "ãõ", "fr": "'’œêû"}
@@ -78,13 +80,22 @@ def _cues(low: str, lang: str) -> int:
     if cue is None or not (any(c in low for c in _CUE_CHARS[lang]) or (lang == "es" and " y " in low)):
         return 0  # none of its marks: skip the regex
     return len(cue.findall(low))
+
+
 LATIN_WORD = re.compile(r"[A-Za-zÀ-ɏ]+")
-_BY_SCRIPT = {"hangul": "ko", "cyrillic": "ru", "greek": "el", "arabic": "ar", "devanagari": "hi", "bengali": "bn",
-              "thai": "th", "hebrew": "he"}
+_BY_SCRIPT = {
+    "hangul": "ko",
+    "cyrillic": "ru",
+    "greek": "el",
+    "arabic": "ar",
+    "devanagari": "hi",
+    "bengali": "bn",
+    "thai": "th",
+    "hebrew": "he",
+}
 # a CJK character or a hangul syllable carries about what three Latin letters do
 _WEIGHT = {"cjk": 3, "kana": 2, "hangul": 3}
 AMBIGUOUS = {"latin": {"en", "de", "fr", "es", "it", "pt"}, "cjk": {"zh", "ja"}}
-
 
 
 def script_of(ch: str) -> str | None:
@@ -105,34 +116,6 @@ def script_of(ch: str) -> str | None:
         if name.startswith(script):
             return script.lower()
     return "other"
-
-
-_TEXT_FENCE = re.compile(r"```(?:text|plaintext|txt|markdown|md)[ \t]*\n(.*?)(?:```|$)", re.S)
-_TEXT_ARG = re.compile(r"\\(?:text|textbf|textit|mbox|mathrm|operatorname)\{([^{}$]*)\}")
-
-
-def _math(m: re.Match) -> str:
-    """A formula is not prose, but the words in its ``\\text{}`` are (``\\text{Anne's次数}``)."""
-    return " " + " ".join(_TEXT_ARG.findall(m.group())) + " " if "\\" in m.group() else " "
-
-
-def prose(text: str) -> str:
-    """``text`` without what is not prose (code, LaTeX, URLs, numbers, identifiers, quotations).
-    The words of a formula's ``\\text{}`` stay: they are written language, not symbols.
-
-    >>> " ".join(prose(r"So $\\text{total} = 3x$ and `code()` here").split())
-    'So total and here'
-    """
-    if "```" in text:  # a fence labelled as plain text or markdown holds prose, not code
-        text = _TEXT_FENCE.sub(r" \1 ", text)
-    for i, pattern in enumerate(_STRIP[:-1]):
-        text = pattern.sub(_math if i in (2, 3) else " ", text)
-    for mark, quoted in _QUOTED:
-        if mark in text:
-            text = quoted.sub(" ", text)
-    if "://" in text or "www." in text or "@" in text:
-        text = _URL.sub(" ", text)
-    return _STRIP[-1].sub(" ", text)
 
 
 _FAST = {  # scripts counted with one C-level regex each; the rest per character (rare)
@@ -180,8 +163,6 @@ def dominant(counts: dict[str, int]) -> str | None:
     return max(counts, key=counts.get) if counts else None
 
 
-
-
 def language(text: str, counts: dict[str, int] | None = None, short: bool = False) -> str | None:
     """The language of a piece of prose: a code (``en``, ``zh``, ``ja``, ...), ``latin`` / ``cjk``
     when only the script is sure, or None for no letters. ``short``: a short text (a prompt) may
@@ -205,8 +186,9 @@ def language(text: str, counts: dict[str, int] | None = None, short: bool = Fals
     if script == "latin":
         low = text.lower()
         words = [w for w in LATIN_WORD.findall(low) if len(w) > 1]  # single letters are as often symbols
-        hits = sorted(((sum(w in stop for w in words) + _cues(low, lang), lang) for lang, stop in _STOP.items()),
-                      reverse=True)
+        hits = sorted(
+            ((sum(w in stop for w in words) + _cues(low, lang), lang) for lang, stop in _STOP.items()), reverse=True
+        )
         enough = 1 if short and len(words) <= 12 else 2  # a short question has few function words
         if len(words) >= (2 if short else 4) and hits[0][0] >= enough and hits[0][0] > hits[1][0]:
             return hits[0][1]
@@ -215,14 +197,26 @@ def language(text: str, counts: dict[str, int] | None = None, short: bool = Fals
 
 
 _SCRIPT_CHARS = {
-    "latin": "A-Za-z\u00c0-\u024f", "cjk": "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff", "kana": "\u3040-\u30ff",
-    "hangul": "\uac00-\ud7af\u1100-\u11ff", "cyrillic": "\u0400-\u04ff", "greek": "\u0370-\u03ff",
-    "arabic": "\u0600-\u06ff", "devanagari": "\u0900-\u097f", "bengali": "\u0980-\u09ff", "thai": "\u0e00-\u0e7f",
+    "latin": "A-Za-z\u00c0-\u024f",
+    "cjk": "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff",
+    "kana": "\u3040-\u30ff",
+    "hangul": "\uac00-\ud7af\u1100-\u11ff",
+    "cyrillic": "\u0400-\u04ff",
+    "greek": "\u0370-\u03ff",
+    "arabic": "\u0600-\u06ff",
+    "devanagari": "\u0900-\u097f",
+    "bengali": "\u0980-\u09ff",
+    "thai": "\u0e00-\u0e7f",
     "hebrew": "\u0590-\u05ff",
 }
-_SCRIPTS_OF = {"zh": {"cjk"}, "ja": {"cjk", "kana"}, "ko": {"hangul", "cjk"}, "cjk": {"cjk", "kana"},
-               **{lang: {"latin"} for lang in AMBIGUOUS["latin"] | {"latin"}},
-               **{lang: {script} for script, lang in _BY_SCRIPT.items()}}
+_SCRIPTS_OF = {
+    "zh": {"cjk"},
+    "ja": {"cjk", "kana"},
+    "ko": {"hangul", "cjk"},
+    "cjk": {"cjk", "kana"},
+    **{lang: {"latin"} for lang in AMBIGUOUS["latin"] | {"latin"}},
+    **{lang: {script} for script, lang in _BY_SCRIPT.items()},
+}
 _OUTSIDE: dict[frozenset, re.Pattern] = {}
 
 
@@ -247,8 +241,11 @@ def foreign_sentences(text: str, allowed: set) -> list[tuple[str, dict, str | No
     kanji = "ja" in allowed and _SIMPLIFIED_RX.search(text) is not None
     out = []
     for sentence in _SENTENCE.split(text):
-        if not (outside.search(sentence) or (latin and LATIN_WORD.search(sentence))
-                or (kanji and _SIMPLIFIED_RX.search(sentence))):
+        if not (
+            outside.search(sentence)
+            or (latin and LATIN_WORD.search(sentence))
+            or (kanji and _SIMPLIFIED_RX.search(sentence))
+        ):
             continue
         counts = letter_counts(sentence)
         lang = language(sentence, counts)
@@ -280,13 +277,17 @@ def uniform(text: str, counts: dict[str, int], min_words: int = 4, min_chars: in
     scripts = set(counts)
     if len(scripts) > 1:
         main = max(counts, key=lambda k: counts[k] * _WEIGHT.get(k, 1))
-        scripts = {k for k in scripts if k == main or (
-            _latin_run(min_words).search(text) if k == "latin" else counts[k] >= min_chars)}
+        scripts = {
+            k
+            for k in scripts
+            if k == main or (_latin_run(min_words).search(text) if k == "latin" else counts[k] >= min_chars)
+        }
     if scripts <= {"latin"}:
         low = text.lower()
         words = Counter(w for w in LATIN_WORD.findall(low) if len(w) > 1)
-        hits = sorted(((sum(words[w] for w in stop) + _cues(low, lang), lang) for lang, stop in _STOP.items()),
-                      reverse=True)
+        hits = sorted(
+            ((sum(words[w] for w in stop) + _cues(low, lang), lang) for lang, stop in _STOP.items()), reverse=True
+        )
         return hits[0][1] if hits[0][0] >= 5 and hits[1][0] <= 0.05 * hits[0][0] else None
     if scripts <= {"cjk", "kana"}:
         simplified = _SIMPLIFIED_RX.search(text) is not None
@@ -298,8 +299,9 @@ def uniform(text: str, counts: dict[str, int], min_words: int = 4, min_chars: in
     return None
 
 
-def main_language(text: str, share: float = 0.8, counts: dict | None = None, one: str | None = None,
-                  also: str | None = None) -> str | None:
+def main_language(
+    text: str, share: float = 0.8, counts: dict | None = None, one: str | None = None, also: str | None = None
+) -> str | None:
     """The language ``text`` is written in throughout: the one it starts in and whose sentences
     (or sentences that may be in it) hold at least ``share`` of its letters; None for a mixed text.
     ``counts`` / ``one``: its ``letter_counts`` and ``uniform`` language, when already known.

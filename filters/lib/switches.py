@@ -16,14 +16,16 @@ from .langid import (
     _weight,
     language,
     letter_counts,
-    prose,
     script_of,
 )
+from .prose import prose
 
 # a run of letters of one non-Latin script (CJK, kana and hangul together: Japanese mixes kanji and kana)
-_RUN = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af\u1100-\u11ff]+"
-                  r"|[\u0400-\u04ff]+|[\u0370-\u03ff]+|[\u0600-\u06ff]+|[\u0590-\u05ff]+|[\u0900-\u097f]+"
-                  r"|[\u0980-\u09ff]+|[\u0e00-\u0e7f]+")
+_RUN = re.compile(
+    r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af\u1100-\u11ff]+"
+    r"|[\u0400-\u04ff]+|[\u0370-\u03ff]+|[\u0600-\u06ff]+|[\u0590-\u05ff]+|[\u0900-\u097f]+"
+    r"|[\u0980-\u09ff]+|[\u0e00-\u0e7f]+"
+)
 # how many letters a run of each script needs to be a word of prose: one character of a script that
 # writes a word or syllable per character; an alphabet's word needs a few letters, and Greek more
 # (single Greek letters and pairs are formula symbols: "the angle θ", "αβ")
@@ -31,23 +33,26 @@ _MIN_RUN = {"cjk": 1, "kana": 1, "hangul": 1, "greek": 4}
 # characters written in Chinese but not in Japanese (simplified forms, Chinese-only pronouns and particles)
 _CHINESE_ONLY = re.compile("[" + "".join(sorted((_SIMPLIFIED - set("后于")) | set("你您她吗呢吧"))) + "]")
 # a sentence about words (a gloss, a translation, a term named in its language) mentions them: not a switch
-_META = re.compile(r"chinese|japanese|korean|russian|greek|mandarin|kanji|hanzi|pinyin|hiragana|katakana|\bwords?\b"
-                   r"|\bterms?\b|\bcharacters?\b|\bmeans?\b|\bmeaning|translat|literally|\bcalled\b|中文|汉语|中国語"
-                   r"|漢字|汉字", re.IGNORECASE)
+_META = re.compile(
+    r"chinese|japanese|korean|russian|greek|mandarin|kanji|hanzi|pinyin|hiragana|katakana|\bwords?\b"
+    r"|\bterms?\b|\bcharacters?\b|\bmeans?\b|\bmeaning|translat|literally|\bcalled\b|中文|汉语|中国語"
+    r"|漢字|汉字",
+    re.IGNORECASE,
+)
 _GLOSS = re.compile(r"\s*[(（]\s*[A-Za-z]")
 _SENTENCE_END = re.compile(r"[.!?。！？\n]")
 
 
 def _sentence_around(text: str, start: int, end: int) -> str:
     """The sentence ``text[start:end]`` stands in (up to 300 characters either side)."""
-    left = text[max(0, start - 300):start]
+    left = text[max(0, start - 300) : start]
     m = None
     for m in _SENTENCE_END.finditer(left):  # noqa: B007 - the loop leaves m at the last match
         pass
-    left = left[m.end():] if m else left
-    right = text[end:end + 300]
+    left = left[m.end() :] if m else left
+    right = text[end : end + 300]
     m = _SENTENCE_END.search(right)
-    return left + text[start:end] + (right[:m.start()] if m else right)
+    return left + text[start:end] + (right[: m.start()] if m else right)
 
 
 def code_switches(text: str, allowed: set, prompt: str = "") -> list[tuple[str, str]]:
@@ -78,8 +83,9 @@ def code_switches(text: str, allowed: set, prompt: str = "") -> list[tuple[str, 
     for m in _RUN.finditer(text):
         run = m.group()
         if japanese and "kana" in scripts:  # Japanese: a Chinese word is a kanji run with a Chinese-only character
-            words = [w for w in re.findall(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+", run)
-                     if _CHINESE_ONLY.search(w)]
+            words = [
+                w for w in re.findall(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+", run) if _CHINESE_ONLY.search(w)
+            ]
         else:
             words = []
         other = "".join(ch for ch in run if (sc := script_of(ch)) is not None and sc not in scripts)
@@ -137,7 +143,9 @@ def unquote(text: str, prompt: str) -> str:
     if not quoted:
         return text
     # whole runs only: a run of the text that merely starts with a quoted one is the model's own
-    edge = (r"\u0370-\u03ff\u0400-\u04ff\u0590-\u06ff\u0900-\u09ff\u0e00-\u0e7f\u3040-\u30ff\u3400-\u4dbf"
-            r"\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af\u1100-\u11ff")
+    edge = (
+        r"\u0370-\u03ff\u0400-\u04ff\u0590-\u06ff\u0900-\u09ff\u0e00-\u0e7f\u3040-\u30ff\u3400-\u4dbf"
+        r"\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af\u1100-\u11ff"
+    )
     rx = re.compile(f"(?<![{edge}])(?:" + "|".join(map(re.escape, quoted)) + f")(?![{edge}])")
     return rx.sub(" ", text)

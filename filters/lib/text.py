@@ -40,11 +40,11 @@ def split_thinking(text: str, start: str = "<think>", end: str = "</think>") -> 
     blocks = text.count(end)
     if blocks == 0:
         if opened:
-            return ThinkSplit(text.lstrip()[len(start):].strip("\n"), "", True, False, 0)
+            return ThinkSplit(text.lstrip()[len(start) :].strip("\n"), "", True, False, 0)
         return ThinkSplit("", text, False, False, 0)
     head, _, _ = text.partition(end)
     answer = text.rpartition(end)[2]
-    thinking = head.lstrip()[len(start):] if opened else head
+    thinking = head.lstrip()[len(start) :] if opened else head
     return ThinkSplit(thinking.strip("\n"), answer.lstrip("\n"), opened, True, blocks)
 
 
@@ -81,4 +81,4 @@ def last_boxed(text: str) -> str | None:
             if start in wanted:
                 ends[start] = i
     closed = [o for o in opens if o in ends]
-    return text[closed[-1]:ends[closed[-1]]] if closed else None
+    return text[closed[-1] : ends[closed[-1]]] if closed else None

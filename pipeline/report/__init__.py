@@ -21,7 +21,7 @@ import json
 import logging
 from dataclasses import dataclass, field
 
-from . import cost, counts, detail
+from . import cost, counts, detail, operations
 from .compare import compare
 from .page import document, esc
 
@@ -32,8 +32,23 @@ log = logging.getLogger(__name__)
 REPORT = "report.html"
 #: Example rows shown per rejection / error reason.
 PER_REASON = 3
-_REJECTED = ["sample_id", "mode", "source", "thinking_budget", "reject_reason", "prompt_text", "messages", "thinking",
-             "answer", "reference", "extracted_answer", "verdicts", "thinking_tokens", "answer_tokens", "finish_reason"]
+_REJECTED = [
+    "sample_id",
+    "mode",
+    "source",
+    "thinking_budget",
+    "reject_reason",
+    "prompt_text",
+    "messages",
+    "thinking",
+    "answer",
+    "reference",
+    "extracted_answer",
+    "verdicts",
+    "thinking_tokens",
+    "answer_tokens",
+    "finish_reason",
+]
 _ERRORS = ["error", "stage", "field", "detail", "location", "input"]
 
 
@@ -41,10 +56,10 @@ _ERRORS = ["error", "stage", "field", "detail", "location", "input"]
 class Beside:
     """What the page shows that is not in the summary: read from the run folder, bounded."""
 
-    rejected: dict = field(default_factory=dict)   # reason -> a few rejected rows
-    errors: dict = field(default_factory=dict)     # error reason -> a few error rows
+    rejected: dict = field(default_factory=dict)  # reason -> a few rejected rows
+    errors: dict = field(default_factory=dict)  # error reason -> a few error rows
     budget_png: bytes | None = None
-    created: float | None = None                   # run.json: when the run was started
+    created: float | None = None  # run.json: when the run was started
     config: dict | None = None
     config_note: str = ""
 
@@ -66,35 +81,65 @@ def gather(folder, summary: dict, config: dict | None = None) -> Beside:
     note = "as resolved for this run (storage options' secrets masked)"
     if config is None and run.get("identity"):
         config = {**run["identity"]["config"], "input files": run["identity"].get("input")}
-        note = ("run.json: what makes this run (speed settings such as replicas, and storage options, "
-                "are not part of it)")
+        note = (
+            "run.json: what makes this run (speed settings such as replicas, and storage options, are not part of it)"
+        )
     return Beside(
         rejected=folder.examples("rejected", "reject_reason", summary["rejected"]["by_reason"], PER_REASON, _REJECTED),
-        errors=folder.examples("error", "error", summary["errors"]["by_reason"], PER_REASON, _ERRORS,
-                               distinct="location"),
-        budget_png=folder.read_bytes("budget_report.png"), created=run.get("created"), config=config,
-        config_note=note)
+        errors=folder.examples(
+            "error", "error", summary["errors"]["by_reason"], PER_REASON, _ERRORS, distinct="location"
+        ),
+        budget_png=folder.read_bytes("budget_report.png"),
+        created=run.get("created"),
+        config=config,
+        config_note=note,
+    )
 
 
-_CONTENTS = [("funnel", "funnel"), ("groups", "per mode / source"), ("filters", "filters"), ("lengths", "lengths"),
-             ("budgets", "budgets"), ("verified", "until verified"), ("cost", "cost"),
-             ("adaptive", "adaptive"), ("fusion", "fusion"), ("throughput", "throughput"),
-             ("examples", "examples"), ("provenance", "provenance")]
+_CONTENTS = [
+    ("funnel", "funnel"),
+    ("groups", "per mode / source"),
+    ("filters", "filters"),
+    ("lengths", "lengths"),
+    ("budgets", "budgets"),
+    ("verified", "until verified"),
+    ("cost", "cost"),
+    ("adaptive", "adaptive"),
+    ("fusion", "fusion"),
+    ("throughput", "throughput"),
+    ("examples", "examples"),
+    ("provenance", "provenance"),
+]
 
 
 def render(summary: dict, beside: Beside | None = None) -> str:
     """The report page of one run."""
     s, b = summary, beside or Beside()
-    parts = {"funnel": counts.funnel(s), "groups": counts.groups(s), "filters": counts.filters(s),
-             "lengths": detail.lengths(s), "budgets": detail.budgets(s, b.budget_png), "adaptive": detail.adaptive(s),
-             "verified": cost.verified_section(s), "cost": cost.cost_section(s),
-             "fusion": detail.fusion(s), "examples": detail.examples(s, b.rejected, b.errors),
-             "throughput": detail.throughput(s),
-             "provenance": detail.provenance(s, b.config, b.config_note, b.created)}
+    parts = {
+        "funnel": counts.funnel(s),
+        "groups": counts.groups(s),
+        "filters": counts.filters(s),
+        "lengths": detail.lengths(s),
+        "budgets": detail.budgets(s, b.budget_png),
+        "adaptive": detail.adaptive(s),
+        "verified": cost.verified_section(s),
+        "cost": cost.cost_section(s),
+        "fusion": detail.fusion(s),
+        "examples": detail.examples(s, b.rejected, b.errors),
+        "throughput": operations.throughput(s),
+        "provenance": operations.provenance(s, b.config, b.config_note, b.created),
+    }
     nav = " · ".join(f'<a href="#{k}">{esc(label)}</a>' for k, label in _CONTENTS if parts[k])
     title = f"thinkmill run {s['run_id']}" if s.get("run_id") else f"thinkmill filter run {s.get('output', '')}"
-    sub = " · ".join(esc(x) for x in (s.get("teacher"), s.get("dialect") and f"dialect {s['dialect']}",
-                                       s.get("input") and f"input {s['input']}") if x)
+    sub = " · ".join(
+        esc(x)
+        for x in (
+            s.get("teacher"),
+            s.get("dialect") and f"dialect {s['dialect']}",
+            s.get("input") and f"input {s['input']}",
+        )
+        if x
+    )
     return document(title, f"{sub}<br>{nav}", counts.overview(s) + "".join(parts[k] for k, _ in _CONTENTS))
 
 
@@ -105,6 +150,11 @@ def write(folder, summary: dict, config: dict | None = None) -> str | None:
         page = render(summary, gather(folder, summary, config))
         return folder.write_bytes(REPORT, page.encode("utf-8"))
     except Exception as e:  # noqa: BLE001 - any failure of the report is the report's, not the run's
-        log.warning("report: could not write %s/%s (%s: %s); the run's data and summary.json are complete",
-                    getattr(folder, "url", folder), REPORT, type(e).__name__, e)
+        log.warning(
+            "report: could not write %s/%s (%s: %s); the run's data and summary.json are complete",
+            getattr(folder, "url", folder),
+            REPORT,
+            type(e).__name__,
+            e,
+        )
         return None

@@ -33,18 +33,31 @@ def budget_rows(counter) -> list[dict]:
     for (mode, budget, least, effort), c in cells.items():
         samples = c.get("samples", 0)
         judged = c.get("judged", 0)
-        rows.append({
-            "mode": mode, "budget": budget, "min_thinking_tokens": least, "reasoning_effort": effort,
-            "samples": samples,
-            "accuracy": round(c.get("correct", 0) / judged, 4) if judged else None,
-            "judged": judged,
-            "mean_thinking_tokens": round(c.get("thinking", 0) / samples, 1) if samples else None,
-            "budget_hit_rate": round(c.get("hit", 0) / samples, 4) if samples else None,
-            "mean_extensions": round(c.get("extensions", 0) / samples, 2) if samples else None,
-        })
-    return sorted(rows, key=lambda r: (r["mode"], r["budget"] is None, r["budget"] or 0,
-                                       r["min_thinking_tokens"] is None, r["min_thinking_tokens"] or 0,
-                                       _EFFORT_ORDER.get(r.get("reasoning_effort"), len(_EFFORT_ORDER))))
+        rows.append(
+            {
+                "mode": mode,
+                "budget": budget,
+                "min_thinking_tokens": least,
+                "reasoning_effort": effort,
+                "samples": samples,
+                "accuracy": round(c.get("correct", 0) / judged, 4) if judged else None,
+                "judged": judged,
+                "mean_thinking_tokens": round(c.get("thinking", 0) / samples, 1) if samples else None,
+                "budget_hit_rate": round(c.get("hit", 0) / samples, 4) if samples else None,
+                "mean_extensions": round(c.get("extensions", 0) / samples, 2) if samples else None,
+            }
+        )
+    return sorted(
+        rows,
+        key=lambda r: (
+            r["mode"],
+            r["budget"] is None,
+            r["budget"] or 0,
+            r["min_thinking_tokens"] is None,
+            r["min_thinking_tokens"] or 0,
+            _EFFORT_ORDER.get(r.get("reasoning_effort"), len(_EFFORT_ORDER)),
+        ),
+    )
 
 
 _EFFORT_ORDER = {"low": 0, "medium": 1, "high": 2}
@@ -62,17 +75,25 @@ def efforts(rows: list[dict]) -> bool:
 
 def format_table(rows: list[dict]) -> str:
     s1, effort = forced(rows), efforts(rows)
-    lines = ["  mode            budget" + ("  min think" if s1 else "") + ("  effort" if effort else "")
-             + "   samples  accuracy  thinking  budget hit" + ("  extensions" if s1 else "")]
+    lines = [
+        "  mode            budget"
+        + ("  min think" if s1 else "")
+        + ("  effort" if effort else "")
+        + "   samples  accuracy  thinking  budget hit"
+        + ("  extensions" if s1 else "")
+    ]
     for r in rows:
         acc = "-" if r["accuracy"] is None else f"{r['accuracy']:.1%}"
         hit = "-" if r["budget_hit_rate"] is None else f"{r['budget_hit_rate']:.1%}"
         budget = "none" if r["budget"] is None else str(r["budget"])
         least = "none" if r.get("min_thinking_tokens") is None else str(r["min_thinking_tokens"])
-        lines.append(f"  {r['mode']:<15} {budget:>6}" + (f" {least:>10}" if s1 else "")
-                     + (f" {r.get('reasoning_effort') or 'default':>7}" if effort else "")
-                     + f" {r['samples']:>9} {acc:>9} {r['mean_thinking_tokens']:>9} {hit:>11}"
-                     + (f" {r.get('mean_extensions') or 0:>11}" if s1 else ""))
+        lines.append(
+            f"  {r['mode']:<15} {budget:>6}"
+            + (f" {least:>10}" if s1 else "")
+            + (f" {r.get('reasoning_effort') or 'default':>7}" if effort else "")
+            + f" {r['samples']:>9} {acc:>9} {r['mean_thinking_tokens']:>9} {hit:>11}"
+            + (f" {r.get('mean_extensions') or 0:>11}" if s1 else "")
+        )
     return "\n".join(lines)
 
 
@@ -109,9 +130,14 @@ def plot_png(rows: list[dict], title: str) -> bytes:
     if forced(rows):
         ax = axes[-1]
         for mode in sorted({r["mode"] for r in rows}):
-            for label, pts, marker in (("budget only", [r for r in unforced if r["mode"] == mode], "o"),
-                                       ("min_thinking_tokens (s1)", [r for r in rows if r["mode"] == mode and
-                                                                    r.get("min_thinking_tokens") is not None], "s")):
+            for label, pts, marker in (
+                ("budget only", [r for r in unforced if r["mode"] == mode], "o"),
+                (
+                    "min_thinking_tokens (s1)",
+                    [r for r in rows if r["mode"] == mode and r.get("min_thinking_tokens") is not None],
+                    "s",
+                ),
+            ):
                 pts = sorted(pts, key=lambda r: r["mean_thinking_tokens"] or 0)
                 if not pts:
                     continue
@@ -139,16 +165,28 @@ def _effort_png(plt, rows: list[dict], title: str) -> bytes:
         xs = [x[r.get("reasoning_effort")] for r in pts]
         ax1.plot(xs, [100 * (r["accuracy"] or 0) for r in pts], marker="o", label=label)
         ax2.plot(xs, [r["mean_thinking_tokens"] or 0 for r in pts], marker="o", label=label)
-        ax3.plot([r["mean_thinking_tokens"] or 0 for r in pts], [100 * (r["accuracy"] or 0) for r in pts],
-                 marker="o", label=label)
+        ax3.plot(
+            [r["mean_thinking_tokens"] or 0 for r in pts],
+            [100 * (r["accuracy"] or 0) for r in pts],
+            marker="o",
+            label=label,
+        )
         for r in pts:
-            ax3.annotate(r.get("reasoning_effort") or "default", (r["mean_thinking_tokens"] or 0,
-                         100 * (r["accuracy"] or 0)), fontsize=7, xytext=(3, 3), textcoords="offset points")
+            ax3.annotate(
+                r.get("reasoning_effort") or "default",
+                (r["mean_thinking_tokens"] or 0, 100 * (r["accuracy"] or 0)),
+                fontsize=7,
+                xytext=(3, 3),
+                textcoords="offset points",
+            )
     for ax in (ax1, ax2):
         ax.set_xticks(range(len(levels)), [e or "default" for e in levels])
         ax.set_xlabel("reasoning effort")
-    for ax, ylabel in ((ax1, "accuracy (%, wrong_answer verdict)"), (ax2, "mean thinking tokens"),
-                       (ax3, "accuracy (%, wrong_answer verdict)")):
+    for ax, ylabel in (
+        (ax1, "accuracy (%, wrong_answer verdict)"),
+        (ax2, "mean thinking tokens"),
+        (ax3, "accuracy (%, wrong_answer verdict)"),
+    ):
         ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
@@ -169,5 +207,6 @@ def _png(plt, fig, title: str) -> bytes:
 def _point_label(r: dict) -> str:
     """``max 64`` / ``min 32`` / ``min 32, max 64``: the controls a point was made under."""
     bits = ([f"min {r['min_thinking_tokens']}"] if r.get("min_thinking_tokens") is not None else []) + (
-        [f"max {r['budget']}"] if r["budget"] is not None else [])
+        [f"max {r['budget']}"] if r["budget"] is not None else []
+    )
     return ", ".join(bits) or "free"

@@ -20,8 +20,12 @@ COLUMNS: list[tuple[str, str, str | None]] = [
     ("run_id", "the run that made it", None),
     ("source", "the input row's source label (`input.default_source` when it has none)", None),
     ("location", "the input row it came from: `file:line` or `file#rowN`", None),
-    ("messages", "the conversation, ending in the teacher's turn exactly as it wrote it (think block included; "
-                 "gpt-oss: `thinking` holds the analysis channel, `content` the final one)", None),
+    (
+        "messages",
+        "the conversation, ending in the teacher's turn exactly as it wrote it (think block included; "
+        "gpt-oss: `thinking` holds the analysis channel, `content` the final one)",
+        None,
+    ),
     ("prompt", "TRL prompt-completion: `messages` up to the last user turn", None),
     ("completion", "TRL prompt-completion: the teacher's turn", None),
     ("thinking", "the think block's text (empty for no-think)", None),
@@ -36,8 +40,11 @@ COLUMNS: list[tuple[str, str, str | None]] = [
     ("min_thinking_tokens", "s1's forcing: the least thinking asked for (null: not forced)", "forcing"),
     ("extensions", "s1's forcing: times an early end of thinking was replaced by the continuation word", "forcing"),
     ("unforced_thinking_tokens", "s1's forcing: the thinking when the teacher first ended it", "forcing"),
-    ("reasoning_effort", "gpt-oss's `Reasoning:` level the sample was made at (null: the template's default)",
-     "effort"),
+    (
+        "reasoning_effort",
+        "gpt-oss's `Reasoning:` level the sample was made at (null: the template's default)",
+        "effort",
+    ),
     ("finish_reason", "`stop`, `length` (max_tokens), `repetition` (stopped as a loop)", None),
     ("prompt_tokens", "tokens of the rendered prompt", None),
     ("thinking_tokens", "tokens of the thinking (forced early-stop text not counted)", None),
@@ -64,20 +71,32 @@ COLUMNS: list[tuple[str, str, str | None]] = [
 def run_kind(cfg) -> dict[str, bool]:
     """Which optional parts of the contract this job fills."""
     g = cfg.generation
-    return {"flags": any(m.flag for m in g.modes) or any(m.turns > 1 for m in g.modes),
-            "multi_turn": any(m.turns > 1 for m in g.modes),
-            "budgets": any(b is not None for m in g.modes for b in m.budgets),
-            "forcing": any(m.forces_thinking for m in g.modes),
-            "effort": any(m.reasoning_effort is not None for m in g.modes),
-            "adaptive": g.adaptive is not None,
-            "verified": g.accepted_per_prompt is not None,
-            "keep_prompt_text": cfg.output.keep_prompt_text}
+    return {
+        "flags": any(m.flag for m in g.modes) or any(m.turns > 1 for m in g.modes),
+        "multi_turn": any(m.turns > 1 for m in g.modes),
+        "budgets": any(b is not None for m in g.modes for b in m.budgets),
+        "forcing": any(m.forces_thinking for m in g.modes),
+        "effort": any(m.reasoning_effort is not None for m in g.modes),
+        "adaptive": g.adaptive is not None,
+        "verified": g.accepted_per_prompt is not None,
+        "keep_prompt_text": cfg.output.keep_prompt_text,
+    }
 
 
 def _count(summary: dict) -> str:
     n = summary.get("accepted", 0) + summary["rejected"]["total"]
-    return next(c for limit, c in ((1e3, "n<1K"), (1e4, "1K<n<10K"), (1e5, "10K<n<100K"), (1e6, "100K<n<1M"),
-                                   (1e7, "1M<n<10M"), (float("inf"), "10M<n<100M")) if n < limit)
+    return next(
+        c
+        for limit, c in (
+            (1e3, "n<1K"),
+            (1e4, "1K<n<10K"),
+            (1e5, "10K<n<100K"),
+            (1e6, "100K<n<1M"),
+            (1e7, "1M<n<10M"),
+            (float("inf"), "10M<n<100M"),
+        )
+        if n < limit
+    )
 
 
 def _configs(parts: dict[str, list[str]] | None) -> list[dict]:
@@ -96,17 +115,25 @@ def _configs(parts: dict[str, list[str]] | None) -> list[dict]:
     """
     if not parts or not any(parts.values()):
         return []
-    splits = [{"split": split, "path": f"{folder}/*.parquet"}
-              for split, folder in (("train", "accepted"), ("rejected", "rejected")) if parts.get(folder)]
+    splits = [
+        {"split": split, "path": f"{folder}/*.parquet"}
+        for split, folder in (("train", "accepted"), ("rejected", "rejected"))
+        if parts.get(folder)
+    ]
     names = "\n".join(f"{folder}/{name}" for folder in sorted(parts) for name in parts[folder])
-    return [{"config_name": f"run-{hashlib.sha256(names.encode()).hexdigest()[:12]}", "default": True,
-             "data_files": splits}]
+    return [
+        {"config_name": f"run-{hashlib.sha256(names.encode()).hexdigest()[:12]}", "default": True, "data_files": splits}
+    ]
 
 
 def _header(cfg, summary: dict, parts: dict[str, list[str]] | None) -> str:
-    meta = {"license": cfg.output.license or "unknown", "pretty_name": f"thinkmill {summary['run_id']}",
-            "task_categories": ["text-generation"], "tags": ["thinkmill", "reasoning", "distillation", "sft"],
-            "size_categories": [_count(summary)]}
+    meta = {
+        "license": cfg.output.license or "unknown",
+        "pretty_name": f"thinkmill {summary['run_id']}",
+        "task_categories": ["text-generation"],
+        "tags": ["thinkmill", "reasoning", "distillation", "sft"],
+        "size_categories": [_count(summary)],
+    }
     if configs := _configs(parts):
         meta["configs"] = configs
     # JSON is YAML: no YAML writer needed, and every value is quoted safely
@@ -118,12 +145,26 @@ def _modes(cfg) -> str:
     for m in cfg.generation.modes:
         s = m.sampling
         budgets = ", ".join("none" if b is None else str(b) for b in m.budgets)
-        least = (", ".join("none" if b is None else str(b) for b in m.min_thinkings)
-                 + f" ({m.continuation!r}, up to {m.max_extensions})") if m.forces_thinking else "-"
-        rows.append(f"| `{m.name}` | {'yes' if m.thinking else 'no'} | {m.flag or '-'} | {m.turns} | {budgets} "
-                    f"| {least} | {m.budget_strategy} | {s.temperature} / {s.top_p} / {s.top_k} | {s.max_tokens} |")
-    return "\n".join(["| mode | thinking | flag | turns | thinking budgets | min thinking (s1) | budget strategy "
-                      "| temperature / top_p / top_k | max_tokens |", "|---|---|---|---:|---|---|---|---|---:|", *rows])
+        least = (
+            (
+                ", ".join("none" if b is None else str(b) for b in m.min_thinkings)
+                + f" ({m.continuation!r}, up to {m.max_extensions})"
+            )
+            if m.forces_thinking
+            else "-"
+        )
+        rows.append(
+            f"| `{m.name}` | {'yes' if m.thinking else 'no'} | {m.flag or '-'} | {m.turns} | {budgets} "
+            f"| {least} | {m.budget_strategy} | {s.temperature} / {s.top_p} / {s.top_k} | {s.max_tokens} |"
+        )
+    return "\n".join(
+        [
+            "| mode | thinking | flag | turns | thinking budgets | min thinking (s1) | budget strategy "
+            "| temperature / top_p / top_k | max_tokens |",
+            "|---|---|---|---:|---|---|---|---|---:|",
+            *rows,
+        ]
+    )
 
 
 def _logprobs(s: dict) -> str:
@@ -131,9 +172,11 @@ def _logprobs(s: dict) -> str:
     lp = s.get("logprobs")
     if not lp:
         return ""
-    return (f"\n`logprobs/` holds the teacher's top-{lp['top_k']} log-probabilities of every accepted sample's "
-            f"completion ({lp['samples']} samples, {lp['tokens']} tokens, {lp['bytes']} bytes; one part per accepted "
-            f"part, same name; `pipeline.distill` in thinkmill reads them as student batches).\n")
+    return (
+        f"\n`logprobs/` holds the teacher's top-{lp['top_k']} log-probabilities of every accepted sample's "
+        f"completion ({lp['samples']} samples, {lp['tokens']} tokens, {lp['bytes']} bytes; one part per accepted "
+        f"part, same name; `pipeline.distill` in thinkmill reads them as student batches).\n"
+    )
 
 
 def _reasons(block: dict) -> str:
@@ -145,27 +188,29 @@ def render(cfg, summary: dict, parts: dict[str, list[str]] | None = None) -> str
     (``RunFolder.part_names``; none given: no ``configs`` in the header)."""
     kind = run_kind(cfg)
     empty = [name for name, _, when in COLUMNS if when and not kind[when]]
-    columns = "\n".join(f"| `{name}` | {about} |" + (" empty in this run |" if name in empty else " |")
-                        for name, about, _ in COLUMNS)
+    columns = "\n".join(
+        f"| `{name}` | {about} |" + (" empty in this run |" if name in empty else " |") for name, about, _ in COLUMNS
+    )
     s, g = summary, cfg.generation
     earlier = s.get("earlier", {}).get("prompts", 0)
     return f"""{_header(cfg, summary, parts)}
-# thinkmill run `{s['run_id']}`
+# thinkmill run `{s["run_id"]}`
 
-Supervised fine-tuning data distilled from **{s['teacher']}** (dialect `{cfg.teacher.dialect}`) by
+Supervised fine-tuning data distilled from **{s["teacher"]}** (dialect `{cfg.teacher.dialect}`) by
 thinkmill: every prompt answered by the teacher in the modes below, each sample
 judged by the rejection filters; `accepted/` is the training set, `rejected/` what the filters threw away
 (with their verdicts), `errors/` what could not be made, with the reason.
 
 ## What made it
 
-- Teacher: `{s['teacher']}`, {cfg.teacher.replicas} replica(s), engine seed {cfg.teacher.engine.seed},
+- Teacher: `{s["teacher"]}`, {cfg.teacher.replicas} replica(s), engine seed {cfg.teacher.engine.seed},
   `max_model_len` {cfg.teacher.engine.max_model_len}.
 - {g.samples_per_prompt} sample(s) per prompt per mode and budget, generation seed {g.seed}
-  {'; modes mixed by weight ' + json.dumps(g.mix) if g.mix else ''}{
-      '; adaptive mode choice (' + g.adaptive.rule + ')' if g.adaptive else ''}.
-- Filters, in order: {', '.join(f'`{f}`' for f in cfg.filters.order) or 'none'}.
-- Generation fingerprint `{s.get('fingerprint', '-')}` (runs with the same one continue each other).
+  {"; modes mixed by weight " + json.dumps(g.mix) if g.mix else ""}{
+        "; adaptive mode choice (" + g.adaptive.rule + ")" if g.adaptive else ""
+    }.
+- Filters, in order: {", ".join(f"`{f}`" for f in cfg.filters.order) or "none"}.
+- Generation fingerprint `{s.get("fingerprint", "-")}` (runs with the same one continue each other).
 
 {_modes(cfg)}
 
@@ -173,14 +218,14 @@ judged by the rejection filters; `accepted/` is the training set, `rejected/` wh
 
 | | samples |
 |---|---:|
-| prompts read | {s['inputs']} |
-| samples expected | {s['expected_samples']} |
-| accepted | {s['accepted']} |
-| rejected | {s['rejected']['total']} |
-| errors | {s['errors']['total']} |
-| generated by an earlier run (incremental) | {earlier * s['samples_per_input']} |
+| prompts read | {s["inputs"]} |
+| samples expected | {s["expected_samples"]} |
+| accepted | {s["accepted"]} |
+| rejected | {s["rejected"]["total"]} |
+| errors | {s["errors"]["total"]} |
+| generated by an earlier run (incremental) | {earlier * s["samples_per_input"]} |
 
-Rejected by reason: {_reasons(s['rejected'])}. Errors by reason: {_reasons(s['errors'])}.
+Rejected by reason: {_reasons(s["rejected"])}. Errors by reason: {_reasons(s["errors"])}.
 {_logprobs(s)}
 ## Columns
 
@@ -195,7 +240,7 @@ Rejected by reason: {_reasons(s['rejected'])}. Errors by reason: {_reasons(s['er
 
 ```python
 import datasets
-train = datasets.load_dataset("parquet", data_dir="{s['output']}/accepted", split="train")
+train = datasets.load_dataset("parquet", data_dir="{s["output"]}/accepted", split="train")
 ```
 
 With TRL, as loaded (the `prompt` / `completion` columns: the loss covers the teacher's turn only):
@@ -210,6 +255,6 @@ or the whole conversation with the loss on the assistant's tokens: `train.select
 
 ## License
 
-`{cfg.output.license or 'unknown'}` (from the job's `output.license`). The samples are the teacher's
+`{cfg.output.license or "unknown"}` (from the job's `output.license`). The samples are the teacher's
 outputs: its license and terms of use apply to them.
 """

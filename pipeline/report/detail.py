@@ -1,13 +1,12 @@
-"""The report's other sections: lengths, budgets, the adaptive and fusion blocks, examples,
-throughput, config and provenance. Each takes the summary dict (and what was read beside it)."""
+"""The report's sections on the samples: lengths, budgets, the adaptive and fusion blocks,
+examples. Each takes the summary dict (and what was read beside it). How the run went (throughput,
+provenance) is ``operations``."""
 
 from __future__ import annotations
 
 import base64
-import json
-import time
 
-from ..tally import LENGTH_BINS, bin_edge, length_bin
+from ..bins import LENGTH_BINS, bin_edge, length_bin
 from .page import clip, esc, num, section, table
 from .svg import COLOURS, PALETTE, histogram, lines
 
@@ -47,19 +46,37 @@ def lengths(s: dict) -> str:
     for mode, outcomes in by.items():
         for part in ("thinking", "answer"):
             series = [(o, COLOURS[o], _bins(outcomes.get(o, {}).get(part, {}))) for o in OUTCOMES]
-            charts.append(f"<div><h3>{esc(mode)}: {part} tokens</h3>"
-                          + histogram(series, EDGES, f"{mode} {part} token lengths") + "</div>")
+            charts.append(
+                f"<div><h3>{esc(mode)}: {part} tokens</h3>"
+                + histogram(series, EDGES, f"{mode} {part} token lengths")
+                + "</div>"
+            )
             for o in OUTCOMES:
                 hist = outcomes.get(o, {}).get(part)
                 if hist:
-                    rows.append([esc(mode), esc(part), esc(o),
-                                 num(sum(hist.values()), ("lengths", "by_mode", mode, o, part), total=True),
-                                 quantile(hist, 0.5), quantile(hist, 0.9), quantile(hist, 1.0)])
-    note = ('<p class="note">From bounded histograms kept while counting (log-spaced bins: lower edges 0, 1, 2, 3, '
-            '4, 6, 8, 12, ...), so a run of any size reports alike; quantiles are the bins that hold them. '
-            'Bars are shares of each outcome\'s samples.</p>')
-    return section("lengths", "Thinking and answer lengths", note + f'<div class="grid">{"".join(charts)}</div>'
-                   + table(["mode", "part", "outcome", "samples", "median", "p90", "max"], rows))
+                    rows.append(
+                        [
+                            esc(mode),
+                            esc(part),
+                            esc(o),
+                            num(sum(hist.values()), ("lengths", "by_mode", mode, o, part), total=True),
+                            quantile(hist, 0.5),
+                            quantile(hist, 0.9),
+                            quantile(hist, 1.0),
+                        ]
+                    )
+    note = (
+        '<p class="note">From bounded histograms kept while counting (log-spaced bins: lower edges 0, 1, 2, 3, '
+        "4, 6, 8, 12, ...), so a run of any size reports alike; quantiles are the bins that hold them. "
+        "Bars are shares of each outcome's samples.</p>"
+    )
+    return section(
+        "lengths",
+        "Thinking and answer lengths",
+        note
+        + f'<div class="grid">{"".join(charts)}</div>'
+        + table(["mode", "part", "outcome", "samples", "median", "p90", "max"], rows),
+    )
 
 
 def _pct(v, digits: int) -> str:
@@ -73,36 +90,65 @@ def budgets(s: dict, png: bytes | None) -> str:
     effort = any(r.get("reasoning_effort") for r in rows)  # gpt-oss's reasoning effort: its column
     if not png and not s1 and not effort and not any(r["budget"] is not None for r in rows):
         return ""
-    body = [table(["mode", "budget"] + (["min thinking"] if s1 else []) + (["reasoning effort"] if effort else [])
-                  + ["samples", "accuracy", "judged", "mean thinking tokens", "budget hit"]
-                  + (["mean extensions"] if s1 else []),
-                  [[esc(r["mode"]), esc("none" if r["budget"] is None else r["budget"])]
-                   + ([esc("none" if r.get("min_thinking_tokens") is None else r["min_thinking_tokens"])] if s1 else [])
-                   + ([esc(r.get("reasoning_effort") or "default")] if effort else [])
-                   + [num(r["samples"], ("budget_report", i, "samples")), _pct(r["accuracy"], 1),
-                      num(r["judged"], ("budget_report", i, "judged")), esc(r["mean_thinking_tokens"]),
-                      _pct(r["budget_hit_rate"], 0)]
-                   + ([esc(r.get("mean_extensions"))] if s1 else []) for i, r in enumerate(rows)])]
+    body = [
+        table(
+            ["mode", "budget"]
+            + (["min thinking"] if s1 else [])
+            + (["reasoning effort"] if effort else [])
+            + ["samples", "accuracy", "judged", "mean thinking tokens", "budget hit"]
+            + (["mean extensions"] if s1 else []),
+            [
+                [esc(r["mode"]), esc("none" if r["budget"] is None else r["budget"])]
+                + ([esc("none" if r.get("min_thinking_tokens") is None else r["min_thinking_tokens"])] if s1 else [])
+                + ([esc(r.get("reasoning_effort") or "default")] if effort else [])
+                + [
+                    num(r["samples"], ("budget_report", i, "samples")),
+                    _pct(r["accuracy"], 1),
+                    num(r["judged"], ("budget_report", i, "judged")),
+                    esc(r["mean_thinking_tokens"]),
+                    _pct(r["budget_hit_rate"], 0),
+                ]
+                + ([esc(r.get("mean_extensions"))] if s1 else [])
+                for i, r in enumerate(rows)
+            ],
+        )
+    ]
     modes = sorted({r["mode"] for r in rows})
     sweep = any(sum(r["mode"] == m for r in rows) > 1 for m in modes)
     if png:
-        body.append(f'<img alt="budget report" style="max-width:900px;width:100%" '
-                    f'src="data:image/png;base64,{base64.b64encode(png).decode()}">')
+        body.append(
+            f'<img alt="budget report" style="max-width:900px;width:100%" '
+            f'src="data:image/png;base64,{base64.b64encode(png).decode()}">'
+        )
     elif sweep and not effort:  # no plot beside the data (a run from before it was drawn): draw one here
         order = sorted({r["budget"] for r in rows if r["budget"] is not None})
         x = {b: i for i, b in enumerate(order)} | {None: len(order)}
         ticks = [(i, str(b)) for b, i in x.items() if b is not None] + [(len(order), "none")]
 
         def per_mode(name: str):
-            return [(m, PALETTE[i % 10], [(x[r["budget"]], r[name] or 0) for r in rows if r["mode"] == m])
-                    for i, m in enumerate(modes)]
+            return [
+                (m, PALETTE[i % 10], [(x[r["budget"]], r[name] or 0) for r in rows if r["mode"] == m])
+                for i, m in enumerate(modes)
+            ]
 
-        body.append('<div class="grid"><div>'
-                    + lines(per_mode("accuracy"), "accuracy per budget", "thinking budget", "accuracy", ticks, True)
-                    + "</div><div>" + lines(per_mode("mean_thinking_tokens"), "thinking per budget", "thinking budget",
-                                            "mean thinking tokens", ticks) + "</div></div>")
-    return section("budgets", ("Reasoning-effort sweep" if effort else "Thinking-budget sweep") if sweep or png
-                   else "Thinking budgets", "".join(body))
+        body.append(
+            '<div class="grid"><div>'
+            + lines(per_mode("accuracy"), "accuracy per budget", "thinking budget", "accuracy", ticks, True)
+            + "</div><div>"
+            + lines(
+                per_mode("mean_thinking_tokens"),
+                "thinking per budget",
+                "thinking budget",
+                "mean thinking tokens",
+                ticks,
+            )
+            + "</div></div>"
+        )
+    return section(
+        "budgets",
+        ("Reasoning-effort sweep" if effort else "Thinking-budget sweep") if sweep or png else "Thinking budgets",
+        "".join(body),
+    )
 
 
 def adaptive(s: dict) -> str:
@@ -110,17 +156,37 @@ def adaptive(s: dict) -> str:
     if not a:
         return ""
     k = ("adaptive",)
-    cells = [f"{esc(name)} {num(a[key], (*k, key))}" for name, key in (
-        ("prompts", "prompts"), ("chose think", "chose_think"), ("chose no-think", "chose_no_think"),
-        ("unsolved", "unsolved"), ("dropped", "dropped"), ("unverified", "unverified"), ("no samples", "no_samples"))]
-    body = (f'<p>rule <b>{esc(a["rule"])}</b>, K={esc(a["k"])}, delta {esc(a["delta"])}; '
-            + ", ".join(cells) + f'; no-think share of the chosen: '
-            f'{"-" if a["no_think_share"] is None else format(a["no_think_share"], ".0%")}</p>'
-            + table(["source", "prompts", "chose no-think", "no-think share", "unsolved"],
-                    [[esc(src), num(d["prompts"], (*k, "by_source", src, "prompts")),
-                      num(d["chose_no_think"], (*k, "by_source", src, "chose_no_think")),
-                      "-" if d["no_think_share"] is None else f"{d['no_think_share']:.0%}",
-                      num(d["unsolved"], (*k, "by_source", src, "unsolved"))] for src, d in a["by_source"].items()]))
+    cells = [
+        f"{esc(name)} {num(a[key], (*k, key))}"
+        for name, key in (
+            ("prompts", "prompts"),
+            ("chose think", "chose_think"),
+            ("chose no-think", "chose_no_think"),
+            ("unsolved", "unsolved"),
+            ("dropped", "dropped"),
+            ("unverified", "unverified"),
+            ("no samples", "no_samples"),
+        )
+    ]
+    body = (
+        f"<p>rule <b>{esc(a['rule'])}</b>, K={esc(a['k'])}, delta {esc(a['delta'])}; "
+        + ", ".join(cells)
+        + f"; no-think share of the chosen: "
+        f"{'-' if a['no_think_share'] is None else format(a['no_think_share'], '.0%')}</p>"
+        + table(
+            ["source", "prompts", "chose no-think", "no-think share", "unsolved"],
+            [
+                [
+                    esc(src),
+                    num(d["prompts"], (*k, "by_source", src, "prompts")),
+                    num(d["chose_no_think"], (*k, "by_source", src, "chose_no_think")),
+                    "-" if d["no_think_share"] is None else f"{d['no_think_share']:.0%}",
+                    num(d["unsolved"], (*k, "by_source", src, "unsolved")),
+                ]
+                for src, d in a["by_source"].items()
+            ],
+        )
+    )
     return section("adaptive", "Adaptive mode choice", body)
 
 
@@ -128,16 +194,32 @@ def fusion(s: dict) -> str:
     f = s.get("fusion")
     if not f:
         return ""
-    body = ("<h3>Accepted, by mode</h3>" + table(["mode", "samples", "share"], [
-        [esc(m), num(d["samples"], ("fusion", "accepted_by_mode", m, "samples")), f"{d['share']:.0%}"]
-        for m, d in f["accepted_by_mode"].items()])
-            + "<h3>By flag</h3>" + table(["flag", "accepted", "rejected", "accepted share"], [
-                [esc(name), *(num(d[o], ("fusion", "flags", name, o)) if o in d else "0" for o in OUTCOMES),
-                 "-" if d["accepted_share"] is None else f"{d['accepted_share']:.0%}"]
-                for name, d in f["flags"].items()]))
+    body = (
+        "<h3>Accepted, by mode</h3>"
+        + table(
+            ["mode", "samples", "share"],
+            [
+                [esc(m), num(d["samples"], ("fusion", "accepted_by_mode", m, "samples")), f"{d['share']:.0%}"]
+                for m, d in f["accepted_by_mode"].items()
+            ],
+        )
+        + "<h3>By flag</h3>"
+        + table(
+            ["flag", "accepted", "rejected", "accepted share"],
+            [
+                [
+                    esc(name),
+                    *(num(d[o], ("fusion", "flags", name, o)) if o in d else "0" for o in OUTCOMES),
+                    "-" if d["accepted_share"] is None else f"{d['accepted_share']:.0%}",
+                ]
+                for name, d in f["flags"].items()
+            ],
+        )
+    )
     if f.get("turns"):
-        body += "<h3>Multi-turn turns</h3>" + table(["flag, followed", "turns"], [
-            [esc(t), num(n, ("fusion", "turns", t))] for t, n in f["turns"].items()])
+        body += "<h3>Multi-turn turns</h3>" + table(
+            ["flag, followed", "turns"], [[esc(t), num(n, ("fusion", "turns", t))] for t, n in f["turns"].items()]
+        )
     return section("fusion", "Thinking-mode fusion", body)
 
 
@@ -149,13 +231,21 @@ def _prompt(row: dict) -> str:
 
 def _meta(r: dict) -> str:
     """A rejected sample's line of facts, those it has."""
-    tokens = (f"{r['thinking_tokens']} thinking + {r['answer_tokens']} answer tokens"
-              if r.get("thinking_tokens") is not None and r.get("answer_tokens") is not None else None)
-    facts = [r.get("mode"), r.get("source"), r.get("thinking_budget") and f"budget {r['thinking_budget']}", tokens,
-             r.get("finish_reason") and f"finish {r['finish_reason']}",
-             r.get("reference") is not None and f"reference {str(r['reference'])[:60]}",
-             r.get("extracted_answer") is not None and f"extracted {str(r['extracted_answer'])[:60]}",
-             r.get("sample_id")]
+    tokens = (
+        f"{r['thinking_tokens']} thinking + {r['answer_tokens']} answer tokens"
+        if r.get("thinking_tokens") is not None and r.get("answer_tokens") is not None
+        else None
+    )
+    facts = [
+        r.get("mode"),
+        r.get("source"),
+        r.get("thinking_budget") and f"budget {r['thinking_budget']}",
+        tokens,
+        r.get("finish_reason") and f"finish {r['finish_reason']}",
+        r.get("reference") is not None and f"reference {str(r['reference'])[:60]}",
+        r.get("extracted_answer") is not None and f"extracted {str(r['extracted_answer'])[:60]}",
+        r.get("sample_id"),
+    ]
     return " · ".join(esc(f) for f in facts if f)
 
 
@@ -171,85 +261,34 @@ def examples(s: dict, rejected: dict, errors: dict) -> str:
         body.append(f"<details open><summary>rejected: {esc(reason)} ({n} in the run)</summary>")
         for r in rows:
             failed = [v for v in r.get("verdicts") or [] if v["passed"] is False]
-            why = "; ".join(f"{esc(v['filter'])}: {esc(v['reason'])}" + (f" ({clip(v.get('detail'), 200)})"
-                                                                        if v.get("detail") else "") for v in failed)
+            why = "; ".join(
+                f"{esc(v['filter'])}: {esc(v['reason'])}"
+                + (f" ({clip(v.get('detail'), 200)})" if v.get("detail") else "")
+                for v in failed
+            )
             body.append(
                 f'<div class="ex"><div class="k">{_meta(r)}</div><div class="k">why: {why or "-"}</div>'
                 f'<div class="k">prompt</div><pre>{_text(_prompt(r), 300)}</pre>'
                 f'<div class="k">thinking</div><pre>{_text(r.get("thinking"), 700)}</pre>'
-                f'<div class="k">answer</div><pre>{_text(r.get("answer"), 400)}</pre></div>')
+                f'<div class="k">answer</div><pre>{_text(r.get("answer"), 400)}</pre></div>'
+            )
         body.append("</details>")
     for reason, rows in errors.items():
         n = num(s["errors"]["by_reason"].get(reason, 0), ("errors", "by_reason", reason))
         body.append(f"<details><summary>error: {esc(reason)} ({n} samples in the run)</summary>")
         for r in rows:
-            body.append(f'<div class="ex err"><div class="k">{esc(r.get("stage"))} · '
-                        f'field {esc(r.get("field") or "-")}'
-                        f' · {esc(r.get("location"))}</div><pre>{clip(r.get("detail"), 300)}</pre>'
-                        f'<div class="k">input</div><pre>{clip(r.get("input"), 300)}</pre></div>')
+            body.append(
+                f'<div class="ex err"><div class="k">{esc(r.get("stage"))} · '
+                f"field {esc(r.get('field') or '-')}"
+                f" · {esc(r.get('location'))}</div><pre>{clip(r.get('detail'), 300)}</pre>"
+                f'<div class="k">input</div><pre>{clip(r.get("input"), 300)}</pre></div>'
+            )
         body.append("</details>")
     if not body:
         return ""
-    return section("examples", "Examples", '<p class="note">The first samples of each reason in the run folder '
-                   "(up to 3; error rows one per input row, folded: click to open); texts cut, shown as text.</p>"
-                   + "".join(body))
-
-
-def throughput(s: dict) -> str:
-    tp = s.get("throughput") or {}
-    work = s.get("replica_work") or {}
-    if not tp.get("by_replica") and not work:
-        return ""
-    body = []
-    if tp.get("by_replica"):
-        w = tp["bucket_s"]
-        series = [(name, PALETTE[i % 10], [(k * w, n / w) for k, n in enumerate(buckets)])
-                  for i, (name, buckets) in enumerate(tp["by_replica"].items())]
-        body.append(f'<p class="note">Generated tokens per second per replica, in {w} s buckets (each request\'s '
-                    "tokens spread over its time in the engine), from the first request on.</p>"
-                    + '<div class="chart">' + lines(series, "throughput per replica", "seconds", "generated tokens / s")
-                    + "</div>")
-    if work:
-        body.append(table(["replica", "requests", "tokens", "busy s", "window s", "idle at end s"], [
-            [esc(n), num(d["requests"], ("replica_work", n, "requests")),
-             num(d["tokens"], ("replica_work", n, "tokens")),
-             esc(d["busy_s"]), esc(d["window_s"]), esc(d["idle_at_end_s"])] for n, d in work.items()]))
-        util = s.get("replica_utilization")
-        body.append(f'<p class="note">utilization {"-" if util is None else format(util, ".0%")} (busy time over '
-                    f'configured replicas x the engines\' window); {esc(s.get("replica_restarts", 0))} replica '
-                    f'restarts, {esc(s.get("engine_deaths", 0))} engine deaths (over all attempts).</p>')
-    if s.get("failed_starts"):  # teacher.min_replicas: starts that failed (retried) or hung past start_timeout_s
-        body.append(f'<p class="note">{esc(s["failed_starts"])} engine start(s) failed and were retried; the last '
-                    f'{len(s["start_failures"])}:</p>' + table(["host", "when (UTC)", "why"], [
-                        [esc(f["host"]), esc(time.strftime("%H:%M:%S", time.gmtime(f["at"]))), esc(f["reason"][:500])]
-                        for f in s["start_failures"]]))
-    for e in s.get("nodes_lost") or []:  # pipeline.node_loss: a pass a lost node stopped, redone
-        body.append(f'<p class="note">{esc(time.strftime("%H:%M:%S", time.gmtime(e["at"])))} UTC: node(s) '
-                    f'{esc(", ".join(e["nodes"]))} lost; {esc(e["actors"])} pipeline actor(s) found no room on the '
-                    f'other nodes within {esc(e["waited_s"])} s (ray.node_loss_grace_s); the pass was stopped and '
-                    f'what it had not committed was made in a new pass on the nodes that remained.</p>')
-    attempts = s.get("attempts") or []
-    if len(attempts) > 1:  # a resumed run: the engine figures add up every attempt that committed rows
-        body.append("<p class=\"note\">Attempts that committed generated rows (the engines' window is the sum of "
-                    "theirs; the time between attempts is not counted):</p>" + table(
-                        ["started (UTC)", "engines' window s", "requests", "tokens", "busy s", "engine deaths",
-                         "replica restarts"],
-                        [[esc(time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(a["started"]))), esc(a["engine_window_s"]),
-                          esc(a["requests"]), esc(a["tokens"]), esc(a["busy_s"]), esc(a.get("engine_deaths", "-")),
-                          esc(a.get("replica_restarts", "-"))] for a in attempts]))
-    return section("throughput", "Throughput over time", "".join(body))
-
-
-def provenance(s: dict, config: dict | None, config_note: str, created: float | None) -> str:
-    import yaml
-
-    items = [("run_id", s.get("run_id")), ("output", s.get("output")), ("teacher", s.get("teacher")),
-             ("dialect", s.get("dialect")), ("fingerprint", s.get("fingerprint")),
-             ("started", time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(created)) if created else None),
-             ("resumed", json.dumps(s["resumed"]) if s.get("resumed") else None),
-             *(((f"version: {k}", v) for k, v in (s.get("versions") or {}).items()))]
-    body = table(["", ""], [[esc(k), esc(v)] for k, v in items if v is not None], cls="left")
-    if config:
-        body += (f'<h3>Config</h3><p class="note">{esc(config_note)}</p><pre class="cfg">'
-                 f'{esc(yaml.safe_dump(config, sort_keys=False, allow_unicode=True))}</pre>')
-    return section("provenance", "Provenance and config", body)
+    return section(
+        "examples",
+        "Examples",
+        '<p class="note">The first samples of each reason in the run folder '
+        "(up to 3; error rows one per input row, folded: click to open); texts cut, shown as text.</p>" + "".join(body),
+    )

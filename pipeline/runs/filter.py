@@ -34,8 +34,13 @@ def run(cfg: FilterJobConfig, input_path: str, output: str, overwrite: bool = Fa
     wall_s = round(time.time() - started, 2)
 
     def summarised(report_url: str | None) -> dict:  # the whole summary, built once it is known
-        return {"input": input_path, "output": output, **count_summary(sink.tally, inputs, 1, cfg.filters.order),
-                "wall_s": wall_s, "report": report_url}
+        return {
+            "input": input_path,
+            "output": output,
+            **count_summary(sink.tally, inputs, 1, cfg.filters.order),
+            "wall_s": wall_s,
+            "report": report_url,
+        }
 
     summary = summarised(f"{folder.url}/{report.REPORT}")
     if report.write(folder, summary, report.resolved_config(cfg)) is None:  # not made: the summary says so

@@ -29,6 +29,7 @@ from ..ledger import IdLedger, Locations
 from ..logprobs import tokenizer_meta
 from ..node_loss import NodeLoss
 from ..read import read_input
+from ..report import modes
 from ..report import summary as summaries
 from ..run_folder import SAMPLES, RunFolder
 from ..samples import plan_samples
@@ -77,8 +78,9 @@ def run(cfg: JobConfig, p: RunPlan | None = None, engine_factory=None) -> dict:
         elif state == "resume":
             done, dropped, owners = folder.reconcile(p.samples_per_input, locations.pack_all)
         fp = catalog.fingerprint(ident["config"])
-        earlier, earlier_runs = (catalog.earlier_prompts(cfg.output.path, fp, cfg.output.run_id)
-                                 if cfg.output.incremental else (None, []))
+        earlier, earlier_runs = (
+            catalog.earlier_prompts(cfg.output.path, fp, cfg.output.run_id) if cfg.output.incremental else (None, [])
+        )
         init_ray(cfg.ray.address, p.ray_cpus, cfg.storage_options, cfg.ray.verbose)
         check_resources(*resource_needs(cfg, p))
         ledger = IdLedger.start(p.files.paths, p.inputs, seed=owners)
@@ -95,8 +97,9 @@ def run(cfg: JobConfig, p: RunPlan | None = None, engine_factory=None) -> dict:
                 sink.before = (stats["engine_deaths"], stats["replica_restarts"]) if stats else (0, 0)
                 tripped = stream(ctx, sink, cfg)
                 passes += 1
-                stats = summaries.add_stats(stats, call(ctx.shared["deaths"], "stats") if "deaths" in ctx.shared
-                                            else None)
+                stats = summaries.add_stats(
+                    stats, call(ctx.shared["deaths"], "stats") if "deaths" in ctx.shared else None
+                )
                 if tripped is not None:  # a node lost, no room for its actors: this pass again, less its commits
                     lost.append(tripped)
                     ctx = redo(ctx, folder, locations, deadline, len(lost))
@@ -109,12 +112,17 @@ def run(cfg: JobConfig, p: RunPlan | None = None, engine_factory=None) -> dict:
         kept_logprobs = settle(folder) if cfg.output.logprobs else None  # logprobs/: the accepted samples'
         t = Tally.of_committed(folder)  # every attempt's rows, and engine timings (in the parts' metadata)
         facts = summaries.RunFacts(
-            time.time() - started, summaries.over_attempts(t, started, stats),
+            time.time() - started,
+            summaries.over_attempts(t, started, stats),
             resumed={"prompts_kept": len(done), "rows_dropped": dropped} if state == "resume" else None,
-            fingerprint=fp, runs_consulted=tuple(earlier_runs),
+            fingerprint=fp,
+            runs_consulted=tuple(earlier_runs),
             logprobs={"top_k": cfg.output.logprobs.top_k, **kept_logprobs} if kept_logprobs is not None else None,
-            deadline_passed=deadline is not None and time.time() >= deadline, passes=passes,
-            verified=verified_block(cfg, folder) if k else None, nodes_lost=tuple(lost))
+            deadline_passed=deadline is not None and time.time() >= deadline,
+            passes=passes,
+            verified=verified_block(cfg, folder) if k else None,
+            nodes_lost=tuple(lost),
+        )
         if summaries.stopped_at_deadline(t, p.inputs, p.samples_per_input, facts):
             # not complete: no summary.json (a re-run resumes); what it got to, for the log
             summary = summaries.build(cfg, p.inputs, p.samples_per_input, p.run_url, t, facts)
@@ -157,19 +165,25 @@ def redo(ctx: Context, folder: RunFolder, locations: Locations, deadline: float 
     if deadline is not None and time.time() >= deadline:
         return None
     if times > MAX_REDONE_PASSES:
-        raise RuntimeError(f"{times} passes stopped by lost nodes in one run; giving up (running the same command "
-                           f"again resumes: what is committed is kept)")
+        raise RuntimeError(
+            f"{times} passes stopped by lost nodes in one run; giving up (running the same command "
+            f"again resumes: what is committed is kept)"
+        )
     g = ctx.job.generation
     if not g.accepted_per_prompt:
         done, dropped, _ = folder.reconcile(ctx.plan.samples_per_input, locations.pack_all)
-        log.warning("redoing the pass a lost node stopped: %d prompt(s) done, %d half-committed row(s) dropped",
-                    len(done), dropped)
+        log.warning(
+            "redoing the pass a lost node stopped: %d prompt(s) done, %d half-committed row(s) dropped",
+            len(done),
+            dropped,
+        )
         return replace(ctx, done=done)
     # a k-run starts over from round 0 as a resume does: the transient errors reconcile drops, of any
     # round, are made again there (a later round makes only its own draws)
     done, done_samples, dropped, _ = folder.reconcile_samples(locations.pack_all)
-    log.warning("redoing the pass a lost node stopped: %d sample(s) kept, %d row(s) dropped", len(done_samples),
-                dropped)
+    log.warning(
+        "redoing the pass a lost node stopped: %d sample(s) kept, %d row(s) dropped", len(done_samples), dropped
+    )
     return first_round(replace(ctx, done=done, done_samples=done_samples), folder, deadline)
 
 
@@ -179,8 +193,9 @@ def first_round(ctx: Context, folder: RunFolder, deadline: float | None) -> Cont
     start, for round 0); None when none does."""
     g = ctx.job.generation
     ctx = replace(ctx, round=rounds.Round(0, rounds.cuts(g.accepted_per_prompt, g.samples_per_prompt)[0]))
-    if rounds.first_round_held(folder, g.accepted_per_prompt, g.samples_per_prompt, ctx.plan.samples_per_input,
-                               ctx.plan.inputs):
+    if rounds.first_round_held(
+        folder, g.accepted_per_prompt, g.samples_per_prompt, ctx.plan.samples_per_input, ctx.plan.inputs
+    ):
         return later_round(ctx, folder, deadline)
     return ctx
 
@@ -191,12 +206,18 @@ def later_round(ctx: Context, folder: RunFolder, deadline: float | None) -> Cont
     g = ctx.job.generation
     if ctx.round is None or (deadline is not None and time.time() >= deadline):
         return None
-    nxt = rounds.next_round(folder, ctx.round.index + 1, g.accepted_per_prompt, g.samples_per_prompt,
-                            plan_samples(g, ctx.job.teacher.model, ctx.job.teacher.dialect))
+    nxt = rounds.next_round(
+        folder,
+        ctx.round.index + 1,
+        g.accepted_per_prompt,
+        g.samples_per_prompt,
+        plan_samples(g, ctx.job.teacher.model, ctx.job.teacher.dialect),
+    )
     if nxt is None:
         return None
-    log.info("round %d: %d samples of the prompts short of %d accepted", nxt.index, len(nxt.wanted),
-             g.accepted_per_prompt)
+    log.info(
+        "round %d: %d samples of the prompts short of %d accepted", nxt.index, len(nxt.wanted), g.accepted_per_prompt
+    )
     return replace(ctx, round=nxt)
 
 
@@ -206,8 +227,12 @@ def complete(cfg: JobConfig, p: RunPlan, folder: RunFolder, t: Tally, facts: sum
     from ..report.budget import budget_rows, plot_png
 
     if any(m.sweep or m.forces_thinking for m in cfg.generation.modes):  # plot it beside the data
-        facts = replace(facts, budget_plot=folder.write_bytes(
-            "budget_report.png", plot_png(budget_rows(t.budgets), f"thinking control: {cfg.teacher.label}")))
+        facts = replace(
+            facts,
+            budget_plot=folder.write_bytes(
+                "budget_report.png", plot_png(budget_rows(t.budgets), f"thinking control: {cfg.teacher.label}")
+            ),
+        )
     if cfg.generation.adaptive:
         facts = replace(facts, adaptive=adaptive(cfg, folder))
     if cfg.generation.accepted_per_prompt:  # every sample gets its prompt's pass rate; unsolved.jsonl
@@ -239,8 +264,9 @@ def adaptive(cfg: JobConfig, folder: RunFolder) -> dict:
     g = cfg.generation
     order = {m.name: (i, m.budgets) for i, m in enumerate(g.modes)}
     groups: dict[str, list[dict]] = {}
-    for status, t in folder.tables(["prompt_id", "mode", "verdicts", "source", "reference", "messages",
-                                    "thinking_budget", "sample_index"], SAMPLES):
+    for status, t in folder.tables(
+        ["prompt_id", "mode", "verdicts", "source", "reference", "messages", "thinking_budget", "sample_index"], SAMPLES
+    ):
         for r in t.to_pylist():
             if r["prompt_id"] is not None:
                 groups.setdefault(r["prompt_id"], []).append({**r, "status": status})
@@ -251,7 +277,7 @@ def adaptive(cfg: JobConfig, folder: RunFolder) -> dict:
 
     counts, unsolved = recount((sorted(rows, key=made) for rows in groups.values()), SelectSettings.of(cfg))
     path = folder.write_jsonl("unsolved.jsonl", sorted(unsolved, key=lambda u: u["prompt_id"]))
-    return summaries.adaptive_summary(g.adaptive, g.samples_per_prompt, counts, path)
+    return modes.adaptive_summary(g.adaptive, g.samples_per_prompt, counts, path)
 
 
 def verified_block(cfg: JobConfig, folder: RunFolder, stamp: bool = False) -> dict:

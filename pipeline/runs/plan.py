@@ -25,13 +25,13 @@ from ..stages import describe as describe_stages
 @dataclass(frozen=True)
 class RunPlan:
     files: InputFiles
-    inputs: int            # rows that will be read (after input.limit)
+    inputs: int  # rows that will be read (after input.limit)
     samples_per_input: int
     replica_resources: dict
-    batches_per_replica: int   # generate tasks one replica holds at once
-    rows_per_batch: int        # rows in one generate task: the unit of work a replica takes
+    batches_per_replica: int  # generate tasks one replica holds at once
+    rows_per_batch: int  # rows in one generate task: the unit of work a replica takes
     run_url: str
-    ray_cpus: int | None   # logical CPUs of the embedded Ray; None when joining a cluster
+    ray_cpus: int | None  # logical CPUs of the embedded Ray; None when joining a cluster
     placement: dict | None = None  # a replica's placement group (TP > 1 on GPU, ``placement``), or None
 
     @property
@@ -94,8 +94,10 @@ def placement(cfg: JobConfig) -> dict | None:
     if t.device != "gpu" or n == 1:
         return None
     # the replica actor takes the first bundle: its custom resources (teacher.resources.custom) go there
-    return {"bundles": [{"CPU": 1, "GPU": 1, **(t.resources.custom if i == 0 else {})} for i in range(n)],
-            "strategy": "PACK"}
+    return {
+        "bundles": [{"CPU": 1, "GPU": 1, **(t.resources.custom if i == 0 else {})} for i in range(n)],
+        "strategy": "PACK",
+    }
 
 
 def replica_resources(cfg: JobConfig) -> dict:
@@ -108,8 +110,10 @@ def replica_resources(cfg: JobConfig) -> dict:
     """
     t = cfg.teacher
     if t.device == "gpu":
-        own = {"num_cpus": t.resources.num_cpus or 1,
-               "num_gpus": t.resources.num_gpus if t.resources.num_gpus is not None else t.engine.tensor_parallel_size}
+        own = {
+            "num_cpus": t.resources.num_cpus or 1,
+            "num_gpus": t.resources.num_gpus if t.resources.num_gpus is not None else t.engine.tensor_parallel_size,
+        }
     else:
         own = {"num_cpus": t.resources.num_cpus or 1, "num_gpus": 0}
     return {**own, **t.resources.custom}
@@ -164,9 +168,12 @@ def resource_needs(cfg: JobConfig, p: RunPlan) -> tuple[dict, str]:
     n = cfg.teacher.replicas
     cpus = n * r["num_cpus"] + len(cpu_stages) * CPU_STAGE_CPUS + 1
     custom = {k: v for k, v in r.items() if k not in ("num_cpus", "num_gpus")}
-    what = (f"{n} replica(s) x {r['num_cpus']:g} CPU, {r['num_gpus']:g} GPU"
-            + "".join(f", {v:g} {k}" for k, v in custom.items()) + " (teacher.resources) + "
-            f"{len(cpu_stages)} CPU stage worker(s) + 1 for reads and writes")
+    what = (
+        f"{n} replica(s) x {r['num_cpus']:g} CPU, {r['num_gpus']:g} GPU"
+        + "".join(f", {v:g} {k}" for k, v in custom.items())
+        + " (teacher.resources) + "
+        f"{len(cpu_stages)} CPU stage worker(s) + 1 for reads and writes"
+    )
     return {"CPU": cpus, "GPU": n * r["num_gpus"], **{k: n * v for k, v in custom.items()}}, what
 
 
@@ -183,9 +190,11 @@ def check_teacher(teacher) -> None:
         missing.append("tokenizer.json / tokenizer_config.json")
     if missing:
         what = "nothing" if not fs.exists(root) else f"no {', '.join(missing)}"
-        raise InputError(f"teacher.model: {what} at {teacher.model!r}; expected a model folder (config.json and a "
-                         f"tokenizer); nothing is downloaded at run time (teacher.check_path: false skips this check "
-                         f"where only the GPU nodes see the folder)")
+        raise InputError(
+            f"teacher.model: {what} at {teacher.model!r}; expected a model folder (config.json and a "
+            f"tokenizer); nothing is downloaded at run time (teacher.check_path: false skips this check "
+            f"where only the GPU nodes see the folder)"
+        )
 
 
 def check_output_path(path: str, joining_cluster: bool) -> None:
@@ -193,10 +202,12 @@ def check_output_path(path: str, joining_cluster: bool) -> None:
     driver's node (under ``ray job submit``, inside the unpacked working directory, deleted with
     it), not where the user or the trainers look."""
     if joining_cluster and "://" not in path and not path.startswith("/"):
-        raise ConfigError(f"output.path: {path!r} is relative, and this job joins a Ray cluster (ray.address or "
-                          f"RAY_ADDRESS is set): it would be written on whichever node runs the driver - under "
-                          f"ray job submit inside its working-dir package, which is deleted with it. Give an absolute "
-                          f"path on storage every node sees, or a URL (s3://..., gs://...)")
+        raise ConfigError(
+            f"output.path: {path!r} is relative, and this job joins a Ray cluster (ray.address or "
+            f"RAY_ADDRESS is set): it would be written on whichever node runs the driver - under "
+            f"ray job submit inside its working-dir package, which is deleted with it. Give an absolute "
+            f"path on storage every node sees, or a URL (s3://..., gs://...)"
+        )
 
 
 def make_plan(cfg: JobConfig) -> RunPlan:
@@ -213,8 +224,17 @@ def make_plan(cfg: JobConfig) -> RunPlan:
     rows, batches = work_units(cfg.teacher.in_flight, cfg.ray.batch_size, share)
     ray_cpus = embedded_ray_cpus(cfg.ray, cfg.teacher.replicas * res["num_cpus"])
     check_output_path(cfg.output.path, joining_cluster=ray_cpus is None)
-    return RunPlan(files, inputs, samples_per_input(cfg.generation), res, batches, rows,
-                   f"{cfg.output.path.rstrip('/')}/{cfg.output.run_id}", ray_cpus, placement(cfg))
+    return RunPlan(
+        files,
+        inputs,
+        samples_per_input(cfg.generation),
+        res,
+        batches,
+        rows,
+        f"{cfg.output.path.rstrip('/')}/{cfg.output.run_id}",
+        ray_cpus,
+        placement(cfg),
+    )
 
 
 def describe(cfg: JobConfig, p: RunPlan) -> str:
@@ -246,32 +266,42 @@ def describe(cfg: JobConfig, p: RunPlan) -> str:
         modes.append("    mix: each prompt in one mode, " + ", ".join(f"{k} {w / total:.0%}" for k, w in g.mix.items()))
     if g.adaptive:
         a = g.adaptive
-        modes.append(f"    adaptive ({a.rule}): {g.samples_per_prompt} samples in {a.think_mode} and {a.no_think_mode}"
-                     f" per prompt; no-think chosen when acc_no_think + {a.delta} >= acc_think")
+        modes.append(
+            f"    adaptive ({a.rule}): {g.samples_per_prompt} samples in {a.think_mode} and {a.no_think_mode}"
+            f" per prompt; no-think chosen when acc_no_think + {a.delta} >= acc_think"
+        )
     if g.accepted_per_prompt:
         from ..rounds import cuts
 
         c = cuts(g.accepted_per_prompt, g.samples_per_prompt)
-        modes.append(f"    until verified: a prompt (per mode and budget) stops at {g.accepted_per_prompt} accepted; "
-                     f"samples made in {len(c)} round(s), up to {', '.join(map(str, c))} (each round one pass "
-                     f"of the input; the engines start again for each)")
+        modes.append(
+            f"    until verified: a prompt (per mode and budget) stops at {g.accepted_per_prompt} accepted; "
+            f"samples made in {len(c)} round(s), up to {', '.join(map(str, c))} (each round one pass "
+            f"of the input; the engines start again for each)"
+        )
     ray = f"embedded local Ray ({p.ray_cpus} logical CPUs)" if p.ray_cpus else (cfg.ray.address or "$RAY_ADDRESS")
     pg = p.placement
-    place = (f"{cfg.teacher.replicas} replica(s), each a placement group of {len(pg['bundles'])} bundles "
-             f"{pg['bundles'][0]} ({pg['strategy']}); vLLM's Ray executor, one TP worker per bundle" if pg else
-             f"{cfg.teacher.replicas} replica(s), each an actor with " +
-             ", ".join(f"{k}={v:g}" for k, v in p.replica_resources.items()))
-    return "\n".join([
-        f"input     {p.files.format}, {len(p.files.paths)} file(s) at {cfg.input.path} -> {p.inputs} prompts"
-        + (f" (limit {cfg.input.limit})" if cfg.input.limit else ""),
-        f"samples   {'1 mixed mode' if g.mix else f'{len(g.modes)} mode(s)'} x "
-        f"{g.samples_per_prompt} per prompt = {p.samples_per_input} per prompt -> {p.expected_samples} expected"
-        + (" at most" if g.accepted_per_prompt else ""),
-        "modes", *modes,
-        f"stages    {describe_stages(GENERATION, Context(cfg, p))}",
-        f"teacher   {cfg.teacher.model} (dialect {cfg.teacher.dialect}, device {cfg.teacher.device}, "
-        f"TP {cfg.teacher.engine.tensor_parallel_size})",
-        f"output    {p.run_url}/{{accepted,rejected,errors}}/ + summary.json",
-        f"placement {place}",
-        f"ray       {ray}",
-    ])
+    place = (
+        f"{cfg.teacher.replicas} replica(s), each a placement group of {len(pg['bundles'])} bundles "
+        f"{pg['bundles'][0]} ({pg['strategy']}); vLLM's Ray executor, one TP worker per bundle"
+        if pg
+        else f"{cfg.teacher.replicas} replica(s), each an actor with "
+        + ", ".join(f"{k}={v:g}" for k, v in p.replica_resources.items())
+    )
+    return "\n".join(
+        [
+            f"input     {p.files.format}, {len(p.files.paths)} file(s) at {cfg.input.path} -> {p.inputs} prompts"
+            + (f" (limit {cfg.input.limit})" if cfg.input.limit else ""),
+            f"samples   {'1 mixed mode' if g.mix else f'{len(g.modes)} mode(s)'} x "
+            f"{g.samples_per_prompt} per prompt = {p.samples_per_input} per prompt -> {p.expected_samples} expected"
+            + (" at most" if g.accepted_per_prompt else ""),
+            "modes",
+            *modes,
+            f"stages    {describe_stages(GENERATION, Context(cfg, p))}",
+            f"teacher   {cfg.teacher.model} (dialect {cfg.teacher.dialect}, device {cfg.teacher.device}, "
+            f"TP {cfg.teacher.engine.tensor_parallel_size})",
+            f"output    {p.run_url}/{{accepted,rejected,errors}}/ + summary.json",
+            f"placement {place}",
+            f"ray       {ray}",
+        ]
+    )

@@ -34,8 +34,7 @@ class MissingColumns(ValueError):
     """A stage got (or would get) a batch without a column it reads."""
 
     def __init__(self, stage: str, missing: list[str], present: list[str]):
-        super().__init__(f"stage {stage!r} reads columns {missing} that its input does not have; "
-                         f"present: {present}")
+        super().__init__(f"stage {stage!r} reads columns {missing} that its input does not have; present: {present}")
 
 
 class UnknownColumns(ValueError):
@@ -43,8 +42,10 @@ class UnknownColumns(ValueError):
     would drop them without a word)."""
 
     def __init__(self, stage: str, unknown: list[str]):
-        super().__init__(f"stage {stage!r} writes columns {unknown} that the stream schema does not have; add "
-                         f"them to pipeline/schema.py (STREAM: the contract's columns or the working ones)")
+        super().__init__(
+            f"stage {stage!r} writes columns {unknown} that the stream schema does not have; add "
+            f"them to pipeline/schema.py (STREAM: the contract's columns or the working ones)"
+        )
 
 
 @dataclass(frozen=True)
@@ -54,8 +55,8 @@ class Context:
 
     job: Any
     plan: Any = None
-    done: Any = None     # a resumed run: the prompts already committed (``committed.DoneSet``)
-    ledger: Any = None   # the duplicate-id ledger (``ledger.IdLedger``), seeded on resume
+    done: Any = None  # a resumed run: the prompts already committed (``committed.DoneSet``)
+    ledger: Any = None  # the duplicate-id ledger (``ledger.IdLedger``), seeded on resume
     deadline: float | None = None  # epoch seconds after which no new work starts (``ray.deadline_s``)
     earlier: Any = None  # an incremental run: prompts earlier runs generated (``catalog.Earlier``)
     #: a picklable callable making each replica's engine instead of vLLM: the benchmarks'
@@ -63,7 +64,7 @@ class Context:
     engine_factory: Any = None
     #: run-wide actors a stage makes and the run reads back when the data is written
     shared: dict = field(default_factory=dict)
-    round: Any = None    # sample until verified: what this pass makes (``rounds.Round``)
+    round: Any = None  # sample until verified: what this pass makes (``rounds.Round``)
     done_samples: Any = None  # ... and a resumed one's committed samples (``committed.DoneSet`` of sample ids)
 
 
@@ -110,8 +111,12 @@ class Stage:
 
         r = ctx.job.ray
         size = dict(size=1) if cls.pool == "one" else dict(min_size=1, max_size=r.cpu_stage_actors)
-        return dict(compute=ray.data.ActorPoolStrategy(**size), num_cpus=CPU_STAGE_CPUS,
-                    batch_format="pyarrow", batch_size=r.batch_size)
+        return dict(
+            compute=ray.data.ActorPoolStrategy(**size),
+            num_cpus=CPU_STAGE_CPUS,
+            batch_format="pyarrow",
+            batch_size=r.batch_size,
+        )
 
     def require(self, batch: pa.Table) -> None:
         """Fail with the stage's name and both column lists when a batch lacks a column."""
@@ -171,8 +176,11 @@ def chain(ds, names: tuple[str, ...], ctx: Context):
         worker = cls
         if book is not None and i == len(chosen) - 1:
             per_input = ctx.plan.samples_per_input if ctx.plan is not None else 1
-            worker = type(cls.__name__, (cls,), {"progress": book, "per_input": per_input,
-                                                 "run_id": run_tag(ctx.job), "__module__": cls.__module__})
+            worker = type(
+                cls.__name__,
+                (cls,),
+                {"progress": book, "per_input": per_input, "run_id": run_tag(ctx.job), "__module__": cls.__module__},
+            )
         with warnings.catch_warnings():
             # Ray 2.60 deprecates remote arguments passed through (``max_restarts``), but its
             # named parameters have none for restarts yet

@@ -21,11 +21,25 @@ from . import Context, Stage
 
 # Contract columns copied from an input row when present, with the Python types they must have.
 _COPY: dict[str, tuple[type, ...]] = {
-    "prompt_id": (str,), "run_id": (str,), "source": (str,), "flag": (str,), "finish_reason": (str,),
-    "teacher": (str,), "thinking_budget": (int,), "budget_strategy": (str,), "budget_hit": (bool,),
+    "prompt_id": (str,),
+    "run_id": (str,),
+    "source": (str,),
+    "flag": (str,),
+    "finish_reason": (str,),
+    "teacher": (str,),
+    "thinking_budget": (int,),
+    "budget_strategy": (str,),
+    "budget_hit": (bool,),
     "prompt_tokens": (int,),
-    "thinking_tokens": (int,), "answer_tokens": (int,), "completion_tokens": (int,), "seed": (int,),
-    "sample_index": (int,), "sampling": (dict,), "prompt_text": (str,), "turns": (list,), "flag_turn": (str,),
+    "thinking_tokens": (int,),
+    "answer_tokens": (int,),
+    "completion_tokens": (int,),
+    "seed": (int,),
+    "sample_index": (int,),
+    "sampling": (dict,),
+    "prompt_text": (str,),
+    "turns": (list,),
+    "flag_turn": (str,),
 }
 
 
@@ -40,8 +54,9 @@ def load_row(raw: str, dialect) -> dict:
     expected = {"think": True, "no_think": False}.get(mode, bool(split.thinking.strip()))
     reference = row.get("reference")
     if isinstance(reference, bool) or not (reference is None or isinstance(reference, (str, int, float))):
-        raise RowError("invalid_reference", "reference",
-                       f"reference: expected a string or number, got {describe(reference)}")
+        raise RowError(
+            "invalid_reference", "reference", f"reference: expected a string or number, got {describe(reference)}"
+        )
     out: dict[str, Any] = {}
     for key, types in _COPY.items():
         value = row.get(key)
@@ -52,12 +67,18 @@ def load_row(raw: str, dialect) -> dict:
         out[key] = value
     given = row.get("sample_id") or row.get("id")
     out.update(
-        status="parsed", messages=messages,
+        status="parsed",
+        messages=messages,
         sample_id=str(given) if given is not None else content_prompt_id(messages),
-        mode=mode or ("think" if expected else "no_think"), thinking_expected=expected,
+        mode=mode or ("think" if expected else "no_think"),
+        thinking_expected=expected,
         reference=None if reference is None else str(reference),
-        thinking=split.thinking, answer=split.answer, extracted_answer=final_span(split.answer),
-        think_opened=split.opened, think_closed=split.closed, think_blocks=split.blocks,
+        thinking=split.thinking,
+        answer=split.answer,
+        extracted_answer=final_span(split.answer),
+        think_opened=split.opened,
+        think_closed=split.closed,
+        think_blocks=split.blocks,
     )
     out.setdefault("prompt_id", content_prompt_id(messages[:-1]))
     return out
@@ -68,9 +89,27 @@ class Load(Stage):
 
     name = "load"
     reads = ("_path", "_row", "_raw")  # and "_error" when the read stage could not decode the row
-    writes = ("status", "messages", "sample_id", "mode", "thinking_expected", "reference", "thinking", "answer",
-              "extracted_answer", "think_opened", "think_closed", "think_blocks", *_COPY,  # copied when present
-              "stage", "error", "field", "detail", "location", "input")
+    writes = (
+        "status",
+        "messages",
+        "sample_id",
+        "mode",
+        "thinking_expected",
+        "reference",
+        "thinking",
+        "answer",
+        "extracted_answer",
+        "think_opened",
+        "think_closed",
+        "think_blocks",
+        *_COPY,  # copied when present
+        "stage",
+        "error",
+        "field",
+        "detail",
+        "location",
+        "input",
+    )
 
     @classmethod
     def settings(cls, ctx: Context) -> dict:
@@ -91,8 +130,17 @@ class Load(Stage):
                 rows.append(load_row(raw["_raw"], self.dialect))
             except Exception as e:  # noqa: BLE001 - a RowError names the field; anything else is still one row
                 e = e if isinstance(e, RowError) else RowError("load_failed", None, f"{type(e).__name__}: {e}")
-                rows.append({"status": "error", "stage": "load", "error": e.error, "field": e.field,
-                             "detail": e.detail, "location": location(raw), "input": raw["_raw"]})
+                rows.append(
+                    {
+                        "status": "error",
+                        "stage": "load",
+                        "error": e.error,
+                        "field": e.field,
+                        "detail": e.detail,
+                        "location": location(raw),
+                        "input": raw["_raw"],
+                    }
+                )
         return to_table(rows, stage=self.name)
 
 

@@ -32,8 +32,15 @@ class TokenCounts(NamedTuple):
     budget_hit: bool
 
 
-def count_tokens(ids: Sequence[int], *, opened_in_prompt: bool, start: Sequence[int], end: Sequence[int],
-                 forced: Sequence[int], budget: int | None) -> TokenCounts:
+def count_tokens(
+    ids: Sequence[int],
+    *,
+    opened_in_prompt: bool,
+    start: Sequence[int],
+    end: Sequence[int],
+    forced: Sequence[int],
+    budget: int | None,
+) -> TokenCounts:
     """Thinking / answer token counts of one completion, from its token ids.
 
     Thinking tokens are those between the think tags (``start`` and ``end``, the ids of the
@@ -66,8 +73,11 @@ def count_tokens(ids: Sequence[int], *, opened_in_prompt: bool, start: Sequence[
     if last < 0:  # never closed
         return TokenCounts(len(ids) - first, 0, False)
     answer = len(ids) - last - len(end)
-    if (budget is not None and last + len(end) - first == budget + len(forced)
-            and ids[first + budget:last + len(end)] == forced):
+    if (
+        budget is not None
+        and last + len(end) - first == budget + len(forced)
+        and ids[first + budget : last + len(end)] == forced
+    ):
         return TokenCounts(budget, answer, True)
     return TokenCounts(last - first, answer, False)
 
@@ -76,14 +86,14 @@ def _find(ids: list[int], seq: list[int], at: int = 0) -> int:
     """Where ``seq`` first starts in ``ids`` at or after ``at``; -1 if nowhere."""
     n = len(seq)
     for i in range(at, len(ids) - n + 1):
-        if ids[i] == seq[0] and ids[i:i + n] == seq:
+        if ids[i] == seq[0] and ids[i : i + n] == seq:
             return i
     return -1
 
 
 @dataclass(frozen=True)
 class ParseSettings:
-    teacher: str             # model path: its tokenizer names the think tags' token ids
+    teacher: str  # model path: its tokenizer names the think tags' token ids
     dialect: str
     trust_remote_code: bool
 
@@ -97,10 +107,32 @@ class Parse(Stage):
     """Ray Data worker: generated rows -> parsed samples (``STREAM`` schema)."""
 
     name = "parse"
-    reads = ("status", "prefill", "generated", "completion_token_ids", "thinking_budget", "messages",
-             "completion_tokens", "turn_flags", "turn_references")
-    writes = ("messages", "thinking", "answer", "think_opened", "think_closed", "think_blocks", "budget_hit",
-              "thinking_tokens", "answer_tokens", "completion_tokens", "extracted_answer", "turns", "status")
+    reads = (
+        "status",
+        "prefill",
+        "generated",
+        "completion_token_ids",
+        "thinking_budget",
+        "messages",
+        "completion_tokens",
+        "turn_flags",
+        "turn_references",
+    )
+    writes = (
+        "messages",
+        "thinking",
+        "answer",
+        "think_opened",
+        "think_closed",
+        "think_blocks",
+        "budget_hit",
+        "thinking_tokens",
+        "answer_tokens",
+        "completion_tokens",
+        "extracted_answer",
+        "turns",
+        "status",
+    )
 
     @classmethod
     def settings(cls, ctx: Context) -> dict:
@@ -116,39 +148,65 @@ class Parse(Stage):
         self.forced = tok.encode(self.dialect.budget_end_str(), add_special_tokens=False)
 
     def process(self, batch):
-        return to_table([self.safe_parse(r) if r["status"] == "pending" else r for r in batch.to_pylist()],
-                        stage=self.name)
+        return to_table(
+            [self.safe_parse(r) if r["status"] == "pending" else r for r in batch.to_pylist()], stage=self.name
+        )
 
     def safe_parse(self, row: dict) -> dict:
         try:
             return self.parse(row)
         except Exception as e:  # noqa: BLE001 - one odd output must not fail the batch
-            row.update(status="error", stage="parse", error="parse_failed", field=None,
-                       detail=f"{type(e).__name__}: {e}", completion_token_ids=None, generated=None)
+            row.update(
+                status="error",
+                stage="parse",
+                error="parse_failed",
+                field=None,
+                detail=f"{type(e).__name__}: {e}",
+                completion_token_ids=None,
+                generated=None,
+            )
             return row
 
     def parse(self, row: dict) -> dict:
         d = self.dialect
         completion = d.completion(row["prefill"], row["generated"])
         split = d.split(completion)
-        counts = count_tokens(row["completion_token_ids"],
-                              opened_in_prompt=row["prefill"].endswith(f"{d.think_start}\n"),
-                              start=self.start, end=self.end, forced=self.forced, budget=row["thinking_budget"])
+        counts = count_tokens(
+            row["completion_token_ids"],
+            opened_in_prompt=row["prefill"].endswith(f"{d.think_start}\n"),
+            start=self.start,
+            end=self.end,
+            forced=self.forced,
+            budget=row["thinking_budget"],
+        )
         messages = list(row["messages"]) + [d.message(completion)]
         generated = row.get("completion_tokens")  # a multi-turn sample: all its turns (the replica counts)
         turns = None
         if row.get("turn_flags"):
             # which flag each turn had to follow and whether it did (the flag_following filter decides)
             earlier = [d.split(d.text(m)) for m in messages[:-1] if m["role"] == "assistant"]
-            turns = [{**t, "reference": ref} for t, ref in zip(
-                flag_turns(messages, d.think_start, d.think_end, earlier + [split]), row["turn_references"])]
+            turns = [
+                {**t, "reference": ref}
+                for t, ref in zip(
+                    flag_turns(messages, d.think_start, d.think_end, earlier + [split]), row["turn_references"]
+                )
+            ]
         row.update(
-            messages=messages, thinking=split.thinking, answer=split.answer, budget_hit=counts.budget_hit,
-            think_opened=split.opened, think_closed=split.closed, think_blocks=split.blocks,
-            thinking_tokens=counts.thinking, answer_tokens=counts.answer,
+            messages=messages,
+            thinking=split.thinking,
+            answer=split.answer,
+            budget_hit=counts.budget_hit,
+            think_opened=split.opened,
+            think_closed=split.closed,
+            think_blocks=split.blocks,
+            thinking_tokens=counts.thinking,
+            answer_tokens=counts.answer,
             completion_tokens=generated if generated is not None else len(row["completion_token_ids"]),
-            extracted_answer=final_span(split.answer), turns=turns,
-            status="parsed", completion_token_ids=None, generated=None,
+            extracted_answer=final_span(split.answer),
+            turns=turns,
+            status="parsed",
+            completion_token_ids=None,
+            generated=None,
         )
         return row
 
@@ -157,8 +215,9 @@ def _tag_ids(tok, text: str, single: bool) -> list[int]:
     """A think tag's ids: ``single``, one token (a ``<think>`` the tokenizer splits is not the teacher's)."""
     ids = tok.encode(text, add_special_tokens=False)
     if single and len(ids) != 1:
-        raise ValueError(f"the dialect's think tag {text!r} is not one token in this tokenizer ({ids}); "
-                         f"token counts need it to be")
+        raise ValueError(
+            f"the dialect's think tag {text!r} is not one token in this tokenizer ({ids}); token counts need it to be"
+        )
     return ids
 
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from ..config import ColumnMap, GenerationConfig, ModeConfig
 from ..ids import sample_seed
-from ..rows import Prompt, RowError, location, normalize, unreadable
+from ..rows import Prompt, RowError, error_rows, location, normalize, unreadable
 from ..samples import SampleDraws, SampleSpec, samples_per_input
 from ..schema import to_table
 from . import Context, Stage
@@ -32,21 +32,32 @@ class PrepareSettings:
     system_prompt: str | None
     default_source: str
     generation: GenerationConfig
-    teacher: str                 # model path: the tokenizer and chat template, and the fingerprint
+    teacher: str  # model path: the tokenizer and chat template, and the fingerprint
     dialect: str
     trust_remote_code: bool
     max_model_len: int
     run_id: str
     keep_prompt_text: bool
     deadline: float | None = None  # epoch seconds: rows that arrive later are left for a resume
-    label: str | None = None       # the ``teacher`` column (``TeacherConfig.label``); default ``teacher``
+    label: str | None = None  # the ``teacher`` column (``TeacherConfig.label``); default ``teacher``
 
     @classmethod
     def of(cls, job, deadline: float | None = None) -> PrepareSettings:
         i, t = job.input, job.teacher
-        return cls(i.columns, i.system_prompt, i.default_source, job.generation, t.model, t.dialect,
-                   t.engine.trust_remote_code, t.engine.max_model_len, job.output.run_id, job.output.keep_prompt_text,
-                   deadline, t.label)
+        return cls(
+            i.columns,
+            i.system_prompt,
+            i.default_source,
+            job.generation,
+            t.model,
+            t.dialect,
+            t.engine.trust_remote_code,
+            t.engine.max_model_len,
+            job.output.run_id,
+            job.output.keep_prompt_text,
+            deadline,
+            t.label,
+        )
 
 
 class Prepare(Stage):
@@ -54,24 +65,58 @@ class Prepare(Stage):
 
     name = "prepare"
     reads = ("_path", "_row", "_raw")  # and "_error" when the read stage could not decode the row
-    writes = ("status", "sample_id", "prompt_id", "run_id", "source", "messages", "mode", "flag", "flag_turn",
-              "thinking_expected", "thinking_budget", "min_thinking_tokens", "reasoning_effort", "reference", "teacher",
-              "sampling", "seed", "budget_strategy",
-              "sample_index", "prompt_tokens", "prompt_token_ids", "prefill", "location", "prompt_text",
-              "turn_flags", "follow_ups", "turn_references", "stage", "error", "field", "detail", "input",
-              "generated_by")
+    writes = (
+        "status",
+        "sample_id",
+        "prompt_id",
+        "run_id",
+        "source",
+        "messages",
+        "mode",
+        "flag",
+        "flag_turn",
+        "thinking_expected",
+        "thinking_budget",
+        "min_thinking_tokens",
+        "reasoning_effort",
+        "reference",
+        "teacher",
+        "sampling",
+        "seed",
+        "budget_strategy",
+        "sample_index",
+        "prompt_tokens",
+        "prompt_token_ids",
+        "prefill",
+        "location",
+        "prompt_text",
+        "turn_flags",
+        "follow_ups",
+        "turn_references",
+        "stage",
+        "error",
+        "field",
+        "detail",
+        "input",
+        "generated_by",
+    )
 
     @classmethod
     def settings(cls, ctx: Context) -> dict:
-        return {"settings": PrepareSettings.of(ctx.job, ctx.deadline), "ledger": ctx.ledger, "done": ctx.done,
-                "earlier": ctx.earlier, "round": ctx.round, "done_samples": ctx.done_samples}
+        return {
+            "settings": PrepareSettings.of(ctx.job, ctx.deadline),
+            "ledger": ctx.ledger,
+            "done": ctx.done,
+            "earlier": ctx.earlier,
+            "round": ctx.round,
+            "done_samples": ctx.done_samples,
+        }
 
     @classmethod
     def describe(cls, ctx: Context) -> str:
         return f"prepare (render, tokenize; <= {ctx.job.ray.cpu_stage_actors} CPU workers)"
 
-    def __init__(self, settings: PrepareSettings, ledger=None, done=None, earlier=None, round=None,
-                 done_samples=None):
+    def __init__(self, settings: PrepareSettings, ledger=None, done=None, earlier=None, round=None, done_samples=None):
         from transformers import AutoTokenizer
 
         from ..dialects import get_dialect
@@ -82,8 +127,9 @@ class Prepare(Stage):
         self.dialect = get_dialect(settings.dialect)
         self.tokenizer = AutoTokenizer.from_pretrained(settings.teacher, trust_remote_code=settings.trust_remote_code)
         # every token the tokenizer would read as one control token wherever it stands in the text
-        specials = ({t.content for t in self.tokenizer.added_tokens_decoder.values()}
-                    | set(self.tokenizer.all_special_tokens))
+        specials = {t.content for t in self.tokenizer.added_tokens_decoder.values()} | set(
+            self.tokenizer.all_special_tokens
+        )
         longest_first = sorted(specials, key=len, reverse=True)
         self.control = re.compile("|".join(re.escape(t) for t in longest_first if t) or "(?!)")
         self.ledger = ledger
@@ -117,8 +163,11 @@ class Prepare(Stage):
         # a row an earlier attempt committed as a duplicate stays one: it does not claim its id
         # again (its owner may not have been committed yet, and must still own it)
         settled = [self.done is not None and self.done.has(f"@{loc}") for loc in locations]
-        claims = [(p.prompt_id, r["_path"], r["_row"]) for p, r, s in zip(prompts, raws, settled)
-                  if isinstance(p, Prompt) and not s]
+        claims = [
+            (p.prompt_id, r["_path"], r["_row"])
+            for p, r, s in zip(prompts, raws, settled)
+            if isinstance(p, Prompt) and not s
+        ]
         owners = iter(self.ledger.claim(claims) if claims and self.ledger else [None] * len(claims))
         out: list[dict] = []
         for raw, loc, p, s in zip(raws, locations, prompts, settled):
@@ -127,8 +176,11 @@ class Prepare(Stage):
             if isinstance(p, Prompt) and (owner := next(owners)) is not None:
                 what = "id" if p.id_given else "prompt"
                 field = self.s.columns.id if p.id_given else p.field
-                p = RowError(f"duplicate_{what}", field,
-                             f"{what} {p.prompt_id!r} already came from {owner}; each prompt must be unique")
+                p = RowError(
+                    f"duplicate_{what}",
+                    field,
+                    f"{what} {p.prompt_id!r} already came from {owner}; each prompt must be unique",
+                )
             if self.done is not None and self.done.has(p.prompt_id if isinstance(p, Prompt) else f"@{loc}"):
                 continue  # committed by an earlier attempt (the ledger was seeded with its owner)
             if self.round is not None and self.round.wanted is not None:  # a later round: the groups that need more
@@ -141,8 +193,16 @@ class Prepare(Stage):
             if self.earlier is not None and (by := self.earlier.run_of(p.prompt_id)) is not None:
                 # generated by an earlier run with the same settings (output.incremental): one row
                 # says so and stands for the prompt's samples; it still owned its id above
-                out.append({"status": "earlier", "prompt_id": p.prompt_id, "run_id": self.s.run_id,
-                            "source": p.source, "location": loc, "generated_by": by})
+                out.append(
+                    {
+                        "status": "earlier",
+                        "prompt_id": p.prompt_id,
+                        "run_id": self.s.run_id,
+                        "source": p.source,
+                        "location": loc,
+                        "generated_by": by,
+                    }
+                )
                 continue
             out.extend(self._guarded(raw, loc, p))
         return to_table(out, stage=self.name)
@@ -153,20 +213,32 @@ class Prepare(Stage):
             return self._requests(raw, loc, p)
         except Exception as e:  # noqa: BLE001 - as above: this row's samples become error rows
             specs = [s for s in self.draws.specs_for(p.prompt_id) if self._makes(s, p.prompt_id)]
-            return self._errors(raw, loc, RowError("prepare_failed", p.field, f"{type(e).__name__}: {e}"),
-                                p.prompt_id, specs, source=p.source)
+            return self._errors(
+                raw,
+                loc,
+                RowError("prepare_failed", p.field, f"{type(e).__name__}: {e}"),
+                p.prompt_id,
+                specs,
+                source=p.source,
+            )
 
     def _no_control_tokens(self, p: Prompt) -> None:
         """The teacher's control tokens (``<|im_start|>``, ``</think>``, ...) in user or system text
         would reach the engine as control tokens: the row is refused, never silently edited."""
-        texts = [(f"{p.field}[{i}].content" if p.field == self.columns.messages else p.field, m["content"])
-                 for i, m in enumerate(p.messages) if m["role"] in ("user", "system")]
+        texts = [
+            (f"{p.field}[{i}].content" if p.field == self.columns.messages else p.field, m["content"])
+            for i, m in enumerate(p.messages)
+            if m["role"] in ("user", "system")
+        ]
         texts += [(f"{self.columns.follow_ups}[{i}]", text) for i, (text, _) in enumerate(p.follow_ups)]
         for field, text in texts:
             if m := self.control.search(text):
-                raise RowError("control_token_in_prompt", p.field,
-                               f"{field}: holds the teacher's control token {m.group(0)!r}; prompts must not "
-                               f"contain the chat template's special tokens")
+                raise RowError(
+                    "control_token_in_prompt",
+                    p.field,
+                    f"{field}: holds the teacher's control token {m.group(0)!r}; prompts must not "
+                    f"contain the chat template's special tokens",
+                )
 
     def _requests(self, raw: dict, loc: str, p: Prompt) -> list[dict]:
         rendered: dict[tuple, tuple[list[dict], str, list[int]] | RowError] = {}
@@ -191,28 +263,39 @@ class Prepare(Stage):
             messages, prompt_text, ids = r
             effective = d.effective_flag
             thinks = mode.thinks_under(effective)
-            rows.append({
-                "status": "pending",
-                "sample_id": spec.sample_id(p.prompt_id),
-                "prompt_id": p.prompt_id, "run_id": self.s.run_id, "source": p.source,
-                "messages": messages, "mode": mode.name, "flag": effective, "flag_turn": d.flag_turn,
-                "thinking_expected": thinks,
-                "thinking_budget": spec.budget, "min_thinking_tokens": spec.min_thinking,
-                "reasoning_effort": spec.effort,
-                # the reference belongs to the question the last turn answers
-                "reference": follow_ups[-1][1] if follow_ups else p.reference,
-                "teacher": self.s.label or self.s.teacher,
-                # a flag drawn per sample decides thinking or not: so do the recommended settings
-                "sampling": self.dialect.sampling(mode, thinking=thinks),
-                "seed": sample_seed(self.s.generation.seed, p.prompt_id, mode.name, spec.index),
-                "budget_strategy": mode.budget_strategy if spec.budget is not None or spec.min_thinking else None,
-                "sample_index": spec.index, "prompt_tokens": len(ids), "prompt_token_ids": ids,
-                "prefill": self.dialect.prefill(prompt_text), "location": loc,
-                "prompt_text": prompt_text if self.s.keep_prompt_text else None,
-                "turn_flags": list(d.flags) if mode.turns > 1 else None,
-                "follow_ups": [f for f, _ in follow_ups] if mode.turns > 1 else None,
-                "turn_references": [p.reference] + [r for _, r in follow_ups] if mode.turns > 1 else None,
-            })
+            rows.append(
+                {
+                    "status": "pending",
+                    "sample_id": spec.sample_id(p.prompt_id),
+                    "prompt_id": p.prompt_id,
+                    "run_id": self.s.run_id,
+                    "source": p.source,
+                    "messages": messages,
+                    "mode": mode.name,
+                    "flag": effective,
+                    "flag_turn": d.flag_turn,
+                    "thinking_expected": thinks,
+                    "thinking_budget": spec.budget,
+                    "min_thinking_tokens": spec.min_thinking,
+                    "reasoning_effort": spec.effort,
+                    # the reference belongs to the question the last turn answers
+                    "reference": follow_ups[-1][1] if follow_ups else p.reference,
+                    "teacher": self.s.label or self.s.teacher,
+                    # a flag drawn per sample decides thinking or not: so do the recommended settings
+                    "sampling": self.dialect.sampling(mode, thinking=thinks),
+                    "seed": sample_seed(self.s.generation.seed, p.prompt_id, mode.name, spec.index),
+                    "budget_strategy": mode.budget_strategy if spec.budget is not None or spec.min_thinking else None,
+                    "sample_index": spec.index,
+                    "prompt_tokens": len(ids),
+                    "prompt_token_ids": ids,
+                    "prefill": self.dialect.prefill(prompt_text),
+                    "location": loc,
+                    "prompt_text": prompt_text if self.s.keep_prompt_text else None,
+                    "turn_flags": list(d.flags) if mode.turns > 1 else None,
+                    "follow_ups": [f for f, _ in follow_ups] if mode.turns > 1 else None,
+                    "turn_references": [p.reference] + [r for _, r in follow_ups] if mode.turns > 1 else None,
+                }
+            )
         return rows
 
     def _makes(self, spec: SampleSpec, prompt_id: str) -> bool:
@@ -233,35 +316,30 @@ class Prepare(Stage):
             return RowError("render_failed", field, f"the chat template failed in mode {mode.name!r}: {e}")
         ids = self.tokenizer.encode(text, add_special_tokens=False)
         if len(ids) >= self.max_len:
-            return RowError("prompt_too_long", field,
-                            f"the rendered prompt is {len(ids)} tokens in mode {mode.name!r}; "
-                            f"teacher.engine.max_model_len is {self.max_len}, so it must be shorter")
+            return RowError(
+                "prompt_too_long",
+                field,
+                f"the rendered prompt is {len(ids)} tokens in mode {mode.name!r}; "
+                f"teacher.engine.max_model_len is {self.max_len}, so it must be shorter",
+            )
         return messages, text, ids
 
-    def _errors(self, raw: dict, loc: str, err: RowError, prompt_id: str | None,
-                specs: list[SampleSpec] | None = None, source: str | None = None, stage: str = "prepare"):
+    def _errors(
+        self,
+        raw: dict,
+        loc: str,
+        err: RowError,
+        prompt_id: str | None,
+        specs: list[SampleSpec] | None = None,
+        source: str | None = None,
+        stage: str = "prepare",
+    ):
         if specs is None:  # the row never became a prompt: as many error rows as it would have had samples
             if prompt_id is not None:
                 specs = self.draws.specs_for(prompt_id)
             else:  # in a mixed set no mode was drawn for it: error rows without a mode
                 specs = [None] * self.per_input if self.draws.mix else self.draws.specs
-        rows = []
-        for i, spec in enumerate(specs):
-            rows.append({
-                "status": "error", "stage": stage, "error": err.error, "field": err.field, "detail": err.detail,
-                "location": loc, "input": raw["_raw"], "run_id": self.s.run_id,
-                "prompt_id": prompt_id, "source": source,
-                # a row without a prompt in a mixed set has no mode drawn yet; a row without a
-                # prompt id has no sample ids, so its index numbers its samples (0..n-1): with the
-                # location it identifies each error row (``committed.row_keys``)
-                "mode": spec.mode.name if spec else None,
-                "thinking_budget": spec.budget if spec else None,
-                "min_thinking_tokens": spec.min_thinking if spec else None,
-                "reasoning_effort": spec.effort if spec else None,
-                "sample_index": spec.index if spec and prompt_id else i,
-                "sample_id": spec.sample_id(prompt_id) if prompt_id and spec else None,
-            })
-        return rows
+        return error_rows(raw, loc, err, prompt_id, specs, self.s.run_id, source, stage)
 
 
 STAGE = Prepare

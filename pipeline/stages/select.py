@@ -53,19 +53,21 @@ def choose(acc_think: float, acc_no_think: float, delta: float, rule: str) -> st
 
 def _correct(row: dict) -> bool:
     return row["status"] in SAMPLE_STATUSES and any(
-        v["filter"] == "wrong_answer" and v["passed"] for v in row["verdicts"] or [])
+        v["filter"] == "wrong_answer" and v["passed"] for v in row["verdicts"] or []
+    )
 
 
 def _judged(row: dict) -> bool:
     return row["status"] in SAMPLE_STATUSES and any(
-        v["filter"] == "wrong_answer" and v["passed"] is not None for v in row["verdicts"] or [])
+        v["filter"] == "wrong_answer" and v["passed"] is not None for v in row["verdicts"] or []
+    )
 
 
 @dataclass(frozen=True)
 class SelectSettings:
     adaptive: AdaptiveConfig
-    k: int             # samples per prompt and mode
-    group_size: int    # rows per prompt (every mode and budget)
+    k: int  # samples per prompt and mode
+    group_size: int  # rows per prompt (every mode and budget)
 
     @classmethod
     def of(cls, job) -> SelectSettings:
@@ -123,31 +125,38 @@ class Select(Stage):
         c = judge_group(group, self.modes, self.k, self.delta, self.rule)
         if c.first is None:
             return c.outcome
-        detail = (f"acc_think={c.acc['think']:.2f} acc_no_think={c.acc['no_think']:.2f} delta={self.delta} "
-                  f"rule={self.rule} -> {c.stated}")
+        detail = (
+            f"acc_think={c.acc['think']:.2f} acc_no_think={c.acc['no_think']:.2f} delta={self.delta} "
+            f"rule={self.rule} -> {c.stated}"
+        )
         for r in group:
             kind = self.modes.get(r["mode"])
             if kind is None or r["status"] not in SAMPLE_STATUSES:
                 continue
             kept = kind == c.chosen
             # query_filter drops the whole prompt: its thinking samples say why
-            reason = None if kept else ("solved_without_thinking" if c.chosen is None and kind == "think"
-                                        else "mode_not_chosen")
+            reason = (
+                None
+                if kept
+                else ("solved_without_thinking" if c.chosen is None and kind == "think" else "mode_not_chosen")
+            )
             r["verdicts"] = list(r["verdicts"] or []) + [
-                {"filter": "mode_choice", "passed": kept, "reason": reason, "score": c.acc[kind], "detail": detail}]
-            r.update(acc_think=c.acc["think"], acc_no_think=c.acc["no_think"],
-                     chosen_mode=self.mode_names.get(c.chosen))
+                {"filter": "mode_choice", "passed": kept, "reason": reason, "score": c.acc[kind], "detail": detail}
+            ]
+            r.update(
+                acc_think=c.acc["think"], acc_no_think=c.acc["no_think"], chosen_mode=self.mode_names.get(c.chosen)
+            )
             if not kept and r["status"] == "accepted":
                 r.update(status="rejected", reject_reason=reason)
         return c.outcome
 
 
 class Choice(NamedTuple):
-    outcome: str               # think / no_think / dropped / unverified / unsolved / no_samples
-    stated: str                # what the rule chose (an unsolved prompt's rule still names a mode)
-    chosen: str | None         # the kept kind: think / no_think, None = the prompt is dropped
-    acc: dict                  # accuracy per kind
-    first: dict | None         # the prompt's first sample row (its source, prompt, reference)
+    outcome: str  # think / no_think / dropped / unverified / unsolved / no_samples
+    stated: str  # what the rule chose (an unsolved prompt's rule still names a mode)
+    chosen: str | None  # the kept kind: think / no_think, None = the prompt is dropped
+    acc: dict  # accuracy per kind
+    first: dict | None  # the prompt's first sample row (its source, prompt, reference)
 
 
 def judge_group(group: list[dict], modes: dict[str, str], k: int, delta: float, rule: str) -> Choice:
@@ -188,9 +197,16 @@ def recount(groups, settings: SelectSettings) -> tuple[Counter, list[dict]]:
         counts[(source, c.outcome)] += 1
         if c.outcome == "unsolved":
             user = next(m["content"] for m in c.first["messages"] if m["role"] == "user")
-            unsolved.append({"prompt_id": c.first["prompt_id"], "source": c.first["source"], "prompt": user,
-                             "reference": c.first["reference"], "acc_think": c.acc["think"],
-                             "acc_no_think": c.acc["no_think"]})
+            unsolved.append(
+                {
+                    "prompt_id": c.first["prompt_id"],
+                    "source": c.first["source"],
+                    "prompt": user,
+                    "reference": c.first["reference"],
+                    "acc_think": c.acc["think"],
+                    "acc_no_think": c.acc["no_think"],
+                }
+            )
     return counts, unsolved
 
 

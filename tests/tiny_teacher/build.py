@@ -48,40 +48,47 @@ def write_prompts(path: Path, n: int, seed: int) -> None:
     with path.open("w", encoding="utf-8") as f:
         for i in range(n):
             p = sample_problem(rng, held_out=True)
-            row = {"id": f"tiny-{i:05d}", "prompt": p.prompt, "reference": p.reference,
-                   "source": f"tiny/{p.kind}", "language": p.language}
+            row = {
+                "id": f"tiny-{i:05d}",
+                "prompt": p.prompt,
+                "reference": p.reference,
+                "source": f"tiny/{p.kind}",
+                "language": p.language,
+            }
             f.write(json.dumps(row, ensure_ascii=False) + "\n")
 
 
 def write_card(out: Path, cfg: TrainConfig, train_info: dict, m: dict) -> None:
     budgets = "\n".join(
-        f"| {b} | {v['accuracy']:.1%} | {v['budget_hit']:.1%} | {v['answered']:.1%} |" for b, v in m["budgets"].items())
+        f"| {b} | {v['accuracy']:.1%} | {v['budget_hit']:.1%} | {v['answered']:.1%} |" for b, v in m["budgets"].items()
+    )
     kinds = "\n".join(f"| {k} | {v['n']} | {v['think']:.1%} | {v['no_think']:.1%} |" for k, v in m["by_kind"].items())
-    (out / "README.md").write_text(f"""# thinkmill tiny teacher
+    (out / "README.md").write_text(
+        f"""# thinkmill tiny teacher
 
-A {train_info['parameters'] / 1e6:.2f}M-parameter `Qwen3ForCausalLM` trained in this repository on synthetic
+A {train_info["parameters"] / 1e6:.2f}M-parameter `Qwen3ForCausalLM` trained in this repository on synthetic
 arithmetic (multi-digit addition and subtraction, multiplication by a digit, comparisons, two-step
 word problems; a quarter of them in Chinese). It behaves like a Qwen3 hybrid reasoning model in
 miniature: step-by-step work in `<think>`, then `\\boxed{{answer}}`; an empty think block in
 non-thinking mode; follows `/think` and `/no_think`; answers after Qwen3's early-stop sentence.
 
 Rebuild (deterministic from the seed): `python -m tests.tiny_teacher.build --out <dir> --seed {cfg.seed}`.
-Trained {cfg.steps} steps of batch {cfg.batch_size} in {train_info['train_seconds']:.0f} s on 2 CPU cores
-(final loss {train_info['final_loss']}).
+Trained {cfg.steps} steps of batch {cfg.batch_size} in {train_info["train_seconds"]:.0f} s on 2 CPU cores
+(final loss {train_info["final_loss"]}).
 
 ## Measured through vLLM
 
-Greedy decoding on {m['problems']} held-out problems (never seen in training: split by a hash of the
-problem), vLLM {m['vllm_version']} (CPU build), engine-native thinking budget with end string
+Greedy decoding on {m["problems"]} held-out problems (never seen in training: split by a hash of the
+problem), vLLM {m["vllm_version"]} (CPU build), engine-native thinking budget with end string
 `{budget_end_str()!r}`.
 
 | mode | accuracy |
 |---|---|
-| think | {m['think_accuracy']:.1%} |
-| no-think (`enable_thinking=False`) | {m['no_think_accuracy']:.1%} |
-| flags (`/think`, `/no_think` in user or system turn, latest wins): followed | {m['flags_followed']:.1%} |
+| think | {m["think_accuracy"]:.1%} |
+| no-think (`enable_thinking=False`) | {m["no_think_accuracy"]:.1%} |
+| flags (`/think`, `/no_think` in user or system turn, latest wins): followed | {m["flags_followed"]:.1%} |
 
-Mean thinking length in think mode: {m['think_mean_thinking_tokens']} tokens.
+Mean thinking length in think mode: {m["think_mean_thinking_tokens"]} tokens.
 
 | thinking budget (tokens) | accuracy | budget hit | answered |
 |---|---|---|---|
@@ -94,7 +101,9 @@ Mean thinking length in think mode: {m['think_mean_thinking_tokens']} tokens.
 ## Architecture
 
 {json.dumps(asdict(cfg), indent=1)}
-""", encoding="utf-8")
+""",
+        encoding="utf-8",
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -105,11 +105,11 @@ def sample_example(rng: random.Random) -> Example:
         cut = rng.randint(0, max(0, len(p.thinking) - 1))
         partial = p.thinking[:cut]
         return Example(
-            _maybe_system(rng) + [_user(p, None)], True,
-            [(f"<think>\n{partial}", True),
-             (budget_end_str(), False),
-             (f"\n\n{p.answer}", True)],
-            "budget_cut")
+            _maybe_system(rng) + [_user(p, None)],
+            True,
+            [(f"<think>\n{partial}", True), (budget_end_str(), False), (f"\n\n{p.answer}", True)],
+            "budget_cut",
+        )
     # two turns: history keeps only the answer; the latest flag decides
     first = sample_problem(rng, held_out=False)
     flag = rng.choice(["/think", "/no_think", None])
@@ -134,7 +134,8 @@ def encode(tokenizer, ex: Example) -> tuple[list[int], list[int]]:
         ids = tokenizer.encode(ex.segments[0][0] + "<|endoftext|>", add_special_tokens=False)
         return ids, list(ids)
     prompt = tokenizer.apply_chat_template(
-        ex.messages, tokenize=False, add_generation_prompt=True, enable_thinking=ex.enable_thinking)
+        ex.messages, tokenize=False, add_generation_prompt=True, enable_thinking=ex.enable_thinking
+    )
     ids = tokenizer.encode(prompt, add_special_tokens=False)
     labels = [-100] * len(ids)
     segments = ex.segments[:-1] + [(ex.segments[-1][0] + "<|im_end|>", ex.segments[-1][1])]

@@ -17,8 +17,9 @@ from .data import budget_end_str
 from .tasks import Problem, sample_problem
 
 
-def load_llm(model_dir: str | Path, *, seed: int = 0, max_num_seqs: int = 64,
-             kv_cache_gib: float = 1.0, **engine_kwargs):
+def load_llm(
+    model_dir: str | Path, *, seed: int = 0, max_num_seqs: int = 64, kv_cache_gib: float = 1.0, **engine_kwargs
+):
     """A vLLM engine over the tiny teacher with the engine-native thinking budget on.
 
     The budget end string is Qwen3's early-stop sentence followed by ``</think>``,
@@ -65,15 +66,22 @@ class Outcome:
     token_ids: list[int]
 
 
-def generate(llm, conversations: list[list[dict]], references: list[str], *,
-             enable_thinking: bool = True, thinking_token_budget: int | None = None,
-             temperature: float = 0.0, max_tokens: int = 400) -> list[Outcome]:
+def generate(
+    llm,
+    conversations: list[list[dict]],
+    references: list[str],
+    *,
+    enable_thinking: bool = True,
+    thinking_token_budget: int | None = None,
+    temperature: float = 0.0,
+    max_tokens: int = 400,
+) -> list[Outcome]:
     from vllm import SamplingParams
 
-    params = SamplingParams(temperature=temperature, max_tokens=max_tokens, seed=0,
-                            thinking_token_budget=thinking_token_budget)
-    outs = llm.chat(conversations, params, use_tqdm=False,
-                    chat_template_kwargs={"enable_thinking": enable_thinking})
+    params = SamplingParams(
+        temperature=temperature, max_tokens=max_tokens, seed=0, thinking_token_budget=thinking_token_budget
+    )
+    outs = llm.chat(conversations, params, use_tqdm=False, chat_template_kwargs={"enable_thinking": enable_thinking})
     tok = llm.get_tokenizer()
     start_id, end_id = tok.convert_tokens_to_ids("<think>"), tok.convert_tokens_to_ids("</think>")
     results = []
@@ -87,8 +95,18 @@ def generate(llm, conversations: list[list[dict]], references: list[str], *,
         if start_id in ids:
             first = ids.index(start_id) + 1
             thinking_tokens = (ids.index(end_id) if end_id in ids else len(ids)) - first
-        results.append(Outcome(c.text, split.thinking, split.answer, split.closed,
-                               last_boxed(split.answer) == ref, thinking_tokens, c.finish_reason, ids))
+        results.append(
+            Outcome(
+                c.text,
+                split.thinking,
+                split.answer,
+                split.closed,
+                last_boxed(split.answer) == ref,
+                thinking_tokens,
+                c.finish_reason,
+                ids,
+            )
+        )
     return results
 
 
@@ -135,12 +153,16 @@ def measure(llm, n: int = 300, seed: int = 12345, budgets: tuple[int, ...] = (16
         if where == 0:
             msgs = [{"role": "user", "content": f"{p.prompt} {flag}"}]
         elif where == 1:
-            msgs = [{"role": "system", "content": f"You are a helpful assistant. {flag}"},
-                    {"role": "user", "content": p.prompt}]
+            msgs = [
+                {"role": "system", "content": f"You are a helpful assistant. {flag}"},
+                {"role": "user", "content": p.prompt},
+            ]
         else:
             other = "/think" if flag == "/no_think" else "/no_think"
-            msgs = [{"role": "system", "content": f"You are a helpful assistant. {other}"},
-                    {"role": "user", "content": f"{p.prompt} {flag}"}]
+            msgs = [
+                {"role": "system", "content": f"You are a helpful assistant. {other}"},
+                {"role": "user", "content": f"{p.prompt} {flag}"},
+            ]
         flag_cases.append((flag, msgs))
     outs = generate(llm, [m for _, m in flag_cases], refs)
     followed = [(o.closed and (o.thinking == "") == (flag == "/no_think")) for (flag, _), o in zip(flag_cases, outs)]

@@ -89,11 +89,17 @@ def sample_example(rng: random.Random) -> tuple[list[dict], str, list[tuple[str,
     if r < 0.88:  # a budget closed the analysis: answer from what is there (the forced text not trained)
         text = analysis(p, rng.choice(("medium", "high")))
         partial = text[: rng.randint(0, max(0, len(text) - 1))]
-        return _system(rng) + [user], effort, [(f"{ANALYSIS}{partial}", True), (TO_FINAL, False),
-                                               (f"{p.answer}{RETURN}", True)]
+        return (
+            _system(rng) + [user],
+            effort,
+            [(f"{ANALYSIS}{partial}", True), (TO_FINAL, False), (f"{p.answer}{RETURN}", True)],
+        )
     first = sample_problem(rng, held_out=False)  # two turns: the history keeps only the final channel
-    msgs = _system(rng) + [{"role": "user", "content": first.prompt}, {"role": "assistant", "content": first.answer},
-                           user]
+    msgs = _system(rng) + [
+        {"role": "user", "content": first.prompt},
+        {"role": "assistant", "content": first.answer},
+        user,
+    ]
     return msgs, effort, [(completion(p, effort), True)]
 
 
@@ -101,8 +107,9 @@ def encode(tokenizer, example) -> tuple[list[int], list[int]]:
     """Token ids and labels (-100 where not trained): the prompt as the engine sees it, then each
     completion segment tokenized on its own (as the pipeline assembles a budget-cut sample)."""
     messages, effort, segments = example
-    prompt = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True,
-                                           reasoning_effort=effort)
+    prompt = tokenizer.apply_chat_template(
+        messages, tokenize=False, add_generation_prompt=True, reasoning_effort=effort
+    )
     ids = tokenizer.encode(prompt, add_special_tokens=False)
     labels = [-100] * len(ids)
     for text, trained in segments:
@@ -148,8 +155,14 @@ def main(argv: list[str] | None = None) -> int:
         model.resize_token_embeddings(len(tok), mean_resizing=True)
         ret, call, end = (tok.convert_tokens_to_ids(t) for t in (RETURN, "<|call|>", "<|endoftext|>"))
         model.config.eos_token_id = ret
-        info = train(cfg, tok, out, log=lambda s: print(s, flush=True), model=model,
-                     example=lambda rng: encode(tok, sample_example(rng)))
+        info = train(
+            cfg,
+            tok,
+            out,
+            log=lambda s: print(s, flush=True),
+            model=model,
+            example=lambda rng: encode(tok, sample_example(rng)),
+        )
         GenerationConfig(eos_token_id=[ret, call, end], pad_token_id=tok.pad_token_id).save_pretrained(str(out))
         (out / "train_info.json").write_text(json.dumps({**info, "base": "tests/tiny_teacher/model"}, indent=1))
     from .harmony_eval import measure_and_card

@@ -21,8 +21,15 @@ from .harmony import EFFORTS, TO_FINAL
 def load(model_dir: Path, max_num_seqs: int = 64):
     from vllm import LLM
 
-    return LLM(model=str(model_dir), dtype="float32", max_model_len=1024, max_num_seqs=max_num_seqs, seed=0,
-               enforce_eager=True, kv_cache_memory_bytes=2**30)
+    return LLM(
+        model=str(model_dir),
+        dtype="float32",
+        max_model_len=1024,
+        max_num_seqs=max_num_seqs,
+        seed=0,
+        enforce_eager=True,
+        kv_cache_memory_bytes=2**30,
+    )
 
 
 def _split(text: str) -> tuple[str | None, str | None]:
@@ -39,8 +46,15 @@ def measure(llm, n: int = 300, seed: int = 12345, budgets: tuple[int, ...] = (8,
     params = SamplingParams(temperature=0.0, max_tokens=400, skip_special_tokens=False)
     report: dict = {"problems": n, "efforts": {}, "budgets": {}}
     for effort in EFFORTS:
-        prompts = [tok.apply_chat_template([{"role": "user", "content": p.prompt}], tokenize=False,
-                                           add_generation_prompt=True, reasoning_effort=effort) for p in problems]
+        prompts = [
+            tok.apply_chat_template(
+                [{"role": "user", "content": p.prompt}],
+                tokenize=False,
+                add_generation_prompt=True,
+                reasoning_effort=effort,
+            )
+            for p in problems
+        ]
         outs = llm.generate(prompts, params, use_tqdm=False)
         shaped = correct = tokens = 0
         for p, o in zip(problems, outs):
@@ -50,13 +64,21 @@ def measure(llm, n: int = 300, seed: int = 12345, budgets: tuple[int, ...] = (8,
             shaped += 1
             correct += last_boxed(answer) == p.reference
             tokens += len(tok.encode(thinking, add_special_tokens=False))
-        report["efforts"][effort] = {"accuracy": round(correct / n, 4), "harmony_shaped": round(shaped / n, 4),
-                                     "mean_analysis_tokens": round(tokens / max(1, shaped), 1)}
-    high = [tok.apply_chat_template([{"role": "user", "content": p.prompt}], tokenize=False,
-                                    add_generation_prompt=True, reasoning_effort="high") for p in problems]
+        report["efforts"][effort] = {
+            "accuracy": round(correct / n, 4),
+            "harmony_shaped": round(shaped / n, 4),
+            "mean_analysis_tokens": round(tokens / max(1, shaped), 1),
+        }
+    high = [
+        tok.apply_chat_template(
+            [{"role": "user", "content": p.prompt}], tokenize=False, add_generation_prompt=True, reasoning_effort="high"
+        )
+        for p in problems
+    ]
     for b in budgets:  # analysis opener (3 tokens) + b tokens of analysis, then the answer on its own
-        first = llm.generate(high, SamplingParams(temperature=0.0, max_tokens=b + 3, skip_special_tokens=False),
-                             use_tqdm=False)
+        first = llm.generate(
+            high, SamplingParams(temperature=0.0, max_tokens=b + 3, skip_special_tokens=False), use_tqdm=False
+        )
         texts = [o.outputs[0].text for o in first]
         go_on = [i for i, o in enumerate(first) if o.outputs[0].finish_reason != "stop"]
         cont = [high[i] + texts[i] + ("" if TO_FINAL in texts[i] else TO_FINAL) for i in go_on]
@@ -65,7 +87,8 @@ def measure(llm, n: int = 300, seed: int = 12345, budgets: tuple[int, ...] = (8,
         answered = [t.split(TO_FINAL, 1)[-1] for t in texts]
         report["budgets"][str(b)] = {
             "accuracy": round(sum(last_boxed(a) == p.reference for a, p in zip(answered, problems)) / n, 4),
-            "answered": round(sum(bool(last_boxed(a)) for a in answered) / n, 4)}
+            "answered": round(sum(bool(last_boxed(a)) for a in answered) / n, 4),
+        }
     return report
 
 
@@ -77,8 +100,10 @@ def measure_and_card(out: Path, cfg, info: dict) -> dict:
     llm.llm_engine.engine_core.shutdown()
     m["vllm_version"] = vllm.__version__
     (out / "measurements.json").write_text(json.dumps(m, indent=1))
-    efforts = "\n".join(f"| {e} | {v['accuracy']:.1%} | {v['mean_analysis_tokens']} | {v['harmony_shaped']:.1%} |"
-                        for e, v in m["efforts"].items())
+    efforts = "\n".join(
+        f"| {e} | {v['accuracy']:.1%} | {v['mean_analysis_tokens']} | {v['harmony_shaped']:.1%} |"
+        for e, v in m["efforts"].items()
+    )
     budgets = "\n".join(f"| {b} | {v['accuracy']:.1%} | {v['answered']:.1%} |" for b, v in m["budgets"].items())
     (out / "README.md").write_text(
         f"""# thinkmill tiny harmony teacher

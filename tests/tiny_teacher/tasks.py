@@ -54,6 +54,7 @@ def is_held_out(kind: str, operands: tuple[int, ...]) -> bool:
 
 # ---------------------------------------------------------------- operands
 
+
 def _num(rng: random.Random, digits: int) -> int:
     return rng.randint(10 ** (digits - 1), 10**digits - 1)
 
@@ -91,6 +92,7 @@ def sample_operands(rng: random.Random, kind: str) -> tuple[int, ...]:
 
 # ---------------------------------------------------------------- worked steps
 
+
 def _column_steps(a: int, b: int, op: str, zh: bool) -> list[str]:
     """Column arithmetic as a state-passing scratchpad, one line per column.
 
@@ -112,8 +114,11 @@ def _column_steps(a: int, b: int, op: str, zh: bool) -> list[str]:
         if op == "-":
             d = x - y - carry
             if d < 0:
-                work = f"{x}-{y}-{carry}<0，{x + 10}-{y}-{carry}={d + 10}，写{d + 10}借1" if zh else \
-                    f"{x}-{y}-{carry}<0, {x + 10}-{y}-{carry}={d + 10}, write {d + 10} borrow 1"
+                work = (
+                    f"{x}-{y}-{carry}<0，{x + 10}-{y}-{carry}={d + 10}，写{d + 10}借1"
+                    if zh
+                    else f"{x}-{y}-{carry}<0, {x + 10}-{y}-{carry}={d + 10}, write {d + 10} borrow 1"
+                )
                 d, carry = d + 10, 1
             else:
                 work = f"{x}-{y}-{carry}={d}，写{d}借0" if zh else f"{x}-{y}-{carry}={d}, write {d} borrow 0"
@@ -143,10 +148,16 @@ def _cmp_steps(a: int, b: int, zh: bool) -> list[str]:
     sa, sb = str(a), str(b)
     big = max(a, b)
     if len(sa) != len(sb):
-        return [f"{sa} 有 {len(sa)} 位，{sb} 有 {len(sb)} 位，位数多的更大。" if zh else
-                f"{sa} has {len(sa)} digits and {sb} has {len(sb)} digits, more digits is larger."]
-    lines = [f"{sa} 和 {sb} 都是 {len(sa)} 位数，从左往右比较。" if zh else
-             f"{sa} and {sb} both have {len(sa)} digits, compare from the left."]
+        return [
+            f"{sa} 有 {len(sa)} 位，{sb} 有 {len(sb)} 位，位数多的更大。"
+            if zh
+            else f"{sa} has {len(sa)} digits and {sb} has {len(sb)} digits, more digits is larger."
+        ]
+    lines = [
+        f"{sa} 和 {sb} 都是 {len(sa)} 位数，从左往右比较。"
+        if zh
+        else f"{sa} and {sb} both have {len(sa)} digits, compare from the left."
+    ]
     for x, y in zip(sa, sb):
         if x == y:
             lines.append(f"{x}={y}，继续。" if zh else f"{x}={y}, go on.")
@@ -163,14 +174,24 @@ def _word(ops: tuple[int, ...], zh: bool) -> tuple[str, list[str], int]:
     if zh:
         name, item = _NAMES_ZH[who], _ITEMS_ZH[what]
         prompt = f"{name}有 {start} 个{item}，又买了 {more} 个，然后送给朋友 {give} 个。{name}现在有多少个{item}？"
-        steps = ([f"开始有 {start} 个，买了 {more} 个，先算 {start}+{more}。"] + _column_steps(start, more, "+", zh)
-                 + [f"送出 {give} 个，再算 {mid}-{give}。"] + _column_steps(mid, give, "-", zh))
+        steps = (
+            [f"开始有 {start} 个，买了 {more} 个，先算 {start}+{more}。"]
+            + _column_steps(start, more, "+", zh)
+            + [f"送出 {give} 个，再算 {mid}-{give}。"]
+            + _column_steps(mid, give, "-", zh)
+        )
     else:
         name, item = _NAMES_EN[who], _ITEMS_EN[what]
-        prompt = (f"{name} has {start} {item}. {name} buys {more} more, then gives {give} to a friend. "
-                  f"How many {item} does {name} have now?")
-        steps = ([f"Start with {start}, buy {more}: first {start}+{more}."] + _column_steps(start, more, "+", zh)
-                 + [f"Give {give}: then {mid}-{give}."] + _column_steps(mid, give, "-", zh))
+        prompt = (
+            f"{name} has {start} {item}. {name} buys {more} more, then gives {give} to a friend. "
+            f"How many {item} does {name} have now?"
+        )
+        steps = (
+            [f"Start with {start}, buy {more}: first {start}+{more}."]
+            + _column_steps(start, more, "+", zh)
+            + [f"Give {give}: then {mid}-{give}."]
+            + _column_steps(mid, give, "-", zh)
+        )
     return prompt, steps, end
 
 

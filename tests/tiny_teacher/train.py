@@ -70,7 +70,9 @@ def train(cfg: TrainConfig, tokenizer, out_dir: Path, log=print, model=None, exa
     no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
     opt = torch.optim.AdamW(
         [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-        lr=cfg.lr, betas=(0.9, 0.95))
+        lr=cfg.lr,
+        betas=(0.9, 0.95),
+    )
 
     def lr_at(step: int) -> float:
         if step < cfg.warmup_steps:
@@ -84,9 +86,8 @@ def train(cfg: TrainConfig, tokenizer, out_dir: Path, log=print, model=None, exa
     queue: list[list[tuple[list[int], list[int]]]] = []
     for step in range(cfg.steps):
         if not queue:  # refill: sort a pool by length, cut into batches, shuffle their order
-            pool = sorted((example(rng)
-                           for _ in range(cfg.batch_size * cfg.bucket_batches)), key=lambda e: len(e[0]))
-            queue = [pool[i: i + cfg.batch_size] for i in range(0, len(pool), cfg.batch_size)]
+            pool = sorted((example(rng) for _ in range(cfg.batch_size * cfg.bucket_batches)), key=lambda e: len(e[0]))
+            queue = [pool[i : i + cfg.batch_size] for i in range(0, len(pool), cfg.batch_size)]
             rng.shuffle(queue)
         batch = queue.pop()
         width = max(len(ids) for ids, _ in batch)

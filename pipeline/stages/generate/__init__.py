@@ -18,15 +18,10 @@ at the end of thinking; if that came before the minimum, it is replaced by the m
 ``continuation`` ("Wait") and the thinking goes on, up to ``max_extensions`` times; then the
 answer, as its own request. The budget, if any, still caps the thinking as in ``two_stage``.
 
-A multi-turn sample (a mode with ``turns`` > 1) is a conversation generated turn by turn in
-this replica: after each assistant turn the next follow-up prompt (with its drawn flag) is
-appended, the conversation is rendered again by the teacher's template (which strips earlier
-turns' thinking, as at inference) and generated, each turn with its budget.
-
 Beside it in this package: the replica's settings and vLLM's arguments (``settings``), the budget
-and s1 forcing steps (``thinking``), the engine's start (``starts``: retries, the start timeout,
-``teacher.min_replicas``) and the book of engine deaths that finds a request killing its engine
-(``suspects``).
+and s1 forcing steps (``thinking``), multi-turn samples (``conversation``), the engine's start
+(``starts``: retries, the start timeout, ``teacher.min_replicas``) and the book of engine deaths
+that finds a request killing its engine (``suspects``).
 """
 
 from __future__ import annotations
@@ -39,8 +34,6 @@ import os
 import socket
 import time
 
-from filters.lib.text import last_boxed
-
 from ... import cores
 from ...dialects import get_dialect
 from ...engine import Completion, EmptyOutput, Engine, EngineDead, VllmEngine
@@ -49,30 +42,73 @@ from ...metrics import gauge
 from ...pinned import on_driver_node
 from ...schema import to_table
 from .. import Context, Stage
+from .conversation import ContextFull, Conversation
 from .settings import REPLICA_NICENESS, GenerateSettings, engine_kwargs, placement_strategy  # noqa: F401 - re-exported
-from .starts import start_engine, wait_for_replicas
+from .starts import actor_id, start_engine, wait_for_replicas
 from .suspects import DeathBook, Gate, acall, call
 from .thinking import ThinkingControl
 
 log = logging.getLogger(__name__)
 
 
-class Generate(ThinkingControl, Stage):
+class Generate(Conversation, ThinkingControl, Stage):
     """Ray Data worker (actor): pending rows in, rows with the engine's output (or an error) out.
 
     ``engine``: a stand-in for tests (anything shaped like ``pipeline.engine.Engine``); by
     default the replica starts its own vLLM engine."""
 
     name = "generate"
-    reads = ("status", "sample_id", "prompt_token_ids", "prefill", "sampling", "seed", "thinking_budget",
-             "min_thinking_tokens", "reasoning_effort", "budget_strategy", "messages", "reference", "mode",
-             "turn_flags", "follow_ups", "turn_references", "prompt_text")
-    writes = ("generated", "completion_token_ids", "finish_reason", "t_submit", "t_done", "replica",
-              # a multi-turn sample: the conversation up to its last turn, which the row then describes
-              "messages", "prefill", "prompt_tokens", "completion_tokens", "reference", "flag",
-              "thinking_expected", "sampling", "prompt_text", "status", "stage", "error", "field", "detail", "input",
-              "extensions", "unforced_thinking_tokens",
-              "lp_prompt_ids", "lp_token_ids", "lp_forced", "lp_sampled", "lp_top_ids", "lp_top")
+    reads = (
+        "status",
+        "sample_id",
+        "prompt_token_ids",
+        "prefill",
+        "sampling",
+        "seed",
+        "thinking_budget",
+        "min_thinking_tokens",
+        "reasoning_effort",
+        "budget_strategy",
+        "messages",
+        "reference",
+        "mode",
+        "turn_flags",
+        "follow_ups",
+        "turn_references",
+        "prompt_text",
+    )
+    writes = (
+        "generated",
+        "completion_token_ids",
+        "finish_reason",
+        "t_submit",
+        "t_done",
+        "replica",
+        # a multi-turn sample: the conversation up to its last turn, which the row then describes
+        "messages",
+        "prefill",
+        "prompt_tokens",
+        "completion_tokens",
+        "reference",
+        "flag",
+        "thinking_expected",
+        "sampling",
+        "prompt_text",
+        "status",
+        "stage",
+        "error",
+        "field",
+        "detail",
+        "input",
+        "extensions",
+        "unforced_thinking_tokens",
+        "lp_prompt_ids",
+        "lp_token_ids",
+        "lp_forced",
+        "lp_sampled",
+        "lp_top_ids",
+        "lp_top",
+    )
     pool = "replicas"
 
     @classmethod
@@ -85,15 +121,20 @@ class Generate(ThinkingControl, Stage):
 
         # one book for all replicas: it outlives a replica whose engine died, and counts restarts
         book = ctx.shared["deaths"] = ray.remote(DeathBook).options(**on_driver_node()).remote(ctx.job.output.run_id)
-        return {"settings": GenerateSettings.of(ctx.job, ctx.deadline), "deaths": book,
-                "engine_factory": ctx.engine_factory}
+        return {
+            "settings": GenerateSettings.of(ctx.job, ctx.deadline),
+            "deaths": book,
+            "engine_factory": ctx.engine_factory,
+        }
 
     @classmethod
     def describe(cls, ctx: Context) -> str:
         t, p = ctx.job.teacher, ctx.plan
         res = ", ".join(f"{k}={v}" for k, v in p.replica_resources.items())
-        return (f"generate ({t.replicas} replica(s), each one vLLM engine, {res}; up to {t.in_flight} requests "
-                f"each, taken {p.rows_per_batch} at a time from one shared queue)")
+        return (
+            f"generate ({t.replicas} replica(s), each one vLLM engine, {res}; up to {t.in_flight} requests "
+            f"each, taken {p.rows_per_batch} at a time from one shared queue)"
+        )
 
     @classmethod
     def ray_options(cls, ctx: Context) -> dict:
@@ -106,31 +147,50 @@ class Generate(ThinkingControl, Stage):
         resources = {"num_cpus": own.pop("num_cpus"), "num_gpus": own.pop("num_gpus")}
         pg = ctx.plan.placement
         if pg is not None:  # TP > 1: the GPUs are the placement group's; the actor takes none itself
-            resources = {"num_cpus": pg["bundles"][0]["CPU"], "num_gpus": 0,
-                         "ray_remote_args_fn": functools.partial(placement_strategy, pg)}
+            resources = {
+                "num_cpus": pg["bundles"][0]["CPU"],
+                "num_gpus": 0,
+                "ray_remote_args_fn": functools.partial(placement_strategy, pg),
+            }
         if own:  # custom resources (teacher.resources.custom); with a placement group, its first bundle's
             resources["resources"] = own
-        return dict(batch_format="pyarrow", batch_size=ctx.plan.rows_per_batch,
-                    compute=ray.data.ActorPoolStrategy(size=ctx.job.teacher.replicas, max_tasks_in_flight_per_actor=k,
-                                                       max_concurrent_calls_per_actor=k),
-                    runtime_env={"env_vars": {"VLLM_LOGGING_LEVEL": ctx.job.teacher.engine.log_level,
-                                              "RAY_worker_niceness": str(REPLICA_NICENESS)}},
-                    # bounded: an engine that keeps dying must not be restarted all night
-                    max_restarts=ctx.job.teacher.max_replica_restarts, **resources)
+        return dict(
+            batch_format="pyarrow",
+            batch_size=ctx.plan.rows_per_batch,
+            compute=ray.data.ActorPoolStrategy(
+                size=ctx.job.teacher.replicas, max_tasks_in_flight_per_actor=k, max_concurrent_calls_per_actor=k
+            ),
+            runtime_env={
+                "env_vars": {
+                    "VLLM_LOGGING_LEVEL": ctx.job.teacher.engine.log_level,
+                    "RAY_worker_niceness": str(REPLICA_NICENESS),
+                }
+            },
+            # bounded: an engine that keeps dying must not be restarted all night
+            max_restarts=ctx.job.teacher.max_replica_restarts,
+            **resources,
+        )
 
-    def __init__(self, settings: GenerateSettings, engine: Engine | None = None, name: str | None = None,
-                 deaths=None, engine_factory=None):
+    def __init__(
+        self,
+        settings: GenerateSettings,
+        engine: Engine | None = None,
+        name: str | None = None,
+        deaths=None,
+        engine_factory=None,
+    ):
         self.cores = None  # a CPU engine's: {"compute": its workers' cores, "others": the rest of the job's}
         if engine is None:  # retried until it is up (a hang past start_timeout_s counts as failed)
             host = socket.gethostname()
-            me = _actor_id() or f"{host}:{os.getpid()}"  # whose starts failed: a broken node's must not fail the rest
+            me = actor_id() or f"{host}:{os.getpid()}"  # whose starts failed: a broken node's must not fail the rest
             report = (lambda why: call(deaths, "start_failed", host, why, me)) if deaths is not None else None
             if deaths is not None:
                 call(deaths, "start_begins")
             if engine_factory is None and settings.isolate_cores:  # its workers inherit this mask: all cores
                 cores.widen()
-            engine = start_engine(engine_factory or (lambda: VllmEngine(settings.engine_args)),
-                                  settings.start_timeout_s, report)
+            engine = start_engine(
+                engine_factory or (lambda: VllmEngine(settings.engine_args)), settings.start_timeout_s, report
+            )
             if engine_factory is None and settings.isolate_cores:
                 self.cores = cores.keep_job_off_engine()
         self.engine: Engine = engine
@@ -147,15 +207,18 @@ class Generate(ThinkingControl, Stage):
         self._ids = itertools.count()
         self.deaths, self.gate = deaths, Gate()  # finding a request that kills its engine
         if deaths is not None:  # a second start of the same actor is a restart (counted in the summary)
-            call(deaths, "started", _actor_id() or self.replica, socket.gethostname(), self.cores)
+            call(deaths, "started", actor_id() or self.replica, socket.gethostname(), self.cores)
         # for two-stage budgets: the forced text as ids, and the ids that close thinking
         self.dialect = get_dialect(settings.dialect)
         self.forced_ids = self.tokenizer.encode(self.dialect.budget_end_str(), add_special_tokens=False)
         self.think_start_ids = self.tokenizer.encode(self.dialect.think_start, add_special_tokens=False)
         self.think_end_ids = self.tokenizer.encode(self.dialect.think_end, add_special_tokens=False)
         # for s1's forcing: each mode's continuation word as ids
-        self.continuations = {m.name: self.tokenizer.encode(m.continuation, add_special_tokens=False)
-                              for m in settings.modes if m.forces_thinking}
+        self.continuations = {
+            m.name: self.tokenizer.encode(m.continuation, add_special_tokens=False)
+            for m in settings.modes
+            if m.forces_thinking
+        }
         # for multi-turn samples: the modes (hard switch, sampling per turn), and the context window
         self.modes = {m.name: m for m in settings.modes}
         self.max_len = settings.max_model_len
@@ -177,17 +240,26 @@ class Generate(ThinkingControl, Stage):
         if row["status"] != "pending":
             return row
         if died and died[1]:  # the engine died while it ran alone: it is the cause, not a bystander
-            return _failed(row, "engine_died", f"the engine died {died[0]} time(s) with this request in flight, "
-                                               f"once with it alone; not sent again")
+            return _failed(
+                row,
+                "engine_died",
+                f"the engine died {died[0]} time(s) with this request in flight, once with it alone; not sent again",
+            )
         try:
             async with self._sem, self.gate.enter(alone=bool(died), sample_id=row["sample_id"]):
                 if self.deadline is not None and time.time() >= self.deadline:
-                    return _failed(row, "deadline_reached", "ray.deadline_s was up before this request was sent; "
-                                                            "it is made when the run is resumed")
+                    return _failed(
+                        row,
+                        "deadline_reached",
+                        "ray.deadline_s was up before this request was sent; it is made when the run is resumed",
+                    )
                 row["t_submit"] = time.time()
                 self._in_flight(+1)
-                work = (self._conversation(row) if row.get("turn_flags")
-                        else self._generate(row, row["prompt_token_ids"], row["prefill"], row["seed"]))
+                work = (
+                    self._conversation(row)
+                    if row.get("turn_flags")
+                    else self._generate(row, row["prompt_token_ids"], row["prefill"], row["seed"])
+                )
                 try:
                     # a timeout cancels the request; vLLM aborts a cancelled request in the engine
                     c = await asyncio.wait_for(work, self.timeout) if self.timeout else await work
@@ -205,8 +277,14 @@ class Generate(ThinkingControl, Stage):
             return _failed(row, "engine_error", f"{type(e).__name__}: {e}")
         if c.logprobs is not None:  # output.logprobs: for the sidecar (the prompt: the last turn's)
             row.update(row_columns(row.pop("lp_prompt_ids", None) or row["prompt_token_ids"], c.token_ids, c.logprobs))
-        row.update(generated=c.text, completion_token_ids=c.token_ids, finish_reason=c.finish_reason,
-                   prompt_token_ids=None, t_done=time.time(), replica=self.replica)
+        row.update(
+            generated=c.text,
+            completion_token_ids=c.token_ids,
+            finish_reason=c.finish_reason,
+            prompt_token_ids=None,
+            t_done=time.time(),
+            replica=self.replica,
+        )
         return row
 
     async def _complete(self, prompt_ids: list[int], params, sample_id: str) -> Completion:
@@ -217,43 +295,6 @@ class Generate(ThinkingControl, Stage):
         if self.dialect.keeps_special_tokens:
             params = params.but(skip_special_tokens=False)
         return await self.engine.complete(prompt_ids, params, f"{sample_id}-{next(self._ids)}")
-
-    async def _conversation(self, row: dict) -> Completion:
-        """A multi-turn sample, turn by turn. Leaves in ``row`` the conversation up to the last
-        user turn and that turn's prompt; returns the last turn (the one parse appends). A turn
-        cut by the length cap ends the conversation there (the format filter rejects it)."""
-        messages, prompt_ids, prefill = list(row["messages"]), row["prompt_token_ids"], row["prefill"]
-        prompt, generated, latest, previous = row.get("prompt_text"), 0, None, ""
-        mode = self.modes[row["mode"]]
-        for turn, flag in enumerate(row["turn_flags"]):
-            latest = flag or latest  # the flag in force: each turn samples as its mode (row["sampling"]: the last)
-            sampling = self.dialect.sampling(mode, thinking=mode.thinks_under(latest))
-            if turn:
-                answer = self.dialect.split(previous).answer
-                text = row["follow_ups"][turn - 1].replace("{answer}", last_boxed(answer) or answer.strip())
-                messages = messages + [self.dialect.message(previous), {"role": "user", "content": text}]
-                messages = self.dialect.with_flag(messages, flag, "user")
-                prompt = self.dialect.render(self.tokenizer, messages, mode.thinking, row.get("reasoning_effort"))
-                prompt_ids = self.tokenizer.encode(prompt, add_special_tokens=False)
-                if len(prompt_ids) >= self.max_len:
-                    raise ContextFull(f"turn {turn + 1} of {len(row['turn_flags'])}: the conversation is "
-                                      f"{len(prompt_ids)} tokens, teacher.engine.max_model_len is {self.max_len}")
-                prefill = self.dialect.prefill(prompt)
-            # each turn its own draw (two_stage takes seed + 1 for a continuation)
-            c = await self._generate(row, prompt_ids, prefill, row["seed"] + 2 * turn, sampling)
-            generated += len(c.token_ids)
-            previous = self.dialect.completion(prefill, c.text)
-            if c.finish_reason in ("length", "repetition"):  # cut, or stopped as a loop: no next turn
-                break
-        # the row describes its last turn - which may come early, if a turn was cut
-        if self.logprobs is not None:
-            row["lp_prompt_ids"] = prompt_ids
-        row.update(messages=messages, prefill=prefill, prompt_tokens=len(prompt_ids), completion_tokens=generated,
-                   reference=row["turn_references"][turn], flag=latest, thinking_expected=mode.thinks_under(latest),
-                   sampling=sampling)
-        if row.get("prompt_text") is not None:  # output.keep_prompt_text: the prompt of the last turn
-            row["prompt_text"] = prompt
-        return c
 
     def _in_flight(self, step: int) -> None:
         """Requests in this replica's engine, for the live metrics (``pipeline.metrics``)."""
@@ -284,23 +325,16 @@ class Generate(ThinkingControl, Stage):
             engine.shutdown()
 
 
-def _actor_id() -> str | None:
-    """This Ray actor's id (the same across its restarts), or None outside an actor."""
-    try:
-        import ray
-
-        return ray.get_runtime_context().get_actor_id() if ray.is_initialized() else None
-    except Exception:  # noqa: BLE001 - only a label for counting restarts
-        return None
-
-
-class ContextFull(RuntimeError):
-    """A multi-turn conversation outgrew the context window before its last turn."""
-
-
 def _failed(row: dict, error: str, detail: str) -> dict:
-    row.update(status="error", stage="generate", error=error, field=None, detail=detail, prompt_token_ids=None,
-               input=json.dumps({"messages": row["messages"], "reference": row["reference"]}, ensure_ascii=False))
+    row.update(
+        status="error",
+        stage="generate",
+        error=error,
+        field=None,
+        detail=detail,
+        prompt_token_ids=None,
+        input=json.dumps({"messages": row["messages"], "reference": row["reference"]}, ensure_ascii=False),
+    )
     return row
 
 

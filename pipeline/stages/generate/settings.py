@@ -27,11 +27,19 @@ def engine_kwargs(teacher: TeacherConfig, modes: list[ModeConfig]) -> dict:
     (1073741824, False, False)
     """
     t, e = teacher, teacher.engine
-    kw = dict(model=t.model, dtype=e.dtype, max_model_len=e.max_model_len,
-              tensor_parallel_size=e.tensor_parallel_size, max_num_seqs=e.max_num_seqs, seed=e.seed,
-              enforce_eager=e.enforce_eager, enable_prefix_caching=e.enable_prefix_caching,
-              trust_remote_code=e.trust_remote_code, gpu_memory_utilization=e.gpu_memory_utilization,
-              disable_log_stats=True)
+    kw = dict(
+        model=t.model,
+        dtype=e.dtype,
+        max_model_len=e.max_model_len,
+        tensor_parallel_size=e.tensor_parallel_size,
+        max_num_seqs=e.max_num_seqs,
+        seed=e.seed,
+        enforce_eager=e.enforce_eager,
+        enable_prefix_caching=e.enable_prefix_caching,
+        trust_remote_code=e.trust_remote_code,
+        gpu_memory_utilization=e.gpu_memory_utilization,
+        disable_log_stats=True,
+    )
     if e.kv_cache_gib is not None:
         kw["kv_cache_memory_bytes"] = int(e.kv_cache_gib * 2**30)
     if t.device == "gpu" and e.tensor_parallel_size > 1:  # workers in the replica's placement group
@@ -59,9 +67,9 @@ def placement_strategy(pg: dict) -> dict:
 
 @dataclass(frozen=True)
 class GenerateSettings:
-    engine_args: dict        # ``engine_kwargs``: vLLM's arguments for one engine
+    engine_args: dict  # ``engine_kwargs``: vLLM's arguments for one engine
     dialect: str
-    modes: tuple             # the job's modes: multi-turn samples sample each turn as its mode
+    modes: tuple  # the job's modes: multi-turn samples sample each turn as its mode
     max_in_flight: int
     max_model_len: int
     request_timeout_s: float | None = None
@@ -79,8 +87,18 @@ class GenerateSettings:
         args = engine_kwargs(t, job.generation.modes)
         if lp is not None and lp.top_k > 20:  # vLLM refuses more than max_logprobs (20 by default)
             args["max_logprobs"] = lp.top_k
-        return cls(args, t.dialect, tuple(job.generation.modes), t.in_flight, t.engine.max_model_len,
-                   t.request_timeout_s, deadline,
-                   (loops.min_tokens, loops.max_tokens, loops.repeats) if loops else None,
-                   lp.top_k if lp is not None else None, t.isolate_cores, t.min_replicas, t.start_timeout_s,
-                   job.output.run_id)
+        return cls(
+            args,
+            t.dialect,
+            tuple(job.generation.modes),
+            t.in_flight,
+            t.engine.max_model_len,
+            t.request_timeout_s,
+            deadline,
+            (loops.min_tokens, loops.max_tokens, loops.repeats) if loops else None,
+            lp.top_k if lp is not None else None,
+            t.isolate_cores,
+            t.min_replicas,
+            t.start_timeout_s,
+            job.output.run_id,
+        )

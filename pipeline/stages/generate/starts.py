@@ -104,8 +104,7 @@ class Watch:
     job (interrupting the driver's main thread, where ``run`` turns it into ``ReplicasDown``) when
     too few are up. Used as a context manager around the dataset's execution."""
 
-    def __init__(self, book, replicas: int, min_replicas: int, timeout_s: float, poll_s: float = 2.0,
-                 stream=None):
+    def __init__(self, book, replicas: int, min_replicas: int, timeout_s: float, poll_s: float = 2.0, stream=None):
         self.book, self.replicas, self.need, self.timeout = book, replicas, min_replicas, timeout_s
         self.poll, self.stream = poll_s, stream or sys.stderr
         self.failure: str | None = None  # why the job failed, once it has
@@ -137,8 +136,10 @@ class Watch:
     def _print(self, s: dict) -> None:
         new = s["failed"] - self._seen
         for f in s["failures"][-new:] if new > 0 else []:
-            self.stream.write(f"teacher engine start failed on {f['host']}: {f['reason'][:500]} "
-                              f"({s['up']} of {self.replicas} replica(s) up; the start is retried)\n")
+            self.stream.write(
+                f"teacher engine start failed on {f['host']}: {f['reason'][:500]} "
+                f"({s['up']} of {self.replicas} replica(s) up; the start is retried)\n"
+            )
         self._seen = s["failed"]
         self.stream.flush()
 
@@ -159,9 +160,26 @@ class Watch:
             return None
         if elapsed < self.timeout and not (s["up"] == 0 and s["failed_twice"] >= self.replicas):
             return None
-        when = (f"after teacher.start_timeout_s = {self.timeout:g} s" if elapsed >= self.timeout
-                else "and every replica's start failed twice")
-        errors = "\n".join(f"  {f['host']}: {f['reason']}" for f in s["failures"][-10:]) or "  (no start failed: "\
-            "the engines are still starting, or the cluster has no room for them)"
-        return (f"{s['up']} of the {self.replicas} teacher replica(s) up, {self.need} needed "
-                f"(teacher.min_replicas) {when}; {s['failed']} failed start(s), the last:\n{errors}")
+        when = (
+            f"after teacher.start_timeout_s = {self.timeout:g} s"
+            if elapsed >= self.timeout
+            else "and every replica's start failed twice"
+        )
+        errors = (
+            "\n".join(f"  {f['host']}: {f['reason']}" for f in s["failures"][-10:])
+            or "  (no start failed: the engines are still starting, or the cluster has no room for them)"
+        )
+        return (
+            f"{s['up']} of the {self.replicas} teacher replica(s) up, {self.need} needed "
+            f"(teacher.min_replicas) {when}; {s['failed']} failed start(s), the last:\n{errors}"
+        )
+
+
+def actor_id() -> str | None:
+    """This Ray actor's id (the same across its restarts), or None outside an actor."""
+    try:
+        import ray
+
+        return ray.get_runtime_context().get_actor_id() if ray.is_initialized() else None
+    except Exception:  # noqa: BLE001 - only a label for counting restarts
+        return None

@@ -21,9 +21,9 @@ class DeathBook:
     def __init__(self, run_id: str = ""):
         self.run_id = run_id  # the live metrics' tag (``pipeline.metrics``)
         self.deaths: dict[str, list[int]] = {}
-        self.starts: dict[str, int] = {}   # per replica (its Ray actor id): times it started
+        self.starts: dict[str, int] = {}  # per replica (its Ray actor id): times it started
         self.engine_deaths = 0
-        self.cores: dict[str, dict] = {}   # per host: a CPU engine's cores and the rest of the job's
+        self.cores: dict[str, dict] = {}  # per host: a CPU engine's cores and the rest of the job's
         self.start_failures: list[dict] = []  # the last 50 failed engine starts: host, reason, when
         self.failed_starts = 0
         self.failed_by: dict[str, int] = {}  # per replica (its Ray actor id): failed starts
@@ -52,15 +52,24 @@ class DeathBook:
         return len(self.starts)
 
     def start_stats(self) -> dict:
-        return {"up": len(self.starts), "failed": self.failed_starts, "failures": self.start_failures,
-                "begun": self.first_start, "failed_twice": sum(n >= 2 for n in self.failed_by.values())}
+        return {
+            "up": len(self.starts),
+            "failed": self.failed_starts,
+            "failures": self.start_failures,
+            "begun": self.first_start,
+            "failed_twice": sum(n >= 2 for n in self.failed_by.values()),
+        }
 
     def stats(self) -> dict:
         """What the summary reports: restarts (a replica started again after its process
         ended: its engine died, or the node went) and engine deaths the replicas saw."""
-        return {"replica_restarts": sum(n - 1 for n in self.starts.values()), "engine_deaths": self.engine_deaths,
-                "engine_cores": dict(sorted(self.cores.items())), "start_failures": self.start_failures,
-                "failed_starts": self.failed_starts}
+        return {
+            "replica_restarts": sum(n - 1 for n in self.starts.values()),
+            "engine_deaths": self.engine_deaths,
+            "engine_cores": dict(sorted(self.cores.items())),
+            "start_failures": self.start_failures,
+            "failed_starts": self.failed_starts,
+        }
 
     def record(self, sample_ids: list[str]) -> None:
         from ...metrics import inc

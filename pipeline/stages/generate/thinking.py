@@ -24,7 +24,7 @@ class ThinkingControl:
     dialect: Dialect
     modes: dict[str, ModeConfig]
     logprobs: int | None
-    forced_ids: list[int]       # the budget's forced text (early-stop sentence + end tag), as ids
+    forced_ids: list[int]  # the budget's forced text (early-stop sentence + end tag), as ids
     think_start_ids: list[int]
     think_end_ids: list[int]
     continuations: dict[str, list[int]]  # per mode with s1 forcing: its continuation word, as ids
@@ -35,8 +35,9 @@ class ThinkingControl:
     def _decode(self, ids: list[int]) -> str:
         raise NotImplementedError  # the replica's: its tokenizer's decode
 
-    async def _generate(self, row: dict, prompt_ids: list[int], prefill: str, seed: int,
-                        sampling: dict | None = None) -> Completion:
+    async def _generate(
+        self, row: dict, prompt_ids: list[int], prefill: str, seed: int, sampling: dict | None = None
+    ) -> Completion:
         """One assistant turn of ``row`` for this prompt, with the row's budget and strategy."""
         if row.get("min_thinking_tokens"):
             return await self._forced(row, prompt_ids, prefill, seed, sampling)
@@ -44,8 +45,9 @@ class ThinkingControl:
             return await self._two_stage(row, prompt_ids, prefill, seed, sampling)
         return await self._complete(prompt_ids, request_params(row, seed=seed, sampling=sampling), row["sample_id"])
 
-    async def _two_stage(self, row: dict, prompt_ids: list[int], prefill: str, seed: int,
-                         sampling: dict | None = None) -> Completion:
+    async def _two_stage(
+        self, row: dict, prompt_ids: list[int], prefill: str, seed: int, sampling: dict | None = None
+    ) -> Completion:
         """Qwen3's budget recipe: think up to the budget; if the thinking is still open, append
         the early-stop text and ``</think>``; continue from there in this replica (the prefix
         cache holds prompt + first part, so the second request only decodes the answer)."""
@@ -53,8 +55,9 @@ class ThinkingControl:
         # the model opens the block itself (the start tag's tokens) unless the prompt already did
         opened_in_prompt = prefill.endswith(f"{self.dialect.think_start}\n")
         first_cap = min(cap, budget + (0 if opened_in_prompt else len(self.think_start_ids)))
-        first = await self._complete(prompt_ids, request_params(row, max_tokens=first_cap, seed=seed,
-                                                                 sampling=sampling), row["sample_id"])
+        first = await self._complete(
+            prompt_ids, request_params(row, max_tokens=first_cap, seed=seed, sampling=sampling), row["sample_id"]
+        )
         if first.finish_reason != "length" or first_cap == cap:
             return first  # finished inside the budget (or the length cap is the budget)
         closed = _contains(first.token_ids, self.think_end_ids)
@@ -65,15 +68,17 @@ class ThinkingControl:
             ids = ids[:cap]
             return Completion(self._decode(ids), ids, "length", lp and lp.cut(cap))
         # a new request restarts the seeded sampler; derive the seed so the continuation is its own draw
-        second = await self._complete(prompt_ids + ids,
-                                      request_params(row, max_tokens=cap - len(ids), seed=seed + 1,
-                                                      sampling=sampling),
-                                      row["sample_id"])
+        second = await self._complete(
+            prompt_ids + ids,
+            request_params(row, max_tokens=cap - len(ids), seed=seed + 1, sampling=sampling),
+            row["sample_id"],
+        )
         ids = ids + second.token_ids
         return Completion(self._decode(ids), ids, second.finish_reason, join(lp, second.logprobs, k=self.logprobs))
 
-    async def _forced(self, row: dict, prompt_ids: list[int], prefill: str, seed: int,
-                      sampling: dict | None = None) -> Completion:
+    async def _forced(
+        self, row: dict, prompt_ids: list[int], prefill: str, seed: int, sampling: dict | None = None
+    ) -> Completion:
         """s1's budget forcing: at least ``min_thinking_tokens`` of thinking (an end of thinking
         that comes earlier is replaced by the continuation word, at most ``max_extensions`` times),
         at most ``thinking_budget`` (then the early-stop text and the end are forced); then the
@@ -90,9 +95,13 @@ class ThinkingControl:
         extensions, unforced, step, finish = 0, None, 0, None
         while True:
             room = cap - len(ids) if budget is None else min(cap, budget + opener) - len(ids)
-            c = await self._complete(prompt_ids + ids, request_params(row, max_tokens=room, seed=_step_seed(seed, step),
-                                                                     sampling=sampling).but(stop_token_ids=(end,)),
-                                     row["sample_id"])
+            c = await self._complete(
+                prompt_ids + ids,
+                request_params(row, max_tokens=room, seed=_step_seed(seed, step), sampling=sampling).but(
+                    stop_token_ids=(end,)
+                ),
+                row["sample_id"],
+            )
             step += 1
             ids, lp = ids + c.token_ids, join(lp, c.logprobs, k=self.logprobs)
             if ids and ids[-1] == end and c.finish_reason == "stop":  # the teacher ended its thinking
@@ -112,9 +121,11 @@ class ThinkingControl:
             break
         row.update(extensions=extensions, unforced_thinking_tokens=unforced)
         if finish is None and cap - len(ids) > 0:  # thinking done: the answer
-            answer = await self._complete(prompt_ids + ids, request_params(row, max_tokens=cap - len(ids),
-                                                                          seed=_step_seed(seed, step),
-                                                                          sampling=sampling), row["sample_id"])
+            answer = await self._complete(
+                prompt_ids + ids,
+                request_params(row, max_tokens=cap - len(ids), seed=_step_seed(seed, step), sampling=sampling),
+                row["sample_id"],
+            )
             ids, finish, lp = ids + answer.token_ids, answer.finish_reason, join(lp, answer.logprobs, k=self.logprobs)
         elif finish is None:  # no room left to answer: cut at the length cap like one pass would
             ids, finish, lp = ids[:cap], "length", lp and lp.cut(cap)
@@ -129,4 +140,4 @@ def _step_seed(seed: int, step: int) -> int:
 
 def _contains(ids: list[int], seq: list[int]) -> bool:
     n = len(seq)
-    return any(ids[i:i + n] == seq for i in range(len(ids) - n + 1))
+    return any(ids[i : i + n] == seq for i in range(len(ids) - n + 1))
