@@ -179,10 +179,16 @@ def test_a_job_killed_twice_resumes_to_exactly_the_uninterrupted_rows(tmp_path, 
     cfg_path, run_dir = _job(tmp_path, "killed")
 
     began = time.time()
-    committed = _kill_an_engine_then_the_job(_start(cfg_path, log), run_dir, log, rng)
+    # the first attempt with few requests at a time (a speed setting: the same samples), so that its
+    # restarted replica, waited for until its rows are committed, leaves the later attempts work to do
+    # (at full speed it once finished all but 12 of 252 before its kill, and the second all the rest)
+    slow = ("--set", "teacher.max_in_flight=4")
+    committed = _kill_an_engine_then_the_job(_start(cfg_path, log, *slow), run_dir, log, rng)
     assert not (run_dir / "summary.json").exists(), "killed mid-run: not complete"
     committed = _kill_when_writing(_start(cfg_path, log), run_dir, rng, after=committed)
     assert not (run_dir / "summary.json").exists() and committed > 0
+    want = json.loads((base_dir / "summary.json").read_text())
+    assert committed < want["accepted"] + want["rejected"]["total"], "the kills left the deadline attempt no work"
     # a third attempt with a deadline already up when its first rows arrive: it makes nothing
     # new, keeps what is committed, and says so (exit 5); the run is still not complete
     short = _start(cfg_path, log, "--set", "ray.deadline_s=0.5")
