@@ -188,6 +188,14 @@ def _pipeline_processes(pids: list[int]) -> list[int]:
     return out
 
 
+def _first_prompts(tmp_path: Path, n: int) -> Path:
+    """The tiny teacher's first ``n`` prompts, as the job's input file."""
+    prompts = tmp_path / "prompts.jsonl"
+    lines = (ROOT / "tests" / "tiny_teacher" / "prompts.jsonl").read_text(encoding="utf-8").splitlines()[:n]
+    prompts.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return prompts
+
+
 def _submit(cluster: dict, *args: str, timeout: int = 900) -> subprocess.CompletedProcess:
     cmd = [
         RAY,
@@ -251,9 +259,7 @@ def test_ray_job_submit_runs_the_job_on_the_cluster(cluster, tmp_path):
     nodes' Prometheus endpoints (Ray's metrics agents), whose final counts are summary.json's."""
     import threading
 
-    prompts = tmp_path / "prompts.jsonl"
-    lines = (ROOT / "tests" / "tiny_teacher" / "prompts.jsonl").read_text(encoding="utf-8").splitlines()[:6]
-    prompts.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    prompts = _first_prompts(tmp_path, 6)
     out = tmp_path / "out"
     run_id = f"cluster-{{date}}-{uuid.uuid4().hex[:6]}"  # {date}: the job fills it in; metrics match the rest
     during: list[dict] = []
@@ -345,9 +351,7 @@ def test_engines_that_cannot_start_fail_the_job_with_their_error_not_a_hang(clus
     CUDA out-of-memory at start on a GPU node): each start is retried after a backoff, and once
     every replica failed twice with none up the job fails (exit 6) naming the engines' error,
     well before ``teacher.start_timeout_s``."""
-    prompts = tmp_path / "prompts.jsonl"
-    lines = (ROOT / "tests" / "tiny_teacher" / "prompts.jsonl").read_text(encoding="utf-8").splitlines()[:4]
-    prompts.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    prompts = _first_prompts(tmp_path, 4)
     t0 = time.time()
     r = _submit(
         cluster,
@@ -391,9 +395,7 @@ def test_a_node_whose_engine_cannot_start_costs_its_replica_not_the_night(cluste
         env={"VLLM_RPC_BASE_PATH": f"/nonexistent-{cluster['mark']}"},
     )
     try:
-        prompts = tmp_path / "prompts.jsonl"
-        lines = (ROOT / "tests" / "tiny_teacher" / "prompts.jsonl").read_text(encoding="utf-8").splitlines()[:6]
-        prompts.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        prompts = _first_prompts(tmp_path, 6)
         r = _submit(
             cluster,
             "--set",
@@ -448,9 +450,7 @@ def _lose_a_node(cluster: dict, tmp_path: Path, node: str, *sets: str) -> dict:
     """Submit the 48-prompt job (``--no-wait``), and SIGKILL every process of ``node`` once it holds
     pipeline actors and parts are committed. -> what the kill found: the run folder, the job's id,
     the rows committed before it, whether an engine lived there, the test's deadline."""
-    lines = (ROOT / "tests" / "tiny_teacher" / "prompts.jsonl").read_text(encoding="utf-8").splitlines()[:48]
-    prompts = tmp_path / "prompts.jsonl"
-    prompts.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    prompts = _first_prompts(tmp_path, 48)
     out, job_id = tmp_path / "out", f"lost-node-{uuid.uuid4().hex[:8]}"
     cmd = [
         RAY,
