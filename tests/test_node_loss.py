@@ -94,7 +94,7 @@ def _run(tmp: Path, run_id: str, *overrides: str):
             *overrides,
         ],
     )
-    spec = SimSpec(str(ARTIFACT_DIR), max_num_seqs=4, tokens_per_s=30, median_tokens=150, sigma=0.3, time_scale=2)
+    spec = SimSpec(str(ARTIFACT_DIR), max_num_seqs=4, tokens_per_s=30, median_tokens=150, sigma=0.3, time_scale=4)
     return run(cfg, engine_factory=SimFactory(spec))
 
 

@@ -145,11 +145,26 @@ def _serving(log: Path) -> bool:
     return False
 
 
+def _death_committed(run_dir: Path) -> bool:
+    """Whether a committed part says (in its engine timings) that this attempt saw an engine death
+    and a replica restart: from then on the attempt's parts carry both, whenever it is killed."""
+    import pyarrow.parquet as pq
+
+    from pipeline.tally import TIMING_KEY
+
+    for p in _parts(run_dir):
+        with contextlib.suppress(OSError, pa.ArrowInvalid):  # moved or replaced while we look
+            timing = (pq.read_schema(p).metadata or {}).get(TIMING_KEY)
+            if timing and any(d >= 1 and r >= 1 for _, d, r in json.loads(timing)["deaths"]):
+                return True
+    return False
+
+
 def _kill_an_engine_then_the_job(proc: subprocess.Popen, run_dir: Path, log: Path, rng: random.Random) -> int:
     """A fresh run, all its work ahead: SIGKILL its engine process once it has committed generated
     rows (error rows of bad input can come before any engine starts), wait until Ray has restarted
-    the replica, the console has said so and the restarted engine's rows are committed, then kill
-    the job (``_kill_when_writing``). Returns the rows committed then."""
+    the replica and a part committed since says so, then kill the job at a random moment soon after.
+    Returns the rows committed then."""
     deadline, engines = time.time() + 600, []
     while time.time() < deadline and proc.poll() is None and not engines:
         time.sleep(0.2)
@@ -162,14 +177,9 @@ def _kill_an_engine_then_the_job(proc: subprocess.Popen, run_dir: Path, log: Pat
         time.sleep(0.2)
         restarted = [p for p in _engines(proc.pid) if p != engines[0]]
     assert restarted, "no engine came back after the kill"
-    after = _committed_rows(run_dir)  # the restarted replica's rows come after this
-    while (
-        time.time() < deadline
-        and proc.poll() is None
-        and "teacher engine died, restarting the replica" not in log.read_text(errors="replace")
-    ):
-        time.sleep(0.5)
-    return _kill_when_writing(proc, run_dir, rng, after=after)
+    while time.time() < deadline and proc.poll() is None and not _death_committed(run_dir):
+        time.sleep(0.2)
+    return _kill_when_writing(proc, run_dir, rng, after=-1)
 
 
 def test_a_job_killed_twice_resumes_to_exactly_the_uninterrupted_rows(tmp_path, uninterrupted):
@@ -179,11 +189,7 @@ def test_a_job_killed_twice_resumes_to_exactly_the_uninterrupted_rows(tmp_path, 
     cfg_path, run_dir = _job(tmp_path, "killed")
 
     began = time.time()
-    # the first attempt with few requests at a time (a speed setting: the same samples), so that its
-    # restarted replica, waited for until its rows are committed, leaves the later attempts work to do
-    # (at full speed it once finished all but 12 of 252 before its kill, and the second all the rest)
-    slow = ("--set", "teacher.max_in_flight=4")
-    committed = _kill_an_engine_then_the_job(_start(cfg_path, log, *slow), run_dir, log, rng)
+    committed = _kill_an_engine_then_the_job(_start(cfg_path, log), run_dir, log, rng)
     assert not (run_dir / "summary.json").exists(), "killed mid-run: not complete"
     committed = _kill_when_writing(_start(cfg_path, log), run_dir, rng, after=committed)
     assert not (run_dir / "summary.json").exists() and committed > 0
