@@ -275,7 +275,8 @@ def cpu_table(rows: list[tuple[str, str, dict]]) -> str:
     return "\n".join(
         [
             "CPU milliseconds per 1,000 requests over the busy window, by process role (`bench/cpu.py`: /proc sampled "
-            "every 0.5 s over the side's process tree; the engine's own is the vLLM EngineCore processes'):",
+            "every 0.5 s over the side's process tree, each interval under the role the process had then; the "
+            "engine's own is the vLLM processes', EngineCore and its workers):",
             "",
             head,
             "|---|---|" + "---:|" * (len(roles) + 1),
