@@ -450,12 +450,12 @@ def _job_status(cluster: dict, job_id: str) -> str:
     return r.stdout.strip() or f"UNKNOWN: {r.stderr[-500:]}"
 
 
-def _lose_a_node(cluster: dict, tmp_path: Path, node: str, *sets: str, prompts: int = 48) -> dict:
-    """Submit the job over the first ``prompts`` prompts (``--no-wait``), and SIGKILL every process
+def _lose_a_node(cluster: dict, tmp_path: Path, node: str, *sets: str, inputs: int = 48) -> dict:
+    """Submit the job over the first ``inputs`` prompts (``--no-wait``), and SIGKILL every process
     of ``node`` once it holds pipeline actors and parts are committed. -> what the kill found: the
     run folder, the job's id, the rows committed before it, whether an engine lived there, the
     test's deadline, the inputs."""
-    inputs, prompts = prompts, _first_prompts(tmp_path, prompts)
+    prompts = _first_prompts(tmp_path, inputs)
     out, job_id = tmp_path / "out", f"lost-node-{uuid.uuid4().hex[:8]}"
     cmd = [
         RAY,
@@ -610,7 +610,7 @@ def test_a_lost_node_with_no_room_left_costs_a_pass_not_the_night(cluster, tmp_p
         f"ray.node_loss_grace_s={grace}",
         "--set",
         "teacher.resources.custom.teacher_slot=1",
-        prompts=32,  # its new pass starts an engine again: less work after it, the same paths taken
+        inputs=32,  # its new pass starts an engine again: less work after it, the same paths taken
     )
     assert lost["engine_lost"], "the node held no replica"
     # seen from outside (Ray's state API, every 2 s): how long some actor stayed RESTARTING after the kill

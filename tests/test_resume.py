@@ -150,12 +150,12 @@ def _death_committed(run_dir: Path) -> bool:
     and a replica restart: from then on the attempt's parts carry both, whenever it is killed."""
     import pyarrow.parquet as pq
 
-    from pipeline.tally import TIMING_KEY
+    from pipeline.tally import TIMING_KEY, Tally
 
     for p in _parts(run_dir):
         with contextlib.suppress(OSError, pa.ArrowInvalid):  # moved or replaced while we look
             timing = (pq.read_schema(p).metadata or {}).get(TIMING_KEY)
-            if timing and any(d >= 1 and r >= 1 for _, d, r in json.loads(timing)["deaths"]):
+            if timing and any(d >= 1 and r >= 1 for d, r in Tally.of_timing(timing).attempt_deaths.values()):
                 return True
     return False
 
