@@ -585,9 +585,9 @@ def test_a_lost_node_costs_only_the_work_it_held(cluster, tmp_path):
 
 @pytest.mark.xfail(
     strict=False,
-    reason="known intermittent hang, not yet understood (2 of 4 runs on 2026-12-07): after the node is "
-    "killed no part is committed again and the job is still RUNNING at the test's deadline (last seen: parts "
-    "at the kill, nothing for 13 min); the other runs tripped the watch after 15 s and finished in 257-325 s",
+    reason="known intermittent failure, cause not yet found (2 of 4 runs on 2026-12-07): the job is still "
+    "RUNNING at the test's deadline after the kill (once at 60% after 600 s; once no part committed for 13 "
+    "min); the other runs tripped the watch after 15 s and finished in 257-325 s",
 )
 def test_a_lost_node_with_no_room_left_costs_a_pass_not_the_night(cluster, tmp_path):
     """A node is lost and none joins, and the nodes that remain have no room for the actors it
