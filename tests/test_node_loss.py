@@ -125,12 +125,22 @@ def test_a_pass_stopped_by_a_lost_node_is_redone_to_exactly_the_uninterrupted_sa
     """Fixed n: exactly the uninterrupted run's rows. Sampling until verified (k = 1, no filters:
     round 0 is all): exactly its samples of index 0. In one pass more, each row once; the console
     and the report say what happened."""
-    look = LoseANode(tmp_path / "lost" / "run")
+    look, kill, killed = LoseANode(tmp_path / "lost" / "run"), node_loss._kill, []
+
+    def kill_real(actor):  # the stuck actor is the look's invention; the stopped pass's pool actors are real
+        if actor != "actor-on-worker":
+            killed.append(actor)
+            kill(actor)
+
     monkeypatch.setattr(node_loss, "_look", look)
-    monkeypatch.setattr(node_loss, "_kill", lambda actor: None)
+    monkeypatch.setattr(node_loss, "_kill", kill_real)
     monkeypatch.setattr(node_loss, "POLL_S", 0.2)
     s = _run(tmp_path, "lost", *([f"generation.accepted_per_prompt={k}"] if k else []))
     assert look.tripped_at is not None, "the run ended before its first commit: nothing was lost"
+    # the stopped pass's replicas and stage actors were alive (no node was really lost): ended before
+    # the new pass, which then had the room (2 replicas of 0.5 CPU; the session's Ray has 8)
+    print(f"stopped pass: {len(killed)} pool actor(s) ended")  # seen: 2 (fixed n), 0 (k = 1): gc timing
+    assert not set(killed) & set(node_loss._live()), "an actor of the stopped pass still alive"
     (event,) = s["nodes_lost"]
     assert event["nodes"] == ["10.0.0.2"] and event["actors"] == 1 and event["waited_s"] >= 0.5
     assert s["accounted"]

@@ -27,7 +27,7 @@ from ..cores import restored
 from ..identity import identity_config
 from ..ledger import IdLedger, Locations
 from ..logprobs import tokenizer_meta
-from ..node_loss import NodeLoss
+from ..node_loss import NodeLoss, end_stopped_pass
 from ..read import read_input
 from ..report import modes
 from ..report import summary as summaries
@@ -149,6 +149,7 @@ def stream(ctx: Context, sink, cfg: JobConfig) -> dict | None:
             raise ReplicasDown(w.failure) from None
         if lost.tripped:  # a lost node's actors found no room: the watch stopped the pass (or their tasks failed)
             sink.folder.settle()  # its last write tasks may still commit
+            end_stopped_pass()  # its surviving replicas hold what the new pass's need
             return lost.tripped
         raise
     return None
