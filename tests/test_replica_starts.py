@@ -92,9 +92,9 @@ def test_a_replica_that_never_starts_costs_its_share_not_the_night(tmp_path, ray
 
 
 def test_a_start_that_hangs_counts_as_failed_and_the_job_goes_on(tmp_path, ray_session):
-    # the timeout leaves a loaded machine time to start the good engine; the work (about 30 s on one
-    # engine) outlasts it, so the hung start is reported while the job runs
-    s = _run(tmp_path, "hang", "teacher.start_timeout_s=15", time_scale=1.5)
+    # the timeout leaves a loaded machine time to start the good engine; the work (about 40 s on one
+    # engine: 80 requests of ~2 s, 4 at a time) outlasts it, so the hung start is reported while the job runs
+    s = _run(tmp_path, "hang", "teacher.start_timeout_s=15", time_scale=2.5)
     assert s["accounted"] and s["accepted"] == 2 * PROMPTS and s["replicas_seen"] == 1
     assert s["failed_starts"] == 1
     assert s["start_failures"][0]["reason"].startswith("no engine within teacher.start_timeout_s = 15 s")
