@@ -504,7 +504,7 @@ def _lose_a_node(cluster: dict, tmp_path: Path, node: str, *sets: str, inputs: i
             break
         time.sleep(1)
     assert held, f"{node} never held a pipeline actor while parts were committed ({_job_status(cluster, job_id)})"
-    engine_lost = any(Path(f"/proc/{p}/cmdline").read_bytes().startswith(b"VLLM") for p in held)
+    engine_lost = any(_read(f"/proc/{p}/cmdline").startswith(b"VLLM") for p in held)  # one may have ended since
     import pyarrow.parquet as pq
 
     committed = sum(pq.read_metadata(p).num_rows for p in _committed_parts(run_dir))
