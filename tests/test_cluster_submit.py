@@ -636,7 +636,7 @@ def test_a_lost_node_costs_only_the_work_it_held(cluster, tmp_path):
 
 @pytest.mark.xfail(
     strict=False,
-    reason="known intermittent failure, cause not yet found: once in about eight runs on 2026-12-07 the job "
+    reason="known intermittent failure, cause not yet found: once in about fifteen runs on 2026-12-07 the job "
     "committed nothing for 13 min after the kill and was still RUNNING at the test's deadline (stuck.txt "
     "beside the run says what Ray and the driver were doing); the other runs finished in 250-330 s",
 )
