@@ -570,13 +570,8 @@ def _stuck_report(cluster: dict, lost: dict, seen: dict) -> str:
     lines = [f"parts first seen (s after the kill): {sorted(seen.items(), key=lambda kv: kv[1])}"]
     lines.append(out(RAY, "list", "nodes", "--address", cluster["address"], "--detail", "--format", "yaml"))
     lines.append(out(RAY, "list", "actors", "--address", cluster["address"], "--limit", "500", "--detail"))
-    drivers = [
-        pid
-        for pid in [int(c.parent.name) for c in Path("/proc").glob("[0-9]*/cmdline")]
-        if b"jobs.generate" in _read(f"/proc/{pid}/cmdline")
-        and str(lost["run_dir"].parent).encode() in _read(f"/proc/{pid}/cmdline")
-    ]
-    for pid in sorted(set(drivers)):
+    drivers = [pid for pid in _ours(lost["run_dir"].parent) if b"jobs.generate" in _read(f"/proc/{pid}/cmdline")]
+    for pid in drivers:
         lines.append(f"driver {pid}:\n" + out(str(Path(sys.executable).with_name("py-spy")), "dump", "--pid", str(pid)))
     report = "\n\n".join(lines)
     (lost["run_dir"].parent / "stuck.txt").write_text(report, encoding="utf-8")
