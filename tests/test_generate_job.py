@@ -207,6 +207,39 @@ def test_a_completed_run_is_not_rerun_and_another_config_is_refused(runs, plante
         run(other)
 
 
+class _NoEngine:
+    """An engine factory that refuses: a replica started with it fails its start (and the job)."""
+
+    def __call__(self):
+        raise RuntimeError("an engine was started for a run with nothing left to generate")
+
+
+def test_a_run_killed_after_its_last_commit_finishes_without_starting_an_engine(runs, planted_input, tmp_path):
+    """Every row committed, the summary not yet written (the driver died in between): the same
+    command writes the summary from what is committed and makes no pass, so no replica loads the
+    teacher. A copy of run b (its output path is not part of its identity)."""
+    import shutil
+
+    from pipeline.runs.generate import run
+
+    shutil.copytree(runs["out"] / "b", tmp_path / "b")
+    (tmp_path / "b" / "summary.json").unlink()
+    summary = run(
+        job_config(planted_input["path"], tmp_path, "b", incremental=False, replicas=1), engine_factory=_NoEngine()
+    )
+    want = runs["summaries"]["b"]
+    assert summary["accounted"] and summary["resumed"]["prompts_kept"] == planted_input["inputs"]
+    assert (summary["accepted"], summary["rejected"], summary["errors"]) == (
+        want["accepted"],
+        want["rejected"],
+        want["errors"],
+    )
+    for folder in ("accepted", "rejected", "errors"):
+        assert [r["sample_id"] for r in load(tmp_path, "b", folder)] == [
+            r["sample_id"] for r in load(runs["out"], "b", folder)
+        ], folder
+
+
 def test_wrong_answer_verdicts_agree_with_an_independent_check(runs):
     """Precision on the tiny teacher's real outputs: every wrong_answer rejection is truly wrong and
     every accepted sample is right, judged by plain integer comparison of the last boxed value."""

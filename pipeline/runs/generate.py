@@ -89,7 +89,10 @@ def run(cfg: JobConfig, p: RunPlan | None = None, engine_factory=None) -> dict:
         deadline = started + cfg.ray.deadline_s if cfg.ray.deadline_s else None
         first = rounds.Round(0, rounds.cuts(k, cfg.generation.samples_per_prompt)[0]) if k else None
         start = Context(cfg, p, done, ledger, deadline, earlier, engine_factory, round=first, done_samples=done_samples)
-        ctx = first_round(start, folder, deadline) if k and state == "resume" else start
+        if k and state == "resume":
+            ctx = first_round(start, folder, deadline)
+        else:  # a resume whose every input row is committed (killed before its summary) makes no pass
+            ctx = start if state != "resume" or len(done) < p.inputs else nothing_left(len(done))
         passes, stats, lost = 0, None, []
         # restored: isolate_cores moves the driver off the engines' cores (pipeline.cores); it may start others after
         with restored(), progress.shown(start, p.expected_samples, len(done) * p.samples_per_input):
@@ -173,6 +176,8 @@ def redo(ctx: Context, folder: RunFolder, locations: Locations, deadline: float 
     g = ctx.job.generation
     if not g.accepted_per_prompt:
         done, dropped, _ = folder.reconcile(ctx.plan.samples_per_input, locations.pack_all)
+        if len(done) >= ctx.plan.inputs:  # the stopped pass had committed everything before it stopped
+            return nothing_left(len(done))
         log.warning(
             "redoing the pass a lost node stopped: %d prompt(s) done, %d half-committed row(s) dropped",
             len(done),
@@ -186,6 +191,13 @@ def redo(ctx: Context, folder: RunFolder, locations: Locations, deadline: float 
         "redoing the pass a lost node stopped: %d sample(s) kept, %d row(s) dropped", len(done_samples), dropped
     )
     return first_round(replace(ctx, done=done, done_samples=done_samples), folder, deadline)
+
+
+def nothing_left(done: int) -> None:
+    """No pass when every input row is committed: a pass would start the engines (a model load per
+    replica) to make nothing. Each input row is one key of the done set (its prompt id, or its
+    location for a row of bad input), so ``len(done) == plan.inputs`` means all of them."""
+    log.warning("nothing left to generate: all %d input row(s) are committed; no engine is started", done)
 
 
 def first_round(ctx: Context, folder: RunFolder, deadline: float | None) -> Context | None:
