@@ -174,3 +174,28 @@ def test_the_watch_reads_rays_tables_and_kills_by_id(ray_session):
     node_loss._kill(a._actor_id.hex())
     with pytest.raises(ray.exceptions.RayActorError):
         ray.get(a.ping.remote(), timeout=60)
+
+
+def test_a_stopped_pass_that_had_committed_everything_is_not_redone():
+    """The watch can trip after the last commit (seen in CI: all 32 prompts committed): the redo
+    then finds every input row done and makes no pass (a new pass would start the engines for
+    nothing); with one row short it does redo, without it."""
+    from types import SimpleNamespace
+
+    from pipeline.committed import DoneSet
+    from pipeline.runs.generate import redo
+    from pipeline.stages import Context
+
+    class Folder:  # the run folder's reconcile, as after a pass that committed ``n`` input rows
+        def __init__(self, n):
+            self.n = n
+
+        def reconcile(self, per_input, pack):
+            return DoneSet.of([f"p{i}" for i in range(self.n)]), 0, None
+
+    job = SimpleNamespace(generation=SimpleNamespace(accepted_per_prompt=None))
+    ctx = Context(job, SimpleNamespace(inputs=32, samples_per_input=2))
+    rows = SimpleNamespace(pack_all=None)  # the input's row locations (ledger.Locations)
+    assert redo(ctx, Folder(32), rows, None, times=1) is None
+    again = redo(ctx, Folder(31), rows, None, times=1)
+    assert again is not None and len(again.done) == 31
