@@ -179,7 +179,7 @@ def test_the_watch_reads_rays_tables_and_kills_by_id(ray_session):
 def test_a_stopped_pass_that_had_committed_everything_is_not_redone():
     """The watch can trip after the last commit (seen in CI: all 32 prompts committed): the redo
     then finds every input row done and makes no pass (a new pass would start the engines for
-    nothing); with one row short it does redo, without it."""
+    nothing); with one row short it does redo."""
     from types import SimpleNamespace
 
     from pipeline.committed import DoneSet

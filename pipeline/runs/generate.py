@@ -91,8 +91,10 @@ def run(cfg: JobConfig, p: RunPlan | None = None, engine_factory=None) -> dict:
         start = Context(cfg, p, done, ledger, deadline, earlier, engine_factory, round=first, done_samples=done_samples)
         if k and state == "resume":
             ctx = first_round(start, folder, deadline)
-        else:  # a resume whose every input row is committed (killed before its summary) makes no pass
-            ctx = start if state != "resume" or len(done) < p.inputs else nothing_left(len(done))
+        elif state == "resume":  # killed after its last commit, before its summary: no pass
+            ctx = unless_all_committed(start)
+        else:
+            ctx = start
         passes, stats, lost = 0, None, []
         # restored: isolate_cores moves the driver off the engines' cores (pipeline.cores); it may start others after
         with restored(), progress.shown(start, p.expected_samples, len(done) * p.samples_per_input):
@@ -176,14 +178,14 @@ def redo(ctx: Context, folder: RunFolder, locations: Locations, deadline: float 
     g = ctx.job.generation
     if not g.accepted_per_prompt:
         done, dropped, _ = folder.reconcile(ctx.plan.samples_per_input, locations.pack_all)
-        if len(done) >= ctx.plan.inputs:  # the stopped pass had committed everything before it stopped
-            return nothing_left(len(done))
-        log.warning(
-            "redoing the pass a lost node stopped: %d prompt(s) done, %d half-committed row(s) dropped",
-            len(done),
-            dropped,
-        )
-        return replace(ctx, done=done)
+        again = unless_all_committed(replace(ctx, done=done))  # the stopped pass may have committed it all
+        if again is not None:
+            log.warning(
+                "redoing the pass a lost node stopped: %d prompt(s) done, %d half-committed row(s) dropped",
+                len(done),
+                dropped,
+            )
+        return again
     # a k-run starts over from round 0 as a resume does: the transient errors reconcile drops, of any
     # round, are made again there (a later round makes only its own draws)
     done, done_samples, dropped, _ = folder.reconcile_samples(locations.pack_all)
@@ -193,11 +195,14 @@ def redo(ctx: Context, folder: RunFolder, locations: Locations, deadline: float 
     return first_round(replace(ctx, done=done, done_samples=done_samples), folder, deadline)
 
 
-def nothing_left(done: int) -> None:
-    """No pass when every input row is committed: a pass would start the engines (a model load per
-    replica) to make nothing. Each input row is one key of the done set (its prompt id, or its
-    location for a row of bad input), so ``len(done) == plan.inputs`` means all of them."""
-    log.warning("nothing left to generate: all %d input row(s) are committed; no engine is started", done)
+def unless_all_committed(ctx: Context) -> Context | None:
+    """``ctx``, or None (no pass) when every input row is committed: a pass would start the engines
+    (a model load per replica) to make nothing. Each input row is one key of the done set (its prompt
+    id, or its location for a row of bad input), so ``len(done) == plan.inputs`` means all of them."""
+    if len(ctx.done) < ctx.plan.inputs:
+        return ctx
+    log.warning("nothing left to generate: all %d input row(s) are committed; no engine is started", len(ctx.done))
+    return None
 
 
 def first_round(ctx: Context, folder: RunFolder, deadline: float | None) -> Context | None:
